@@ -1,0 +1,117 @@
+//! One error type for every AWS call, classified so callers can branch on what matters:
+//! a failed precondition means "the lock changed, stop"; not-found and access-denied are
+//! configuration problems to report; throttling is transient.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// What kind of failure an AWS call had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// The table, bucket, key or topic does not exist.
+    NotFound,
+    /// The caller's role may not do this.
+    AccessDenied,
+    /// A conditional write or delete found something other than what was read.
+    ConditionFailed,
+    /// Throttled or a 5xx after the SDK's own retries: try again later.
+    Transient,
+    /// Anything else (bad request, unreachable endpoint, ...).
+    Other,
+}
+
+/// A failed AWS call: what was being done, to what, and why it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {resource}: {message}")]
+pub struct AwsError {
+    pub kind: AwsErrorKind,
+    /// e.g. "scan table", "list lock files in".
+    pub action: &'static str,
+    /// e.g. `tf-locks`, `s3://bucket/prefix`.
+    pub resource: String,
+    /// The error code (when AWS sent one) and message, with the SDK's context.
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn is_condition_failed(&self) -> bool {
+        self.kind == AwsErrorKind::ConditionFailed
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == AwsErrorKind::NotFound
+    }
+
+    /// Builds an error from any SDK operation error.
+    pub fn from_sdk<E>(
+        err: SdkError<E, Response>,
+        action: &'static str,
+        resource: impl Into<String>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().map(str::to_owned);
+        let kind = classify(code.as_deref(), status, &err);
+        let message = match (&code, status) {
+            (Some(code), _) => format!("{code}: {}", DisplayErrorContext(&err)),
+            (None, Some(status)) => format!("HTTP {status}: {}", DisplayErrorContext(&err)),
+            (None, None) => DisplayErrorContext(&err).to_string(),
+        };
+        AwsError {
+            kind,
+            action,
+            resource: resource.into(),
+            message,
+        }
+    }
+}
+
+fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>) -> AwsErrorKind {
+    match code {
+        Some(
+            "ResourceNotFoundException"
+            | "NoSuchBucket"
+            | "NoSuchKey"
+            | "NotFound"
+            | "NotFoundException",
+        ) => return AwsErrorKind::NotFound,
+        Some(
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "AuthorizationError"
+            | "AuthorizationErrorException",
+        ) => return AwsErrorKind::AccessDenied,
+        Some(
+            "ConditionalCheckFailedException" | "PreconditionFailed" | "ConditionalRequestConflict",
+        ) => return AwsErrorKind::ConditionFailed,
+        Some(
+            "ThrottlingException"
+            | "Throttling"
+            | "ThrottledException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "SlowDown"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+            | "InternalFailure",
+        ) => return AwsErrorKind::Transient,
+        _ => {}
+    }
+    match status {
+        Some(404) => AwsErrorKind::NotFound,
+        Some(403) => AwsErrorKind::AccessDenied,
+        Some(412) => AwsErrorKind::ConditionFailed,
+        Some(429) => AwsErrorKind::Transient,
+        Some(s) if s >= 500 => AwsErrorKind::Transient,
+        Some(_) => AwsErrorKind::Other,
+        None => match err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => AwsErrorKind::Transient,
+            _ => AwsErrorKind::Other,
+        },
+    }
+}

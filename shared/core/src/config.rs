@@ -1,0 +1,283 @@
+//! Configuration values shared by the functions, parsed from environment variables with errors
+//! that name the variable, the bad value and the expected form. Parsing is pure: callers pass the
+//! variables in (`std::env::vars()` in a function's `main`), which keeps it testable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A configuration error: which variable, what was wrong, what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Several configuration errors at once, so one failed start lists everything to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  - "))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// Environment variables, as a map, with typed accessors that collect errors.
+pub struct Env {
+    vars: HashMap<String, String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Env {
+    pub fn new(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Env {
+            vars: vars.into_iter().collect(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The value, if set and not blank.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A required value; records an error if missing.
+    pub fn required(&mut self, name: &'static str, expected: &str) -> String {
+        match self.get(name) {
+            Some(v) => v.to_owned(),
+            None => {
+                self.errors.push(ConfigError::new(
+                    name,
+                    format!("is not set; expected {expected}"),
+                ));
+                String::new()
+            }
+        }
+    }
+
+    /// An optional value parsed with `parse`, or `default`; records an error on a bad value.
+    pub fn parsed<T>(
+        &mut self,
+        name: &'static str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> T {
+        match self.get(name).map(|v| v.to_owned()) {
+            None => default,
+            Some(v) => match parse(&v) {
+                Ok(t) => t,
+                Err(problem) => {
+                    self.errors.push(ConfigError::new(name, problem));
+                    default
+                }
+            },
+        }
+    }
+
+    /// A comma-separated list (blank entries ignored).
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn error(&mut self, error: ConfigError) {
+        self.errors.push(error);
+    }
+
+    /// Ends parsing: `Ok(value)` when nothing was wrong, else every problem found.
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+}
+
+/// Parses `30s`, `90m`, `4h`, `1d`, `1h30m` (units s, m, h, d; at least one).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let expected = "expected a duration such as `90m`, `4h`, `1d` or `1h30m`";
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("empty duration; {expected}"));
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("{text:?} has an unknown unit {c:?}; {expected}")),
+        };
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{text:?} has a unit without a number; {expected}"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(|| format!("{text:?} is too long"))?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(format!(
+            "{text:?} ends in a number without a unit; {expected}"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Renders a duration the way people read it: `3h12m`, `45s`, `2d4h`.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (days, hours, mins, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    match (days, hours, mins) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`), case-insensitive.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a boolean; expected `true` or `false`"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("90m", 5400),
+            ("4h", 14_400),
+            ("1d", 86_400),
+            ("1h30m", 5400),
+            ("45s", 45),
+            ("0s", 0),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for (bad, msg) in [
+            ("", "empty"),
+            ("4", "without a unit"),
+            ("h", "without a number"),
+            ("4x", "unknown unit"),
+            ("4 h", "unknown unit"),
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains(msg), "{bad:?}: {err}");
+            if !bad.is_empty() {
+                assert!(err.contains("`90m`"), "{err}");
+            }
+        }
+        assert!(parse_duration("99999999999999999d")
+            .unwrap_err()
+            .contains("too long"));
+    }
+
+    #[test]
+    fn formats_like_people_write() {
+        for (secs, text) in [
+            (45, "45s"),
+            (60, "1m"),
+            (5400, "1h30m"),
+            (7200, "2h"),
+            (11_520, "3h12m"),
+            (86_400, "1d"),
+            (187_200, "2d4h"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(secs)), text);
+        }
+    }
+
+    #[test]
+    fn env_collects_every_error() {
+        let mut env = Env::new([
+            ("A".to_owned(), "4x".to_owned()),
+            ("L".to_owned(), " a, ,b ".to_owned()),
+        ]);
+        let a = env.parsed("A", Duration::ZERO, parse_duration);
+        let b = env.required("B", "a table name");
+        assert_eq!((a, b.as_str()), (Duration::ZERO, ""));
+        assert_eq!(env.list("L"), vec!["a", "b"]);
+        let err = env.finish(()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("A: \"4x\" has an unknown unit"), "{text}");
+        assert!(
+            text.contains("B: is not set; expected a table name"),
+            "{text}"
+        );
+    }
+}
+
+/// Where to look for locks: `LOCK_TABLES` and `LOCK_BUCKETS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockSources {
+    /// `LOCK_TABLES`: comma-separated DynamoDB table names (Terraform/OpenTofu or Gyro lock tables).
+    pub tables: Vec<String>,
+    /// `LOCK_BUCKETS`: comma-separated `bucket` or `bucket/prefix` where `.tflock` files live.
+    pub buckets: Vec<crate::path::BucketScope>,
+}
+
+impl LockSources {
+    pub const TABLES: &'static str = "LOCK_TABLES";
+    pub const BUCKETS: &'static str = "LOCK_BUCKETS";
+
+    pub fn from_env(env: &mut Env) -> LockSources {
+        let tables = env.list(Self::TABLES);
+        let mut buckets = Vec::new();
+        for spec in env.list(Self::BUCKETS) {
+            match crate::path::BucketScope::parse(&spec) {
+                Ok(scope) => buckets.push(scope),
+                Err(problem) => env.error(ConfigError::new(Self::BUCKETS, problem)),
+            }
+        }
+        if tables.is_empty() && env.get(Self::BUCKETS).is_none() {
+            env.error(ConfigError::new(
+                Self::TABLES,
+                "neither LOCK_TABLES nor LOCK_BUCKETS is set; expected comma-separated lock table names and/or `bucket` or `bucket/prefix` entries",
+            ));
+        }
+        LockSources { tables, buckets }
+    }
+}
