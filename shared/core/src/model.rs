@@ -70,6 +70,15 @@ impl LockLocation {
         }
     }
 
+    /// A stable, compact key for this location in lockreaper's ledger table:
+    /// `dynamodb/<table>/<key>` or `s3/<bucket>/<key>` (table and bucket names cannot contain `/`).
+    pub fn ledger_key(&self) -> String {
+        match self {
+            LockLocation::DynamoDb { table, key, .. } => format!("dynamodb/{table}/{key}"),
+            LockLocation::S3 { bucket, key } => format!("s3/{bucket}/{key}"),
+        }
+    }
+
     /// The key inside the container.
     pub fn key(&self) -> &str {
         match self {
