@@ -258,11 +258,18 @@ def render_main_tf(cfg: dict[str, Any]) -> str:
         "  default = 0",
         "}",
         "",
+        "# With steps > 1 (and -parallelism=1) the apply is a sequence of slow resources: a live, long",
+        "# apply that persists state as each one completes (Terraform persists at most every 20 s).",
+        'variable "steps" {',
+        "  default = 1",
+        "}",
+        "",
         'resource "terraform_data" "marker" {',
         '  input = "hello"',
         "}",
         "",
         'resource "terraform_data" "slow" {',
+        "  count            = var.steps",
         "  triggers_replace = [timestamp()]",
         '  provisioner "local-exec" {',
         '    command = "sleep ${var.sleep_seconds}"',
@@ -354,7 +361,8 @@ def cmd_apply(a: argparse.Namespace) -> int:
         "auto_approve": ...,
         "input": False,
         "no_color": ...,
-        "var": [f"sleep_seconds={a.sleep}"],
+        "var": [f"sleep_seconds={a.sleep}", f"steps={a.steps}"],
+        "parallelism": 1,
     }
     if a.lock_timeout is not None:
         options["lock_timeout"] = a.lock_timeout
@@ -455,11 +463,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
         time.sleep(0.02)  # members re-parented to init are reaped by it shortly
 
 
-def _start_background_apply(d: Path, sleep: int, log_path: Path) -> subprocess.Popen:
+def _start_background_apply(d: Path, sleep: int, log_path: Path, steps: int = 1) -> subprocess.Popen:
     log = open(log_path, "wb")
     try:
         return subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "apply", "--dir", str(d), "--sleep", str(sleep)],
+            [sys.executable, str(Path(__file__).resolve()), "apply", "--dir", str(d), "--sleep", str(sleep), "--steps", str(steps)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -561,7 +569,7 @@ def cmd_stuck(a: argparse.Namespace) -> int:
 def cmd_hold(a: argparse.Namespace) -> int:
     d, cfg, skey = _prepare_lock_run(a)
     log_path = d / HOLD_LOG
-    proc = _start_background_apply(d, a.seconds, log_path)
+    proc = _start_background_apply(d, a.seconds, log_path, a.steps)
     try:
         found = _wait_for_lock(d, cfg, skey, proc, log_path, a.timeout)
     except BaseException:
@@ -618,7 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_workspace)
 
     p = add("apply", "terraform apply -auto-approve; exit code is Terraform's")
-    p.add_argument("--sleep", type=_nonneg_int, default=0, help="sleep_seconds for the slow resource (default 0)")
+    p.add_argument("--sleep", type=_nonneg_int, default=0, help="sleep_seconds for each slow resource (default 0)")
+    p.add_argument("--steps", type=_nonneg_int, default=1, help="how many slow resources, applied one after another (default 1)")
     p.add_argument("--lock-timeout", help="passed as -lock-timeout, e.g. 0s or 5s")
     p.set_defaults(func=cmd_apply)
 
@@ -627,7 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stuck)
 
     p = add("hold", "start an apply that holds the lock for about N seconds; prints JSON with pid")
-    p.add_argument("--seconds", type=_nonneg_int, required=True, help="how long the apply sleeps")
+    p.add_argument("--seconds", type=_nonneg_int, required=True, help="how long each step of the apply sleeps")
+    p.add_argument("--steps", type=_nonneg_int, default=1, help="slow resources applied one after another; >1 makes a live apply that writes state every step (default 1)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the lock (default 60)")
     p.set_defaults(func=cmd_hold)
 

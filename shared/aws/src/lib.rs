@@ -4,14 +4,28 @@
 //! [`lock_files`] reads S3 lock files. Errors from every call are an [`AwsError`] classified by
 //! what a caller must do about them.
 
+pub mod alert_state;
+pub mod cloudwatch;
 pub mod config;
 pub mod error;
 pub mod inventory;
+pub mod ledger;
 pub mod lock_files;
 pub mod lock_table;
+pub mod locks;
+pub mod notify;
+pub mod proposals;
+pub mod secrets;
+pub mod state;
+pub mod unlock;
 
+pub use cloudwatch::CloudWatchMetrics;
 pub use config::Aws;
 pub use error::{AwsError, AwsErrorKind};
+pub use ledger::{Claim, Ledger};
 pub use lock_files::{LockFileHead, LockFiles};
 pub use lock_table::{LockTable, TableScan};
 pub use lockreaper_core::BucketScope;
+pub use locks::{DeleteOutcome, LockStore, Reread};
+pub use proposals::{Claim as ProposalClaim, Proposals};
+pub use secrets::load_signing_key;

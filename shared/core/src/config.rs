@@ -23,9 +23,18 @@ impl ConfigError {
 }
 
 /// Several configuration errors at once, so one failed start lists everything to fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Debug` prints the same readable list as `Display`: a function's `main` returning this error
+/// is how Lambda's init failure message reaches people.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration:\n  - {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  - "))]
 pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Debug for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 /// Environment variables, as a map, with typed accessors that collect errors.
 pub struct Env {

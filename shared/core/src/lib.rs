@@ -4,11 +4,18 @@
 //! **Invariant:** this crate never imports an AWS SDK type, an async runtime or a clock. Time,
 //! keys and configuration are passed in; I/O lives in `lockreaper-aws`. That keeps every decision here a pure function with unit tests.
 
+pub mod alert;
+pub mod approval;
 pub mod config;
+pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod path;
+pub mod policy;
+pub mod proposal;
 pub mod report;
+pub mod stream;
+pub mod unlock_message;
 
 pub use model::{
     DeletePrecondition, DigestRecord, LockCreated, LockKind, LockLocation, LockRecord, TableEntry,

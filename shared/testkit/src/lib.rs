@@ -13,6 +13,9 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed setup step should fail the test loudly
 
+pub mod lambda;
+pub mod notifications;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -222,9 +225,11 @@ impl TestEnv {
 
     /// A scratch directory for this test under the system temp dir.
     pub fn scratch_dir(&self, what: &str) -> PathBuf {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir()
             .join("lockreaper-tests")
-            .join(self.name(what));
+            .join(format!("{}-{n}", self.name(what)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -353,10 +358,49 @@ impl Terraform {
         parse_lock_line(&out)
     }
 
+    /// Starts a *live* apply: `steps` slow resources of `seconds` each, one after another, so
+    /// Terraform persists the state as each completes (at most every 20 s) while it holds the lock.
+    /// The apply is killed when the returned guard drops (so a failing test leaves nothing behind).
+    pub fn hold_live(&self, seconds: u32, steps: u32) -> LiveApply {
+        let out = self.run_ok(&[
+            "hold".into(),
+            "--seconds".into(),
+            seconds.to_string(),
+            "--steps".into(),
+            steps.to_string(),
+        ]);
+        LiveApply {
+            lock: parse_lock_line(&out),
+        }
+    }
+
     /// Starts an apply that holds its lock for `seconds` and then finishes normally.
     pub fn hold(&self, seconds: u32) -> TerraformLock {
         let out = self.run_ok(&["hold".into(), "--seconds".into(), seconds.to_string()]);
         parse_lock_line(&out)
+    }
+}
+
+/// A running apply holding its lock; killed (process group, SIGKILL) on drop.
+pub struct LiveApply {
+    pub lock: TerraformLock,
+}
+
+impl LiveApply {
+    /// Kills the apply now: its lock stays behind, stuck.
+    pub fn kill(&self) {
+        if let Some(pgid) = self.lock.pid {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{pgid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for LiveApply {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

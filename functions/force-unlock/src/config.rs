@@ -1,0 +1,160 @@
+//! force-unlock's configuration, from the environment, with errors that name the variable.
+
+use lockreaper_core::config::{ConfigError, ConfigErrors, Env};
+
+/// Everything force-unlock reads from its environment (besides the standard AWS SDK variables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `LEDGER_TABLE`: lockreaper's own DynamoDB table (proposals, audit records, snoozes).
+    pub ledger_table: String,
+    /// `ALERT_TOPIC_ARN`: where results are published (chat and email subscribe to it).
+    pub alert_topic_arn: String,
+    /// `APPROVAL_SECRET_ARN`: the Secrets Manager secret holding the token signing key.
+    pub approval_secret_arn: String,
+    /// `APPROVER_ALLOW_LIST`: comma-separated approver names; empty means anyone may approve.
+    pub approver_allow_list: Vec<String>,
+}
+
+impl Config {
+    pub const LEDGER_TABLE: &'static str = "LEDGER_TABLE";
+    pub const ALERT_TOPIC_ARN: &'static str = "ALERT_TOPIC_ARN";
+    pub const APPROVAL_SECRET_ARN: &'static str = "APPROVAL_SECRET_ARN";
+    pub const APPROVER_ALLOW_LIST: &'static str = "APPROVER_ALLOW_LIST";
+
+    /// Parses the variables (`std::env::vars()` in `main`), reporting every problem at once.
+    pub fn from_env(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut env = Env::new(vars);
+        let ledger_table = env.required(Self::LEDGER_TABLE, "the ledger DynamoDB table name");
+        if !ledger_table.is_empty() {
+            if let Err(problem) = check_table_name(&ledger_table) {
+                env.error(ConfigError::new(Self::LEDGER_TABLE, problem));
+            }
+        }
+        let alert_topic_arn = env.required(
+            Self::ALERT_TOPIC_ARN,
+            "the ARN of the alert SNS topic, e.g. `arn:aws:sns:eu-west-1:111122223333:lockreaper-alerts`",
+        );
+        if !alert_topic_arn.is_empty() {
+            if let Err(problem) = check_arn(&alert_topic_arn, "sns", "an SNS topic") {
+                env.error(ConfigError::new(Self::ALERT_TOPIC_ARN, problem));
+            }
+        }
+        let approval_secret_arn = env.required(
+            Self::APPROVAL_SECRET_ARN,
+            "the ARN of the Secrets Manager secret holding the approval signing key",
+        );
+        if !approval_secret_arn.is_empty() {
+            if let Err(problem) = check_arn(
+                &approval_secret_arn,
+                "secretsmanager",
+                "a Secrets Manager secret",
+            ) {
+                env.error(ConfigError::new(Self::APPROVAL_SECRET_ARN, problem));
+            }
+        }
+        let approver_allow_list = env.list(Self::APPROVER_ALLOW_LIST);
+        env.finish(Config {
+            ledger_table,
+            alert_topic_arn,
+            approval_secret_arn,
+            approver_allow_list,
+        })
+    }
+}
+
+/// DynamoDB table names: 3–255 characters of `A-Z a-z 0-9 _ - .`.
+fn check_table_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if (3..=255).contains(&name.len()) && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a DynamoDB table name; expected 3-255 characters of A-Z, a-z, 0-9, `_`, `-` and `.`"
+        ))
+    }
+}
+
+/// `arn:<partition>:<service>:<region>:<account>:<resource>` with the expected service.
+fn check_arn(arn: &str, service: &str, what: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, s, region, account, resource]
+            if !partition.is_empty()
+                && *s == service
+                && !region.is_empty()
+                && !account.is_empty()
+                && !resource.is_empty() =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{arn:?} is not the ARN of {what}; expected `arn:<partition>:{service}:<region>:<account>:<name>`"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_everything() {
+        let config = Config::from_env(vars(&[
+            ("LEDGER_TABLE", "lockreaper-ledger"),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:alerts",
+            ),
+            (
+                "APPROVAL_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper-key-AbCdEf",
+            ),
+            ("APPROVER_ALLOW_LIST", "ana@example.com, bob ,"),
+        ]))
+        .unwrap();
+        assert_eq!(config.ledger_table, "lockreaper-ledger");
+        assert_eq!(config.approver_allow_list, ["ana@example.com", "bob"]);
+    }
+
+    #[test]
+    fn names_every_bad_variable() {
+        let err = Config::from_env(vars(&[
+            ("LEDGER_TABLE", "x"),
+            ("ALERT_TOPIC_ARN", "alerts"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("LEDGER_TABLE: \"x\" is not a DynamoDB table name"),
+            "{err}"
+        );
+        assert!(
+            err.contains("ALERT_TOPIC_ARN: \"alerts\" is not the ARN of an SNS topic"),
+            "{err}"
+        );
+        assert!(err.contains("APPROVAL_SECRET_ARN: is not set"), "{err}");
+        let err = Config::from_env(vars(&[
+            ("LEDGER_TABLE", "ledger"),
+            ("ALERT_TOPIC_ARN", "arn:aws:sqs:eu-west-1:1:q"),
+            (
+                "APPROVAL_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:k",
+            ),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ALERT_TOPIC_ARN"), "{err}");
+        assert!(!err.contains("APPROVAL_SECRET_ARN"), "{err}");
+    }
+}

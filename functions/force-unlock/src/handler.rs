@@ -1,0 +1,766 @@
+//! The handler: one SNS record at a time, through the checks in the crate docs.
+
+use aws_lambda_events::sns::SnsRecord;
+use chrono::{DateTime, Utc};
+use lambda_runtime::{Error, LambdaEvent};
+use lockreaper_aws::notify::Notifier;
+use lockreaper_aws::proposals::{Claim, Claimant, Decided, Deny, ProposalRecord, Proposals};
+use lockreaper_aws::unlock::{StateCheck, UnlockReport, UnlockRequest, UnlockResult, Unlocker};
+use lockreaper_aws::{Aws, AwsError, AwsErrorKind};
+use lockreaper_core::approval::{
+    approver_allowed, ApprovalMessage, ApprovalToken, ParsedApproval, SigningKey, TokenError,
+};
+use lockreaper_core::proposal::{Proposal, ProposalStatus};
+use lockreaper_core::unlock_message::{
+    result_message, Decision, Outcome, PriorUse, StateFindings, StateVersionInfo,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// What one invocation did, record by record (the Lambda response; SNS ignores it, tests read it).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InvocationReport {
+    pub records: Vec<RecordReport>,
+}
+
+/// What happened to one SNS record.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RecordReport {
+    /// The SNS MessageId (empty when the record did not decode).
+    pub message_id: String,
+    /// `approve`, `deny` or `snooze`, when the message parsed.
+    pub action: Option<String>,
+    /// [`Outcome::as_str`], or `duplicate-delivery`, `not-an-sns-record`, `retry`.
+    pub outcome: String,
+    pub proposal_id: Option<String>,
+    pub audit_id: Option<String>,
+    /// Whether the result notification was published.
+    pub notified: bool,
+}
+
+/// A transient AWS failure before any delete: the invocation returns `Err` so Lambda retries.
+struct RetryLater(AwsError);
+
+fn is_transient(e: &AwsError) -> bool {
+    e.kind == AwsErrorKind::Transient
+}
+
+/// force-unlock, with its clients and key; built once per cold start.
+pub struct ForceUnlock {
+    key: SigningKey,
+    allow_list: Vec<String>,
+    proposals: Proposals,
+    unlocker: Unlocker,
+    notifier: Notifier,
+}
+
+impl ForceUnlock {
+    /// Builds the handler with a signing key already loaded.
+    pub fn new(aws: &Aws, config: &Config, key: SigningKey) -> ForceUnlock {
+        ForceUnlock {
+            key,
+            allow_list: config.approver_allow_list.clone(),
+            proposals: Proposals::new(aws.dynamodb(), &config.ledger_table),
+            unlocker: Unlocker::new(aws.dynamodb(), aws.s3(), &config.ledger_table),
+            notifier: Notifier::new(aws.sns(), &config.alert_topic_arn),
+        }
+    }
+
+    /// Loads the signing key from Secrets Manager (`APPROVAL_SECRET_ARN`) and builds the handler.
+    pub async fn from_config(aws: &Aws, config: &Config) -> Result<ForceUnlock, Error> {
+        let key =
+            lockreaper_aws::load_signing_key(&aws.secrets(), &config.approval_secret_arn).await?;
+        Ok(ForceUnlock::new(aws, config, key))
+    }
+
+    /// The Lambda entry point. The payload is taken as plain JSON so that nothing about its shape
+    /// can make the runtime report an error (which would retry bad input).
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<InvocationReport, Error> {
+        self.handle_event(event.payload, Utc::now()).await
+    }
+
+    /// Handles an SNS event (as SNS delivers it to Lambda) at `now`.
+    pub async fn handle_event(
+        &self,
+        payload: Value,
+        now: DateTime<Utc>,
+    ) -> Result<InvocationReport, Error> {
+        let Some(records) = payload.get("Records").and_then(Value::as_array) else {
+            tracing::warn!(
+                event = "approval-result",
+                outcome = "not-an-sns-event",
+                reason = "the payload has no `Records` array; expected an SNS event",
+                "ignored an invocation that is not an SNS event"
+            );
+            return Ok(InvocationReport {
+                records: Vec::new(),
+            });
+        };
+        let mut reports = Vec::with_capacity(records.len());
+        let mut retry = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let record: SnsRecord = match serde_json::from_value(record.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(
+                        event = "approval-result",
+                        outcome = "not-an-sns-record",
+                        record = index,
+                        reason = %e,
+                        "ignored a record that is not an SNS notification"
+                    );
+                    reports.push(RecordReport {
+                        message_id: String::new(),
+                        action: None,
+                        outcome: "not-an-sns-record".to_owned(),
+                        proposal_id: None,
+                        audit_id: None,
+                        notified: false,
+                    });
+                    continue;
+                }
+            };
+            let message_id = record.sns.message_id.clone();
+            match self.process(&message_id, &record.sns.message, now).await {
+                Ok(report) => reports.push(report),
+                Err(RetryLater(e)) => {
+                    tracing::warn!(
+                        event = "approval-retry",
+                        message_id = %message_id,
+                        reason = %e,
+                        "transient AWS failure before any delete; the invocation fails so Lambda retries it"
+                    );
+                    reports.push(RecordReport {
+                        message_id: message_id.clone(),
+                        action: None,
+                        outcome: "retry".to_owned(),
+                        proposal_id: None,
+                        audit_id: None,
+                        notified: false,
+                    });
+                    retry.push(format!("{message_id}: {e}"));
+                }
+            }
+        }
+        if retry.is_empty() {
+            Ok(InvocationReport { records: reports })
+        } else {
+            Err(format!(
+                "transient AWS failure before any delete (nothing was unlocked; retrying is safe): {}",
+                retry.join("; ")
+            )
+            .into())
+        }
+    }
+
+    async fn process(
+        &self,
+        message_id: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RecordReport, RetryLater> {
+        let parsed = match ApprovalMessage::parse(message) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let decision = Decision {
+                    action: None,
+                    source: None,
+                    approver: None,
+                    reason: None,
+                    at: now,
+                };
+                let outcome = Outcome::BadMessage {
+                    problem: e.to_string(),
+                };
+                return Ok(self.finish(message_id, None, &decision, outcome).await);
+            }
+        };
+        let decision = decision_of(&parsed, now);
+        let token = parsed.message.token();
+
+        let verified = match ApprovalToken::verify(&self.key, token, now) {
+            Ok(verified) => verified,
+            Err(TokenError::Expired { expired_at }) => {
+                // `verify` checks the signature before the expiry, so this token is authentic.
+                // Verifying it again as of the epoch yields its proposal id, to answer in the
+                // alert's thread; the approval itself stays refused.
+                let proposal = match ApprovalToken::verify(&self.key, token, DateTime::UNIX_EPOCH) {
+                    Ok(v) => self.proposals.record(&v.proposal_id).await.ok().flatten(),
+                    Err(_) => None,
+                };
+                let outcome = Outcome::TokenExpired { expired_at };
+                let proposal = proposal.map(|r| r.proposal);
+                return Ok(self
+                    .finish(message_id, proposal.as_ref(), &decision, outcome)
+                    .await);
+            }
+            Err(e) => {
+                let outcome = Outcome::TokenRejected {
+                    problem: e.to_string(),
+                };
+                return Ok(self.finish(message_id, None, &decision, outcome).await);
+            }
+        };
+
+        let record = match self.proposals.record(&verified.proposal_id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                let outcome = Outcome::UnknownProposal {
+                    proposal_id: verified.proposal_id.clone(),
+                };
+                return Ok(self.finish(message_id, None, &decision, outcome).await);
+            }
+            Err(e) if is_transient(&e) => return Err(RetryLater(e)),
+            Err(e) => {
+                let outcome = Outcome::Failed {
+                    audit_id: None,
+                    artefacts: Vec::new(),
+                    errors: vec![e.to_string()],
+                };
+                return Ok(self.finish(message_id, None, &decision, outcome).await);
+            }
+        };
+        let proposal = &record.proposal;
+        if now >= proposal.expires_at {
+            let outcome = Outcome::TokenExpired {
+                expired_at: proposal.expires_at,
+            };
+            return Ok(self
+                .finish(message_id, Some(proposal), &decision, outcome)
+                .await);
+        }
+        let Some(primary) = proposal.primary() else {
+            let outcome = Outcome::Failed {
+                audit_id: None,
+                artefacts: Vec::new(),
+                errors: vec![format!(
+                    "proposal {} records no lock; nothing to unlock",
+                    proposal.proposal_id
+                )],
+            };
+            return Ok(self
+                .finish(message_id, Some(proposal), &decision, outcome)
+                .await);
+        };
+        if !verified.fingerprint.matches(primary) {
+            return Ok(self
+                .finish(message_id, Some(proposal), &decision, Outcome::WrongLock)
+                .await);
+        }
+        if let Err(e) = approver_allowed(parsed.message.approver(), &self.allow_list) {
+            let outcome = Outcome::ApproverNotAllowed {
+                problem: e.to_string(),
+            };
+            return Ok(self
+                .finish(message_id, Some(proposal), &decision, outcome)
+                .await);
+        }
+
+        let claimant = Claimant {
+            approver: parsed.message.approver(),
+            source: parsed.source,
+            delivery: message_id,
+        };
+        match &parsed.message {
+            ApprovalMessage::Approve { .. } => {
+                self.approve(message_id, &record, &parsed, &decision, &claimant, now)
+                    .await
+            }
+            ApprovalMessage::Deny { .. } => {
+                self.deny(message_id, proposal, &decision, &claimant, now)
+                    .await
+            }
+            ApprovalMessage::Snooze { duration, .. } => {
+                self.snooze(message_id, &record, &parsed, &decision, *duration, now)
+                    .await
+            }
+        }
+    }
+
+    async fn approve(
+        &self,
+        message_id: &str,
+        record: &ProposalRecord,
+        parsed: &ParsedApproval,
+        decision: &Decision<'_>,
+        claimant: &Claimant<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<RecordReport, RetryLater> {
+        let proposal = &record.proposal;
+        let id = proposal.proposal_id.as_str();
+        // Drawn before the claim, so that a failure here leaves nothing to give back.
+        let audit_id = match new_audit_id() {
+            Ok(audit_id) => audit_id,
+            Err(problem) => {
+                let outcome = Outcome::Failed {
+                    audit_id: None,
+                    artefacts: Vec::new(),
+                    errors: vec![problem],
+                };
+                return Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await);
+            }
+        };
+
+        let claim = match self.proposals.claim(id, claimant, now).await {
+            Ok(claim) => claim,
+            Err(e) if is_transient(&e) => return Err(RetryLater(e)),
+            Err(e) => {
+                let outcome = Outcome::Failed {
+                    audit_id: None,
+                    artefacts: Vec::new(),
+                    errors: vec![e.to_string()],
+                };
+                return Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await);
+            }
+        };
+        match claim {
+            Claim::Claimed => {}
+            Claim::Resumed => tracing::warn!(
+                event = "approval-resumed",
+                message_id = %message_id,
+                proposal_id = %id,
+                "an earlier attempt of this same delivery claimed the proposal and never finished; running the unlock again (conditional deletes make that safe)"
+            ),
+            Claim::Duplicate(decided) => return Ok(duplicate(message_id, proposal, &decided)),
+            Claim::AlreadyUsed(decided) => {
+                let outcome = Outcome::AlreadyUsed(prior_use(&decided));
+                return Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await);
+            }
+            Claim::Denied(decided) => {
+                let outcome = Outcome::AlreadyDenied(prior_use(&decided));
+                return Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await);
+            }
+            Claim::Unknown => {
+                let outcome = Outcome::UnknownProposal {
+                    proposal_id: id.to_owned(),
+                };
+                return Ok(self.finish(message_id, None, decision, outcome).await);
+            }
+        }
+
+        let request = UnlockRequest {
+            locks: &proposal.locks,
+            source: parsed.source,
+            approver: parsed.message.approver().map(str::to_owned),
+            reason: parsed.message.reason().map(str::to_owned),
+            proposal_id: Some(id.to_owned()),
+            audit_id: audit_id.clone(),
+        };
+        match self.unlocker.unlock(request, now).await {
+            Ok(report) => {
+                let outcome = outcome_of(&report);
+                if let Err(e) = self
+                    .proposals
+                    .complete(id, message_id, outcome.as_str(), &audit_id, now)
+                    .await
+                {
+                    tracing::warn!(
+                        event = "completion-not-recorded",
+                        proposal_id = %id,
+                        audit_id = %audit_id,
+                        reason = %e,
+                        "could not record the finished unlock on the proposal; a duplicate delivery would re-run it, which finds the lock already released"
+                    );
+                }
+                Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await)
+            }
+            Err(e) => {
+                // The Unlocker's contract: an `Err` means no delete was attempted. Give the claim
+                // back so that a retry, or a new approval, can proceed.
+                match self.proposals.release(id, message_id).await {
+                    Ok(released) => tracing::info!(
+                        event = "claim-released",
+                        proposal_id = %id,
+                        released,
+                        "unlock failed before any delete; claim given back"
+                    ),
+                    Err(release_error) => tracing::error!(
+                        event = "claim-not-released",
+                        proposal_id = %id,
+                        reason = %release_error,
+                        "unlock failed before any delete and the claim could not be given back; a retry of this delivery resumes it"
+                    ),
+                }
+                if is_transient(&e) {
+                    return Err(RetryLater(e));
+                }
+                let outcome = Outcome::Failed {
+                    audit_id: Some(audit_id),
+                    artefacts: Vec::new(),
+                    errors: vec![e.to_string()],
+                };
+                Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await)
+            }
+        }
+    }
+
+    async fn deny(
+        &self,
+        message_id: &str,
+        proposal: &Proposal,
+        decision: &Decision<'_>,
+        claimant: &Claimant<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<RecordReport, RetryLater> {
+        let outcome = match self
+            .proposals
+            .deny(&proposal.proposal_id, claimant, now)
+            .await
+        {
+            Ok(Deny::Denied) => Outcome::Denied,
+            Ok(Deny::AlreadyDenied(decided))
+                if !message_id.is_empty() && decided.delivery.as_deref() == Some(message_id) =>
+            {
+                return Ok(duplicate(message_id, proposal, &decided));
+            }
+            Ok(Deny::AlreadyDenied(decided)) => Outcome::AlreadyDenied(prior_use(&decided)),
+            Ok(Deny::AlreadyUsed(decided)) => Outcome::AlreadyUsed(prior_use(&decided)),
+            Ok(Deny::Unknown) => {
+                let outcome = Outcome::UnknownProposal {
+                    proposal_id: proposal.proposal_id.clone(),
+                };
+                return Ok(self.finish(message_id, None, decision, outcome).await);
+            }
+            Err(e) if is_transient(&e) => return Err(RetryLater(e)),
+            Err(e) => Outcome::Failed {
+                audit_id: None,
+                artefacts: Vec::new(),
+                errors: vec![e.to_string()],
+            },
+        };
+        Ok(self
+            .finish(message_id, Some(proposal), decision, outcome)
+            .await)
+    }
+
+    async fn snooze(
+        &self,
+        message_id: &str,
+        record: &ProposalRecord,
+        parsed: &ParsedApproval,
+        decision: &Decision<'_>,
+        duration: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<RecordReport, RetryLater> {
+        let proposal = &record.proposal;
+        if record.status == ProposalStatus::Used {
+            // The lock was unlocked (or is being): snoozing its location would silence alerts
+            // about the next lock there.
+            let outcome = Outcome::AlreadyUsed(prior_use(&record.decided));
+            return Ok(self
+                .finish(message_id, Some(proposal), decision, outcome)
+                .await);
+        }
+        let until = match chrono::Duration::from_std(duration)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+        {
+            Some(until) => until,
+            None => {
+                // `ApprovalMessage::parse` caps snoozes at 7 days, so this cannot happen.
+                let outcome = Outcome::BadMessage {
+                    problem: "the snooze duration is out of range".to_owned(),
+                };
+                return Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await);
+            }
+        };
+        // Every artefact's location: the reaper alerts per location.
+        for lock in &proposal.locks {
+            if let Err(e) = self
+                .proposals
+                .snooze(
+                    &lock.location,
+                    &lock.lock_id,
+                    until,
+                    parsed.message.approver(),
+                    parsed.message.reason(),
+                )
+                .await
+            {
+                if is_transient(&e) {
+                    // Snooze writes are idempotent: a retry simply writes them again.
+                    return Err(RetryLater(e));
+                }
+                let outcome = Outcome::Failed {
+                    audit_id: None,
+                    artefacts: Vec::new(),
+                    errors: vec![e.to_string()],
+                };
+                return Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await);
+            }
+        }
+        Ok(self
+            .finish(
+                message_id,
+                Some(proposal),
+                decision,
+                Outcome::Snoozed { until },
+            )
+            .await)
+    }
+
+    /// Logs the outcome (one JSON line) and publishes the result notification.
+    async fn finish(
+        &self,
+        message_id: &str,
+        proposal: Option<&Proposal>,
+        decision: &Decision<'_>,
+        outcome: Outcome,
+    ) -> RecordReport {
+        let primary = proposal.and_then(Proposal::primary);
+        let proposal_id = proposal.map(|p| p.proposal_id.clone());
+        let audit_id = audit_id_of(&outcome);
+        let reason = reason_of(&outcome);
+        let fields = LogFields {
+            message_id,
+            action: decision.action.unwrap_or("-"),
+            source: decision.source.map_or("-", |s| s.as_str()),
+            approver: decision.approver.unwrap_or("-"),
+            proposal_id: proposal_id.as_deref().unwrap_or("-"),
+            lock_id: primary.map_or("-", |l| l.lock_id.as_str()),
+            state_path: primary.map_or("-", |l| l.state_path.as_str()),
+            audit_id: audit_id.as_deref().unwrap_or("-"),
+        };
+        match &outcome {
+            Outcome::Unlocked { .. } | Outcome::Denied | Outcome::Snoozed { .. } => {
+                tracing::info!(
+                    event = "approval-result",
+                    outcome = outcome.as_str(),
+                    reason = %reason,
+                    message_id = fields.message_id,
+                    action = fields.action,
+                    source = fields.source,
+                    approver = fields.approver,
+                    proposal_id = fields.proposal_id,
+                    lock_id = fields.lock_id,
+                    state_path = fields.state_path,
+                    audit_id = fields.audit_id,
+                    "approval handled"
+                );
+            }
+            Outcome::Failed { .. } => {
+                tracing::error!(
+                    event = "approval-result",
+                    outcome = outcome.as_str(),
+                    reason = %reason,
+                    message_id = fields.message_id,
+                    action = fields.action,
+                    source = fields.source,
+                    approver = fields.approver,
+                    proposal_id = fields.proposal_id,
+                    lock_id = fields.lock_id,
+                    state_path = fields.state_path,
+                    audit_id = fields.audit_id,
+                    "approval failed"
+                );
+            }
+            _ => {
+                tracing::warn!(
+                    event = "approval-result",
+                    outcome = outcome.as_str(),
+                    reason = %reason,
+                    message_id = fields.message_id,
+                    action = fields.action,
+                    source = fields.source,
+                    approver = fields.approver,
+                    proposal_id = fields.proposal_id,
+                    lock_id = fields.lock_id,
+                    state_path = fields.state_path,
+                    audit_id = fields.audit_id,
+                    "approval refused; nothing was unlocked"
+                );
+            }
+        }
+
+        let message = result_message(proposal, decision, &outcome);
+        let notified = match self
+            .notifier
+            .publish_structured(&message.subject, &message.sns_message())
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(
+                    event = "result-not-published",
+                    outcome = outcome.as_str(),
+                    proposal_id = fields.proposal_id,
+                    reason = %e,
+                    "could not publish the result notification"
+                );
+                false
+            }
+        };
+        RecordReport {
+            message_id: message_id.to_owned(),
+            action: decision.action.map(str::to_owned),
+            outcome: outcome.as_str().to_owned(),
+            proposal_id,
+            audit_id,
+            notified,
+        }
+    }
+}
+
+struct LogFields<'a> {
+    message_id: &'a str,
+    action: &'a str,
+    source: &'a str,
+    approver: &'a str,
+    proposal_id: &'a str,
+    lock_id: &'a str,
+    state_path: &'a str,
+    audit_id: &'a str,
+}
+
+/// A second delivery of a message that was already handled: log it, say nothing in chat.
+fn duplicate(message_id: &str, proposal: &Proposal, decided: &Decided) -> RecordReport {
+    tracing::info!(
+        event = "approval-result",
+        outcome = "duplicate-delivery",
+        reason = "this SNS message was already handled; a duplicate delivery changes nothing",
+        message_id = %message_id,
+        proposal_id = %proposal.proposal_id,
+        result = decided.result.as_deref().unwrap_or("-"),
+        "duplicate delivery ignored"
+    );
+    RecordReport {
+        message_id: message_id.to_owned(),
+        action: None,
+        outcome: "duplicate-delivery".to_owned(),
+        proposal_id: Some(proposal.proposal_id.clone()),
+        audit_id: decided.audit_id.clone(),
+        notified: false,
+    }
+}
+
+fn decision_of(parsed: &ParsedApproval, now: DateTime<Utc>) -> Decision<'_> {
+    Decision {
+        action: Some(parsed.message.action()),
+        source: Some(parsed.source),
+        approver: parsed.message.approver(),
+        reason: parsed.message.reason(),
+        at: now,
+    }
+}
+
+fn prior_use(decided: &Decided) -> PriorUse {
+    PriorUse {
+        by: decided.by.clone(),
+        via: decided.via.clone(),
+        at: decided.at,
+    }
+}
+
+/// 16 random bytes as hex.
+fn new_audit_id() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| format!("no randomness for an audit id from the operating system: {e}"))?;
+    Ok(hex::encode(bytes))
+}
+
+fn outcome_of(report: &UnlockReport) -> Outcome {
+    let audit_id = report.audit.audit_id.clone();
+    let artefacts = report.audit.outcomes.clone();
+    match report.result {
+        UnlockResult::Unlocked => Outcome::Unlocked {
+            audit_id,
+            artefacts,
+            state: report.state_check.as_ref().map(findings_of),
+            errors: report.audit.errors.clone(),
+        },
+        UnlockResult::LockChanged => Outcome::LockChanged {
+            audit_id,
+            artefacts,
+        },
+        UnlockResult::AlreadyReleased => Outcome::AlreadyReleased { audit_id },
+        UnlockResult::Failed => Outcome::Failed {
+            audit_id: Some(audit_id),
+            artefacts,
+            errors: report.audit.errors.clone(),
+        },
+    }
+}
+
+fn findings_of(check: &StateCheck) -> StateFindings {
+    let version = |i: usize| {
+        check.versions.get(i).map(|v| StateVersionInfo {
+            version_id: v.version_id.clone(),
+            last_modified: v.last_modified,
+        })
+    };
+    StateFindings {
+        state: check.state.clone(),
+        digest: check.digest.clone(),
+        state_md5: check.state_md5.clone(),
+        digest_matches: check.digest_matches,
+        versioning_enabled: check.versioning_enabled,
+        current_version: version(0),
+        previous_version: version(1),
+        errors: check.errors.clone(),
+    }
+}
+
+fn audit_id_of(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Unlocked { audit_id, .. }
+        | Outcome::LockChanged { audit_id, .. }
+        | Outcome::AlreadyReleased { audit_id } => Some(audit_id.clone()),
+        Outcome::Failed { audit_id, .. } => audit_id.clone(),
+        _ => None,
+    }
+}
+
+/// The reason in the log line: why nothing (or what) was done.
+fn reason_of(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Unlocked { errors, .. } if errors.is_empty() => {
+            "approved; the lock was deleted with its precondition".to_owned()
+        }
+        Outcome::Unlocked { errors, .. } => format!(
+            "approved; the lock was deleted with its precondition; afterwards: {}",
+            errors.join("; ")
+        ),
+        Outcome::LockChanged { .. } => "lock changed since the proposal; not unlocked".to_owned(),
+        Outcome::AlreadyReleased { .. } => {
+            "the proposed lock was already released; nothing deleted".to_owned()
+        }
+        Outcome::Failed { errors, .. } => errors.join("; "),
+        Outcome::AlreadyUsed(_) => {
+            "approval already used (replayed or repeated); nothing done".to_owned()
+        }
+        Outcome::Denied => "proposal denied; lock left alone".to_owned(),
+        Outcome::AlreadyDenied(_) => "proposal was denied earlier; nothing done".to_owned(),
+        Outcome::Snoozed { until } => format!("alerts snoozed until {}", until.to_rfc3339()),
+        Outcome::TokenExpired { expired_at } => {
+            format!("approval token expired at {}", expired_at.to_rfc3339())
+        }
+        Outcome::TokenRejected { problem }
+        | Outcome::ApproverNotAllowed { problem }
+        | Outcome::BadMessage { problem } => problem.clone(),
+        Outcome::UnknownProposal { proposal_id } => {
+            format!("proposal {proposal_id} is not in the ledger")
+        }
+        Outcome::WrongLock => {
+            "the token is bound to a different lock than the proposal records".to_owned()
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! force-unlock: approvals from chat over SNS, verified, bound to the exact lock, conditional,
+//! audited.
+//!
+//! Subscribed to the approvals topic. Each SNS record's `Message` is an approval (a bare token from
+//! a chat button, `approve <token>`, or JSON), a denial or a snooze
+//! ([`ApprovalMessage::parse`](lockreaper_core::approval::ApprovalMessage::parse)). For each, in
+//! this order, and stopping at the first "no":
+//!
+//! 1. the message parses (≤ 4 KiB, a known action, a token);
+//! 2. the token verifies: signature (constant time), then expiry;
+//! 3. the proposal it names is in the ledger (strongly consistent read) and has not expired;
+//! 4. the token's fingerprint is the proposal's primary lock's;
+//! 5. the approver is on `APPROVER_ALLOW_LIST` (when set);
+//! 6. *approve*: the proposal is claimed, once ([`Proposals::claim`]), then
+//!    [`Unlocker::unlock`] re-reads every artefact, writes the audit record, and deletes each one
+//!    only if it is still exactly the proposed lock; *deny*: the proposal is closed;
+//!    *snooze*: a snooze item silences the reaper's alerts for the lock until then.
+//!
+//! Every outcome, including each refusal, is one JSON log line (`event = "approval-result"`, the
+//! `outcome` and the `reason`) and a notification on the alert topic, in the alert's chat thread
+//! when the proposal is known ([`lockreaper_core::unlock_message`]).
+//!
+//! # Bad input never retries
+//!
+//! A record that does not parse, a forged, expired, replayed or wrong-lock token, an unknown
+//! proposal or an approver not allowed is answered and acknowledged (`Ok`): SNS→Lambda is an
+//! asynchronous invocation, and an `Err` would make Lambda run the same bad input twice more.
+//! The handler never panics on input; the payload is taken as JSON and each record decoded on its
+//! own, so even a payload that is not an SNS event is logged and acknowledged.
+//!
+//! # Transient failures retry, and a retry never unlocks twice
+//!
+//! Only a *transient* AWS failure (throttling, 5xx, timeout) *before any delete* returns `Err`, so
+//! that Lambda retries the delivery. The argument that the retry cannot unlock twice:
+//!
+//! - **Before the claim** (reading the proposal, or the claim's UpdateItem itself failing): nothing
+//!   was written except, possibly, the claim (an UpdateItem can succeed after its response was
+//!   lost). The retry carries the same SNS `MessageId`; a claim held by that same delivery with no
+//!   finished unlock recorded is *resumed* ([`Claim::Resumed`]), not reported as "already used".
+//! - **After the claim, before any delete**: [`Unlocker::unlock`] returns `Err` only before it
+//!   attempts a delete (its contract; post-delete problems are inside its `Ok` report). The handler
+//!   releases the claim (conditional on being the claimant and on no finished unlock being
+//!   recorded) and returns `Err`; the retry claims again and unlocks. If the release itself fails,
+//!   the retry resumes the claim as above.
+//! - **A crash or timeout anywhere after the claim** (the worst case: the delete may have happened,
+//!   but nothing was recorded): the retry resumes the claim and runs the unlock again. That second
+//!   unlock re-reads the lock with strong consistency and deletes only on a precondition bound to
+//!   the proposed lock's exact content (`Info = :seen`, `If-Match: <ETag>`, `GyroId = :id`). If the
+//!   first attempt deleted it, the retry finds it gone and reports "already released"; if somebody
+//!   has taken the lock again since, its content differs and it is left alone. A lock is thus
+//!   deleted at most once, by construction of the delete, whatever the retries.
+//! - **After a finished unlock** the proposal records `completed_at`: a duplicate delivery of the
+//!   same message is acknowledged silently ([`Claim::Duplicate`]); any *other* message with the same
+//!   token (a replay, a second click) is "already used".
+//!
+//! Failures after the delete (publishing the result, recording completion) are logged and never
+//! returned as `Err`.
+//!
+//! [`Proposals::claim`]: lockreaper_aws::proposals::Proposals::claim
+//! [`Claim::Resumed`]: lockreaper_aws::proposals::Claim::Resumed
+//! [`Claim::Duplicate`]: lockreaper_aws::proposals::Claim::Duplicate
+//! [`Unlocker::unlock`]: lockreaper_aws::unlock::Unlocker::unlock
+
+pub mod config;
+mod handler;
+
+pub use config::Config;
+pub use handler::{ForceUnlock, InvocationReport, RecordReport};
+
+/// JSON log lines (one object per line, fields at the top level), level from
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, INFO by default.
+pub fn init_logging() {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy();
+    // `try_init`: a second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .with_env_filter(filter)
+        .try_init();
+}

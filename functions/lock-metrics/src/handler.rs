@@ -1,0 +1,539 @@
+//! The Lambda glue: a DynamoDB stream batch in, a partial batch response out.
+//!
+//! For each batch:
+//! 1. every record is read into the core's [`StreamRecord`] (a record that does not even
+//!    deserialize becomes an unparseable one) and classified ([`classify`]);
+//! 2. records are grouped by item key; groups run concurrently, the records of one item in stream
+//!    order (a Gyro REMOVE needs the first-seen time its INSERT recorded). Each record that counts
+//!    is claimed in the ledger, then its ledger work is done (first-seen, last state write, the
+//!    forced-release marker). A failure fails that record and the later records of its item;
+//! 3. the claimed records are planned into PutMetricData calls ([`plan_calls`]; one in the normal
+//!    case). A failed call releases the claims of exactly its records and reports them;
+//! 4. one JSON log line per lock event, and `batchItemFailures` by SequenceNumber.
+//!
+//! Why a retried batch is never double-counted: see `lockreaper_aws::ledger`.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::dynamodb::EventRecord;
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::stream::{self, StreamExt};
+use lambda_runtime::{Error, LambdaEvent};
+use lockreaper_aws::{AwsError, Claim, CloudWatchMetrics, Ledger};
+use lockreaper_core::metrics::plan_calls;
+use lockreaper_core::stream::{
+    classify, classify_unreadable, Classified, LockEvent, StreamRecord, UserIdentity,
+};
+use serde_json::Value;
+
+/// How many items are worked on at once (ledger calls in flight).
+const CONCURRENT_ITEMS: usize = 16;
+
+/// The function: the ledger and the metrics sink, built once per process.
+pub struct LockMetrics {
+    ledger: Ledger,
+    metrics: CloudWatchMetrics,
+}
+
+/// What happened to one record.
+#[derive(Debug)]
+enum Outcome {
+    /// Claimed and its ledger work done: to be counted.
+    Claimed(Classified),
+    /// Counted by an earlier delivery of the same record.
+    Duplicate(Classified),
+    /// Nothing to count.
+    Ignored(Classified),
+    /// Must be retried: reported in `batchItemFailures`.
+    Failed { record: Classified, error: String },
+}
+
+/// A summary of one batch, as returned to tests through the log and used for the summary line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub records: usize,
+    pub counted: usize,
+    pub duplicates: usize,
+    pub ignored: usize,
+    pub failed: usize,
+    pub metric_calls: usize,
+}
+
+impl LockMetrics {
+    pub fn new(ledger: Ledger, metrics: CloudWatchMetrics) -> Self {
+        LockMetrics { ledger, metrics }
+    }
+
+    /// The Lambda handler. The payload is read record by record, so one record that is not a
+    /// stream record at all cannot fail the whole batch.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<DynamoDbEventResponse, Error> {
+        let records = read_records(event.payload, Utc::now())?;
+        let (response, _) = self.process(records, Utc::now()).await;
+        Ok(response)
+    }
+
+    /// Processes classified records (see the module documentation).
+    pub async fn process(
+        &self,
+        records: Vec<Classified>,
+        now: DateTime<Utc>,
+    ) -> (DynamoDbEventResponse, BatchSummary) {
+        let total = records.len();
+        // Group by item, keeping stream order inside each group.
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        let mut groups: Vec<Vec<(usize, Classified)>> = Vec::new();
+        for (index, (item_key, record)) in
+            records.into_iter().map(|c| (item_key(&c), c)).enumerate()
+        {
+            let group = *group_of.entry(item_key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[group].push((index, record));
+        }
+        let mut outcomes: Vec<Option<Outcome>> = (0..total).map(|_| None).collect();
+        let mut results = stream::iter(groups)
+            .map(|group| self.process_item(group))
+            .buffer_unordered(CONCURRENT_ITEMS);
+        while let Some(done) = results.next().await {
+            for (index, outcome) in done {
+                outcomes[index] = Some(outcome);
+            }
+        }
+        let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+
+        // Count the claimed records, one PutMetricData call per planned group of records.
+        let claimed = outcomes.iter().enumerate().filter_map(|(i, o)| match o {
+            Outcome::Claimed(c) => Some((i, c)),
+            _ => None,
+        });
+        let calls = plan_calls(claimed, now);
+        let mut summary = BatchSummary {
+            records: total,
+            metric_calls: calls.len(),
+            ..BatchSummary::default()
+        };
+        for call in calls {
+            if let Err(err) = self.metrics.put(call.data).await {
+                tracing::error!(
+                    error = %err,
+                    records = call.records.len(),
+                    "PutMetricData failed: releasing the claims of its records and reporting them for retry"
+                );
+                for index in call.records {
+                    if let Outcome::Claimed(record) = &outcomes[index] {
+                        let record = record.clone();
+                        self.release(&record).await;
+                        outcomes[index] = Outcome::Failed {
+                            record,
+                            error: err.to_string(),
+                        };
+                    }
+                }
+            }
+        }
+
+        let mut response = DynamoDbEventResponse::default();
+        for outcome in &outcomes {
+            match outcome {
+                Outcome::Claimed(c) => {
+                    summary.counted += 1;
+                    log_event(c);
+                }
+                Outcome::Duplicate(c) => {
+                    summary.duplicates += 1;
+                    tracing::info!(
+                        table = %c.table,
+                        sequence_number = %c.record_id,
+                        "record already counted by an earlier delivery; skipped"
+                    );
+                }
+                Outcome::Ignored(c) => {
+                    summary.ignored += 1;
+                    if let LockEvent::Ignored { reason } = &c.event {
+                        tracing::debug!(table = %c.table, sequence_number = %c.record_id, %reason, "record ignored");
+                    }
+                }
+                Outcome::Failed { record, error } => {
+                    summary.failed += 1;
+                    tracing::error!(
+                        table = %record.table,
+                        sequence_number = %record.record_id,
+                        %error,
+                        "record failed; reported for retry"
+                    );
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = Some(record.record_id.clone());
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        tracing::info!(
+            records = summary.records,
+            counted = summary.counted,
+            duplicates = summary.duplicates,
+            ignored = summary.ignored,
+            failed = summary.failed,
+            metric_calls = summary.metric_calls,
+            "batch done"
+        );
+        (response, summary)
+    }
+
+    /// The records of one item, in order. After a failure, the item's later records fail too,
+    /// so a retry sees them in order again.
+    async fn process_item(&self, group: Vec<(usize, Classified)>) -> Vec<(usize, Outcome)> {
+        let mut done = Vec::with_capacity(group.len());
+        let mut failed = false;
+        for (index, record) in group {
+            let outcome = if failed {
+                Outcome::Failed {
+                    record,
+                    error: "an earlier record of the same item failed".to_owned(),
+                }
+            } else {
+                self.process_record(record).await
+            };
+            failed |= matches!(outcome, Outcome::Failed { .. });
+            done.push((index, outcome));
+        }
+        done
+    }
+
+    async fn process_record(&self, mut record: Classified) -> Outcome {
+        if !record.counts() {
+            return Outcome::Ignored(record);
+        }
+        match self
+            .ledger
+            .claim_record(&record.table, &record.record_id)
+            .await
+        {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::AlreadyClaimed) => return Outcome::Duplicate(record),
+            Err(err) => {
+                return Outcome::Failed {
+                    record,
+                    error: err.to_string(),
+                }
+            }
+        }
+        match self.ledger_work(&mut record).await {
+            Ok(()) => Outcome::Claimed(record),
+            Err(err) => {
+                self.release(&record).await;
+                Outcome::Failed {
+                    record,
+                    error: err.to_string(),
+                }
+            }
+        }
+    }
+
+    /// What the ledger must learn from, or tell about, this record. Every write is idempotent.
+    async fn ledger_work(&self, record: &mut Classified) -> Result<(), AwsError> {
+        if let Some((lock, seen_at)) = record.first_seen_to_record() {
+            self.ledger
+                .record_first_seen(&lock.location, &lock.lock_id, seen_at)
+                .await?;
+        }
+        if let LockEvent::StateWritten { digest } = &record.event {
+            self.ledger
+                .record_state_write(&digest.state_path, record.at, digest.digest.as_deref())
+                .await?;
+        }
+        if let Some(lock) = record.released_lock() {
+            if self.ledger.is_forced(&lock.location, &lock.lock_id).await? {
+                record.mark_forced();
+            }
+        }
+        if let Some(lock) = record.needs_first_seen() {
+            if let Some(first_seen) = self
+                .ledger
+                .first_seen(&lock.location, &lock.lock_id)
+                .await?
+            {
+                record.set_first_seen(first_seen);
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, record: &Classified) {
+        if let Err(err) = self
+            .ledger
+            .release_claim(&record.table, &record.record_id)
+            .await
+        {
+            // The record stays claimed: a retry skips it, so its metrics are lost (under-counted,
+            // never double-counted). Say so loudly.
+            tracing::error!(
+                table = %record.table,
+                sequence_number = %record.record_id,
+                error = %err,
+                "could not release the claim of a failed record: its metrics will be missing"
+            );
+        }
+    }
+}
+
+fn item_key(c: &Classified) -> String {
+    // The lock location, or the digest item, identifies the item; unparseable records are
+    // independent of everything else.
+    match &c.event {
+        LockEvent::Acquired { lock }
+        | LockEvent::Released { lock, .. }
+        | LockEvent::Modified { lock, .. } => format!("lock|{}", lock.location.ledger_key()),
+        LockEvent::StateWritten { digest } => {
+            format!("digest|{}|{}", digest.table, digest.item_key)
+        }
+        LockEvent::Ignored { .. } | LockEvent::Unparseable { .. } => {
+            format!("record|{}|{}", c.table, c.record_id)
+        }
+    }
+}
+
+/// Reads the `Records` of a DynamoDB stream event one by one.
+pub fn read_records(payload: Value, received_at: DateTime<Utc>) -> Result<Vec<Classified>, Error> {
+    let records = match payload {
+        Value::Object(mut event) => match event.remove("Records") {
+            Some(Value::Array(records)) => records,
+            Some(Value::Null) | None => Vec::new(),
+            Some(other) => {
+                return Err(format!(
+                    "the event's `Records` is not an array but {}: is this function subscribed to a DynamoDB stream?",
+                    kind_of(&other)
+                )
+                .into())
+            }
+        },
+        other => {
+            return Err(format!(
+                "the event is not a DynamoDB stream event object but {}",
+                kind_of(&other)
+            )
+            .into())
+        }
+    };
+    Ok(records
+        .into_iter()
+        .map(|raw| read_record(raw, received_at))
+        .collect())
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn read_record(raw: Value, received_at: DateTime<Utc>) -> Classified {
+    match serde_json::from_value::<EventRecord>(raw.clone()) {
+        Ok(record) => classify(&to_core(record), received_at),
+        Err(err) => {
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+            let identity = StreamRecord {
+                event_id: text(raw.get("eventID")).unwrap_or_default(),
+                event_name: text(raw.get("eventName")).unwrap_or_default(),
+                event_source_arn: text(raw.get("eventSourceARN")),
+                sequence_number: text(raw.get("dynamodb").and_then(|d| d.get("SequenceNumber"))),
+                ..StreamRecord::default()
+            };
+            classify_unreadable(&identity, err.to_string(), received_at)
+        }
+    }
+}
+
+/// The core's view of a Lambda stream record.
+pub fn to_core(record: EventRecord) -> StreamRecord {
+    let change = record.change;
+    StreamRecord {
+        event_id: record.event_id,
+        event_name: record.event_name,
+        event_source_arn: record.event_source_arn,
+        sequence_number: change.sequence_number,
+        // aws_lambda_events reads a missing time as the epoch.
+        approximate_creation: Some(change.approximate_creation_date_time)
+            .filter(|t| t.timestamp() > 0),
+        user_identity: record.user_identity.map(|u| UserIdentity {
+            kind: u.type_,
+            principal_id: u.principal_id,
+        }),
+        keys: change.keys,
+        old_image: change.old_image,
+        new_image: change.new_image,
+    }
+}
+
+/// The fields of the structured log line of one counted record: everything about the lock (path
+/// and ID included, which never go into metric dimensions), for Logs Insights. `None` fields are
+/// left out of the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFields<'a> {
+    pub event: &'static str,
+    pub table: &'a str,
+    pub sequence_number: &'a str,
+    pub event_id: &'a str,
+    pub change: Option<&'static str>,
+    pub at: String,
+    pub kind: Option<&'static str>,
+    pub path: Option<&'a str>,
+    pub lock_id: Option<&'a str>,
+    pub who: Option<&'a str>,
+    pub operation: Option<&'a str>,
+    pub created: Option<String>,
+    pub release: Option<&'static str>,
+    pub hold_seconds: Option<u64>,
+    pub removed_by: Option<&'a str>,
+    pub previous_lock_id: Option<&'a str>,
+    pub digest: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+pub fn log_fields(c: &Classified) -> LogFields<'_> {
+    let lock = c.event.lock();
+    let mut fields = LogFields {
+        event: c.event.name(),
+        table: &c.table,
+        sequence_number: &c.record_id,
+        event_id: &c.event_id,
+        change: c.change.map(|ch| ch.as_str()),
+        at: c.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        kind: c.event.kind().map(|k| k.as_str()),
+        path: lock.map(|l| l.state_path.as_str()),
+        lock_id: lock.map(|l| l.lock_id.as_str()),
+        who: lock.and_then(|l| l.who.as_deref()),
+        operation: lock.and_then(|l| l.operation.as_deref()),
+        created: lock
+            .and_then(|l| l.created.at())
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        release: None,
+        hold_seconds: None,
+        removed_by: None,
+        previous_lock_id: None,
+        digest: None,
+        reason: None,
+    };
+    match &c.event {
+        LockEvent::Released { release, hold, .. } => {
+            fields.release = Some(release.as_str());
+            fields.hold_seconds = hold.map(|h| h.as_secs());
+            fields.removed_by = c.removed_by.as_deref();
+        }
+        LockEvent::Modified {
+            previous_lock_id, ..
+        } => fields.previous_lock_id = previous_lock_id.as_deref(),
+        LockEvent::StateWritten { digest } => {
+            fields.path = Some(&digest.state_path);
+            fields.digest = digest.digest.as_deref();
+        }
+        LockEvent::Unparseable { reason } | LockEvent::Ignored { reason } => {
+            fields.reason = Some(reason)
+        }
+        LockEvent::Acquired { .. } => {}
+    }
+    fields
+}
+
+/// One JSON line per lock event (INFO), or per unparseable record (WARN, with the reason).
+fn log_event(c: &Classified) {
+    let f = log_fields(c);
+    macro_rules! line {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                event = f.event,
+                table = f.table,
+                kind = f.kind,
+                path = f.path,
+                lock_id = f.lock_id,
+                who = f.who,
+                operation = f.operation,
+                created = f.created.as_deref(),
+                release = f.release,
+                hold_seconds = f.hold_seconds,
+                removed_by = f.removed_by,
+                previous_lock_id = f.previous_lock_id,
+                digest = f.digest,
+                reason = f.reason,
+                change = f.change,
+                at = f.at.as_str(),
+                sequence_number = f.sequence_number,
+                event_id = f.event_id,
+                $message
+            )
+        };
+    }
+    if matches!(c.event, LockEvent::Unparseable { .. }) {
+        line!(warn, "unparseable stream record")
+    } else {
+        line!(info, "lock event")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FIXTURE: &str = include_str!("../../../infra/fixtures/terraform/stream-records.json");
+
+    #[test]
+    fn reads_the_captured_terraform_event() {
+        let payload: Value = serde_json::from_str(FIXTURE).unwrap();
+        let records = read_records(payload, Utc::now()).unwrap();
+        let names: Vec<&str> = records.iter().map(|c| c.event.name()).collect();
+        assert_eq!(names, ["acquired", "state-written", "released", "acquired"]);
+        assert_eq!(records[0].table, "terraform-locks");
+        assert_eq!(records[2].record_id, "1100000000017454423011");
+        // INSERT and REMOVE of one lock are one item; the digest is another.
+        assert_eq!(item_key(&records[0]), item_key(&records[2]));
+        assert_ne!(item_key(&records[0]), item_key(&records[1]));
+    }
+
+    #[test]
+    fn a_record_that_is_not_a_stream_record_is_unparseable_not_fatal() {
+        let payload = json!({"Records": [
+            {"eventID": "x", "eventName": "INSERT",
+             "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/l",
+             "dynamodb": {"SequenceNumber": "7"}},
+            "garbage"
+        ]});
+        let records = read_records(payload, Utc::now()).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].table, "t");
+        assert_eq!(records[0].record_id, "7");
+        assert!(matches!(records[0].event, LockEvent::Unparseable { .. }));
+        assert!(matches!(records[1].event, LockEvent::Unparseable { .. }));
+        assert!(read_records(json!({"Records": 5}), Utc::now()).is_err());
+        assert!(read_records(json!([]), Utc::now()).is_err());
+        assert!(read_records(json!({}), Utc::now()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_log_line_has_everything_about_the_lock() {
+        let payload: Value = serde_json::from_str(FIXTURE).unwrap();
+        let records = read_records(payload, Utc::now()).unwrap();
+        let f = log_fields(&records[2]);
+        assert_eq!(f.event, "released");
+        assert_eq!(f.table, "terraform-locks");
+        assert_eq!(f.kind, Some("terraform-dynamodb"));
+        assert_eq!(f.path, Some("acme-tfstate/network/terraform.tfstate"));
+        assert_eq!(f.lock_id, Some("44c394d3-feeb-2050-3e79-2ea2cab34f41"));
+        assert_eq!(f.who, Some("root@vm"));
+        assert_eq!(f.operation, Some("OperationTypeApply"));
+        assert_eq!(f.hold_seconds, Some(0));
+        assert_eq!(f.release, Some("normal"));
+        assert_eq!(f.sequence_number, "1100000000017454423011");
+        assert_eq!(f.change, Some("REMOVE"));
+        let digest = log_fields(&records[1]);
+        assert_eq!(digest.event, "state-written");
+        assert_eq!(digest.digest, Some("f20289b063a531619078d68bf8975bb8"));
+        assert_eq!(digest.lock_id, None);
+    }
+}

@@ -1,0 +1,148 @@
+//! lock-metrics: subscribed to the DynamoDB Streams (`NEW_AND_OLD_IMAGES`) of Terraform/OpenTofu and
+//! Gyro lock tables, it turns lock item changes into lock lifecycle metrics in CloudWatch and one
+//! structured JSON log line per lock event. See README.md for the metrics and configuration.
+//!
+//! The decisions are pure and live in the core crate ([`lockreaper_core::stream`] classifies a
+//! record, [`lockreaper_core::metrics`] aggregates); the ledger and CloudWatch adapters live in
+//! `lockreaper-aws`; [`handler`] is the Lambda glue between them.
+
+pub mod handler;
+
+use lockreaper_core::config::{ConfigError, ConfigErrors, Env};
+use lockreaper_core::metrics::{parse_namespace, DEFAULT_NAMESPACE};
+
+pub use handler::LockMetrics;
+
+/// The function's configuration, from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `LEDGER_TABLE`: lockreaper's own DynamoDB table (required).
+    pub ledger_table: String,
+    /// `METRICS_NAMESPACE`: the CloudWatch namespace (default `LockReaper`).
+    pub namespace: String,
+}
+
+impl Config {
+    pub const LEDGER_TABLE: &'static str = "LEDGER_TABLE";
+    pub const METRICS_NAMESPACE: &'static str = "METRICS_NAMESPACE";
+
+    /// Reads and checks every variable; reports every problem at once, each naming the variable
+    /// and the expected form.
+    pub fn from_env(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        const LEDGER_FORM: &str = "the name of lockreaper's DynamoDB ledger table (3–255 characters: letters, digits, `_`, `-`, `.`), e.g. `lockreaper-ledger`";
+        let mut env = Env::new(vars);
+        let ledger_table = env.required(Self::LEDGER_TABLE, LEDGER_FORM);
+        if !ledger_table.is_empty() && !is_table_name(&ledger_table) {
+            env.error(ConfigError::new(
+                Self::LEDGER_TABLE,
+                format!("{ledger_table:?} is not a DynamoDB table name; expected {LEDGER_FORM}"),
+            ));
+        }
+        let namespace = env.parsed(
+            Self::METRICS_NAMESPACE,
+            DEFAULT_NAMESPACE.to_owned(),
+            parse_namespace,
+        );
+        env.finish(Config {
+            ledger_table,
+            namespace,
+        })
+    }
+}
+
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Logs as JSON lines, always: each line is one object Logs Insights reads field by field. The
+/// level comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls), else `RUST_LOG`,
+/// else INFO. (`lambda_runtime::tracing::init_default_subscriber` switches to JSON only when
+/// `AWS_LAMBDA_LOG_FORMAT=JSON`, and nests the fields; this puts them at the top level.)
+pub fn init_logging() {
+    use lambda_runtime::tracing::subscriber::{filter::LevelFilter, EnvFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let _ = lambda_runtime::tracing::subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(level.into())
+                .from_env_lossy(),
+        )
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let c = Config::from_env(vars(&[("LEDGER_TABLE", "lockreaper-ledger")])).unwrap();
+        assert_eq!(c.ledger_table, "lockreaper-ledger");
+        assert_eq!(c.namespace, "LockReaper");
+        let c = Config::from_env(vars(&[
+            ("LEDGER_TABLE", "l.e_d-g"),
+            ("METRICS_NAMESPACE", "Acme/Locks"),
+        ]))
+        .unwrap();
+        assert_eq!(c.namespace, "Acme/Locks");
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_the_expected_form() {
+        let err = Config::from_env(vars(&[("METRICS_NAMESPACE", "AWS/Locks")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "LEDGER_TABLE: is not set; expected the name of lockreaper's DynamoDB ledger table"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("METRICS_NAMESPACE: \"AWS/Locks\" starts with `AWS/`"),
+            "{err}"
+        );
+        assert!(err.contains("expected a CloudWatch namespace"), "{err}");
+
+        let err = Config::from_env(vars(&[("LEDGER_TABLE", "arn:aws:dynamodb:x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LEDGER_TABLE: \"arn:aws:dynamodb:x\" is not a DynamoDB table name"),
+            "{err}"
+        );
+
+        let err = Config::from_env(vars(&[
+            ("LEDGER_TABLE", "ok-table"),
+            ("METRICS_NAMESPACE", ":x"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("METRICS_NAMESPACE: \":x\" starts with `:`"),
+            "{err}"
+        );
+    }
+}

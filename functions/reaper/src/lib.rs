@@ -1,0 +1,879 @@
+//! The reaper's sweep: find every lock, measure its age and liveness, decide, alert, propose, and
+//! (only where explicitly enabled) expire.
+//!
+//! One sweep, in order:
+//! 1. take stock of every configured table and bucket (one unreachable source never stops the
+//!    others); lock file bodies are read only when the file is old enough to matter;
+//! 2. group artefacts of one Terraform lock (DynamoDB item + `.tflock`, same ID) so people get one
+//!    alert and one approval releases both;
+//! 3. per lock: Gyro first-seen time from the ledger, liveness evidence (state object's
+//!    LastModified, last state write seen on the stream, digest vs. state MD5), the policy verdict,
+//!    then the alert decision against the stored alert state (conditional writes: overlapping
+//!    sweeps send one alert);
+//! 4. past `EXPIRE_AFTER`: a proposal in the ledger and a signed approval token in the alert; with
+//!    `AUTO_EXPIRE=true` and no sign of life, the same conditional delete + audit path as an
+//!    approved unlock;
+//! 5. "resolved" messages for alerted locks that went away; sweep metrics.
+//!
+//! The sweep watches the Lambda deadline: it stops starting new locks in time and reports the ones
+//! it did not reach (the next sweep continues). Alert state is written before an alert is
+//! published and restored if publishing fails, so an alert is neither lost nor sent twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lockreaper_aws::alert_state::{AlertStates, StoredAlert};
+use lockreaper_aws::cloudwatch::CloudWatchMetrics;
+use lockreaper_aws::ledger::Ledger;
+use lockreaper_aws::lock_files::LockFileHead;
+use lockreaper_aws::notify::Notifier;
+use lockreaper_aws::state::StateObjects;
+use lockreaper_aws::unlock::{UnlockRequest, UnlockResult, Unlocker};
+use lockreaper_aws::{AwsError, LockFiles, LockTable};
+use lockreaper_core::alert::{self, AlertContext, AlertMessage, ApprovalOffer};
+use lockreaper_core::approval::{
+    encode_proposal_id, ApprovalSource, ApprovalToken, LockFingerprint, SigningKey,
+};
+use lockreaper_core::config::{
+    format_duration, parse_bool, parse_duration, ConfigError, Env, LockSources,
+};
+use lockreaper_core::metrics::{
+    parse_namespace, MetricDatum, MetricValue, Unit, DEFAULT_NAMESPACE,
+};
+use lockreaper_core::policy::{
+    alert_action, AlertAction, AlertState, Level, Liveness, StaleLockPolicy,
+};
+use lockreaper_core::proposal::Proposal;
+use lockreaper_core::{
+    BucketScope, DigestRecord, LockCreated, LockKind, LockParseError, LockRecord,
+};
+use serde::Serialize;
+
+pub mod proposals;
+
+/// Metric names of the sweep.
+pub const ACTIVE_LOCKS: &str = "ActiveLocks";
+pub const STALE_LOCKS: &str = "StaleLocks";
+pub const OLDEST_LOCK_AGE_SECONDS: &str = "OldestLockAgeSeconds";
+pub const UNPARSEABLE_LOCKS: &str = "UnparseableLocks";
+pub const SWEEP_ERRORS: &str = "SweepErrors";
+
+/// Stop starting new locks when less than this is left before the Lambda deadline.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Everything the reaper is configured with (environment variables; see README).
+#[derive(Debug, Clone)]
+pub struct ReaperConfig {
+    pub sources: LockSources,
+    pub policy: StaleLockPolicy,
+    pub alert_topic_arn: String,
+    pub approval_topic_arn: String,
+    pub approval_secret_arn: String,
+    pub approval_ttl: Duration,
+    pub ledger_table: String,
+    pub metrics_namespace: String,
+    pub dry_run: bool,
+    /// A label for people: which deployment sent the alert (`DEPLOYMENT_NAME`, default `lockreaper`).
+    pub deployment: String,
+}
+
+impl ReaperConfig {
+    pub fn from_env(env: &mut Env) -> ReaperConfig {
+        let sources = LockSources::from_env(env);
+        let policy = StaleLockPolicy::from_env(env);
+        let dry_run = env.parsed("DRY_RUN", false, parse_bool);
+        let arn = "an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:lockreaper-alerts";
+        let alert_topic_arn = env.required("ALERT_TOPIC_ARN", arn);
+        let approval_topic_arn = env.required("APPROVAL_TOPIC_ARN", arn);
+        let approval_secret_arn = env.required(
+            "APPROVAL_SECRET_ARN",
+            "a Secrets Manager secret ARN holding the approval signing key",
+        );
+        let ledger_table = env.required(
+            "LEDGER_TABLE",
+            "the name of lockreaper's ledger DynamoDB table",
+        );
+        let metrics_namespace = env.parsed(
+            "METRICS_NAMESPACE",
+            DEFAULT_NAMESPACE.to_owned(),
+            parse_namespace,
+        );
+        let approval_ttl = env.parsed("APPROVAL_TTL", Duration::from_secs(24 * 3600), |v| {
+            let d = parse_duration(v)?;
+            if d < Duration::from_secs(60) || d > Duration::from_secs(7 * 86_400) {
+                return Err(format!("{v:?} is out of range; expected between 1m and 7d"));
+            }
+            Ok(d)
+        });
+        for (name, value) in [
+            ("ALERT_TOPIC_ARN", &alert_topic_arn),
+            ("APPROVAL_TOPIC_ARN", &approval_topic_arn),
+        ] {
+            if !value.is_empty() && !value.starts_with("arn:") {
+                env.error(ConfigError::new(
+                    name,
+                    format!("{value:?} is not an ARN; expected {arn}"),
+                ));
+            }
+        }
+        let deployment = env
+            .get("DEPLOYMENT_NAME")
+            .unwrap_or("lockreaper")
+            .to_owned();
+        ReaperConfig {
+            sources,
+            policy,
+            alert_topic_arn,
+            approval_topic_arn,
+            approval_secret_arn,
+            approval_ttl,
+            ledger_table,
+            metrics_namespace,
+            dry_run,
+            deployment,
+        }
+    }
+}
+
+/// The reaper with its clients, built once per Lambda instance.
+pub struct Reaper {
+    pub config: ReaperConfig,
+    pub signing_key: SigningKey,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub alerts: Notifier,
+    pub alert_states: AlertStates,
+    pub ledger: Ledger,
+    pub metrics: CloudWatchMetrics,
+    pub unlocker: Unlocker,
+    pub proposals: proposals::ProposalStore,
+}
+
+/// One lock as the sweep judged it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JudgedLock {
+    pub state_path: String,
+    pub lock_id: String,
+    pub kind: &'static str,
+    pub locations: Vec<String>,
+    pub who: Option<String>,
+    pub age_seconds: Option<u64>,
+    pub level: Level,
+    pub alive: bool,
+    pub reasons: Vec<String>,
+    /// `new`, `escalated`, `reminder`, or none.
+    pub alert: Option<String>,
+    pub proposal_id: Option<String>,
+    /// `unlocked`, `lock-changed`, … when the reaper expired it (AUTO_EXPIRE).
+    pub expired: Option<String>,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SweepOutcome {
+    pub swept_at: Option<DateTime<Utc>>,
+    pub dry_run: bool,
+    pub locks: Vec<JudgedLock>,
+    /// Lock files too young to need their body read.
+    pub young_lock_files: usize,
+    pub alerts_sent: usize,
+    pub resolved_sent: usize,
+    pub unparseable: Vec<String>,
+    pub unreachable: Vec<String>,
+    /// Errors while handling individual locks (alerts, ledger): the lock is retried next sweep.
+    pub errors: Vec<String>,
+    /// Locks not reached before the deadline; the next sweep continues.
+    pub not_reached: Vec<String>,
+    pub aws_calls: usize,
+}
+
+/// All artefacts of one lock (one Terraform lock may be a DynamoDB item and a lock file).
+#[derive(Debug, Clone)]
+struct LockGroup {
+    locks: Vec<LockRecord>,
+}
+
+impl LockGroup {
+    fn primary(&self) -> &LockRecord {
+        &self.locks[0]
+    }
+}
+
+impl Reaper {
+    /// One sweep. `deadline` is when Lambda will stop the invocation.
+    pub async fn sweep(
+        &self,
+        now: DateTime<Utc>,
+        deadline: Option<std::time::Instant>,
+    ) -> SweepOutcome {
+        let mut out = SweepOutcome {
+            swept_at: Some(now),
+            dry_run: self.config.dry_run,
+            ..SweepOutcome::default()
+        };
+        let (locks, digests, malformed) = self.take_stock(now, &mut out).await;
+        let digest_by_path: HashMap<&str, &DigestRecord> =
+            digests.iter().map(|d| (d.state_path.as_str(), d)).collect();
+
+        // Group artefacts by (state path, lock ID); the DynamoDB item, when present, is primary.
+        let mut groups: BTreeMap<(String, String), LockGroup> = BTreeMap::new();
+        for lock in locks {
+            groups
+                .entry((lock.state_path.clone(), lock.lock_id.clone()))
+                .or_insert_with(|| LockGroup { locks: Vec::new() })
+                .locks
+                .push(lock);
+        }
+        for group in groups.values_mut() {
+            group
+                .locks
+                .sort_by_key(|l| l.kind == LockKind::TerraformS3LockFile);
+        }
+
+        let mut per_container: BTreeMap<String, ContainerStats> = BTreeMap::new();
+        for table in &self.config.sources.tables {
+            per_container.entry(table.clone()).or_default();
+        }
+        for scope in &self.config.sources.buckets {
+            per_container.entry(scope.bucket.clone()).or_default();
+        }
+        for bad in &malformed {
+            let container = container_of_error(bad);
+            per_container.entry(container).or_default().unparseable += 1;
+        }
+
+        let mut present: HashSet<String> = HashSet::new();
+        for group in groups.values() {
+            for lock in &group.locks {
+                present.insert(lock.location.ledger_key());
+            }
+        }
+        for group in groups.values() {
+            if deadline.is_some_and(|d| {
+                d.saturating_duration_since(std::time::Instant::now()) < DEADLINE_MARGIN
+            }) {
+                out.not_reached.push(group.primary().location.to_string());
+                continue;
+            }
+            let judged = self.judge(group, &digest_by_path, now, &mut out).await;
+            for lock in &group.locks {
+                let stats = per_container
+                    .entry(lock.location.container().to_owned())
+                    .or_default();
+                stats.active += 1;
+                if judged.level >= Level::ProposeUnlock {
+                    stats.stale += 1;
+                }
+                stats.oldest = stats.oldest.max(judged.age_seconds.unwrap_or(0));
+            }
+            out.locks.push(judged);
+        }
+
+        self.report_unparseable(&malformed, now, &mut out).await;
+        if out.not_reached.is_empty() {
+            // Only a complete sweep may conclude that an alerted lock is gone.
+            self.send_resolved(&present, now, &mut out).await;
+        }
+        self.put_metrics(&per_container, now, &mut out).await;
+        out
+    }
+
+    /// Reads every lock; lock file bodies only for files old enough to matter.
+    async fn take_stock(
+        &self,
+        now: DateTime<Utc>,
+        out: &mut SweepOutcome,
+    ) -> (Vec<LockRecord>, Vec<DigestRecord>, Vec<LockParseError>) {
+        let mut locks = Vec::new();
+        let mut digests = Vec::new();
+        let mut malformed = Vec::new();
+        let scans =
+            futures::future::join_all(self.config.sources.tables.iter().map(|t| async move {
+                LockTable::new(self.dynamodb.clone(), t)
+                    .scan(scan_segments())
+                    .await
+            }));
+        let files = LockFiles::new(self.s3.clone());
+        let listings =
+            futures::future::join_all(self.config.sources.buckets.iter().map(|b| files.list(b)));
+        let (scans, listings) = futures::join!(scans, listings);
+        for scan in scans {
+            match scan {
+                Ok(scan) => {
+                    out.aws_calls += scan.pages;
+                    locks.extend(scan.locks);
+                    digests.extend(scan.digests);
+                    malformed.extend(scan.malformed);
+                }
+                Err(e) => {
+                    out.aws_calls += 1;
+                    log_error("unreachable", &e);
+                    out.unreachable.push(e.to_string());
+                }
+            }
+        }
+        let min_warn = self.config.policy.min_warn_after();
+        let mut to_read: Vec<LockFileHead> = Vec::new();
+        for (listing, scope) in listings.into_iter().zip(&self.config.sources.buckets) {
+            match listing {
+                Ok((heads, pages)) => {
+                    out.aws_calls += pages;
+                    for head in heads {
+                        if lock_file_matters(&head, now, min_warn) {
+                            to_read.push(head);
+                        } else {
+                            out.young_lock_files += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    out.aws_calls += 1;
+                    log_error("unreachable", &e);
+                    out.unreachable.push(format!("{scope}: {e}"));
+                }
+            }
+        }
+        let bodies =
+            futures::future::join_all(to_read.iter().map(|h| files.read(&h.bucket, &h.key))).await;
+        out.aws_calls += to_read.len();
+        for body in bodies {
+            match body {
+                Ok(Some(Ok(lock))) => locks.push(lock),
+                Ok(Some(Err(bad))) => malformed.push(bad),
+                Ok(None) => {}
+                Err(e) => {
+                    log_error("unreachable", &e);
+                    out.unreachable.push(e.to_string());
+                }
+            }
+        }
+        (locks, digests, malformed)
+    }
+
+    async fn judge(
+        &self,
+        group: &LockGroup,
+        digests: &HashMap<&str, &DigestRecord>,
+        now: DateTime<Utc>,
+        out: &mut SweepOutcome,
+    ) -> JudgedLock {
+        let mut group = group.clone();
+        // Gyro: age counts from the first time anyone (stream or sweep) saw this lock.
+        if group.primary().created == LockCreated::Unknown {
+            let primary = group.primary().clone();
+            if let Some(at) = self.first_seen(&primary, now, out).await {
+                for lock in &mut group.locks {
+                    lock.created = LockCreated::FirstSeen(at);
+                }
+            }
+        }
+        let primary = group.primary().clone();
+        let age = primary.age(now);
+        let threshold = self.config.policy.thresholds_for(&primary.state_path);
+        // Liveness costs calls: only gather it for locks old enough to alert on.
+        let liveness = if age.is_some_and(|a| a >= threshold.warn_after) {
+            self.liveness(&primary, digests, out).await
+        } else {
+            Liveness::default()
+        };
+        let verdict = self.config.policy.evaluate(&primary, &liveness, now);
+        let mut judged = JudgedLock {
+            state_path: primary.state_path.clone(),
+            lock_id: primary.lock_id.clone(),
+            kind: primary.kind.as_str(),
+            locations: group.locks.iter().map(|l| l.location.to_string()).collect(),
+            who: primary.who.clone(),
+            age_seconds: age.map(|a| a.as_secs()),
+            level: verdict.level,
+            alive: verdict.alive,
+            reasons: verdict.reasons.clone(),
+            alert: None,
+            proposal_id: None,
+            expired: None,
+        };
+        tracing::info!(
+            event = "lock-judged",
+            state_path = %primary.state_path,
+            lock_id = %primary.lock_id,
+            kind = primary.kind.as_str(),
+            age = %age.map(format_duration).unwrap_or_else(|| "unknown".into()),
+            level = verdict.level.as_str(),
+            alive = verdict.alive,
+        );
+        if verdict.level == Level::Fresh || self.config.dry_run {
+            return judged;
+        }
+
+        // Auto-expiry: the same conditional delete + audit path as an approved unlock.
+        if verdict.level == Level::AutoExpire {
+            let request = UnlockRequest {
+                locks: &group.locks,
+                source: ApprovalSource::AutoExpire,
+                approver: None,
+                reason: Some(verdict.reasons.join(" ")),
+                proposal_id: None,
+                audit_id: random_id(),
+            };
+            match self.unlocker.unlock(request, now).await {
+                Ok(report) => {
+                    let result = match report.result {
+                        UnlockResult::Unlocked => "unlocked",
+                        UnlockResult::LockChanged => "lock-changed",
+                        UnlockResult::AlreadyReleased => "already-released",
+                        UnlockResult::Failed => "failed",
+                    };
+                    tracing::warn!(event = "auto-expired", state_path = %primary.state_path, lock_id = %primary.lock_id, result);
+                    judged.expired = Some(result.to_owned());
+                    if report.result == UnlockResult::Unlocked {
+                        let message = alert::lock_alert(
+                            &primary,
+                            &verdict,
+                            lockreaper_core::policy::AlertKind::New,
+                            None,
+                            &self.context(),
+                        );
+                        if let Err(e) = self
+                            .alerts
+                            .publish_structured(&message.subject, &message.sns_message())
+                            .await
+                        {
+                            out.errors.push(e.to_string());
+                        } else {
+                            out.alerts_sent += 1;
+                        }
+                        return judged;
+                    }
+                }
+                Err(e) => {
+                    log_error("auto-expire-failed", &e);
+                    out.errors.push(e.to_string());
+                }
+            }
+        }
+
+        // Alerting: one per lock per level, reminders, snooze.
+        let stored = match self.stored_alert(&primary).await {
+            Ok(s) => s,
+            Err(e) => {
+                out.errors.push(e.to_string());
+                return judged;
+            }
+        };
+        let snoozed_until = match self.alert_states.snoozed_until(&primary.location).await {
+            Ok(s) => s,
+            Err(e) => {
+                out.errors.push(e.to_string());
+                None
+            }
+        };
+        let mut previous = stored.as_ref().map(|s| s.state.clone());
+        if let Some(p) = previous.as_mut() {
+            p.snoozed_until = snoozed_until.or(p.snoozed_until);
+        }
+        let action = alert_action(
+            previous.as_ref(),
+            &primary.lock_id,
+            verdict.level.min(Level::ProposeUnlock),
+            now,
+            self.config.policy.remind_every,
+        );
+        let AlertAction::Send { kind, level } = action else {
+            return judged;
+        };
+        if previous.is_none() && snoozed_until.is_some_and(|u| now < u) {
+            return judged;
+        }
+        let new_state = AlertState::after_send(previous.as_ref(), &primary.lock_id, level, now);
+        let won = match self
+            .alert_states
+            .put_if(
+                &primary.location,
+                &primary.state_path,
+                &new_state,
+                stored.as_ref().map(|s| s.version),
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                out.errors.push(e.to_string());
+                return judged;
+            }
+        };
+        let Some(new_version) = won else {
+            // Another sweep is alerting on this lock right now.
+            return judged;
+        };
+        let mut offer = None;
+        if level >= Level::ProposeUnlock {
+            match self.propose(&group, &verdict.reasons, now).await {
+                Ok((proposal_id, o)) => {
+                    judged.proposal_id = Some(proposal_id);
+                    offer = Some(o);
+                }
+                Err(e) => {
+                    out.errors
+                        .push(format!("proposal for {}: {e}", primary.location));
+                }
+            }
+        }
+        let message = alert::lock_alert(&primary, &verdict, kind, offer.as_ref(), &self.context());
+        match self
+            .alerts
+            .publish_structured(&message.subject, &message.sns_message())
+            .await
+        {
+            Ok(message_id) => {
+                out.alerts_sent += 1;
+                judged.alert = Some(format!("{kind:?}").to_ascii_lowercase());
+                tracing::info!(event = "alert-sent", state_path = %primary.state_path, lock_id = %primary.lock_id, level = level.as_str(), kind = ?kind, message_id);
+            }
+            Err(e) => {
+                // Put the previous state back so the next sweep sends this alert again.
+                let restore = match &stored {
+                    Some(s) => self
+                        .alert_states
+                        .put_if(&s.location, &s.state_path, &s.state, Some(new_version))
+                        .await
+                        .map(|_| ()),
+                    None => self
+                        .alert_states
+                        .delete_if(&primary.location, new_version)
+                        .await
+                        .map(|_| ()),
+                };
+                if let Err(r) = restore {
+                    out.errors.push(r.to_string());
+                }
+                log_error("alert-failed", &e);
+                out.errors.push(e.to_string());
+            }
+        }
+        judged
+    }
+
+    async fn first_seen(
+        &self,
+        lock: &LockRecord,
+        now: DateTime<Utc>,
+        out: &mut SweepOutcome,
+    ) -> Option<DateTime<Utc>> {
+        match self.ledger.first_seen(&lock.location, &lock.lock_id).await {
+            Ok(Some(at)) => Some(at),
+            Ok(None) => match self
+                .ledger
+                .record_first_seen(&lock.location, &lock.lock_id, now)
+                .await
+            {
+                Ok(true) => Some(now),
+                // The stream consumer recorded it between our read and write: use its time.
+                Ok(false) => self
+                    .ledger
+                    .first_seen(&lock.location, &lock.lock_id)
+                    .await
+                    .ok()
+                    .flatten(),
+                Err(e) => {
+                    out.errors.push(e.to_string());
+                    None
+                }
+            },
+            Err(e) => {
+                out.errors.push(e.to_string());
+                None
+            }
+        }
+    }
+
+    async fn liveness(
+        &self,
+        lock: &LockRecord,
+        digests: &HashMap<&str, &DigestRecord>,
+        out: &mut SweepOutcome,
+    ) -> Liveness {
+        let mut liveness = Liveness::default();
+        match self.ledger.last_state_write(&lock.state_path).await {
+            Ok(w) => liveness.last_state_write = w.map(|w| w.written_at),
+            Err(e) => out.errors.push(e.to_string()),
+        }
+        out.aws_calls += 1;
+        if let Some(state) = lock.terraform_state() {
+            out.aws_calls += 1;
+            match StateObjects::new(self.s3.clone()).head(&state).await {
+                Ok(Some(object)) => {
+                    liveness.state_last_modified = object.last_modified;
+                    if let (Some(digest), Some(md5)) = (
+                        digests
+                            .get(lock.state_path.as_str())
+                            .and_then(|d| d.digest.as_deref()),
+                        object.md5_from_etag(),
+                    ) {
+                        liveness.digest_matches_state = Some(digest.eq_ignore_ascii_case(&md5));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => out.errors.push(e.to_string()),
+            }
+        }
+        liveness
+    }
+
+    async fn stored_alert(&self, lock: &LockRecord) -> Result<Option<StoredAlert>, AwsError> {
+        let key = lock.location.ledger_key();
+        Ok(self
+            .alert_states
+            .list(lock.location.container())
+            .await?
+            .into_iter()
+            .find(|s| s.location.ledger_key() == key))
+    }
+
+    async fn propose(
+        &self,
+        group: &LockGroup,
+        reasons: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(String, ApprovalOffer), AwsError> {
+        let mut id = [0u8; 12];
+        fill_random(&mut id);
+        let proposal_id = encode_proposal_id(&id);
+        let ttl = chrono::Duration::from_std(self.config.approval_ttl)
+            .unwrap_or_else(|_| chrono::Duration::hours(24));
+        let expires_at = now + ttl;
+        let proposal = Proposal {
+            proposal_id: proposal_id.clone(),
+            locks: group.locks.clone(),
+            proposed_at: now,
+            expires_at,
+            thread_id: alert::thread_id(&group.primary().location),
+            reasons: reasons.to_vec(),
+        };
+        self.proposals.put(&proposal).await?;
+        let token = ApprovalToken::issue(
+            &self.signing_key,
+            id,
+            LockFingerprint::of(group.primary()),
+            expires_at,
+        );
+        Ok((
+            proposal_id,
+            ApprovalOffer {
+                token,
+                approval_topic_arn: self.config.approval_topic_arn.clone(),
+                expires_at,
+            },
+        ))
+    }
+
+    async fn report_unparseable(
+        &self,
+        malformed: &[LockParseError],
+        now: DateTime<Utc>,
+        out: &mut SweepOutcome,
+    ) {
+        for bad in malformed {
+            tracing::warn!(event = "unparseable-lock", reason = %bad, "unparseable lock: inspect by hand; it is never expired");
+            out.unparseable.push(bad.to_string());
+            if self.config.dry_run {
+                continue;
+            }
+            match self
+                .alert_states
+                .first_report_of_unparseable(&bad.location, now)
+                .await
+            {
+                Ok(true) => {
+                    let message = alert::unparseable_alert(bad, &self.context());
+                    if let Err(e) = self.publish(&message).await {
+                        let _ = self.alert_states.forget_unparseable(&bad.location).await;
+                        out.errors.push(e.to_string());
+                    } else {
+                        out.alerts_sent += 1;
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => out.errors.push(e.to_string()),
+            }
+        }
+    }
+
+    async fn send_resolved(
+        &self,
+        present: &HashSet<String>,
+        now: DateTime<Utc>,
+        out: &mut SweepOutcome,
+    ) {
+        if self.config.dry_run {
+            return;
+        }
+        let containers: Vec<String> = self
+            .config
+            .sources
+            .tables
+            .iter()
+            .cloned()
+            .chain(self.config.sources.buckets.iter().map(|b| b.bucket.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for container in containers {
+            let stored = match self.alert_states.list(&container).await {
+                Ok(s) => s,
+                Err(e) => {
+                    out.errors.push(e.to_string());
+                    continue;
+                }
+            };
+            for alert_state in stored {
+                if present.contains(&alert_state.location.ledger_key())
+                    || !in_scope(&alert_state, &self.config.sources.buckets)
+                {
+                    continue;
+                }
+                match self
+                    .alert_states
+                    .delete_if(&alert_state.location, alert_state.version)
+                    .await
+                {
+                    Ok(true) if alert_state.state.wants_resolved_message() => {
+                        let message = alert::resolved_alert(
+                            &alert_state.state,
+                            &alert_state.location,
+                            &alert_state.state_path,
+                            &self.context(),
+                        );
+                        match self.publish(&message).await {
+                            Ok(_) => {
+                                out.resolved_sent += 1;
+                                tracing::info!(event = "resolved-sent", state_path = %alert_state.state_path, at = %now);
+                            }
+                            Err(e) => out.errors.push(e.to_string()),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => out.errors.push(e.to_string()),
+                }
+            }
+        }
+    }
+
+    async fn put_metrics(
+        &self,
+        per_container: &BTreeMap<String, ContainerStats>,
+        now: DateTime<Utc>,
+        out: &mut SweepOutcome,
+    ) {
+        let mut data = Vec::new();
+        let minute = now;
+        for (container, stats) in per_container {
+            let datum = |name: &'static str, unit: Unit, value: f64| MetricDatum {
+                name,
+                dimensions: vec![("LockTable", container.clone())],
+                unit,
+                timestamp: minute,
+                value: MetricValue::Single(value),
+            };
+            data.push(datum(ACTIVE_LOCKS, Unit::Count, stats.active as f64));
+            data.push(datum(STALE_LOCKS, Unit::Count, stats.stale as f64));
+            data.push(datum(
+                OLDEST_LOCK_AGE_SECONDS,
+                Unit::Seconds,
+                stats.oldest as f64,
+            ));
+            data.push(datum(
+                UNPARSEABLE_LOCKS,
+                Unit::Count,
+                stats.unparseable as f64,
+            ));
+        }
+        let errors = (out.unreachable.len() + out.errors.len()) as f64;
+        data.push(MetricDatum {
+            name: SWEEP_ERRORS,
+            dimensions: Vec::new(),
+            unit: Unit::Count,
+            timestamp: minute,
+            value: MetricValue::Single(errors),
+        });
+        match self.metrics.put(data).await {
+            Ok(calls) => out.aws_calls += calls,
+            Err(e) => {
+                log_error("metrics-failed", &e);
+                out.errors.push(e.to_string());
+            }
+        }
+    }
+
+    async fn publish(&self, message: &AlertMessage) -> Result<String, AwsError> {
+        self.alerts
+            .publish_structured(&message.subject, &message.sns_message())
+            .await
+    }
+
+    fn context(&self) -> AlertContext {
+        AlertContext::new(self.config.deployment.clone())
+    }
+}
+
+#[derive(Debug, Default)]
+struct ContainerStats {
+    active: usize,
+    stale: usize,
+    oldest: u64,
+    unparseable: usize,
+}
+
+fn container_of_error(e: &LockParseError) -> String {
+    // `dynamodb://<table> (...)` or `s3://<bucket>/<key>`.
+    let rest = e
+        .location
+        .strip_prefix("dynamodb://")
+        .or_else(|| e.location.strip_prefix("s3://"))
+        .unwrap_or(&e.location);
+    rest.split([' ', '/']).next().unwrap_or(rest).to_owned()
+}
+
+fn in_scope(alert: &StoredAlert, buckets: &[BucketScope]) -> bool {
+    match &alert.location {
+        lockreaper_core::LockLocation::DynamoDb { .. } => true,
+        lockreaper_core::LockLocation::S3 { bucket, key } => buckets
+            .iter()
+            .any(|b| &b.bucket == bucket && b.prefix.as_deref().is_none_or(|p| key.starts_with(p))),
+    }
+}
+
+/// A lock file younger than the smallest warn threshold needs no GET: nothing would be done with it.
+fn lock_file_matters(head: &LockFileHead, now: DateTime<Utc>, min_warn: Duration) -> bool {
+    match head.last_modified {
+        Some(t) => (now - t).to_std().unwrap_or_default() >= min_warn,
+        None => true,
+    }
+}
+
+fn scan_segments() -> u32 {
+    // Parallel scan segments per table; 1 keeps small tables at one call per page.
+    std::env::var("SCAN_SEGMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=64).contains(n))
+        .unwrap_or(1)
+}
+
+fn log_error(event: &str, e: &AwsError) {
+    tracing::error!(event, error = %e, kind = ?e.kind);
+}
+
+/// Fills `buf` from the operating system's randomness.
+pub fn fill_random(buf: &mut [u8]) {
+    if let Err(e) = getrandom::fill(buf) {
+        // No OS randomness means no safe proposal IDs; better to stop loudly.
+        panic!("the operating system's random number generator failed: {e}");
+    }
+}
+
+/// A random ID for audit records (24 hex characters).
+pub fn random_id() -> String {
+    let mut b = [0u8; 12];
+    fill_random(&mut b);
+    hex::encode(b)
+}

@@ -1,0 +1,433 @@
+//! The reaper against the emulator, through the real Lambda Runtime API (`cargo lambda watch` +
+//! `cargo lambda invoke --data-file`) with a real EventBridge scheduled-event JSON, on locks left by
+//! real Terraform: one killed mid-apply (dead), one in a live apply that keeps writing state.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lockreaper_testkit::lambda::{create_ledger_table, LambdaWatch};
+use lockreaper_testkit::{eventually, repo_root, LockMode, Terraform, TestEnv};
+use serde_json::Value;
+
+const SECRET: &str = "test-signing-key-0123456789abcdef0123456789";
+
+fn scheduled_event() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("infra/events/scheduled-event.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+struct Deployment {
+    table: String,
+    bucket: String,
+    ledger: String,
+    alerts: lockreaper_testkit::notifications::TopicWithQueue,
+    namespace: String,
+    env: Vec<(String, String)>,
+}
+
+async fn deploy(env: &TestEnv, extra: &[(&str, &str)]) -> Deployment {
+    let (table, bucket, ledger) = (env.name("locks"), env.name("state"), env.name("ledger"));
+    env.create_lock_table(&table, "LockID").await;
+    env.create_state_bucket(&bucket).await;
+    create_ledger_table(env, &ledger).await;
+    let alerts = env.topic_with_queue("alerts").await;
+    let approvals = env.topic_with_queue("approvals").await;
+    let secret = env.create_secret("signing", SECRET).await;
+    let namespace = format!("LockReaperTest/{}", env.id);
+    let mut vars: Vec<(String, String)> = [
+        ("LOCK_TABLES", table.as_str()),
+        ("LOCK_BUCKETS", bucket.as_str()),
+        ("LEDGER_TABLE", ledger.as_str()),
+        ("ALERT_TOPIC_ARN", alerts.topic_arn.as_str()),
+        ("APPROVAL_TOPIC_ARN", approvals.topic_arn.as_str()),
+        ("APPROVAL_SECRET_ARN", secret.as_str()),
+        ("METRICS_NAMESPACE", namespace.as_str()),
+        ("WARN_AFTER", "1s"),
+        ("EXPIRE_AFTER", "3s"),
+        ("REMIND_EVERY", "1h"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    Deployment {
+        table,
+        bucket,
+        ledger,
+        alerts,
+        namespace,
+        env: vars,
+    }
+}
+
+fn locks_by_path<'a>(outcome: &'a Value, path: &str) -> Vec<&'a Value> {
+    outcome["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["state_path"] == path)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_once_proposes_only_the_dead_lock_and_resolves() {
+    let env = TestEnv::new("reaper").await;
+    let d = deploy(&env, &[]).await;
+
+    // A dead lock (both stores) and a live apply that writes state while holding its lock.
+    let dead_tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "network/terraform.tfstate",
+        Some(&d.table),
+        LockMode::Both,
+    );
+    let (code, out) = dead_tf.apply();
+    assert_eq!(code, 0, "{out}");
+    let dead = dead_tf.stuck();
+    let live_tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "app/terraform.tfstate",
+        None,
+        LockMode::LockFile,
+    );
+    let live = live_tf.hold_live(21, 8);
+    let s3 = env.aws.s3();
+    eventually(
+        "the live apply to persist its state",
+        Duration::from_secs(60),
+        || {
+            let s3 = s3.clone();
+            let bucket = d.bucket.clone();
+            async move {
+                s3.head_object()
+                    .bucket(bucket)
+                    .key("app/terraform.tfstate")
+                    .send()
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // past EXPIRE_AFTER for both
+
+    let watch = LambdaWatch::start("reaper", d.env.clone()).await;
+    let first = watch.invoke("reaper", &scheduled_event()).await;
+
+    let dead_path = format!("{}/network/terraform.tfstate", d.bucket);
+    let live_path = format!("{}/app/terraform.tfstate", d.bucket);
+    let dead_judged = locks_by_path(&first, &dead_path);
+    assert_eq!(
+        dead_judged.len(),
+        1,
+        "both artefacts are one lock: {first:#}"
+    );
+    assert_eq!(dead_judged[0]["lock_id"], dead.lock_id.as_str());
+    assert_eq!(dead_judged[0]["locations"].as_array().unwrap().len(), 2);
+    assert_eq!(dead_judged[0]["level"], "propose-unlock", "{first:#}");
+    assert!(dead_judged[0]["proposal_id"].is_string());
+    let live_judged = locks_by_path(&first, &live_path);
+    assert_eq!(live_judged.len(), 1, "{first:#}");
+    assert_eq!(live_judged[0]["lock_id"], live.lock.lock_id.as_str());
+    assert_eq!(live_judged[0]["alive"], true, "{first:#}");
+    assert_eq!(
+        live_judged[0]["level"], "warn",
+        "a live lock is never proposed: {first:#}"
+    );
+    assert!(live_judged[0]["proposal_id"].is_null());
+    assert_eq!(first["alerts_sent"], 2, "{first:#}");
+
+    let delivered = env.drain(&d.alerts.queue_url, Duration::from_secs(5)).await;
+    assert_eq!(delivered.len(), 2, "{delivered:#?}");
+    let chat = |path: &str| {
+        delivered
+            .iter()
+            .filter_map(|m| m.json.as_ref())
+            .find(|j| j["metadata"]["additionalContext"]["statePath"] == path)
+            .unwrap_or_else(|| panic!("no alert for {path}: {delivered:#?}"))
+            .clone()
+    };
+    let dead_chat = chat(&dead_path);
+    assert_eq!(dead_chat["version"], "1.0");
+    assert_eq!(dead_chat["source"], "custom");
+    let token = dead_chat["metadata"]["additionalContext"]["approvalToken"]
+        .as_str()
+        .unwrap();
+    assert!(token.starts_with("lr1.") && !token.contains(' '), "{token}");
+    assert!(dead_chat["content"]["description"]
+        .as_str()
+        .unwrap()
+        .contains(&dead.lock_id));
+    let live_chat = chat(&live_path);
+    assert!(live_chat["metadata"]["additionalContext"]["approvalToken"].is_null());
+    assert_ne!(
+        dead_chat["metadata"]["threadId"],
+        live_chat["metadata"]["threadId"]
+    );
+
+    // The proposal is in the ledger, bound to the dead lock.
+    let proposal_id = dead_judged[0]["proposal_id"].as_str().unwrap();
+    let item = env
+        .aws
+        .dynamodb()
+        .get_item()
+        .table_name(&d.ledger)
+        .key("pk", AttributeValue::S(format!("proposal#{proposal_id}")))
+        .key("sk", AttributeValue::S("proposal".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["status"].as_s().unwrap(), "open");
+    assert!(item["proposal"].as_s().unwrap().contains(&dead.lock_id));
+
+    // A second sweep sends nothing new: one alert per lock per level.
+    let second = watch.invoke("reaper", &scheduled_event()).await;
+    assert_eq!(second["alerts_sent"], 0, "{second:#}");
+    assert!(env
+        .drain(&d.alerts.queue_url, Duration::from_secs(2))
+        .await
+        .is_empty());
+
+    // Metrics per lock table and bucket.
+    let active = env
+        .metric(
+            &d.namespace,
+            "ActiveLocks",
+            &[("LockTable", &d.bucket)],
+            "Maximum",
+        )
+        .await;
+    assert_eq!(active, Some(2.0), "two lock files in the bucket");
+    let oldest = env
+        .metric(
+            &d.namespace,
+            "OldestLockAgeSeconds",
+            &[("LockTable", &d.table)],
+            "Maximum",
+        )
+        .await
+        .unwrap();
+    assert!(oldest >= 3.0, "{oldest}");
+
+    // The dead lock is released by hand: the next sweep says "resolved" in its thread.
+    let (code, out, err) =
+        dead_tf.run(&["force-unlock".into(), "--id".into(), dead.lock_id.clone()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let third = watch.invoke("reaper", &scheduled_event()).await;
+    assert_eq!(third["resolved_sent"], 1, "{third:#}");
+    let resolved = env.drain(&d.alerts.queue_url, Duration::from_secs(5)).await;
+    assert_eq!(resolved.len(), 1, "{resolved:#?}");
+    let resolved = resolved[0].json.as_ref().unwrap();
+    assert_eq!(
+        resolved["metadata"]["threadId"],
+        dead_chat["metadata"]["threadId"]
+    );
+    drop(live);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_expiry_removes_only_stale_unprotected_locks_and_audits_them() {
+    let env = TestEnv::new("autoexp").await;
+    let gyro_table = env.name("gyro");
+    env.create_lock_table(&gyro_table, "LockKey").await;
+    let missing_table = env.name("missing");
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true")]).await;
+    let mut vars = d.env.clone();
+    let protected_glob = format!("{}/protected/*", d.bucket);
+    let policy = format!(r#"[{{"path": "{protected_glob}", "auto_expire": false}}]"#);
+    vars.retain(|(k, _)| k != "LOCK_TABLES");
+    vars.push((
+        "LOCK_TABLES".into(),
+        format!("{},{},{}", d.table, gyro_table, missing_table),
+    ));
+    vars.push(("LOCK_POLICY".into(), policy));
+
+    let stale_tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "stale/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    );
+    assert_eq!(stale_tf.apply().0, 0);
+    let stale = stale_tf.stuck();
+    let protected_tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "protected/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    );
+    let protected = protected_tf.stuck();
+    // Gyro: no timestamp in the item; the ledger says it was first seen an hour ago.
+    env.aws
+        .dynamodb()
+        .put_item()
+        .table_name(&gyro_table)
+        .item("LockKey", AttributeValue::S("default".into()))
+        .item(
+            "GyroId",
+            AttributeValue::S("adf4feb3-3333-447e-89d9-819da078618d".into()),
+        )
+        .item(
+            "GyroLockInfo",
+            AttributeValue::S(
+                "Locked by 'gyro-user' running 'up ec2/ami.gyro' at '16:38:29 EDT, Apr-27'.".into(),
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let gyro_location = lockreaper_core::LockLocation::DynamoDb {
+        table: gyro_table.clone(),
+        key_attribute: "LockKey".into(),
+        key: "default".into(),
+    };
+    lockreaper_aws::ledger::Ledger::new(env.aws.dynamodb(), &d.ledger)
+        .record_first_seen(
+            &gyro_location,
+            "adf4feb3-3333-447e-89d9-819da078618d",
+            chrono::Utc::now() - chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let watch = LambdaWatch::start("reaper", vars).await;
+    let outcome = watch.invoke("reaper", &scheduled_event()).await;
+
+    assert_eq!(
+        outcome["unreachable"].as_array().unwrap().len(),
+        1,
+        "{outcome:#}"
+    );
+    assert!(outcome["unreachable"][0]
+        .as_str()
+        .unwrap()
+        .contains(&missing_table));
+    let by_id = |id: &str| {
+        outcome["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["lock_id"] == id)
+            .unwrap_or_else(|| panic!("{id} not judged: {outcome:#}"))
+            .clone()
+    };
+    assert_eq!(by_id(&stale.lock_id)["expired"], "unlocked", "{outcome:#}");
+    assert_eq!(
+        by_id("adf4feb3-3333-447e-89d9-819da078618d")["expired"],
+        "unlocked",
+        "{outcome:#}"
+    );
+    let protected_judged = by_id(&protected.lock_id);
+    assert!(protected_judged["expired"].is_null(), "{outcome:#}");
+    assert_eq!(protected_judged["level"], "propose-unlock");
+
+    // Gone from the stores; the protected lock and every digest item are still there.
+    let scan = lockreaper_aws::LockTable::new(env.aws.dynamodb(), &d.table)
+        .scan(1)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = scan.locks.iter().map(|l| l.lock_id.as_str()).collect();
+    assert_eq!(ids, vec![protected.lock_id.as_str()]);
+    assert_eq!(
+        scan.digests.len(),
+        1,
+        "the stale state's -md5 digest item is untouched"
+    );
+    let gyro = lockreaper_aws::LockTable::new(env.aws.dynamodb(), &gyro_table)
+        .scan(1)
+        .await
+        .unwrap();
+    assert!(gyro.locks.is_empty());
+
+    // Audited first, with the full lock content.
+    let trail =
+        lockreaper_aws::unlock::audit_trail(&env.aws.dynamodb(), &d.ledger, &stale.path, 10)
+            .await
+            .unwrap();
+    assert_eq!(trail.len(), 1, "{trail:#?}");
+    assert_eq!(trail[0].source.as_str(), "auto-expire");
+    assert_eq!(trail[0].locks[0].lock_id, stale.lock_id);
+    assert!(trail[0].locks[0].raw.contains(&stale.lock_id));
+
+    // Terraform works again on the expired state; the protected one is still blocked.
+    let (code, out) = stale_tf.apply();
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = protected_tf.apply();
+    assert_ne!(code, 0);
+    assert!(out.contains("Error acquiring the state lock"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_reports_and_changes_nothing() {
+    let env = TestEnv::new("dryrun").await;
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true"), ("DRY_RUN", "true")]).await;
+    let tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "dry/terraform.tfstate",
+        Some(&d.table),
+        LockMode::Both,
+    );
+    let stuck = tf.stuck();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let watch = LambdaWatch::start("reaper", d.env.clone()).await;
+    let outcome = watch.invoke("reaper", &scheduled_event()).await;
+    assert_eq!(outcome["dry_run"], true);
+    let judged = &outcome["locks"][0];
+    assert!(judged.is_object(), "{outcome:#}");
+    assert_eq!(judged["lock_id"], stuck.lock_id.as_str());
+    assert_eq!(judged["level"], "auto-expire", "{outcome:#}");
+    assert!(judged["expired"].is_null());
+    assert_eq!(outcome["alerts_sent"], 0);
+    assert!(env
+        .drain(&d.alerts.queue_url, Duration::from_secs(2))
+        .await
+        .is_empty());
+    let (code, out) = tf.apply();
+    assert_ne!(code, 0, "the lock is still there: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_configuration_fails_at_start_naming_the_variables() {
+    let env = TestEnv::new("badcfg").await;
+    let watch = LambdaWatch::start(
+        "reaper",
+        [
+            ("LOCK_BUCKETS", "/nobucket"),
+            ("WARN_AFTER", "soon"),
+            ("ALERT_TOPIC_ARN", "alerts"),
+        ],
+    )
+    .await;
+    let err = watch
+        .try_invoke("reaper", &scheduled_event())
+        .await
+        .unwrap_err();
+    let log = watch.log();
+    for expected in [
+        "LOCK_BUCKETS",
+        "WARN_AFTER",
+        "ALERT_TOPIC_ARN: \"alerts\" is not an ARN",
+        "LEDGER_TABLE: is not set",
+    ] {
+        assert!(
+            log.contains(expected) || err.contains(expected),
+            "{expected:?} not reported:\n{err}\n{log}"
+        );
+    }
+    drop(env);
+}

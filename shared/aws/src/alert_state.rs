@@ -1,0 +1,259 @@
+//! The reaper's memory of what it told people, so it alerts once per lock per escalation level,
+//! reminds at an interval, and says "resolved" when an alerted lock goes away.
+//!
+//! Ledger items: `pk = "alerts#<table or bucket>"`, `sk = <LockLocation::ledger_key()>`, holding the
+//! `AlertState` JSON, the lock's location and state path (for the resolved message) and a `version`
+//! number. Every write is conditional on the version that was read, so when two sweeps overlap only
+//! one of them wins the right to send: the other's write fails and it sends nothing.
+//! Keying by container lets one Query list every alerted lock of a table or bucket.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use lockreaper_core::policy::AlertState;
+use lockreaper_core::LockLocation;
+
+use crate::error::{AwsError, AwsErrorKind};
+
+/// How long an alert state survives without being refreshed (a lock alerted on is re-written
+/// every reminder; this only cleans up after a removed deployment).
+const ALERT_STATE_TTL_SECS: i64 = 30 * 86_400;
+
+/// One stored alert state, with what a conditional update needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAlert {
+    pub location: LockLocation,
+    pub state_path: String,
+    pub state: AlertState,
+    pub version: u64,
+}
+
+/// Reads and writes alert states.
+#[derive(Clone, Debug)]
+pub struct AlertStates {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn pk(container: &str) -> String {
+    format!("alerts#{container}")
+}
+
+impl AlertStates {
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        AlertStates {
+            dynamodb,
+            table: table.into(),
+        }
+    }
+
+    /// Every alert state of one table or bucket.
+    pub async fn list(&self, container: &str) -> Result<Vec<StoredAlert>, AwsError> {
+        let mut alerts = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .dynamodb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk(container)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(e, "read alert states from", &self.table))?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(alert) = decode(&item) {
+                    alerts.push(alert);
+                } else {
+                    tracing::warn!(event = "bad-alert-state", table = %self.table, "ignoring an alert state that does not decode");
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(alerts)
+    }
+
+    /// Stores `state` if the stored version is still `expected` (`None`: nothing stored yet).
+    /// Returns `false` when another sweep got there first.
+    pub async fn put_if(
+        &self,
+        location: &LockLocation,
+        state_path: &str,
+        state: &AlertState,
+        expected: Option<u64>,
+    ) -> Result<Option<u64>, AwsError> {
+        let version = expected.map_or(1, |v| v + 1);
+        let encode = |what: &str, e: serde_json::Error| AwsError {
+            kind: AwsErrorKind::Other,
+            action: "encode alert state for",
+            resource: format!("{location} ({what})"),
+            message: e.to_string(),
+        };
+        let item: HashMap<String, AttributeValue> = [
+            ("pk", AttributeValue::S(pk(location.container()))),
+            ("sk", AttributeValue::S(location.ledger_key())),
+            (
+                "state",
+                AttributeValue::S(serde_json::to_string(state).map_err(|e| encode("state", e))?),
+            ),
+            (
+                "location",
+                AttributeValue::S(
+                    serde_json::to_string(location).map_err(|e| encode("location", e))?,
+                ),
+            ),
+            ("state_path", AttributeValue::S(state_path.to_owned())),
+            ("version", AttributeValue::N(version.to_string())),
+            (
+                "expires_at",
+                AttributeValue::N((state.last_sent.timestamp() + ALERT_STATE_TTL_SECS).to_string()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let request = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let request = match expected {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => request
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(Some(version)),
+            Err(e) => {
+                let err = AwsError::from_sdk(e, "write alert state to", &self.table);
+                if err.is_condition_failed() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Removes the state if it is still at `version`. Returns `false` if it changed meanwhile.
+    pub async fn delete_if(&self, location: &LockLocation, version: u64) -> Result<bool, AwsError> {
+        match self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk(location.container())))
+            .key("sk", AttributeValue::S(location.ledger_key()))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = AwsError::from_sdk(e, "delete alert state from", &self.table);
+                if err.is_condition_failed() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Records that an unparseable lock was reported; `true` the first time only.
+    pub async fn first_report_of_unparseable(
+        &self,
+        location: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        match self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S("unparseable".to_owned()))
+            .item("sk", AttributeValue::S(location.to_owned()))
+            .item("reported_at", AttributeValue::S(now.to_rfc3339()))
+            .item(
+                "expires_at",
+                AttributeValue::N((now.timestamp() + ALERT_STATE_TTL_SECS).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = AwsError::from_sdk(e, "record unparseable lock in", &self.table);
+                if err.is_condition_failed() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Forgets that an unparseable lock was reported (so it is reported again if it reappears).
+    pub async fn forget_unparseable(&self, location: &str) -> Result<(), AwsError> {
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S("unparseable".to_owned()))
+            .key("sk", AttributeValue::S(location.to_owned()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "forget unparseable lock in", &self.table))?;
+        Ok(())
+    }
+
+    /// `snooze` item written by force-unlock: no alerts for this lock until then.
+    pub async fn snoozed_until(
+        &self,
+        location: &LockLocation,
+    ) -> Result<Option<DateTime<Utc>>, AwsError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                AttributeValue::S(format!("lock#{}", location.ledger_key())),
+            )
+            .key("sk", AttributeValue::S("snooze".to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "read snooze from", &self.table))?;
+        Ok(out
+            .item
+            .and_then(|item| match item.get("until") {
+                Some(AttributeValue::S(t)) => DateTime::parse_from_rfc3339(t).ok(),
+                _ => None,
+            })
+            .map(|t| t.with_timezone(&Utc)))
+    }
+}
+
+fn decode(item: &HashMap<String, AttributeValue>) -> Option<StoredAlert> {
+    let s = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => Some(v.as_str()),
+        _ => None,
+    };
+    let version = match item.get("version") {
+        Some(AttributeValue::N(n)) => n.parse().ok()?,
+        _ => return None,
+    };
+    Some(StoredAlert {
+        location: serde_json::from_str(s("location")?).ok()?,
+        state_path: s("state_path")?.to_owned(),
+        state: serde_json::from_str(s("state")?).ok()?,
+        version,
+    })
+}

@@ -1,0 +1,166 @@
+//! Re-reading one lock where it lives, and deleting it only if it is still the lock that was read.
+//!
+//! Every delete here is conditional on what was read (see `DeletePrecondition`): DynamoDB
+//! `DeleteItem` with `#info = :seen` (Terraform/OpenTofu) or `GyroId = :id` (Gyro), S3 `DeleteObject`
+//! with `If-Match: <ETag>`. A lock released and re-taken in between fails the condition, and that is
+//! reported as [`DeleteOutcome::Changed`], a clean refusal — never retried, never forced.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lockreaper_core::{DeletePrecondition, LockLocation, LockParseError, LockRecord, TableEntry};
+
+use crate::error::{AwsError, AwsErrorKind};
+use crate::lock_files::LockFiles;
+use crate::lock_table::LockTable;
+
+/// What a conditional delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The lock was exactly as read and is now gone.
+    Deleted,
+    /// The lock is no longer the one that was read (released and re-taken, or rewritten): untouched.
+    Changed,
+    /// Nothing was there any more.
+    AlreadyGone,
+}
+
+/// What a strongly consistent re-read found at a lock's location.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // short-lived, one per unlock
+pub enum Reread {
+    Lock(LockRecord),
+    /// Something is there but it does not parse as a lock: never delete it.
+    Unparseable(LockParseError),
+    /// A digest item (should never happen for a lock location, but never delete one).
+    NotALock,
+    Gone,
+}
+
+/// Reads and deletes single locks in any store.
+#[derive(Clone, Debug)]
+pub struct LockStore {
+    dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+impl LockStore {
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
+        LockStore { dynamodb, s3 }
+    }
+
+    /// Re-reads the lock at `location` (strongly consistent for DynamoDB; S3 is read-after-write
+    /// consistent).
+    pub async fn reread(&self, location: &LockLocation) -> Result<Reread, AwsError> {
+        match location {
+            LockLocation::DynamoDb {
+                table,
+                key_attribute,
+                key,
+            } => {
+                let found = LockTable::new(self.dynamodb.clone(), table)
+                    .get(key_attribute, key)
+                    .await?;
+                Ok(match found {
+                    None => Reread::Gone,
+                    Some(Ok(TableEntry::Lock(lock))) => Reread::Lock(lock),
+                    Some(Ok(TableEntry::Digest(_))) => Reread::NotALock,
+                    Some(Err(e)) => Reread::Unparseable(e),
+                })
+            }
+            LockLocation::S3 { bucket, key } => {
+                let found = LockFiles::new(self.s3.clone()).read(bucket, key).await?;
+                Ok(match found {
+                    None => Reread::Gone,
+                    Some(Ok(lock)) => Reread::Lock(lock),
+                    Some(Err(e)) => Reread::Unparseable(e),
+                })
+            }
+        }
+    }
+
+    /// Deletes `lock` only if it is still exactly what was read.
+    pub async fn delete_if_unchanged(&self, lock: &LockRecord) -> Result<DeleteOutcome, AwsError> {
+        let resource = lock.location.to_string();
+        let result = match (&lock.location, &lock.precondition) {
+            (
+                LockLocation::DynamoDb {
+                    table,
+                    key_attribute,
+                    key,
+                },
+                DeletePrecondition::InfoEquals(seen),
+            ) => {
+                self.delete_item(table, key_attribute, key, "Info", seen, &resource)
+                    .await
+            }
+            (
+                LockLocation::DynamoDb {
+                    table,
+                    key_attribute,
+                    key,
+                },
+                DeletePrecondition::GyroIdEquals(seen),
+            ) => {
+                self.delete_item(table, key_attribute, key, "GyroId", seen, &resource)
+                    .await
+            }
+            (LockLocation::S3 { bucket, key }, DeletePrecondition::ETagMatches(etag)) => self
+                .s3
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .if_match(etag)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk(e, "delete lock file", resource.clone())),
+            (location, precondition) => {
+                return Err(AwsError {
+                    kind: AwsErrorKind::Other,
+                    action: "delete lock",
+                    resource,
+                    message: format!(
+                        "precondition {precondition:?} does not fit a lock stored at {location}; refusing to delete"
+                    ),
+                })
+            }
+        };
+        match result {
+            Ok(()) => Ok(DeleteOutcome::Deleted),
+            Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
+                // DynamoDB cannot tell "changed" from "gone" in a failed condition (a missing item
+                // fails the condition too); S3 says 412 for a different ETag. Either way the lock
+                // we judged is not there as it was; one more consistent read says which, so a lock
+                // its holder released in the meantime is reported as gone, not as changed.
+                match self.reread(&lock.location).await {
+                    Ok(Reread::Gone) => Ok(DeleteOutcome::AlreadyGone),
+                    _ => Ok(DeleteOutcome::Changed),
+                }
+            }
+            Err(e) if e.kind == AwsErrorKind::NotFound => Ok(DeleteOutcome::AlreadyGone),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_item(
+        &self,
+        table: &str,
+        key_attribute: &str,
+        key: &str,
+        attribute: &str,
+        seen: &str,
+        resource: &str,
+    ) -> Result<(), AwsError> {
+        self.dynamodb
+            .delete_item()
+            .table_name(table)
+            .key(key_attribute, AttributeValue::S(key.to_owned()))
+            // Aliased: never depend on which attribute names DynamoDB reserves.
+            .condition_expression("#seen = :seen")
+            .expression_attribute_names("#seen", attribute)
+            .expression_attribute_values(":seen", AttributeValue::S(seen.to_owned()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk(e, "delete lock item", resource))
+    }
+}

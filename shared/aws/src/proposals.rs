@@ -1,0 +1,538 @@
+//! Proposals and snoozes in the ledger table: what the reaper offered for unlock, whether that offer
+//! was used, and which locks people asked to hear nothing about for a while.
+//!
+//! # Items
+//!
+//! | `pk` | `sk` | attributes | expires |
+//! | --- | --- | --- | --- |
+//! | `proposal#<proposal id>` | `proposal` | `proposal` (S, JSON of [`Proposal`]), `status` (S: `open` \| `used` \| `denied`), and once decided: `decided_at` (S), `decided_by` (S, the approver when named), `decided_via` (S, [`ApprovalSource`]), `delivery` (S, the SNS MessageId that decided it); after an unlock: `completed_at`, `result`, `audit_id` | `proposal.expires_at` + 7 days |
+//! | `lock#<LockLocation::ledger_key()>` | `snooze` | `until` (S, RFC 3339), `by` (S, optional), `reason` (S, optional), `lock_id` (S) | `until` + 1 day |
+//!
+//! # Single use
+//!
+//! An approval uses its proposal with one `UpdateItem … SET status = used` conditional on
+//! `status = open` ([`Proposals::claim`]). DynamoDB applies conditional writes one at a time, so of
+//! any number of concurrent or replayed approvals exactly one finds the proposal open. The claim
+//! records the SNS `MessageId` of the delivery that made it (`delivery`), which is what lets the
+//! function tell a *retry of the same delivery* (Lambda's async retries and SNS redeliveries reuse
+//! the MessageId) from a *replay* (anyone publishing the token again gets a new MessageId); see
+//! [`Claim::Resumed`].
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+use lockreaper_core::approval::ApprovalSource;
+use lockreaper_core::proposal::{Proposal, ProposalStatus};
+use lockreaper_core::LockLocation;
+
+use crate::error::{AwsError, AwsErrorKind};
+use crate::ledger::{format_time, lock_pk, EXPIRES_AT, PK, SK};
+
+/// Sort key of a proposal item.
+pub const PROPOSAL_SK: &str = "proposal";
+/// Sort key of a lock's snooze item.
+pub const SNOOZE_SK: &str = "snooze";
+/// How long a proposal item outlives the proposal (for "already used" answers and forensics).
+pub const PROPOSAL_RETENTION: Duration = Duration::days(7);
+/// How long a snooze item outlives its end (TTL deletion is lazy; readers compare `until`).
+pub const SNOOZE_RETENTION: Duration = Duration::days(1);
+
+const STATUS: &str = "status";
+
+/// `proposal#<proposal id>`.
+pub fn proposal_pk(proposal_id: &str) -> String {
+    format!("proposal#{proposal_id}")
+}
+
+/// Who is deciding, for the proposal item.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimant<'a> {
+    /// As named in the message; chat buttons name nobody.
+    pub approver: Option<&'a str>,
+    pub source: ApprovalSource,
+    /// The SNS `MessageId` of the delivery: identical on Lambda's retries of that delivery.
+    pub delivery: &'a str,
+}
+
+/// Who decided a proposal before, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decided {
+    pub at: Option<DateTime<Utc>>,
+    pub by: Option<String>,
+    pub via: Option<String>,
+    pub delivery: Option<String>,
+    /// Set once an approved unlock finished (any result).
+    pub completed_at: Option<DateTime<Utc>>,
+    pub result: Option<String>,
+    pub audit_id: Option<String>,
+}
+
+/// A proposal as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalRecord {
+    pub proposal: Proposal,
+    pub status: ProposalStatus,
+    pub decided: Decided,
+}
+
+/// What [`Proposals::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This delivery took the proposal: go ahead and unlock.
+    Claimed,
+    /// This same delivery (same SNS MessageId) claimed the proposal before and never recorded a
+    /// finished unlock: the earlier attempt crashed, timed out, or failed transiently and could
+    /// not release its claim. Going ahead is safe: every delete is conditional on the proposed
+    /// lock, so an unlock that already happened finds the lock gone ("already released").
+    Resumed,
+    /// This same delivery already finished: a duplicate delivery. Do nothing, say nothing.
+    Duplicate(Decided),
+    /// Another delivery used the proposal (a replay, or a second click).
+    AlreadyUsed(Decided),
+    Denied(Decided),
+    /// No such proposal (never recorded, or expired and removed).
+    Unknown,
+}
+
+/// What [`Proposals::deny`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deny {
+    Denied,
+    AlreadyDenied(Decided),
+    AlreadyUsed(Decided),
+    Unknown,
+}
+
+/// Proposals and snoozes in the ledger table.
+#[derive(Clone, Debug)]
+pub struct Proposals {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn time(item: &HashMap<String, AttributeValue>, name: &str) -> Option<DateTime<Utc>> {
+    string(item, name)
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn parse_status(text: &str) -> Option<ProposalStatus> {
+    match text {
+        "open" => Some(ProposalStatus::Open),
+        "used" => Some(ProposalStatus::Used),
+        "denied" => Some(ProposalStatus::Denied),
+        _ => None,
+    }
+}
+
+impl Proposals {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Proposals {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+    }
+
+    fn error(&self, action: &'static str, message: String) -> AwsError {
+        AwsError {
+            kind: AwsErrorKind::Other,
+            action,
+            resource: self.table.clone(),
+            message,
+        }
+    }
+
+    /// Records a new proposal (status `open`). Refuses to overwrite an existing one: a proposal id
+    /// is 12 random bytes, so a collision means a bug, reported as a `ConditionFailed` error.
+    pub async fn put(&self, proposal: &Proposal) -> Result<(), AwsError> {
+        let json = serde_json::to_string(proposal)
+            .map_err(|e| self.error("encode proposal for", e.to_string()))?;
+        let mut item = Self::key(proposal_pk(&proposal.proposal_id), PROPOSAL_SK);
+        item.insert("proposal".to_owned(), s(json));
+        item.insert(STATUS.to_owned(), s(ProposalStatus::Open.as_str()));
+        item.insert(
+            EXPIRES_AT.to_owned(),
+            n((proposal.expires_at + PROPOSAL_RETENTION).timestamp()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "record proposal in ledger", &self.table))?;
+        Ok(())
+    }
+
+    /// The proposal and its status (strongly consistent).
+    pub async fn get(
+        &self,
+        proposal_id: &str,
+    ) -> Result<Option<(Proposal, ProposalStatus)>, AwsError> {
+        Ok(self
+            .record(proposal_id)
+            .await?
+            .map(|r| (r.proposal, r.status)))
+    }
+
+    /// The proposal with its status and decision record (strongly consistent).
+    pub async fn record(&self, proposal_id: &str) -> Result<Option<ProposalRecord>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "read proposal from ledger", &self.table))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let json = string(&item, "proposal").ok_or_else(|| {
+            self.error(
+                "read proposal from ledger",
+                format!("proposal {proposal_id:?} has no `proposal` string attribute"),
+            )
+        })?;
+        let proposal: Proposal = serde_json::from_str(&json).map_err(|e| {
+            self.error(
+                "read proposal from ledger",
+                format!("proposal {proposal_id:?} does not decode: {e}"),
+            )
+        })?;
+        let status_text = string(&item, STATUS).unwrap_or_default();
+        let status = parse_status(&status_text).ok_or_else(|| {
+            self.error(
+                "read proposal from ledger",
+                format!("proposal {proposal_id:?} has an unknown status {status_text:?}"),
+            )
+        })?;
+        Ok(Some(ProposalRecord {
+            proposal,
+            status,
+            decided: Decided {
+                at: time(&item, "decided_at"),
+                by: string(&item, "decided_by"),
+                via: string(&item, "decided_via"),
+                delivery: string(&item, "delivery"),
+                completed_at: time(&item, "completed_at"),
+                result: string(&item, "result"),
+                audit_id: string(&item, "audit_id"),
+            },
+        }))
+    }
+
+    /// Moves an open proposal to `to`, conditional on `status = open`. `Ok(true)` when this call
+    /// made the change, `Ok(false)` when the proposal was not open (or not there).
+    async fn decide(
+        &self,
+        proposal_id: &str,
+        to: ProposalStatus,
+        claimant: &Claimant<'_>,
+        now: DateTime<Utc>,
+        action: &'static str,
+    ) -> Result<bool, AwsError> {
+        let mut set = vec![
+            "#status = :to",
+            "decided_at = :at",
+            "decided_via = :via",
+            "delivery = :delivery",
+        ];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            // `status` is a DynamoDB reserved word.
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":open", s(ProposalStatus::Open.as_str()))
+            .expression_attribute_values(":at", s(format_time(now)))
+            .expression_attribute_values(":via", s(claimant.source.as_str()))
+            .expression_attribute_values(":delivery", s(claimant.delivery))
+            .condition_expression("attribute_exists(pk) AND #status = :open");
+        if let Some(approver) = claimant.approver {
+            set.push("decided_by = :by");
+            request = request.expression_attribute_values(":by", s(approver));
+        }
+        let update = format!("SET {}", set.join(", "));
+        match request.update_expression(update).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = AwsError::from_sdk(e, action, &self.table);
+                if err.is_condition_failed() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Uses the proposal for an approved unlock, at most once (see the module docs). On a lost
+    /// race the proposal is re-read to say why.
+    pub async fn claim(
+        &self,
+        proposal_id: &str,
+        claimant: &Claimant<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, AwsError> {
+        if self
+            .decide(
+                proposal_id,
+                ProposalStatus::Used,
+                claimant,
+                now,
+                "claim proposal in ledger",
+            )
+            .await?
+        {
+            return Ok(Claim::Claimed);
+        }
+        let Some(record) = self.record(proposal_id).await? else {
+            return Ok(Claim::Unknown);
+        };
+        Ok(match record.status {
+            ProposalStatus::Used
+                if record.decided.delivery.as_deref() == Some(claimant.delivery)
+                    && !claimant.delivery.is_empty() =>
+            {
+                if record.decided.completed_at.is_some() {
+                    Claim::Duplicate(record.decided)
+                } else {
+                    Claim::Resumed
+                }
+            }
+            ProposalStatus::Used => Claim::AlreadyUsed(record.decided),
+            ProposalStatus::Denied => Claim::Denied(record.decided),
+            // Released between our write and our read: someone else's attempt failed and gave
+            // it back. Try once more rather than loop.
+            ProposalStatus::Open => {
+                if self
+                    .decide(
+                        proposal_id,
+                        ProposalStatus::Used,
+                        claimant,
+                        now,
+                        "claim proposal in ledger",
+                    )
+                    .await?
+                {
+                    Claim::Claimed
+                } else {
+                    match self.record(proposal_id).await? {
+                        None => Claim::Unknown,
+                        Some(r) if r.status == ProposalStatus::Denied => Claim::Denied(r.decided),
+                        Some(r) => Claim::AlreadyUsed(r.decided),
+                    }
+                }
+            }
+        })
+    }
+
+    /// Gives a claim back after an unlock that deleted nothing failed, so the proposal can be
+    /// approved again (by a retry, or a person). Only the delivery that claimed it can release it,
+    /// and only while no finished unlock is recorded. `Ok(false)` when it was not ours to release.
+    pub async fn release(&self, proposal_id: &str, delivery: &str) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .update_expression(
+                "SET #status = :open REMOVE decided_at, decided_by, decided_via, delivery",
+            )
+            .condition_expression(
+                "#status = :used AND delivery = :delivery AND attribute_not_exists(completed_at)",
+            )
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":open", s(ProposalStatus::Open.as_str()))
+            .expression_attribute_values(":used", s(ProposalStatus::Used.as_str()))
+            .expression_attribute_values(":delivery", s(delivery))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = AwsError::from_sdk(e, "release proposal claim in ledger", &self.table);
+                if err.is_condition_failed() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Records that the claimed unlock finished, with its result and audit id, so a duplicate
+    /// delivery is recognised as such ([`Claim::Duplicate`]).
+    pub async fn complete(
+        &self,
+        proposal_id: &str,
+        delivery: &str,
+        result: &str,
+        audit_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .update_expression("SET completed_at = :at, #result = :result, audit_id = :audit")
+            .condition_expression("#status = :used AND delivery = :delivery")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_values(":used", s(ProposalStatus::Used.as_str()))
+            .expression_attribute_values(":delivery", s(delivery))
+            .expression_attribute_values(":at", s(format_time(now)))
+            .expression_attribute_values(":result", s(result))
+            .expression_attribute_values(":audit", s(audit_id))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "record unlock result in ledger", &self.table))?;
+        Ok(())
+    }
+
+    /// Denies an open proposal: its approval can no longer be used.
+    pub async fn deny(
+        &self,
+        proposal_id: &str,
+        claimant: &Claimant<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Deny, AwsError> {
+        if self
+            .decide(
+                proposal_id,
+                ProposalStatus::Denied,
+                claimant,
+                now,
+                "deny proposal in ledger",
+            )
+            .await?
+        {
+            return Ok(Deny::Denied);
+        }
+        for attempt in 0..2 {
+            match self.record(proposal_id).await? {
+                None => return Ok(Deny::Unknown),
+                Some(r) => match r.status {
+                    ProposalStatus::Denied => return Ok(Deny::AlreadyDenied(r.decided)),
+                    ProposalStatus::Used => return Ok(Deny::AlreadyUsed(r.decided)),
+                    // Open again: a claim was given back between our write and our read. Try
+                    // once more rather than loop.
+                    ProposalStatus::Open if attempt == 0 => {
+                        if self
+                            .decide(
+                                proposal_id,
+                                ProposalStatus::Denied,
+                                claimant,
+                                now,
+                                "deny proposal in ledger",
+                            )
+                            .await?
+                        {
+                            return Ok(Deny::Denied);
+                        }
+                    }
+                    ProposalStatus::Open => return Ok(Deny::AlreadyUsed(r.decided)),
+                },
+            }
+        }
+        Ok(Deny::Unknown)
+    }
+
+    /// No alerts for the lock at `location` until `until` (replaces an earlier snooze).
+    pub async fn snooze(
+        &self,
+        location: &LockLocation,
+        lock_id: &str,
+        until: DateTime<Utc>,
+        by: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(), AwsError> {
+        let mut item = Self::key(lock_pk(location), SNOOZE_SK);
+        item.insert("until".to_owned(), s(format_time(until)));
+        item.insert("lock_id".to_owned(), s(lock_id));
+        if let Some(by) = by {
+            item.insert("by".to_owned(), s(by));
+        }
+        if let Some(reason) = reason {
+            item.insert("reason".to_owned(), s(reason));
+        }
+        item.insert(
+            EXPIRES_AT.to_owned(),
+            n((until + SNOOZE_RETENTION).timestamp()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "record snooze in ledger", &self.table))?;
+        Ok(())
+    }
+
+    /// Until when alerts about the lock at `location` are snoozed, if a snooze was ever recorded
+    /// and not yet removed by TTL. The caller compares with its `now`: a time in the past means the
+    /// snooze is over (TTL deletion can lag by days).
+    pub async fn read_snooze(
+        &self,
+        location: &LockLocation,
+    ) -> Result<Option<DateTime<Utc>>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(lock_pk(location), SNOOZE_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "read snooze from ledger", &self.table))?;
+        Ok(out.item.and_then(|item| time(&item, "until")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(proposal_pk("AAECAwQFBgcICQoL"), "proposal#AAECAwQFBgcICQoL");
+        for status in [
+            ProposalStatus::Open,
+            ProposalStatus::Used,
+            ProposalStatus::Denied,
+        ] {
+            assert_eq!(parse_status(status.as_str()), Some(status));
+        }
+        assert_eq!(parse_status("closed"), None);
+    }
+}

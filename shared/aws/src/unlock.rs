@@ -1,0 +1,418 @@
+//! The one path by which lockreaper releases a lock, used by approved unlocks and by the reaper's
+//! opt-in automatic expiry alike.
+//!
+//! 1. Re-read every recorded artefact with strong consistency. If any is now a *different* lock
+//!    (another ID, or other raw content), do nothing: the lock was released and re-taken since it
+//!    was judged. Artefacts already gone are fine (Terraform may have cleaned up one of two).
+//! 2. Write the audit record (full lock content, who, via what, why) and, for DynamoDB artefacts,
+//!    a "forced" marker that lets lock-metrics count the REMOVE as a forced release — *before*
+//!    deleting anything, so nothing is ever lost.
+//! 3. Delete each artefact conditionally on what was read (lock file first, then the DynamoDB item,
+//!    Terraform's own order). Digest items are never among the artefacts.
+//! 4. Record the outcomes, then look at the state: digest vs. the state's MD5, bucket versioning,
+//!    the current and previous versions (the rollback point).
+//!
+//! **Contract for callers that retry:** [`Unlocker::unlock`] returns `Err` only for failures
+//! *before any delete was attempted* (the re-read, the first audit write, a forced marker). From
+//! the first delete on, every problem is reported inside the `Ok` report (`Failed` outcomes, the
+//! audit's `errors`), so a caller can treat `Err` as "nothing was deleted; safe to try again".
+//! Trying again is safe in any case: every delete is conditional on the proposed lock, so a lock
+//! already deleted is found gone, and a lock taken again since is left alone.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use lockreaper_core::approval::ApprovalSource;
+use lockreaper_core::proposal::{ArtefactOutcome, AuditRecord};
+use lockreaper_core::{LockKind, LockLocation, LockRecord, StatePath, TableEntry};
+use serde::Serialize;
+
+use crate::error::AwsError;
+use crate::lock_table::LockTable;
+use crate::locks::{DeleteOutcome, LockStore, Reread};
+use crate::state::{StateObjects, StateVersion};
+
+/// How long "forced" markers live: long enough for the stream REMOVE to be processed.
+const FORCED_MARKER_TTL_SECS: i64 = 2 * 86_400;
+/// How long audit records live: a year.
+const AUDIT_TTL_SECS: i64 = 366 * 86_400;
+
+/// Who asked for the unlock and why.
+#[derive(Debug, Clone)]
+pub struct UnlockRequest<'a> {
+    pub locks: &'a [LockRecord],
+    pub source: ApprovalSource,
+    pub approver: Option<String>,
+    pub reason: Option<String>,
+    pub proposal_id: Option<String>,
+    /// Unique per attempt (the caller's random ID).
+    pub audit_id: String,
+}
+
+/// What happened, for the result message and the response.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnlockReport {
+    pub result: UnlockResult,
+    pub audit: AuditRecord,
+    pub state_check: Option<StateCheck>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnlockResult {
+    /// Every artefact that was there is gone now.
+    Unlocked,
+    /// The lock changed since it was judged: nothing was deleted.
+    LockChanged,
+    /// Nothing was left to delete.
+    AlreadyReleased,
+    /// Some delete failed; see the audit's errors. Safe to retry: deletes are conditional.
+    Failed,
+}
+
+/// What the state looked like after the unlock.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateCheck {
+    pub state: String,
+    /// The `-md5` digest item's value, when there is one.
+    pub digest: Option<String>,
+    /// The MD5 of the state object's bytes, when it exists.
+    pub state_md5: Option<String>,
+    /// `Some(true)` when both exist and agree.
+    pub digest_matches: Option<bool>,
+    pub versioning_enabled: Option<bool>,
+    /// Current first, then the previous one: the rollback point.
+    pub versions: Vec<StateVersion>,
+    pub errors: Vec<String>,
+}
+
+/// Releases locks. Holds the clients; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Unlocker {
+    store: LockStore,
+    dynamodb: aws_sdk_dynamodb::Client,
+    state: StateObjects,
+    ledger_table: String,
+}
+
+impl Unlocker {
+    pub fn new(
+        dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+        ledger_table: impl Into<String>,
+    ) -> Self {
+        Unlocker {
+            store: LockStore::new(dynamodb.clone(), s3.clone()),
+            dynamodb,
+            state: StateObjects::new(s3),
+            ledger_table: ledger_table.into(),
+        }
+    }
+
+    pub async fn unlock(
+        &self,
+        request: UnlockRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<UnlockReport, AwsError> {
+        let Some(primary) = request.locks.first() else {
+            return Err(AwsError {
+                kind: crate::error::AwsErrorKind::Other,
+                action: "unlock",
+                resource: "(no lock)".into(),
+                message: "nothing to unlock: the request names no lock".into(),
+            });
+        };
+        let mut audit = AuditRecord {
+            audit_id: request.audit_id.clone(),
+            at: now,
+            source: request.source,
+            approver: request.approver.clone(),
+            reason: request.reason.clone(),
+            proposal_id: request.proposal_id.clone(),
+            state_path: primary.state_path.clone(),
+            lock_id: primary.lock_id.clone(),
+            locks: request.locks.to_vec(),
+            outcomes: Vec::new(),
+            errors: Vec::new(),
+        };
+
+        // 1. Re-read: every artefact must be the recorded lock, or gone.
+        let mut present = Vec::new();
+        for lock in request.locks {
+            match self.store.reread(&lock.location).await? {
+                Reread::Lock(now_there)
+                    if now_there.raw == lock.raw && now_there.lock_id == lock.lock_id =>
+                {
+                    // Keep the fresh read's precondition (an S3 ETag can only be re-read, not predicted).
+                    present.push(Some(now_there));
+                }
+                Reread::Gone => present.push(None),
+                Reread::Lock(_) | Reread::Unparseable(_) | Reread::NotALock => {
+                    audit.outcomes = request
+                        .locks
+                        .iter()
+                        .map(|l| {
+                            if l.location == lock.location {
+                                ArtefactOutcome::Changed
+                            } else {
+                                ArtefactOutcome::Skipped
+                            }
+                        })
+                        .collect();
+                    audit.errors.push(format!(
+                        "{} is no longer the lock that was judged (released and re-taken?): nothing was deleted",
+                        lock.location
+                    ));
+                    self.write_audit(&audit).await?;
+                    return Ok(UnlockReport {
+                        result: UnlockResult::LockChanged,
+                        audit,
+                        state_check: None,
+                    });
+                }
+            }
+        }
+        if present.iter().all(Option::is_none) {
+            audit.outcomes = vec![ArtefactOutcome::AlreadyGone; request.locks.len()];
+            self.write_audit(&audit).await?;
+            return Ok(UnlockReport {
+                result: UnlockResult::AlreadyReleased,
+                audit,
+                state_check: None,
+            });
+        }
+
+        // 2. Record first.
+        self.write_audit(&audit).await?;
+        for lock in present.iter().flatten() {
+            if matches!(lock.location, LockLocation::DynamoDb { .. }) {
+                self.write_forced_marker(lock, &audit, now).await?;
+            }
+        }
+
+        // 3. Conditional deletes: lock files first, then DynamoDB items.
+        let mut order: Vec<usize> = (0..present.len()).collect();
+        order.sort_by_key(|&i| !matches!(request.locks[i].kind, LockKind::TerraformS3LockFile));
+        let mut outcomes = vec![ArtefactOutcome::AlreadyGone; present.len()];
+        for i in order {
+            let Some(lock) = &present[i] else { continue };
+            outcomes[i] = match self.store.delete_if_unchanged(lock).await {
+                Ok(DeleteOutcome::Deleted) => ArtefactOutcome::Deleted,
+                Ok(DeleteOutcome::Changed) => ArtefactOutcome::Changed,
+                Ok(DeleteOutcome::AlreadyGone) => ArtefactOutcome::AlreadyGone,
+                Err(e) => {
+                    audit.errors.push(e.to_string());
+                    ArtefactOutcome::Failed
+                }
+            };
+        }
+        audit.outcomes = outcomes;
+        let result = if audit.outcomes.contains(&ArtefactOutcome::Failed) {
+            UnlockResult::Failed
+        } else if audit.outcomes.contains(&ArtefactOutcome::Changed) {
+            UnlockResult::LockChanged
+        } else {
+            UnlockResult::Unlocked
+        };
+        // Deletes have been attempted: from here on nothing is an `Err` (see the module docs). The
+        // audit record written before the deletes already holds the full lock content.
+        if let Err(e) = self.write_audit(&audit).await {
+            tracing::error!(
+                event = "audit-outcome-not-recorded",
+                audit_id = %audit.audit_id,
+                reason = %e,
+                "could not add the unlock outcomes to the audit record (the record written before the delete stands)"
+            );
+            audit.errors.push(format!(
+                "the outcomes could not be added to the audit record: {e}"
+            ));
+        }
+
+        // 4. Look at the state.
+        let state_check = match primary.terraform_state() {
+            Some(state) if result == UnlockResult::Unlocked => {
+                Some(self.check_state(&state, request.locks).await)
+            }
+            _ => None,
+        };
+        Ok(UnlockReport {
+            result,
+            audit,
+            state_check,
+        })
+    }
+
+    async fn check_state(&self, state: &StatePath, locks: &[LockRecord]) -> StateCheck {
+        let mut check = StateCheck {
+            state: state.to_string(),
+            digest: None,
+            state_md5: None,
+            digest_matches: None,
+            versioning_enabled: None,
+            versions: Vec::new(),
+            errors: Vec::new(),
+        };
+        // The digest item lives in the DynamoDB lock table, when there is one.
+        let table = locks.iter().find_map(|l| match &l.location {
+            LockLocation::DynamoDb { table, .. } => Some(table.clone()),
+            LockLocation::S3 { .. } => None,
+        });
+        if let Some(table) = table {
+            match LockTable::new(self.dynamodb.clone(), &table)
+                .get("LockID", &state.digest_item_key())
+                .await
+            {
+                Ok(Some(Ok(TableEntry::Digest(d)))) => check.digest = d.digest,
+                Ok(_) => {}
+                Err(e) => check.errors.push(e.to_string()),
+            }
+        }
+        match self.state.md5(state).await {
+            Ok(md5) => check.state_md5 = md5,
+            Err(e) => check.errors.push(e.to_string()),
+        }
+        if let (Some(d), Some(m)) = (&check.digest, &check.state_md5) {
+            check.digest_matches = Some(d.eq_ignore_ascii_case(m));
+        }
+        let versioning = self.state.versioning_enabled(&state.bucket).await;
+        match self.state.versions(state, 2).await {
+            Ok(v) => check.versions = v,
+            Err(e) => check.errors.push(e.to_string()),
+        }
+        check.versioning_enabled = match versioning {
+            Ok(v) => Some(v),
+            // GetBucketVersioning can be denied (it is a separate permission) or, on emulators,
+            // answered in a shape the SDK rejects. The latest version says enough: it has a real
+            // VersionId (not "null") only if versioning was on when the state was last written.
+            Err(e) => match check.versions.first() {
+                Some(latest) => {
+                    tracing::warn!(
+                        event = "versioning-inferred",
+                        bucket = %state.bucket,
+                        reason = %e,
+                        "could not read bucket versioning; inferred it from the state's latest version"
+                    );
+                    Some(latest.version_id != "null")
+                }
+                None => {
+                    check.errors.push(e.to_string());
+                    None
+                }
+            },
+        };
+        check
+    }
+
+    async fn write_audit(&self, audit: &AuditRecord) -> Result<(), AwsError> {
+        let record = serde_json::to_string(audit).map_err(|e| AwsError {
+            kind: crate::error::AwsErrorKind::Other,
+            action: "encode audit record for",
+            resource: audit.state_path.clone(),
+            message: e.to_string(),
+        })?;
+        let item: HashMap<String, AttributeValue> = [
+            (
+                "pk",
+                AttributeValue::S(format!("audit#{}", audit.state_path)),
+            ),
+            (
+                "sk",
+                AttributeValue::S(format!(
+                    "{}#{}",
+                    crate::ledger::format_time(audit.at),
+                    audit.audit_id
+                )),
+            ),
+            ("record", AttributeValue::S(record)),
+            ("lock_id", AttributeValue::S(audit.lock_id.clone())),
+            (
+                "expires_at",
+                AttributeValue::N((audit.at.timestamp() + AUDIT_TTL_SECS).to_string()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.dynamodb
+            .put_item()
+            .table_name(&self.ledger_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(e, "write audit record to ledger", &self.ledger_table)
+            })?;
+        Ok(())
+    }
+
+    async fn write_forced_marker(
+        &self,
+        lock: &LockRecord,
+        audit: &AuditRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), AwsError> {
+        // `by`, as `Ledger::record_forced_release` writes it: the approver, or how it came in.
+        let by = audit
+            .approver
+            .clone()
+            .unwrap_or_else(|| audit.source.as_str().to_owned());
+        self.dynamodb
+            .put_item()
+            .table_name(&self.ledger_table)
+            .item(
+                "pk",
+                AttributeValue::S(format!("lock#{}", lock.location.ledger_key())),
+            )
+            .item("sk", AttributeValue::S(format!("forced#{}", lock.lock_id)))
+            .item("audit_id", AttributeValue::S(audit.audit_id.clone()))
+            .item("by", AttributeValue::S(by))
+            .item(
+                "forced_at",
+                AttributeValue::S(crate::ledger::format_time(now)),
+            )
+            .item(
+                "expires_at",
+                AttributeValue::N((now.timestamp() + FORCED_MARKER_TTL_SECS).to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    e,
+                    "write forced-release marker to ledger",
+                    &self.ledger_table,
+                )
+            })?;
+        Ok(())
+    }
+}
+
+/// Reads the audit trail of one state, newest first.
+pub async fn audit_trail(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    ledger_table: &str,
+    state_path: &str,
+    limit: i32,
+) -> Result<Vec<AuditRecord>, AwsError> {
+    let out = dynamodb
+        .query()
+        .table_name(ledger_table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("audit#{state_path}")))
+        .scan_index_forward(false)
+        .limit(limit)
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(e, "read audit trail from", ledger_table))?;
+    Ok(out
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|item| match item.get("record") {
+            Some(AttributeValue::S(json)) => serde_json::from_str(json).ok(),
+            _ => None,
+        })
+        .collect())
+}

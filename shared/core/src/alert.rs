@@ -1,0 +1,789 @@
+//! The messages people read: one [`AlertMessage`] per alert, published to SNS with
+//! `MessageStructure=json` so chat (Amazon Q Developer in chat applications, ex-AWS Chatbot) gets a
+//! custom notification and email gets plain text.
+//!
+//! Every message about one lock location carries the same `metadata.threadId` ([`thread_id`]), so
+//! warning → stale → approved → released read as one thread in chat. A chat button (an
+//! `AWS::Chatbot::CustomAction` with `Criteria HAS_VALUE` on [`APPROVAL_TOKEN_KEY`]) appears only
+//! on messages that carry an approval token, i.e. only when the reaper made an [`ApprovalOffer`].
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::format_duration;
+use crate::model::{LockCreated, LockKind, LockLocation, LockRecord};
+use crate::parse::LockParseError;
+use crate::policy::{fmt_time, AlertKind, AlertState, Level, Verdict};
+
+/// SNS `Subject` must be under 100 characters, printable ASCII, no line breaks.
+pub const SUBJECT_MAX: usize = 99;
+/// Where the approval token sits in the chat notification: `$.metadata.additionalContext.approvalToken`
+/// (the custom action's variable JSONPath and `HAS_VALUE` criterion).
+pub const APPROVAL_TOKEN_KEY: &str = "approvalToken";
+/// The chat button text people are told to press; the custom action's `ButtonText` must match.
+pub const APPROVE_BUTTON: &str = "Approve unlock";
+
+/// `metadata.eventType` values.
+pub const EVENT_LOCK_HELD: &str = "LockHeld";
+pub const EVENT_LOCK_WARNING: &str = "LockWarning";
+pub const EVENT_LOCK_STALE: &str = "LockStale";
+pub const EVENT_LOCK_AUTO_EXPIRE: &str = "LockAutoExpire";
+pub const EVENT_LOCK_RESOLVED: &str = "LockResolved";
+pub const EVENT_LOCK_UNPARSEABLE: &str = "LockUnparseable";
+
+/// Longest a single lock-derived field (who, operation, info, …) may run in a message.
+const FIELD_MAX: usize = 300;
+/// Email body width.
+const WIDTH: usize = 72;
+
+/// A signed approval the reaper offers with a `ProposeUnlock` alert (made by the force-unlock side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalOffer {
+    /// Compact, no spaces (chat variables must match `[\x21-\x7F]+`).
+    pub token: String,
+    /// The topic the approval Lambda listens on; publishing the token there approves the unlock.
+    pub approval_topic_arn: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Who is speaking: which lockreaper deployment sent the alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertContext {
+    /// A short label people recognise: stack name, or `account/region`.
+    pub deployment: String,
+    /// The AWS partition for ARNs in `relatedResources` (`aws`, `aws-cn`, `aws-us-gov`).
+    pub partition: String,
+}
+
+impl AlertContext {
+    /// A context in the standard `aws` partition.
+    pub fn new(deployment: impl Into<String>) -> Self {
+        AlertContext {
+            deployment: deployment.into(),
+            partition: "aws".to_owned(),
+        }
+    }
+}
+
+/// One alert, in every form it is delivered in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertMessage {
+    /// SNS `Subject` (used by email): printable ASCII, at most [`SUBJECT_MAX`] characters.
+    pub subject: String,
+    /// The Amazon Q Developer / AWS Chatbot custom notification.
+    pub chat: Value,
+    /// Plain text for email, wrapped near 72 columns.
+    pub email: String,
+}
+
+impl AlertMessage {
+    /// The SNS `Message` for `Publish` with `MessageStructure=json`: one string per delivery
+    /// protocol, each subscription reading the key of its protocol and falling back to `default`.
+    ///
+    /// - `default`, `email`: the plain text (email subscriptions; anything not listed).
+    /// - `https`: the chat notification JSON. Amazon Q Developer in chat applications (AWS
+    ///   Chatbot) subscribes to the topic over HTTPS and reads this key.
+    /// - `sqs`, `lambda`, `http`, `email-json`, `firehose`: the chat notification JSON too, the
+    ///   structured form for programs (the end-to-end tests read it from an SQS subscription).
+    /// - `sms`: the subject alone (an SMS carries 140 bytes).
+    pub fn sns_message(&self) -> String {
+        let chat = self.chat.to_string();
+        json!({
+            "default": self.email,
+            "email": self.email,
+            "https": chat,
+            "http": chat,
+            "sqs": chat,
+            "lambda": chat,
+            "email-json": chat,
+            "firehose": chat,
+            "sms": self.subject,
+        })
+        .to_string()
+    }
+}
+
+/// The chat `threadId` for a lock location: the first 32 hex digits of the SHA-256 of its display
+/// form (`dynamodb://tf-locks (LockID = "…")`, `s3://bucket/key.tflock`). Stable across lock IDs,
+/// levels and deployments, so every message about one location threads together.
+pub fn thread_id(location: &LockLocation) -> String {
+    thread_id_of(&location.to_string())
+}
+
+fn thread_id_of(display: &str) -> String {
+    let digest = Sha256::digest(display.as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// The `metadata.eventType` for a lock alert at `level`.
+pub fn event_type(level: Level) -> &'static str {
+    match level {
+        Level::Fresh => EVENT_LOCK_HELD,
+        Level::Warn => EVENT_LOCK_WARNING,
+        Level::ProposeUnlock => EVENT_LOCK_STALE,
+        Level::AutoExpire => EVENT_LOCK_AUTO_EXPIRE,
+    }
+}
+
+/// The alert about one held lock, at the verdict's level.
+pub fn lock_alert(
+    lock: &LockRecord,
+    verdict: &Verdict,
+    kind: AlertKind,
+    approval: Option<&ApprovalOffer>,
+    context: &AlertContext,
+) -> AlertMessage {
+    let path = one_line(&lock.state_path);
+    let held = held_text(lock, verdict.age);
+    let workspace = lock
+        .terraform_state()
+        .and_then(|s| s.workspace(None).map(str::to_owned));
+    let reminder = kind == AlertKind::Reminder;
+    let event = event_type(verdict.level);
+    let thread = thread_id(&lock.location);
+
+    let (emoji, headline) = match verdict.level {
+        Level::Fresh => (":information_source:", format!("Lock {path} held {held}")),
+        Level::Warn => (":warning:", format!("Lock held {held}: {path}")),
+        Level::ProposeUnlock => (":lock:", format!("Stale lock {path} held {held}")),
+        Level::AutoExpire => (
+            ":unlock:",
+            format!("Expiring stale lock {path} held {held}"),
+        ),
+    };
+    let reminder_note = if reminder { " (reminder)" } else { "" };
+    let title = format!("{emoji} {headline}{reminder_note}");
+    let subject_lead = match verdict.level {
+        Level::Fresh | Level::Warn => format!("Lock held {held}: "),
+        Level::ProposeUnlock => format!("Stale lock held {held}: "),
+        Level::AutoExpire => format!("Expiring stale lock held {held}: "),
+    };
+    let subject_lead = if reminder {
+        format!("Reminder: {subject_lead}")
+    } else {
+        subject_lead
+    };
+    let subject = subject(&context.deployment, &subject_lead, &lock.state_path);
+
+    let status = match verdict.level {
+        Level::Fresh => "This lock is held, under the warning threshold.".to_owned(),
+        Level::Warn if verdict.alive => {
+            "This lock is old, but the state was written after it was taken: the holder is probably still at work.".to_owned()
+        }
+        Level::Warn => "This lock has been held longer than expected.".to_owned(),
+        Level::ProposeUnlock => {
+            "This lock looks stuck and is proposed for unlock. A person must decide.".to_owned()
+        }
+        Level::AutoExpire => "This lock looks stuck and auto-expiry is on for its path: lockreaper is releasing it. The outcome follows in this thread.".to_owned(),
+    };
+
+    // Facts, as (label, value); chat renders values as code where they are identifiers.
+    let mut facts: Vec<(&str, String, bool)> = vec![("State", path.clone(), true)];
+    if let Some(ws) = &workspace {
+        facts.push(("Workspace", clip(ws), true));
+    }
+    facts.push(("Where", one_line(&lock.location.to_string()), true));
+    facts.push(("Lock ID", clip(&lock.lock_id), true));
+    facts.push((
+        "Held by",
+        lock.who.as_deref().map_or("unknown".to_owned(), clip),
+        lock.who.is_some(),
+    ));
+    if let Some(op) = &lock.operation {
+        facts.push(("Operation", clip(op), false));
+    }
+    facts.push((
+        "Tool",
+        match &lock.tool_version {
+            Some(v) => format!("{} {}", lock.kind.tool(), clip(v)),
+            None => lock.kind.tool().to_owned(),
+        },
+        false,
+    ));
+    facts.push(("Taken", taken_text(lock, verdict.age), false));
+    if let Some(info) = lock.info.as_deref().filter(|i| !i.trim().is_empty()) {
+        facts.push(("Info", clip(info), false));
+    }
+    facts.push(("Deployment", clip(&context.deployment), false));
+
+    let liveness = liveness_lines(lock, verdict);
+    let reasons: Vec<String> = verdict.reasons.iter().map(|r| sentence(r)).collect();
+    let steps = next_steps(lock, verdict, approval, workspace.as_deref());
+
+    // Chat.
+    let mut description = format!("{status}\n");
+    for (label, value, code) in &facts {
+        let value = if *code { md_code(value) } else { value.clone() };
+        let _ = writeln!(description, "• {label}: {value}");
+    }
+    description.push_str("\nLiveness:\n");
+    for line in &liveness {
+        let _ = writeln!(description, "• {line}");
+    }
+    description.push_str("\nWhy:\n");
+    for reason in &reasons {
+        let _ = writeln!(description, "• {reason}");
+    }
+    let mut additional = serde_json::Map::new();
+    if let Some(offer) = approval {
+        additional.insert(APPROVAL_TOKEN_KEY.to_owned(), json!(offer.token));
+    }
+    additional.insert("lockId".to_owned(), json!(lock.lock_id));
+    additional.insert("statePath".to_owned(), json!(lock.state_path));
+    additional.insert("lockKind".to_owned(), json!(lock.kind.as_str()));
+    additional.insert("level".to_owned(), json!(verdict.level.as_str()));
+    let mut keywords = vec![
+        "lockreaper".to_owned(),
+        lock.kind.as_str().to_owned(),
+        verdict.level.as_str().to_owned(),
+    ];
+    if let Some(ws) = &workspace {
+        keywords.push(ws.clone());
+    }
+    let summary = format!(
+        "{} {} lock on {path} ({held})",
+        level_word(verdict.level),
+        lock.kind.tool(),
+    );
+    let chat = chat_notification(ChatParts {
+        id: format!(
+            "{thread}-{}-{}",
+            verdict.level.as_str(),
+            verdict.age.map_or(0, |a| a.as_secs())
+        ),
+        title,
+        description: description.trim_end().to_owned(),
+        next_steps: steps.iter().map(|s| s.chat.clone()).collect(),
+        keywords,
+        thread,
+        summary,
+        event_type: event,
+        related: related_resources(lock, &context.partition),
+        additional,
+        custom_actions: true,
+    });
+
+    // Email.
+    let mut email = heading(&format!("{headline}{reminder_note}"));
+    email.push_str(&wrap(&status, "", ""));
+    email.push('\n');
+    let label_width = facts.iter().map(|(l, _, _)| l.len()).max().unwrap_or(0) + 2;
+    for (label, value, _) in &facts {
+        let lead = format!("{:<label_width$}", format!("{label}:"));
+        let _ = writeln!(email, "{lead}{value}");
+    }
+    email.push_str("\nLiveness\n");
+    for line in &liveness {
+        email.push_str(&wrap(line, "  - ", "    "));
+    }
+    email.push_str("\nWhy\n");
+    for reason in &reasons {
+        email.push_str(&wrap(&plain(reason), "  - ", "    "));
+    }
+    email.push_str("\nWhat to do\n");
+    for (i, step) in steps.iter().enumerate() {
+        email.push_str(&wrap(&step.text, &format!("  {}. ", i + 1), "     "));
+        for command in &step.commands {
+            let _ = writeln!(email, "\n       {command}\n");
+        }
+    }
+    email.push_str(&footer(context));
+
+    AlertMessage {
+        subject,
+        chat,
+        email,
+    }
+}
+
+/// "Lock released": the lock that was alerted on is gone (released by its holder or unlocked).
+/// Same thread as the lock's alerts.
+pub fn resolved_alert(
+    previous: &AlertState,
+    location: &LockLocation,
+    state_path: &str,
+    context: &AlertContext,
+) -> AlertMessage {
+    let path = one_line(state_path);
+    let where_ = one_line(&location.to_string());
+    let thread = thread_id(location);
+    let title = format!(":white_check_mark: Lock released: {path}");
+    let status =
+        "The lock lockreaper alerted on is gone: its holder released it or someone unlocked it.";
+    let facts = [
+        ("State", path.clone(), true),
+        ("Where", where_, true),
+        ("Lock ID", clip(&previous.lock_id), true),
+        (
+            "First alert",
+            format!(
+                "{} (last: {}, level {})",
+                fmt_time(previous.first_alerted),
+                fmt_time(previous.last_sent),
+                previous.level
+            ),
+            false,
+        ),
+        ("Deployment", clip(&context.deployment), false),
+    ];
+    let advice = "If it was force-unlocked rather than released, review a plan before the next change (`terraform plan`, or `gyro up` for Gyro) to see what the interrupted run left behind.";
+
+    let mut description = format!("{status}\n");
+    for (label, value, code) in &facts {
+        let value = if *code { md_code(value) } else { value.clone() };
+        let _ = writeln!(description, "• {label}: {value}");
+    }
+    let mut additional = serde_json::Map::new();
+    additional.insert("lockId".to_owned(), json!(previous.lock_id));
+    additional.insert("statePath".to_owned(), json!(state_path));
+    let chat = chat_notification(ChatParts {
+        id: format!("{thread}-resolved-{}", previous.last_sent.timestamp()),
+        title,
+        description: description.trim_end().to_owned(),
+        next_steps: vec![advice.to_owned()],
+        keywords: vec!["lockreaper".to_owned(), "resolved".to_owned()],
+        thread,
+        summary: format!("Lock released on {path}"),
+        event_type: EVENT_LOCK_RESOLVED,
+        related: Vec::new(),
+        additional,
+        custom_actions: false,
+    });
+
+    let mut email = heading(&format!("Lock released: {path}"));
+    email.push_str(&wrap(status, "", ""));
+    email.push('\n');
+    for (label, value, _) in &facts {
+        let _ = writeln!(email, "{:<13}{value}", format!("{label}:"));
+    }
+    email.push_str("\nWhat to do\n");
+    email.push_str(&wrap(&plain(advice), "  - ", "    "));
+    email.push_str(&footer(context));
+
+    AlertMessage {
+        subject: subject(&context.deployment, "Lock released: ", state_path),
+        chat,
+        email,
+    }
+}
+
+/// "Unparseable lock — inspect by hand": something in a lock store that lockreaper cannot read.
+/// Never carries an approval: lockreaper never releases a lock it cannot read.
+pub fn unparseable_alert(error: &LockParseError, context: &AlertContext) -> AlertMessage {
+    let where_ = one_line(&error.location);
+    // `error.location` is the lock location's display form, so this threads with the lock's alerts.
+    let thread = thread_id_of(&error.location);
+    let problem = clip(&error.failure.to_string());
+    let title = format!(":grey_question: Unparseable lock — inspect by hand: {where_}");
+    let status = "lockreaper found an entry in a lock store that it cannot read as a lock. It never expires or proposes unlocking what it cannot read, so a person must look.";
+    let steps = [
+        "Inspect the entry by hand, with `aws dynamodb get-item` for a table item or `aws s3 cp` for a lock file.",
+        "If it is a lock nobody holds any more, release it with the tool that took it, or delete it by hand once you are sure.",
+        "If it is a format lockreaper should understand, report it together with the raw entry.",
+    ];
+
+    let description = format!(
+        "{status}\n• Where: {}\n• Problem: {problem}\n• Deployment: {}",
+        md_code(&where_),
+        clip(&context.deployment)
+    );
+    let mut additional = serde_json::Map::new();
+    additional.insert("location".to_owned(), json!(error.location));
+    additional.insert("problem".to_owned(), json!(error.failure.to_string()));
+    let chat = chat_notification(ChatParts {
+        id: format!("{thread}-unparseable"),
+        title,
+        description,
+        next_steps: steps.iter().map(|s| (*s).to_owned()).collect(),
+        keywords: vec!["lockreaper".to_owned(), "unparseable".to_owned()],
+        thread,
+        summary: format!("Unparseable lock at {where_}"),
+        event_type: EVENT_LOCK_UNPARSEABLE,
+        related: Vec::new(),
+        additional,
+        custom_actions: false,
+    });
+
+    let mut email = heading("Unparseable lock - inspect by hand");
+    email.push_str(&wrap(status, "", ""));
+    email.push('\n');
+    let _ = writeln!(email, "Where:       {where_}");
+    email.push_str(&wrap(&plain(&problem), "Problem:     ", "             "));
+    let _ = writeln!(email, "Deployment:  {}", clip(&context.deployment));
+    email.push_str("\nWhat to do\n");
+    for (i, step) in steps.iter().enumerate() {
+        email.push_str(&wrap(&plain(step), &format!("  {}. ", i + 1), "     "));
+    }
+    email.push_str(&footer(context));
+
+    AlertMessage {
+        subject: subject(
+            &context.deployment,
+            "Unparseable lock - inspect by hand: ",
+            &error.location,
+        ),
+        chat,
+        email,
+    }
+}
+
+struct ChatParts {
+    id: String,
+    title: String,
+    description: String,
+    next_steps: Vec<String>,
+    keywords: Vec<String>,
+    thread: String,
+    summary: String,
+    event_type: &'static str,
+    related: Vec<String>,
+    additional: serde_json::Map<String, Value>,
+    custom_actions: bool,
+}
+
+/// The custom notification schema: `version`, `source` and `content.description` are required.
+fn chat_notification(parts: ChatParts) -> Value {
+    json!({
+        "version": "1.0",
+        "source": "custom",
+        "id": parts.id,
+        "content": {
+            "textType": "client-markdown",
+            "title": parts.title,
+            "description": parts.description,
+            "nextSteps": parts.next_steps,
+            "keywords": parts.keywords,
+        },
+        "metadata": {
+            "threadId": parts.thread,
+            "summary": parts.summary,
+            "eventType": parts.event_type,
+            "relatedResources": parts.related,
+            "additionalContext": parts.additional,
+            "enableCustomActions": parts.custom_actions,
+        },
+    })
+}
+
+/// A next step: a sentence (chat form uses backticks) plus commands set apart in email.
+struct Step {
+    chat: String,
+    text: String,
+    commands: Vec<String>,
+}
+
+fn liveness_lines(lock: &LockRecord, verdict: &Verdict) -> Vec<String> {
+    let created = lock.created.at();
+    let live = &verdict.liveness;
+    let relation = |t: DateTime<Utc>| match created {
+        Some(c) if t > c => "after the lock was taken",
+        Some(_) => "before the lock was taken",
+        None => "lock time unknown",
+    };
+    let mut lines = Vec::new();
+    match live.state_last_modified {
+        Some(t) => lines.push(format!(
+            "State object last written {} ({})",
+            fmt_time(t),
+            relation(t)
+        )),
+        None => lines.push("State object's last write: not known".to_owned()),
+    }
+    if let Some(t) = live.last_state_write {
+        lines.push(format!(
+            "Last state write seen on the lock table stream: {} ({})",
+            fmt_time(t),
+            relation(t)
+        ));
+    }
+    match live.digest_matches_state {
+        Some(true) => lines.push("State digest matches the state object".to_owned()),
+        Some(false) => lines.push(
+            "State digest does NOT match the state object: the last state write may be incomplete"
+                .to_owned(),
+        ),
+        None => {}
+    }
+    if verdict.alive {
+        lines.push(
+            "The holder made progress after taking the lock: it is probably still running (if it was interrupted, a partial apply is likely)".to_owned());
+    } else if created.is_some() {
+        lines.push("No state write seen since the lock was taken".to_owned());
+    }
+    lines
+}
+
+fn next_steps(
+    lock: &LockRecord,
+    verdict: &Verdict,
+    approval: Option<&ApprovalOffer>,
+    workspace: Option<&str>,
+) -> Vec<Step> {
+    let who = lock.who.as_deref().map_or("the holder".to_owned(), |w| {
+        format!("`{}`", md_safe(&clip(w)))
+    });
+    let op = lock.operation.as_deref().map_or(String::new(), |o| {
+        format!(" running `{}`", md_safe(&clip(o)))
+    });
+    let unlock = lock.manual_unlock_command();
+    let plan_advice = match lock.kind {
+        LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
+            "After unlocking, run `terraform plan` before anything else to see what the interrupted run left behind."
+        }
+        LockKind::GyroDynamoDb => {
+            "After unlocking, run `gyro up` and read the proposed changes before confirming, to see what the interrupted run left behind."
+        }
+    };
+    let mut steps = Vec::new();
+    if verdict.level == Level::AutoExpire {
+        steps.push(Step::text(
+            "Nothing to do unless the holder is in fact alive: lockreaper releases this lock with a conditional delete and records it in the audit trail.",
+        ));
+    } else {
+        steps.push(Step::text(&format!(
+            "Check whether {who}{op} is still at work (CI job, terminal, a prompt waiting for confirmation). Never unlock a lock someone still holds."
+        )));
+        if verdict.level == Level::Warn && approval.is_none() {
+            steps.push(Step::text(&format!(
+                "If it is still running, there is nothing to do. If it is stuck, lockreaper proposes an unlock once it is held {}.",
+                format_duration(verdict.thresholds.expire_after)
+            )));
+        }
+    }
+    match approval {
+        Some(offer) => {
+            let command = format!(
+                "aws sns publish --topic-arn {} --message {}",
+                shell_word(&offer.approval_topic_arn),
+                shell_word(&offer.token)
+            );
+            steps.push(Step {
+                chat: format!(
+                    "If nobody holds it, press *{APPROVE_BUTTON}* below, or run `{command}`. The approval expires at {}.",
+                    fmt_time(offer.expires_at)
+                ),
+                text: format!(
+                    "If nobody holds it, approve the unlock: press \"{APPROVE_BUTTON}\" in chat, or run the command below. The approval expires at {}.",
+                    fmt_time(offer.expires_at)
+                ),
+                commands: vec![command],
+            });
+        }
+        None if verdict.level == Level::ProposeUnlock => steps.push(Step::text(
+            "No approval is attached to this message; release the lock by hand as below if you are sure.",
+        )),
+        None => {}
+    }
+    let dir = match (lock.kind, workspace) {
+        (LockKind::GyroDynamoDb, _) => "from the Gyro project".to_owned(),
+        (_, Some(ws)) => {
+            format!("from the configuration that uses this state, in workspace `{ws}`")
+        }
+        (_, None) => "from the configuration that uses this state".to_owned(),
+    };
+    let by_hand = if verdict.level == Level::AutoExpire {
+        format!("If the automatic release fails, release it by hand {dir}")
+    } else {
+        format!("Outside chat, release it by hand {dir}")
+    };
+    steps.push(Step {
+        chat: format!("{by_hand}: `{}`", md_safe(&unlock)),
+        text: plain(&format!("{by_hand}:")),
+        commands: vec![unlock],
+    });
+    steps.push(Step::text(plan_advice));
+    steps
+}
+
+impl Step {
+    fn text(s: &str) -> Step {
+        Step {
+            chat: s.to_owned(),
+            text: plain(s),
+            commands: Vec::new(),
+        }
+    }
+}
+
+fn related_resources(lock: &LockRecord, partition: &str) -> Vec<String> {
+    let mut related = Vec::new();
+    if let LockLocation::S3 { bucket, key } = &lock.location {
+        related.push(format!("arn:{partition}:s3:::{bucket}/{key}"));
+    }
+    if let Some(state) = lock.terraform_state() {
+        related.push(format!(
+            "arn:{partition}:s3:::{}/{}",
+            state.bucket, state.key
+        ));
+    }
+    related
+}
+
+fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::Fresh => "Held",
+        Level::Warn => "Long-held",
+        Level::ProposeUnlock => "Stale",
+        Level::AutoExpire => "Expiring stale",
+    }
+}
+
+/// `5h12m`, `at least 5h12m` (first-seen time), or `for an unknown time`.
+fn held_text(lock: &LockRecord, age: Option<std::time::Duration>) -> String {
+    match (lock.created, age) {
+        (LockCreated::FirstSeen(_), Some(a)) => format!("at least {}", format_duration(a)),
+        (_, Some(a)) => format_duration(a),
+        (_, None) => "for an unknown time".to_owned(),
+    }
+}
+
+fn taken_text(lock: &LockRecord, age: Option<std::time::Duration>) -> String {
+    let ago = age.map_or(String::new(), |a| format!(", {} ago", format_duration(a)));
+    match lock.created {
+        LockCreated::Recorded(t) => format!("{}{ago}", fmt_time(t)),
+        LockCreated::FirstSeen(t) => format!(
+            "before {} (first seen by lockreaper{ago}; the lock records no time)",
+            fmt_time(t)
+        ),
+        LockCreated::Unknown => "unknown (the lock records no time)".to_owned(),
+    }
+}
+
+fn footer(context: &AlertContext) -> String {
+    format!(
+        "\n--\nSent by lockreaper ({}).\n",
+        printable_ascii(&clip(&context.deployment))
+    )
+}
+
+/// Capitalises the first letter and ends with a full stop.
+fn sentence(s: &str) -> String {
+    let mut chars = s.trim().chars();
+    let mut out: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+/// Paths and locations are bounded by the stores (S3 keys ≤ 1 KiB) and their end is what names
+/// the state, so they are never cut; only line breaks go.
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n', '\t'], " ")
+}
+
+/// Caps a free-form lock-derived field (who, operation, info, …) so one odd value cannot swamp a message.
+fn clip(s: &str) -> String {
+    let s = s.replace(['\r', '\n', '\t'], " ");
+    if s.chars().count() <= FIELD_MAX {
+        s
+    } else {
+        let mut out: String = s.chars().take(FIELD_MAX - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// A backtick would end a code span early.
+fn md_safe(s: &str) -> String {
+    s.replace('`', "'")
+}
+
+fn md_code(s: &str) -> String {
+    format!("`{}`", md_safe(s))
+}
+
+/// The email form of a chat sentence: no backticks (commands stand on lines of their own there).
+fn plain(s: &str) -> String {
+    s.replace('`', "")
+}
+
+/// Quotes a word for a POSIX shell only when it needs it.
+fn shell_word(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/=+@,%".contains(c));
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Replaces anything SNS would reject in a subject (non-ASCII, control characters) with `?`/space.
+fn printable_ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ' '..='~' => c,
+            c if c.is_whitespace() => ' ',
+            _ => '?',
+        })
+        .collect()
+}
+
+/// `[deployment] lead path`, printable ASCII, at most [`SUBJECT_MAX`] characters. When too long the
+/// path loses its start (`...` + the end, which names the state), then the deployment is cut.
+fn subject(deployment: &str, lead: &str, path: &str) -> String {
+    let mut deployment = printable_ascii(deployment.trim());
+    if deployment.chars().count() > 30 {
+        deployment = deployment.chars().take(27).collect::<String>() + "...";
+    }
+    let prefix = if deployment.is_empty() {
+        printable_ascii(lead)
+    } else {
+        format!("[{deployment}] {}", printable_ascii(lead))
+    };
+    let path = printable_ascii(path.trim());
+    let budget = SUBJECT_MAX.saturating_sub(prefix.len());
+    let path = if path.len() <= budget {
+        path
+    } else if budget > 3 {
+        format!("...{}", &path[path.len() - (budget - 3)..])
+    } else {
+        String::new()
+    };
+    let mut subject = format!("{prefix}{path}");
+    subject.truncate(SUBJECT_MAX);
+    subject.trim().to_owned()
+}
+
+/// The email's first lines: the title, wrapped, underlined, then a blank line.
+fn heading(title: &str) -> String {
+    let text = wrap(title, "", "");
+    let width = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    format!("{text}{}\n\n", "=".repeat(width))
+}
+
+/// Greedy word wrap at [`WIDTH`]; long words (ARNs, tokens) stay whole on their own line.
+fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = first_indent.to_owned();
+    let mut line_has_word = false;
+    for word in text.split_whitespace() {
+        let len = line.chars().count() + usize::from(line_has_word) + word.chars().count();
+        if line_has_word && len > WIDTH {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = indent.to_owned();
+            line_has_word = false;
+        }
+        if line_has_word {
+            line.push(' ');
+        }
+        line.push_str(word);
+        line_has_word = true;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+#[path = "alert_tests.rs"]
+mod tests;

@@ -1,0 +1,774 @@
+//! Approvals: the signed token an alert carries, the messages that arrive on the approvals topic,
+//! and how an approval came in.
+//!
+//! The reaper records a *proposal* in its ledger (keyed by a proposal id) holding the lock's full
+//! identity and exact raw content, and puts an [`ApprovalToken`] in the alert. The token is only a
+//! compact, signed, expiring pointer to that proposal plus a [`LockFingerprint`] binding it to the
+//! exact lock. The force-unlock handler then checks, in this order: the token verifies
+//! ([`ApprovalToken::verify`]) → the proposal exists in the ledger → the fingerprint of the
+//! proposal's recorded lock equals the token's ([`LockFingerprint::matches`]) → single use
+//! (a conditional ledger write). Only the pure parts live here; keys, `now` and ids are passed in.
+//!
+//! Token layout (58 ASCII characters, all in `[\x21-\x7F]`, so it fits a Chatbot variable and a
+//! shell word without quoting):
+//!
+//! ```text
+//! lr1.<base64url, no padding, of 40 bytes>
+//!      proposal id (12) | expires_at, unix seconds, u32 big-endian (4) | fingerprint (8) | HMAC (16)
+//! ```
+//!
+//! The HMAC-SHA256 (truncated to its first 16 bytes) covers the `lr1.` prefix and the 24 bytes
+//! before it, so neither the version nor any field can be changed without the key.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{format_duration, parse_duration};
+use crate::model::LockRecord;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Longest text quoted back in an error, so an oversized or hostile message never ends up whole
+/// in a log line or a chat notification.
+const QUOTE_MAX: usize = 80;
+
+/// `text` for an error message: at most [`QUOTE_MAX`] characters, with `…` when cut.
+fn quote(text: &str) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(QUOTE_MAX).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing key
+// ---------------------------------------------------------------------------------------------
+
+/// The HMAC key approval tokens are signed with (from Secrets Manager, `APPROVAL_SECRET_ARN`).
+/// Its `Debug` and `Display` print `SigningKey(redacted)`, so it cannot leak through a log line.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// The keyed HMAC state, ready to clone per use (keeps the key bytes out of the struct's API).
+    mac: HmacSha256,
+}
+
+/// Why a signing key was refused. Never contains the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "the approval signing key is {len} bytes long; at least {min} bytes are required \
+         (generate it with Secrets Manager, e.g. a 64-character random string)"
+    )]
+    TooShort { len: usize, min: usize },
+}
+
+impl SigningKey {
+    /// The minimum key length, in bytes.
+    pub const MIN_LEN: usize = 32;
+
+    /// A key from a secret string, e.g. a Secrets Manager `SecretString`. Surrounding whitespace
+    /// (a trailing newline from `echo` or a file) is trimmed, and the key is the UTF-8 bytes of the
+    /// rest, which must be at least [`Self::MIN_LEN`] bytes long. Every function must build its
+    /// key with this same constructor so that they agree byte for byte.
+    pub fn from_secret(secret: &str) -> Result<SigningKey, KeyError> {
+        Self::from_bytes(secret.trim().as_bytes())
+    }
+
+    /// A key from raw bytes (no trimming), at least [`Self::MIN_LEN`] bytes long.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SigningKey, KeyError> {
+        let too_short = KeyError::TooShort {
+            len: bytes.len(),
+            min: Self::MIN_LEN,
+        };
+        if bytes.len() < Self::MIN_LEN {
+            return Err(too_short);
+        }
+        // HMAC accepts keys of any length, so this cannot fail; map it anyway rather than panic.
+        let mac = HmacSha256::new_from_slice(bytes).map_err(|_| too_short)?;
+        Ok(SigningKey { mac })
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        self.mac.clone()
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(redacted)")
+    }
+}
+
+impl std::fmt::Display for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(redacted)")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock fingerprint
+// ---------------------------------------------------------------------------------------------
+
+/// A short binding to one exact lock: the first [`LockFingerprint::LEN`] bytes of SHA-256 over the
+/// location's display string, the lock ID and the raw lock content (each length-prefixed, under a
+/// domain tag). A lock released and re-taken at the same path has a different ID or raw content,
+/// hence a different fingerprint.
+///
+/// Serialized as lowercase hex (16 characters); `Display` prints the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LockFingerprint([u8; LockFingerprint::LEN]);
+
+impl LockFingerprint {
+    /// Bytes kept from the SHA-256.
+    pub const LEN: usize = 8;
+
+    const DOMAIN: &'static [u8] = b"lockreaper lock fingerprint v1\0";
+
+    /// The fingerprint of `lock`: location (as displayed), `lock_id` and `raw`.
+    pub fn of(lock: &LockRecord) -> LockFingerprint {
+        let mut hash = Sha256::new();
+        hash.update(Self::DOMAIN);
+        for field in [
+            lock.location.to_string().as_bytes(),
+            lock.lock_id.as_bytes(),
+            lock.raw.as_bytes(),
+        ] {
+            hash.update((field.len() as u64).to_be_bytes());
+            hash.update(field);
+        }
+        let digest = hash.finalize();
+        let mut bytes = [0u8; Self::LEN];
+        bytes.copy_from_slice(&digest[..Self::LEN]);
+        LockFingerprint(bytes)
+    }
+
+    /// Whether `lock` is exactly the lock this fingerprint was taken of.
+    pub fn matches(&self, lock: &LockRecord) -> bool {
+        *self == LockFingerprint::of(lock)
+    }
+
+    pub fn from_bytes(bytes: [u8; Self::LEN]) -> LockFingerprint {
+        LockFingerprint(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; Self::LEN] {
+        &self.0
+    }
+
+    /// Parses the 16-character hex form `Display` prints.
+    pub fn from_hex(text: &str) -> Result<LockFingerprint, String> {
+        let mut bytes = [0u8; Self::LEN];
+        hex::decode_to_slice(text, &mut bytes).map_err(|e| {
+            format!(
+                "{:?} is not a lock fingerprint ({e}); expected {} hex characters",
+                quote(text),
+                Self::LEN * 2
+            )
+        })?;
+        Ok(LockFingerprint(bytes))
+    }
+}
+
+impl std::fmt::Display for LockFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for LockFingerprint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for LockFingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        LockFingerprint::from_hex(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approval token
+// ---------------------------------------------------------------------------------------------
+
+/// Issues and verifies approval tokens (see the module docs for the layout).
+pub struct ApprovalToken;
+
+/// A token whose signature and expiry checked out. The caller still has to find the proposal,
+/// compare fingerprints and mark it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedApproval {
+    /// The proposal id as the ledger keys it: base64url (no padding) of the 12 bytes, 16 characters,
+    /// exactly what [`encode_proposal_id`] returns.
+    pub proposal_id: String,
+    pub fingerprint: LockFingerprint,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a token was refused. Messages never quote the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed approval token: {0}")]
+    Malformed(String),
+    #[error(
+        "approval token has an unknown version; this lockreaper accepts `lr1.` tokens only \
+         (was it issued by a different lockreaper version?)"
+    )]
+    UnknownVersion,
+    #[error(
+        "approval token has a bad signature: it was altered, forged or signed with a different key"
+    )]
+    BadSignature,
+    #[error(
+        "approval token expired at {}; approve from a newer alert",
+        expired_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    Expired { expired_at: DateTime<Utc> },
+}
+
+/// Bytes in a proposal id.
+pub const PROPOSAL_ID_LEN: usize = 12;
+
+/// The ledger key form of a proposal id: base64url without padding, 16 characters.
+pub fn encode_proposal_id(id: &[u8; PROPOSAL_ID_LEN]) -> String {
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+/// Surrounding whitespace and matching quote pairs (`"…"`, `'…'`, `` `…` ``), as chat buttons,
+/// shells and copy-paste add them, peeled off layer by layer. Nothing else is removed.
+pub fn strip_token_decoration(text: &str) -> &str {
+    let mut text = text.trim();
+    loop {
+        let bytes = text.as_bytes();
+        match (bytes.first(), bytes.last()) {
+            (Some(&open), Some(&close))
+                if bytes.len() >= 2 && open == close && matches!(open, b'"' | b'\'' | b'`') =>
+            {
+                text = text[1..text.len() - 1].trim();
+            }
+            _ => return text,
+        }
+    }
+}
+
+impl ApprovalToken {
+    /// The version prefix.
+    pub const PREFIX: &'static str = "lr1.";
+    /// Bytes of HMAC-SHA256 kept.
+    pub const SIGNATURE_LEN: usize = 16;
+    const SIGNED_LEN: usize = PROPOSAL_ID_LEN + 4 + LockFingerprint::LEN;
+    const BODY_LEN: usize = Self::SIGNED_LEN + Self::SIGNATURE_LEN;
+    /// Base64url characters after the prefix (40 bytes → 54 characters, no padding).
+    const BODY_CHARS: usize = (Self::BODY_LEN * 8).div_ceil(6);
+    /// Total length of every token: 58 characters.
+    pub const LEN: usize = Self::PREFIX.len() + Self::BODY_CHARS;
+
+    /// A token for `proposal_id` (12 random bytes chosen by the caller), binding `fingerprint`,
+    /// valid while `now < expires_at`. The expiry is stored in whole seconds as an unsigned 32-bit
+    /// value: fractions are dropped, a time before 1970 becomes 1970 (already expired) and one
+    /// after 2106-02-07 becomes that date.
+    pub fn issue(
+        key: &SigningKey,
+        proposal_id: [u8; PROPOSAL_ID_LEN],
+        fingerprint: LockFingerprint,
+        expires_at: DateTime<Utc>,
+    ) -> String {
+        let expires = u32::try_from(expires_at.timestamp().max(0)).unwrap_or(u32::MAX);
+        let mut body = Vec::with_capacity(Self::BODY_LEN);
+        body.extend_from_slice(&proposal_id);
+        body.extend_from_slice(&expires.to_be_bytes());
+        body.extend_from_slice(fingerprint.as_bytes());
+        let mut mac = key.mac();
+        mac.update(Self::PREFIX.as_bytes());
+        mac.update(&body);
+        let tag = mac.finalize().into_bytes();
+        body.extend_from_slice(&tag[..Self::SIGNATURE_LEN]);
+        format!("{}{}", Self::PREFIX, URL_SAFE_NO_PAD.encode(&body))
+    }
+
+    /// Checks `token` (surrounding whitespace and quotes tolerated) against `key` at `now`: form,
+    /// version, signature (constant-time) and only then expiry, so a forged token never learns
+    /// more than "bad signature". A token is expired from its `expires_at` second on.
+    pub fn verify(
+        key: &SigningKey,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedApproval, TokenError> {
+        let token = strip_token_decoration(token);
+        if token.is_empty() {
+            return Err(TokenError::Malformed("the token is empty".into()));
+        }
+        let Some(encoded) = token.strip_prefix(Self::PREFIX) else {
+            return Err(if looks_like_other_version(token) {
+                TokenError::UnknownVersion
+            } else {
+                TokenError::Malformed(format!(
+                    "it does not start with `{}` (a lockreaper approval token looks like `{}` \
+                     followed by {} characters)",
+                    Self::PREFIX,
+                    Self::PREFIX,
+                    Self::BODY_CHARS
+                ))
+            });
+        };
+        let chars = encoded.chars().count();
+        if chars != Self::BODY_CHARS {
+            return Err(TokenError::Malformed(format!(
+                "it has {} characters after `{}`, expected {} (truncated or pasted twice?)",
+                chars,
+                Self::PREFIX,
+                Self::BODY_CHARS
+            )));
+        }
+        if let Some(bad) = encoded
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(TokenError::Malformed(format!(
+                "it contains {bad:?}, which is not a base64url character (A-Z, a-z, 0-9, -, _)"
+            )));
+        }
+        let body = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|e| TokenError::Malformed(format!("it is not valid base64url ({e})")))?;
+        if body.len() != Self::BODY_LEN {
+            return Err(TokenError::Malformed(format!(
+                "it decodes to {} bytes, expected {}",
+                body.len(),
+                Self::BODY_LEN
+            )));
+        }
+        let (signed, signature) = body.split_at(Self::SIGNED_LEN);
+        let mut mac = key.mac();
+        mac.update(Self::PREFIX.as_bytes());
+        mac.update(signed);
+        // Constant-time comparison of the first SIGNATURE_LEN bytes of the tag (the length is
+        // fixed above, so an empty signature can never pass).
+        mac.verify_truncated_left(signature)
+            .map_err(|_| TokenError::BadSignature)?;
+
+        let (proposal_id, rest) = signed.split_at(PROPOSAL_ID_LEN);
+        let (expires, fingerprint) = rest.split_at(4);
+        let mut expires_bytes = [0u8; 4];
+        expires_bytes.copy_from_slice(expires);
+        let expires_at = DateTime::from_timestamp(i64::from(u32::from_be_bytes(expires_bytes)), 0)
+            .ok_or_else(|| TokenError::Malformed("its expiry is out of range".into()))?;
+        let mut fingerprint_bytes = [0u8; LockFingerprint::LEN];
+        fingerprint_bytes.copy_from_slice(fingerprint);
+        if now >= expires_at {
+            return Err(TokenError::Expired {
+                expired_at: expires_at,
+            });
+        }
+        Ok(VerifiedApproval {
+            proposal_id: URL_SAFE_NO_PAD.encode(proposal_id),
+            fingerprint: LockFingerprint(fingerprint_bytes),
+            expires_at,
+        })
+    }
+}
+
+/// `lr<digits>.…` with a version other than ours.
+fn looks_like_other_version(token: &str) -> bool {
+    token
+        .strip_prefix("lr")
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(version, _)| {
+            !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages on the approvals topic
+// ---------------------------------------------------------------------------------------------
+
+/// What someone asked for, parsed from an SNS `Message` on the approvals topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalMessage {
+    /// Release the lock the token's proposal names.
+    Approve {
+        token: String,
+        approver: Option<String>,
+        reason: Option<String>,
+    },
+    /// Drop the proposal; leave the lock alone.
+    Deny {
+        token: String,
+        approver: Option<String>,
+        reason: Option<String>,
+    },
+    /// No alerts for the proposal's lock for `duration` (at most [`MAX_SNOOZE`]).
+    Snooze {
+        token: String,
+        duration: Duration,
+        approver: Option<String>,
+        reason: Option<String>,
+    },
+}
+
+/// A parsed message and the form it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedApproval {
+    pub message: ApprovalMessage,
+    pub source: ApprovalSource,
+}
+
+/// The longest message accepted, in bytes; longer ones are refused before any parsing.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// The longest snooze accepted.
+pub const MAX_SNOOZE: Duration = Duration::from_secs(7 * 86_400);
+
+const ACTIONS: &str = "approve, deny, snooze";
+
+/// Why a message on the approvals topic was refused. Quoted input is cut to 80 characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalMessageError {
+    #[error("the approval message is empty; expected an approval token, `approve <token>`, `deny <token>`, `snooze <token> <duration>` or JSON {{\"token\": ...}}")]
+    Empty,
+    #[error("the approval message is {size} bytes; at most {max} bytes are accepted")]
+    TooLarge { size: usize, max: usize },
+    #[error("unknown action {action:?}; expected one of: {ACTIONS}")]
+    UnknownAction { action: String },
+    #[error("the approval message has no token; expected `{action} <token>` or JSON with a non-empty \"token\"")]
+    MissingToken { action: &'static str },
+    #[error("the approval message is not valid JSON of the expected shape: {0} (fields: action, token, approver, reason, for)")]
+    InvalidJson(String),
+    #[error("\"for\" is only valid with \"action\": \"snooze\" (this message's action is {action}); remove it or use snooze")]
+    DurationWithoutSnooze { action: &'static str },
+    #[error("snooze needs a duration; expected `snooze <token> <duration>` or JSON \"for\", e.g. `2h`, `1d` or `1h30m`")]
+    MissingSnoozeDuration,
+    #[error("bad snooze duration {given:?}: {problem}")]
+    BadSnoozeDuration { given: String, problem: String },
+    #[error("snooze of {} is longer than the {} maximum; snooze for at most {}, or deny the proposal", format_duration(*requested), format_duration(*max), format_duration(*max))]
+    SnoozeTooLong { requested: Duration, max: Duration },
+}
+
+/// The JSON form (CLI and integrations). Unknown fields are refused, so a typo such as
+/// `"aprover"` fails loudly instead of being ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonMessage {
+    action: Option<String>,
+    token: Option<String>,
+    approver: Option<String>,
+    reason: Option<String>,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Approve,
+    Deny,
+    Snooze,
+}
+
+impl Action {
+    fn parse(name: &str) -> Option<Action> {
+        match name.to_ascii_lowercase().as_str() {
+            "approve" => Some(Action::Approve),
+            "deny" => Some(Action::Deny),
+            "snooze" => Some(Action::Snooze),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Deny => "deny",
+            Action::Snooze => "snooze",
+        }
+    }
+}
+
+/// `Some(trimmed)` unless blank.
+fn non_blank(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn snooze_duration(given: &str) -> Result<Duration, ApprovalMessageError> {
+    let bad = |problem: String| ApprovalMessageError::BadSnoozeDuration {
+        given: quote(given.trim()),
+        problem,
+    };
+    let duration = parse_duration(given).map_err(|problem| bad(quote_problem(&problem)))?;
+    if duration.is_zero() {
+        return Err(bad(
+            "a snooze must be longer than zero; expected a duration such as `90m`, `4h`, `1d` or `1h30m`".into(),
+        ));
+    }
+    if duration > MAX_SNOOZE {
+        return Err(ApprovalMessageError::SnoozeTooLong {
+            requested: duration,
+            max: MAX_SNOOZE,
+        });
+    }
+    Ok(duration)
+}
+
+/// `parse_duration` quotes its whole input; keep such a message short too.
+fn quote_problem(problem: &str) -> String {
+    if problem.chars().count() <= 2 * QUOTE_MAX {
+        problem.to_owned()
+    } else {
+        "the duration is too long to be valid; expected a duration such as `90m`, `4h`, `1d` or `1h30m`".into()
+    }
+}
+
+fn build(
+    action: Action,
+    token: Option<String>,
+    duration: Option<&str>,
+    approver: Option<String>,
+    reason: Option<String>,
+) -> Result<ApprovalMessage, ApprovalMessageError> {
+    let token = token
+        .as_deref()
+        .map(strip_token_decoration)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .ok_or(ApprovalMessageError::MissingToken {
+            action: action.name(),
+        })?;
+    Ok(match action {
+        Action::Approve | Action::Deny if duration.is_some() => {
+            return Err(ApprovalMessageError::DurationWithoutSnooze {
+                action: action.name(),
+            })
+        }
+        Action::Approve => ApprovalMessage::Approve {
+            token,
+            approver,
+            reason,
+        },
+        Action::Deny => ApprovalMessage::Deny {
+            token,
+            approver,
+            reason,
+        },
+        Action::Snooze => ApprovalMessage::Snooze {
+            token,
+            duration: snooze_duration(
+                duration
+                    .filter(|d| !d.trim().is_empty())
+                    .ok_or(ApprovalMessageError::MissingSnoozeDuration)?,
+            )?,
+            approver,
+            reason,
+        },
+    })
+}
+
+impl ApprovalMessage {
+    /// Parses an SNS `Message` from the approvals topic:
+    /// - a bare token (what a chat button publishes) → `Approve`, source [`ApprovalSource::ChatButton`];
+    /// - JSON `{"action"?: "approve"|"deny"|"snooze", "token", "approver"?, "reason"?, "for"?}`
+    ///   (action defaults to approve; `for` is required with snooze and refused otherwise) →
+    ///   source [`ApprovalSource::Json`];
+    /// - text `approve <token> [reason…]`, `deny <token> [reason…]`,
+    ///   `snooze <token> <duration> [reason…]` (action case-insensitive) → source [`ApprovalSource::Text`].
+    ///
+    /// Tokens are returned without surrounding whitespace and quotes, but otherwise unchecked: call
+    /// [`ApprovalToken::verify`]. Blank `approver`/`reason` become `None`.
+    pub fn parse(message: &str) -> Result<ParsedApproval, ApprovalMessageError> {
+        if message.len() > MAX_MESSAGE_BYTES {
+            return Err(ApprovalMessageError::TooLarge {
+                size: message.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let text = message.trim();
+        if text.is_empty() {
+            return Err(ApprovalMessageError::Empty);
+        }
+        if text.starts_with('{') {
+            let json: JsonMessage = serde_json::from_str(text)
+                .map_err(|e| ApprovalMessageError::InvalidJson(quote(&e.to_string())))?;
+            let action = match non_blank(json.action) {
+                None => Action::Approve,
+                Some(name) => {
+                    Action::parse(&name).ok_or_else(|| ApprovalMessageError::UnknownAction {
+                        action: quote(&name),
+                    })?
+                }
+            };
+            let message = build(
+                action,
+                json.token,
+                json.for_.as_deref(),
+                non_blank(json.approver),
+                non_blank(json.reason),
+            )?;
+            return Ok(ParsedApproval {
+                message,
+                source: ApprovalSource::Json,
+            });
+        }
+
+        let mut words = text.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let rest: Vec<&str> = words.collect();
+        let action = Action::parse(first);
+        let (message, source) = match (action, rest.as_slice()) {
+            // One word that is not an action: a bare token from a chat button.
+            (None, []) => (
+                build(Action::Approve, Some(first.to_owned()), None, None, None)?,
+                ApprovalSource::ChatButton,
+            ),
+            (None, _) => {
+                return Err(ApprovalMessageError::UnknownAction {
+                    action: quote(first),
+                })
+            }
+            (Some(action), rest) => {
+                let token = rest.first().map(|t| (*t).to_owned());
+                let (duration, reason_words) = match (action, rest) {
+                    (Action::Snooze, [_, duration, reason @ ..]) => (Some(*duration), reason),
+                    (Action::Snooze, _) if token.is_some() => {
+                        return Err(ApprovalMessageError::MissingSnoozeDuration)
+                    }
+                    (_, [_, reason @ ..]) => (None, reason),
+                    (_, []) => (None, &[][..]),
+                };
+                let reason = non_blank(Some(reason_words.join(" ")));
+                (
+                    build(action, token, duration, None, reason)?,
+                    ApprovalSource::Text,
+                )
+            }
+        };
+        Ok(ParsedApproval { message, source })
+    }
+
+    /// `approve`, `deny` or `snooze`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ApprovalMessage::Approve { .. } => "approve",
+            ApprovalMessage::Deny { .. } => "deny",
+            ApprovalMessage::Snooze { .. } => "snooze",
+        }
+    }
+
+    pub fn token(&self) -> &str {
+        match self {
+            ApprovalMessage::Approve { token, .. }
+            | ApprovalMessage::Deny { token, .. }
+            | ApprovalMessage::Snooze { token, .. } => token,
+        }
+    }
+
+    pub fn approver(&self) -> Option<&str> {
+        match self {
+            ApprovalMessage::Approve { approver, .. }
+            | ApprovalMessage::Deny { approver, .. }
+            | ApprovalMessage::Snooze { approver, .. } => approver.as_deref(),
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            ApprovalMessage::Approve { reason, .. }
+            | ApprovalMessage::Deny { reason, .. }
+            | ApprovalMessage::Snooze { reason, .. } => reason.as_deref(),
+        }
+    }
+}
+
+/// Why an approver was refused by the allow-list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApproverError {
+    #[error(
+        "an approver allow-list is configured but this message names no approver (chat buttons \
+         carry no identity); publish JSON with an \"approver\" that is on the list"
+    )]
+    Missing,
+    #[error(
+        "approver {approver:?} is not on the approver allow-list (names must match exactly, \
+         case-sensitively)"
+    )]
+    NotAllowed { approver: String },
+}
+
+/// Whether `approver` may approve. An empty `allow_list` lets anyone (and no one named) approve;
+/// otherwise the approver must be named and equal one entry exactly, byte for byte, case
+/// included (`Ana@example.com` ≠ `ana@example.com`). The name is self-asserted by whoever
+/// publishes, so the list is only as strong as the approvals topic's publish policy.
+pub fn approver_allowed(
+    approver: Option<&str>,
+    allow_list: &[String],
+) -> Result<(), ApproverError> {
+    if allow_list.is_empty() {
+        return Ok(());
+    }
+    let approver = approver.ok_or(ApproverError::Missing)?;
+    if allow_list.iter().any(|allowed| allowed == approver) {
+        Ok(())
+    } else {
+        Err(ApproverError::NotAllowed {
+            approver: quote(approver),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source, for the audit record
+// ---------------------------------------------------------------------------------------------
+
+/// How an approval (or denial, or snooze) came in, for the audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalSource {
+    /// A bare token on the approvals topic: what a chat custom-action button publishes. Carries no
+    /// user identity; attribution comes from the publisher's IAM role (CloudTrail).
+    ChatButton,
+    /// JSON from the CLI or another integration, possibly naming an approver.
+    Json,
+    /// A text command such as `deny <token>` published by hand.
+    Text,
+    /// The reaper's opt-in automatic expiry; no person involved.
+    AutoExpire,
+}
+
+impl ApprovalSource {
+    /// A short stable name: `chat-button`, `json`, `text` or `auto-expire`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalSource::ChatButton => "chat-button",
+            ApprovalSource::Json => "json",
+            ApprovalSource::Text => "text",
+            ApprovalSource::AutoExpire => "auto-expire",
+        }
+    }
+
+    /// For people: how the decision came in.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ApprovalSource::ChatButton => "a chat button (no user identity in the message)",
+            ApprovalSource::Json => "a JSON message (CLI or integration)",
+            ApprovalSource::Text => "a text command on the approvals topic",
+            ApprovalSource::AutoExpire => "automatic expiry by the reaper",
+        }
+    }
+}
+
+impl std::fmt::Display for ApprovalSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+#[path = "approval_tests.rs"]
+mod tests;

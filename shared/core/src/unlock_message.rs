@@ -1,0 +1,946 @@
+//! The message people read after an approval, denial or snooze arrives: what force-unlock did, or
+//! why it did nothing. Pure formatting; the function decides the [`Outcome`] and publishes.
+//!
+//! Each message is a [`ResultMessage`]: an SNS `Subject` (printable ASCII, at most
+//! [`SUBJECT_MAX`] characters), a chat custom notification (Amazon Q Developer in chat
+//! applications, ex-AWS Chatbot) whose `metadata.threadId` is the proposal's `thread_id`, so the
+//! result lands in the thread of the alert that offered the approval, and plain text for email.
+//! [`ResultMessage::sns_message`] wraps both in the `MessageStructure=json` envelope.
+//!
+//! Outcomes without a proposal (a message that does not parse, a token that does not verify, a
+//! proposal that is not in the ledger) have no thread; they are posted on their own.
+//!
+//! Text taken from the message or the lock (approver, reason, paths, errors) is put on one line and
+//! capped, and backticks are neutralised inside code spans, so nothing a publisher writes can
+//! reshape the notification.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::approval::ApprovalSource;
+use crate::model::{LockKind, LockRecord};
+use crate::proposal::{ArtefactOutcome, Proposal};
+
+/// SNS `Subject` must be under 100 characters, printable ASCII, no line breaks.
+pub const SUBJECT_MAX: usize = 99;
+
+/// `metadata.eventType` values.
+pub const EVENT_UNLOCKED: &str = "LockUnlocked";
+/// The approval was valid but nothing was deleted (lock changed, already released).
+pub const EVENT_NOT_UNLOCKED: &str = "LockNotUnlocked";
+pub const EVENT_UNLOCK_DENIED: &str = "LockUnlockDenied";
+pub const EVENT_SNOOZED: &str = "LockSnoozed";
+/// The approval, denial or snooze was refused before anything was touched.
+pub const EVENT_APPROVAL_REJECTED: &str = "ApprovalRejected";
+pub const EVENT_UNLOCK_FAILED: &str = "LockUnlockFailed";
+
+/// Longest a single free-form field (approver, reason, error, lock holder, …) may run.
+const FIELD_MAX: usize = 300;
+/// At most this many error lines are listed.
+const ERRORS_MAX: usize = 5;
+/// Email body width.
+const WIDTH: usize = 72;
+
+/// One result, in every form it is delivered in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultMessage {
+    /// SNS `Subject` (used by email): printable ASCII, at most [`SUBJECT_MAX`] characters.
+    pub subject: String,
+    /// The custom notification for chat.
+    pub chat: Value,
+    /// Plain text for email, wrapped near 72 columns.
+    pub email: String,
+}
+
+impl ResultMessage {
+    /// The SNS `Message` for `Publish` with `MessageStructure=json`: `default` and `email` carry
+    /// the plain text; `https` (the chat integration's subscription) and `sqs` (programs, and the
+    /// end-to-end tests) carry the chat notification JSON.
+    pub fn sns_message(&self) -> String {
+        let chat = self.chat.to_string();
+        json!({
+            "default": self.email,
+            "email": self.email,
+            "https": chat,
+            "sqs": chat,
+        })
+        .to_string()
+    }
+
+    /// The chat thread this message is posted in, if any.
+    pub fn thread_id(&self) -> Option<&str> {
+        self.chat["metadata"]["threadId"].as_str()
+    }
+}
+
+/// Who asked for what, as far as the message said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'a> {
+    /// `approve`, `deny` or `snooze`; `None` when the message did not parse.
+    pub action: Option<&'a str>,
+    pub source: Option<ApprovalSource>,
+    /// As given in the message; chat buttons carry none.
+    pub approver: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+/// One version of the state object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateVersionInfo {
+    pub version_id: String,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// What the state looked like right after an unlock.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateFindings {
+    /// `<bucket>/<key>`.
+    pub state: String,
+    /// The `-md5` digest item's value, when there is one.
+    pub digest: Option<String>,
+    /// The MD5 of the state object's bytes, when it exists.
+    pub state_md5: Option<String>,
+    /// `Some(true)` when both exist and agree.
+    pub digest_matches: Option<bool>,
+    pub versioning_enabled: Option<bool>,
+    /// The current version (what the interrupted run left).
+    pub current_version: Option<StateVersionInfo>,
+    /// The version before it: the rollback point if the current one is bad.
+    pub previous_version: Option<StateVersionInfo>,
+    /// Checks that could not be made.
+    pub errors: Vec<String>,
+}
+
+/// Who used or denied a proposal before, as the ledger recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PriorUse {
+    pub by: Option<String>,
+    pub via: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What happened to one approval, denial or snooze.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The lock was deleted (every artefact still there, with its precondition).
+    Unlocked {
+        audit_id: String,
+        /// One per proposal lock, in order.
+        artefacts: Vec<ArtefactOutcome>,
+        /// Terraform only.
+        state: Option<StateFindings>,
+        /// Problems after the delete (e.g. the outcome could not be added to the audit record).
+        errors: Vec<String>,
+    },
+    /// The lock is not the one proposed any more: nothing deleted.
+    LockChanged {
+        audit_id: String,
+        artefacts: Vec<ArtefactOutcome>,
+    },
+    /// Nothing was left to delete.
+    AlreadyReleased {
+        audit_id: String,
+    },
+    /// Something failed; see `errors`.
+    Failed {
+        audit_id: Option<String>,
+        artefacts: Vec<ArtefactOutcome>,
+        errors: Vec<String>,
+    },
+    /// The proposal was approved before (a replay or a second click).
+    AlreadyUsed(PriorUse),
+    /// This message denied the proposal.
+    Denied,
+    /// The proposal was denied before.
+    AlreadyDenied(PriorUse),
+    /// No alerts for the lock until `until`.
+    Snoozed {
+        until: DateTime<Utc>,
+    },
+    /// The token (or its proposal) expired.
+    TokenExpired {
+        expired_at: DateTime<Utc>,
+    },
+    /// The token does not verify: forged, altered, truncated, another key or version.
+    TokenRejected {
+        problem: String,
+    },
+    /// The token verifies but its proposal is not in the ledger.
+    UnknownProposal {
+        proposal_id: String,
+    },
+    /// The token is bound to a different lock than the proposal records.
+    WrongLock,
+    ApproverNotAllowed {
+        problem: String,
+    },
+    /// The SNS message is not an approval, denial or snooze.
+    BadMessage {
+        problem: String,
+    },
+}
+
+impl Outcome {
+    /// A short stable name for log lines and the handler's response.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Unlocked { .. } => "unlocked",
+            Outcome::LockChanged { .. } => "lock-changed",
+            Outcome::AlreadyReleased { .. } => "already-released",
+            Outcome::Failed { .. } => "failed",
+            Outcome::AlreadyUsed(_) => "already-used",
+            Outcome::Denied => "denied",
+            Outcome::AlreadyDenied(_) => "already-denied",
+            Outcome::Snoozed { .. } => "snoozed",
+            Outcome::TokenExpired { .. } => "token-expired",
+            Outcome::TokenRejected { .. } => "token-rejected",
+            Outcome::UnknownProposal { .. } => "unknown-proposal",
+            Outcome::WrongLock => "wrong-lock",
+            Outcome::ApproverNotAllowed { .. } => "approver-not-allowed",
+            Outcome::BadMessage { .. } => "bad-message",
+        }
+    }
+
+    /// Whether a lock was deleted.
+    pub fn unlocked(&self) -> bool {
+        matches!(self, Outcome::Unlocked { .. })
+    }
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Outcome::Unlocked { .. } => EVENT_UNLOCKED,
+            Outcome::LockChanged { .. } | Outcome::AlreadyReleased { .. } => EVENT_NOT_UNLOCKED,
+            Outcome::Failed { .. } => EVENT_UNLOCK_FAILED,
+            Outcome::Denied => EVENT_UNLOCK_DENIED,
+            Outcome::Snoozed { .. } => EVENT_SNOOZED,
+            Outcome::AlreadyUsed(_)
+            | Outcome::AlreadyDenied(_)
+            | Outcome::TokenExpired { .. }
+            | Outcome::TokenRejected { .. }
+            | Outcome::UnknownProposal { .. }
+            | Outcome::WrongLock
+            | Outcome::ApproverNotAllowed { .. }
+            | Outcome::BadMessage { .. } => EVENT_APPROVAL_REJECTED,
+        }
+    }
+}
+
+/// The notification for `outcome`. `proposal` is the proposal the message named, when it could be
+/// identified (it gives the thread and the lock's details).
+pub fn result_message(
+    proposal: Option<&Proposal>,
+    decision: &Decision<'_>,
+    outcome: &Outcome,
+) -> ResultMessage {
+    let primary = proposal.and_then(Proposal::primary);
+    let path = primary.map(|l| one_line(&l.state_path));
+    let text = Texts::of(primary, decision, outcome);
+
+    // Facts about the lock and the decision.
+    let mut facts: Vec<(&str, String, bool)> = Vec::new();
+    if let Some(lock) = primary {
+        facts.push(("State", one_line(&lock.state_path), true));
+        if let Some(ws) = lock
+            .terraform_state()
+            .and_then(|s| s.workspace(None).map(str::to_owned))
+        {
+            facts.push(("Workspace", clip(&ws), true));
+        }
+        facts.push(("Lock ID", clip(&lock.lock_id), true));
+        facts.push((
+            "Held by",
+            lock.who.as_deref().map_or("unknown".to_owned(), clip),
+            lock.who.is_some(),
+        ));
+        if let Some(op) = &lock.operation {
+            facts.push(("Operation", clip(op), false));
+        }
+        if let Some(at) = lock.created.at() {
+            facts.push(("Taken", fmt_time(at), false));
+        }
+    }
+    if let Some(proposal) = proposal {
+        let artefacts = artefact_outcomes(outcome);
+        for (i, lock) in proposal.locks.iter().enumerate() {
+            let what = match artefacts.and_then(|a| a.get(i)) {
+                Some(o) => format!(
+                    "{} ({})",
+                    one_line(&lock.location.to_string()),
+                    artefact_word(*o)
+                ),
+                None => one_line(&lock.location.to_string()),
+            };
+            facts.push(("Where", what, true));
+        }
+    }
+    if let Some(action) = decision.action {
+        facts.push(("Request", action.to_owned(), false));
+    }
+    facts.push(("By", approver_text(decision), false));
+    if let Some(reason) = decision.reason {
+        facts.push(("Reason", clip(reason), false));
+    }
+    if let Some(proposal) = proposal {
+        facts.push(("Proposal", clip(&proposal.proposal_id), true));
+    }
+    if let Some(audit) = audit_id(outcome) {
+        facts.push(("Audit ID", clip(audit), true));
+    }
+    facts.push(("At", fmt_time(decision.at), false));
+
+    let state_lines = match outcome {
+        Outcome::Unlocked {
+            state: Some(state), ..
+        } => state_lines(state),
+        _ => Vec::new(),
+    };
+    let errors = outcome_errors(outcome);
+
+    // Chat.
+    let mut description = format!("{}\n", text.status);
+    for (label, value, code) in &facts {
+        let value = if *code {
+            md_code(value)
+        } else {
+            md_text(value)
+        };
+        let _ = writeln!(description, "• {label}: {value}");
+    }
+    if !state_lines.is_empty() {
+        description.push_str("\nState check:\n");
+        for line in &state_lines {
+            let _ = writeln!(description, "• {line}");
+        }
+    }
+    if !errors.is_empty() {
+        description.push_str("\nErrors:\n");
+        for line in &errors {
+            let _ = writeln!(description, "• {}", md_code(line));
+        }
+    }
+    let mut additional = serde_json::Map::new();
+    additional.insert("outcome".to_owned(), json!(outcome.as_str()));
+    if let Some(proposal) = proposal {
+        additional.insert("proposalId".to_owned(), json!(proposal.proposal_id));
+    }
+    if let Some(lock) = primary {
+        additional.insert("lockId".to_owned(), json!(lock.lock_id));
+        additional.insert("statePath".to_owned(), json!(lock.state_path));
+        additional.insert("lockKind".to_owned(), json!(lock.kind.as_str()));
+    }
+    if let Some(audit) = audit_id(outcome) {
+        additional.insert("auditId".to_owned(), json!(audit));
+    }
+    let mut metadata = serde_json::Map::new();
+    if let Some(proposal) = proposal {
+        metadata.insert("threadId".to_owned(), json!(proposal.thread_id));
+    }
+    metadata.insert("summary".to_owned(), json!(text.summary));
+    metadata.insert("eventType".to_owned(), json!(outcome.event_type()));
+    metadata.insert("relatedResources".to_owned(), json!(Vec::<String>::new()));
+    metadata.insert("additionalContext".to_owned(), Value::Object(additional));
+    // Results never carry an approval token: no buttons.
+    metadata.insert("enableCustomActions".to_owned(), json!(false));
+    let id = match proposal {
+        Some(p) => format!(
+            "{}-{}-{}",
+            p.thread_id,
+            outcome.as_str(),
+            decision.at.timestamp()
+        ),
+        None => format!(
+            "lockreaper-{}-{}",
+            outcome.as_str(),
+            decision.at.timestamp()
+        ),
+    };
+    let chat = json!({
+        "version": "1.0",
+        "source": "custom",
+        "id": id,
+        "content": {
+            "textType": "client-markdown",
+            "title": format!("{} {}", text.emoji, text.title),
+            "description": description.trim_end(),
+            "nextSteps": text.steps.iter().map(Step::chat).collect::<Vec<_>>(),
+            "keywords": ["lockreaper", outcome.as_str()],
+        },
+        "metadata": metadata,
+    });
+
+    // Email.
+    let mut email = heading(&text.title);
+    email.push_str(&wrap(&plain(&text.status), "", ""));
+    email.push('\n');
+    let label_width = facts.iter().map(|(l, _, _)| l.len()).max().unwrap_or(0) + 2;
+    for (label, value, _) in &facts {
+        let lead = format!("{:<label_width$}", format!("{label}:"));
+        let _ = writeln!(email, "{lead}{value}");
+    }
+    if !state_lines.is_empty() {
+        email.push_str("\nState check\n");
+        for line in &state_lines {
+            email.push_str(&wrap(&plain(line), "  - ", "    "));
+        }
+    }
+    if !errors.is_empty() {
+        email.push_str("\nErrors\n");
+        for line in &errors {
+            email.push_str(&wrap(line, "  - ", "    "));
+        }
+    }
+    if !text.steps.is_empty() {
+        email.push_str("\nWhat to do\n");
+        for (i, step) in text.steps.iter().enumerate() {
+            email.push_str(&wrap(
+                &plain(&step.text),
+                &format!("  {}. ", i + 1),
+                "     ",
+            ));
+            if let Some(command) = &step.command {
+                let _ = writeln!(email, "\n       {command}\n");
+            }
+        }
+    }
+    email.push_str("\n--\nSent by lockreaper force-unlock.\n");
+
+    ResultMessage {
+        subject: subject(&text.subject_lead, path.as_deref()),
+        chat,
+        email,
+    }
+}
+
+/// The words of one message.
+struct Texts {
+    emoji: &'static str,
+    title: String,
+    subject_lead: String,
+    status: String,
+    summary: String,
+    steps: Vec<Step>,
+}
+
+impl Texts {
+    fn of(primary: Option<&LockRecord>, decision: &Decision<'_>, outcome: &Outcome) -> Texts {
+        let path = primary.map_or_else(|| "(unknown lock)".to_owned(), |l| one_line(&l.state_path));
+        let lock_id = primary.map_or_else(String::new, |l| clip(&l.lock_id));
+        let plan = primary.map_or_else(plan_advice_generic, plan_advice);
+        let manual = primary.map(|l| {
+            format!(
+                "If the lock still blocks work and you are sure its holder is gone, release it by hand with `{}`.",
+                md_safe(&l.manual_unlock_command())
+            )
+        });
+        let new_alert =
+            "If the lock is still stuck, the reaper proposes it again on its next sweep; approve from that alert."
+                .to_owned();
+        let t = |emoji,
+                 title: String,
+                 lead: &str,
+                 status: String,
+                 summary: String,
+                 steps: Vec<Step>| Texts {
+            emoji,
+            title,
+            subject_lead: lead.to_owned(),
+            status,
+            summary,
+            steps,
+        };
+        match outcome {
+            Outcome::Unlocked { state, .. } => {
+                let mut steps: Vec<Step> = Vec::new();
+                if let Some(StateFindings {
+                    digest_matches: Some(false),
+                    ..
+                }) = state
+                {
+                    steps.push("The state object does not match its `-md5` digest: a state write was cut off. Inspect the state before any apply; Terraform will refuse to read it until the digest is fixed.".to_owned().into());
+                }
+                steps.push(plan.clone().into());
+                if let Some(StateFindings {
+                    previous_version: Some(prev),
+                    state: state_path,
+                    ..
+                }) = state
+                {
+                    steps.push(rollback_advice(state_path, &prev.version_id));
+                }
+                if let Some(StateFindings {
+                    versioning_enabled: Some(false),
+                    ..
+                }) = state
+                {
+                    steps.push("Turn on versioning for the state bucket: without it there is no rollback point after an interrupted apply.".to_owned().into());
+                }
+                t(
+                    ":unlock:",
+                    format!("Unlocked: {path}"),
+                    "Unlocked: ",
+                    format!(
+                        "The approved stale lock {} was released: each artefact was deleted only because it was still exactly the lock that was proposed. The full lock content is in the audit record.",
+                        md_code(&lock_id)
+                    ),
+                    format!("Lock released on {path}"),
+                    steps,
+                )
+            }
+            Outcome::LockChanged { .. } => t(
+                ":no_entry:",
+                format!("Not unlocked, lock changed since the proposal: {path}"),
+                "Not unlocked (lock changed): ",
+                "Lock changed since the proposal; not unlocked. The lock at this path is no longer the one that was proposed (it was released and taken again, or rewritten), so nothing was deleted.".to_owned(),
+                format!("Lock changed since the proposal on {path}; not unlocked"),
+                text_steps(vec!["Nothing to do if the new lock belongs to a running apply. If it gets stuck too, lockreaper alerts on it separately; approve from that alert.".to_owned()]),
+            ),
+            Outcome::AlreadyReleased { .. } => t(
+                ":white_check_mark:",
+                format!("Already released: {path}"),
+                "Already released: ",
+                "The proposed lock was already gone when the approval arrived; nothing was deleted.".to_owned(),
+                format!("Lock on {path} was already released"),
+                text_steps(vec![plan]),
+            ),
+            Outcome::Failed { .. } => {
+                let mut steps = vec![
+                    "Check the errors below and the function's log (a missing permission, a throttled table, a bucket policy). Every delete is conditional, so nothing but the proposed lock can have been removed.".to_owned(),
+                    new_alert,
+                ];
+                steps.extend(manual);
+                let steps = steps.into_iter().map(Step::from).collect();
+                t(
+                    ":x:",
+                    format!("Unlock failed: {path}"),
+                    "Unlock failed: ",
+                    "The unlock did not complete. Any artefact already deleted was exactly the proposed lock; the rest is untouched.".to_owned(),
+                    format!("Unlock failed on {path}"),
+                    steps,
+                )
+            }
+            Outcome::AlreadyUsed(prior) => t(
+                ":repeat:",
+                format!("Approval already used: {path}"),
+                "Approval already used: ",
+                format!(
+                    "This approval was already used{}; an approval unlocks at most once, so nothing was done this time.",
+                    md_text(&prior_text(prior))
+                ),
+                format!("Approval for {path} already used"),
+                text_steps(vec![new_alert]),
+            ),
+            Outcome::Denied => t(
+                ":no_entry_sign:",
+                format!("Unlock denied: {path}"),
+                "Unlock denied: ",
+                format!(
+                    "{} denied the proposal to unlock {}; the lock is left alone and this approval can no longer be used.",
+                    md_text(&approver_text(decision)),
+                    md_code(&lock_id)
+                ),
+                format!("Unlock of {path} denied"),
+                text_steps(vec!["To silence alerts about this lock for a while instead, snooze it.".to_owned()]),
+            ),
+            Outcome::AlreadyDenied(prior) => t(
+                ":no_entry_sign:",
+                format!("Proposal already denied: {path}"),
+                "Proposal already denied: ",
+                format!(
+                    "This proposal was denied{}; nothing was done.",
+                    md_text(&prior_text(prior))
+                ),
+                format!("Proposal for {path} already denied"),
+                text_steps(vec![new_alert]),
+            ),
+            Outcome::Snoozed { until } => t(
+                ":zzz:",
+                format!("Alerts snoozed until {}: {path}", fmt_time(*until)),
+                "Snoozed: ",
+                format!(
+                    "{} snoozed alerts about this lock until {}; the lock is left alone.",
+                    md_text(&approver_text(decision)),
+                    fmt_time(*until)
+                ),
+                format!("Alerts for {path} snoozed until {}", fmt_time(*until)),
+                text_steps(vec!["The approval in the original alert still works until it expires, if you change your mind.".to_owned()]),
+            ),
+            Outcome::TokenExpired { expired_at } => t(
+                ":hourglass:",
+                format!("Approval expired: {path}"),
+                "Approval expired: ",
+                format!(
+                    "The approval expired at {}; nothing was done.",
+                    fmt_time(*expired_at)
+                ),
+                format!("Approval for {path} expired"),
+                text_steps(vec![new_alert]),
+            ),
+            Outcome::TokenRejected { problem } => t(
+                ":warning:",
+                "Approval rejected: the token does not verify".to_owned(),
+                "Approval rejected (bad token)",
+                format!("An approval was refused and nothing was done: {}.", trim_stop(&md_text(&clip(problem)))),
+                "Approval rejected: bad token".to_owned(),
+                text_steps(vec!["Approve with the button on the alert, or copy its token exactly. If nobody here sent this, check who may publish to the approvals topic.".to_owned()]),
+            ),
+            Outcome::UnknownProposal { proposal_id } => t(
+                ":grey_question:",
+                "Approval rejected: unknown proposal".to_owned(),
+                "Approval rejected (unknown proposal)",
+                format!(
+                    "The token names proposal {}, which is not in the ledger (expired and cleaned up, or from another lockreaper deployment); nothing was done.",
+                    md_code(&clip(proposal_id))
+                ),
+                "Approval rejected: unknown proposal".to_owned(),
+                text_steps(vec![new_alert]),
+            ),
+            Outcome::WrongLock => t(
+                ":warning:",
+                format!("Approval rejected, token is for another lock: {path}"),
+                "Approval rejected (wrong lock): ",
+                "The token is not bound to the lock this proposal records; nothing was done.".to_owned(),
+                format!("Approval for {path} rejected: wrong lock"),
+                text_steps(vec!["Approve with the button on the alert about the lock you mean.".to_owned()]),
+            ),
+            Outcome::ApproverNotAllowed { problem } => t(
+                ":no_entry:",
+                format!("Approval rejected, approver not allowed: {path}"),
+                "Approval rejected (approver not allowed): ",
+                format!("Nothing was done: {}.", trim_stop(&md_text(&clip(problem)))),
+                format!("Approval for {path} rejected: approver not allowed"),
+                text_steps(vec!["Ask someone on the approver allow-list (APPROVER_ALLOW_LIST) to approve, naming themselves as \"approver\".".to_owned()]),
+            ),
+            Outcome::BadMessage { problem } => t(
+                ":warning:",
+                "Approval message rejected".to_owned(),
+                "Approval message rejected",
+                format!("A message on the approvals topic was refused and nothing was done: {}.", trim_stop(&md_text(&clip(problem)))),
+                "Approval message rejected".to_owned(),
+                text_steps(vec!["Publish the bare token, `approve <token> [reason]`, `deny <token> [reason]`, `snooze <token> <duration> [reason]`, or JSON {\"token\": …, \"approver\": …, \"reason\": …}.".to_owned()]),
+            ),
+        }
+    }
+}
+
+fn plan_advice(lock: &LockRecord) -> String {
+    match lock.kind {
+        LockKind::GyroDynamoDb => "Review `gyro diff` before the next `gyro up`: the interrupted run may have changed some resources and not others.".to_owned(),
+        LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
+            let ws = lock
+                .terraform_state()
+                .and_then(|s| s.workspace(None).map(str::to_owned));
+            match ws {
+                Some(ws) => format!(
+                    "Run `terraform plan` (in workspace `{}`) before the next apply: the interrupted run may have changed some resources and not others.",
+                    md_safe(&clip(&ws))
+                ),
+                None => "Run `terraform plan` before the next apply: the interrupted run may have changed some resources and not others.".to_owned(),
+            }
+        }
+    }
+}
+
+/// How to get the previous state version back, with the exact command when the path parses.
+fn rollback_advice(state_path: &str, version_id: &str) -> Step {
+    let text = "If the interrupted run left the state damaged, the version before it is the rollback point: fetch it as below, review it, and restore it with `terraform state push previous.tfstate`.";
+    match crate::path::StatePath::parse(state_path) {
+        Ok(state) => Step::with_command(
+            text,
+            format!(
+                "aws s3api get-object --bucket {} --key {} --version-id {} previous.tfstate",
+                shell_word(&state.bucket),
+                shell_word(&state.key),
+                shell_word(version_id)
+            ),
+        ),
+        Err(_) => Step::with_command(
+            text,
+            format!(
+                "aws s3api get-object --version-id {} …",
+                shell_word(version_id)
+            ),
+        ),
+    }
+}
+
+/// A next step: a sentence, and a command that email sets apart on a line of its own.
+struct Step {
+    text: String,
+    command: Option<String>,
+}
+
+impl Step {
+    fn with_command(text: &str, command: String) -> Step {
+        Step {
+            text: text.to_owned(),
+            command: Some(command),
+        }
+    }
+
+    /// The chat form: the sentence, then the command as code.
+    fn chat(&self) -> String {
+        match &self.command {
+            Some(c) => format!("{} {}", self.text, md_code(c)),
+            None => self.text.clone(),
+        }
+    }
+}
+
+impl From<String> for Step {
+    fn from(text: String) -> Step {
+        Step {
+            text,
+            command: None,
+        }
+    }
+}
+
+fn text_steps(steps: Vec<String>) -> Vec<Step> {
+    steps.into_iter().map(Step::from).collect()
+}
+
+fn plan_advice_generic() -> String {
+    "Run `terraform plan` before the next apply.".to_owned()
+}
+
+fn state_lines(state: &StateFindings) -> Vec<String> {
+    let mut lines = Vec::new();
+    lines.push(match (&state.digest, &state.state_md5, state.digest_matches) {
+        (Some(d), Some(_), Some(true)) => format!(
+            "Digest: the state's MD5 matches the `-md5` digest item ({}).",
+            clip(d)
+        ),
+        (Some(d), Some(m), _) => format!(
+            "Digest MISMATCH: the `-md5` item says {}, the state object hashes to {}.",
+            clip(d),
+            clip(m)
+        ),
+        (Some(_), None, _) => {
+            "Digest: there is a `-md5` digest item but no state object.".to_owned()
+        }
+        (None, Some(m), _) => format!(
+            "Digest: no `-md5` digest item to compare (lock-file-only backend); the state's MD5 is {}.",
+            clip(m)
+        ),
+        (None, None, _) => "Digest: neither a digest item nor a state object exists yet.".to_owned(),
+    });
+    lines.push(match state.versioning_enabled {
+        Some(true) => "Bucket versioning: on.".to_owned(),
+        Some(false) => "Bucket versioning: OFF, so there is no rollback point.".to_owned(),
+        None => "Bucket versioning: unknown (could not be read).".to_owned(),
+    });
+    match &state.current_version {
+        Some(v) => lines.push(format!("Current state version: {}", version_text(v))),
+        None => lines.push("Current state version: none recorded.".to_owned()),
+    }
+    if let Some(v) = &state.previous_version {
+        lines.push(format!(
+            "Previous state version (rollback point): {}",
+            version_text(v)
+        ));
+    }
+    for e in state.errors.iter().take(ERRORS_MAX) {
+        lines.push(format!("Not checked: {}", clip(e)));
+    }
+    lines
+}
+
+fn version_text(v: &StateVersionInfo) -> String {
+    match v.last_modified {
+        Some(t) => format!("{} (written {})", clip(&v.version_id), fmt_time(t)),
+        None => clip(&v.version_id),
+    }
+}
+
+fn artefact_outcomes(outcome: &Outcome) -> Option<&[ArtefactOutcome]> {
+    match outcome {
+        Outcome::Unlocked { artefacts, .. }
+        | Outcome::LockChanged { artefacts, .. }
+        | Outcome::Failed { artefacts, .. } => Some(artefacts),
+        _ => None,
+    }
+}
+
+fn artefact_word(o: ArtefactOutcome) -> &'static str {
+    match o {
+        ArtefactOutcome::Deleted => "deleted",
+        ArtefactOutcome::Changed => "changed, left alone",
+        ArtefactOutcome::AlreadyGone => "already gone",
+        ArtefactOutcome::Skipped => "not touched",
+        ArtefactOutcome::Failed => "delete failed",
+    }
+}
+
+fn audit_id(outcome: &Outcome) -> Option<&str> {
+    match outcome {
+        Outcome::Unlocked { audit_id, .. }
+        | Outcome::LockChanged { audit_id, .. }
+        | Outcome::AlreadyReleased { audit_id } => Some(audit_id),
+        Outcome::Failed { audit_id, .. } => audit_id.as_deref(),
+        _ => None,
+    }
+}
+
+fn outcome_errors(outcome: &Outcome) -> Vec<String> {
+    match outcome {
+        Outcome::Failed { errors, .. } | Outcome::Unlocked { errors, .. } => {
+            let mut out: Vec<String> = errors.iter().take(ERRORS_MAX).map(|e| clip(e)).collect();
+            if errors.len() > ERRORS_MAX {
+                out.push(format!("… and {} more", errors.len() - ERRORS_MAX));
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn approver_text(decision: &Decision<'_>) -> String {
+    let via = decision.source.map(ApprovalSource::describe);
+    match (decision.approver, via) {
+        (Some(a), Some(via)) => format!("{} (via {via})", clip(a)),
+        (Some(a), None) => clip(a),
+        (None, Some(via)) => format!("an unnamed approver (via {via})"),
+        (None, None) => "an unnamed sender".to_owned(),
+    }
+}
+
+fn prior_text(prior: &PriorUse) -> String {
+    let mut out = String::new();
+    if let Some(at) = prior.at {
+        let _ = write!(out, " at {}", fmt_time(at));
+    }
+    match (&prior.by, &prior.via) {
+        (Some(by), _) => {
+            let _ = write!(out, " by {}", clip(by));
+        }
+        (None, Some(via)) => {
+            let _ = write!(out, " (via {})", clip(via));
+        }
+        (None, None) => {}
+    }
+    out
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn trim_stop(s: &str) -> &str {
+    s.trim_end_matches('.')
+}
+
+/// Paths and locations are bounded by the stores and their end names the state: never cut.
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n', '\t'], " ")
+}
+
+/// Caps a free-form field so one odd value cannot swamp a message.
+fn clip(s: &str) -> String {
+    let s = one_line(s);
+    if s.chars().count() <= FIELD_MAX {
+        s
+    } else {
+        let mut out: String = s.chars().take(FIELD_MAX - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// A backtick would end a code span early.
+fn md_safe(s: &str) -> String {
+    s.replace('`', "'")
+}
+
+fn md_code(s: &str) -> String {
+    format!("`{}`", md_safe(s))
+}
+
+/// Text from the outside (approver, reason, lock fields, quoted input) outside code spans: no
+/// backticks, and no angle brackets, which chat clients turn into mentions and links.
+fn md_text(s: &str) -> String {
+    s.replace('`', "'").replace('<', "‹").replace('>', "›")
+}
+
+/// The email form: no backticks.
+fn plain(s: &str) -> String {
+    s.replace('`', "")
+}
+
+/// Quotes a word for a POSIX shell only when it needs it.
+fn shell_word(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/=+@,%".contains(c));
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Replaces anything SNS would reject in a subject (non-ASCII, control characters).
+fn printable_ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ' '..='~' => c,
+            c if c.is_whitespace() => ' ',
+            _ => '?',
+        })
+        .collect()
+}
+
+/// `[lockreaper] <lead><path>`, printable ASCII, at most [`SUBJECT_MAX`] characters; a long path
+/// loses its start (`...` + the end, which names the state).
+fn subject(lead: &str, path: Option<&str>) -> String {
+    let prefix = format!("[lockreaper] {}", printable_ascii(lead));
+    let path = path.map(|p| printable_ascii(p.trim())).unwrap_or_default();
+    let budget = SUBJECT_MAX.saturating_sub(prefix.len());
+    let path = if path.len() <= budget {
+        path
+    } else if budget > 3 {
+        format!("...{}", &path[path.len() - (budget - 3)..])
+    } else {
+        String::new()
+    };
+    let mut subject = format!("{prefix}{path}");
+    subject.truncate(SUBJECT_MAX);
+    subject.trim().to_owned()
+}
+
+/// The email's first lines: the title, wrapped, underlined, then a blank line.
+fn heading(title: &str) -> String {
+    let text = wrap(title, "", "");
+    let width = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    format!("{text}{}\n\n", "=".repeat(width))
+}
+
+/// Greedy word wrap at [`WIDTH`]; long words (ARNs, version IDs) stay whole on their own line.
+fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = first_indent.to_owned();
+    let mut line_has_word = false;
+    for word in text.split_whitespace() {
+        let len = line.chars().count() + usize::from(line_has_word) + word.chars().count();
+        if line_has_word && len > WIDTH {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = indent.to_owned();
+            line_has_word = false;
+        }
+        if line_has_word {
+            line.push(' ');
+        }
+        line.push_str(word);
+        line_has_word = true;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+#[path = "unlock_message_tests.rs"]
+mod tests;
