@@ -12,7 +12,7 @@ VENV := infra/.venv
 VENV_STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools test lint unit demo fixtures emulator clean
+.PHONY: help tools test lint unit demo bench fixtures emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,11 @@ unit: ## Unit tests of the core crate only (no emulator, seconds)
 
 demo: tools ## The main job locally: real Terraform leaves stuck locks, the reaper finds them (emulator, no AWS account)
 	$(VENV)/bin/python infra/scripts/demo.py
+
+bench: tools ## Benchmarks (release build): lock-metrics 1000-record batch, reaper sweep of 10k items + 1k lock files, package sizes
+	cargo bench --locked -p lock-metrics --bench batch
+	cargo bench --locked -p reaper --bench sweep
+	infra/scripts/package_sizes.sh
 
 fixtures: tools ## Regenerate infra/fixtures/terraform from real Terraform
 	$(VENV)/bin/python infra/fixtures/capture.py

@@ -28,6 +28,7 @@ use lockreaper_aws::cloudwatch::CloudWatchMetrics;
 use lockreaper_aws::ledger::Ledger;
 use lockreaper_aws::lock_files::LockFileHead;
 use lockreaper_aws::notify::Notifier;
+use lockreaper_aws::proposals::Proposals;
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::unlock::{UnlockRequest, UnlockResult, Unlocker};
 use lockreaper_aws::{AwsError, LockFiles, LockTable};
@@ -49,8 +50,6 @@ use lockreaper_core::{
     BucketScope, DigestRecord, LockCreated, LockKind, LockParseError, LockRecord,
 };
 use serde::Serialize;
-
-pub mod proposals;
 
 /// Metric names of the sweep.
 pub const ACTIVE_LOCKS: &str = "ActiveLocks";
@@ -76,6 +75,9 @@ pub struct ReaperConfig {
     pub dry_run: bool,
     /// A label for people: which deployment sent the alert (`DEPLOYMENT_NAME`, default `lockreaper`).
     pub deployment: String,
+    /// `SCAN_SEGMENTS`: parallel Scan segments per lock table (1–64, default 1; raise for tables
+    /// with tens of thousands of items).
+    pub scan_segments: u32,
 }
 
 impl ReaperConfig {
@@ -121,6 +123,12 @@ impl ReaperConfig {
             .get("DEPLOYMENT_NAME")
             .unwrap_or("lockreaper")
             .to_owned();
+        let scan_segments = env.parsed("SCAN_SEGMENTS", 1, |v| match v.parse::<u32>() {
+            Ok(n) if (1..=64).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{v:?} is not a segment count; expected a whole number from 1 to 64"
+            )),
+        });
         ReaperConfig {
             sources,
             policy,
@@ -132,6 +140,7 @@ impl ReaperConfig {
             metrics_namespace,
             dry_run,
             deployment,
+            scan_segments,
         }
     }
 }
@@ -147,7 +156,7 @@ pub struct Reaper {
     pub ledger: Ledger,
     pub metrics: CloudWatchMetrics,
     pub unlocker: Unlocker,
-    pub proposals: proposals::ProposalStore,
+    pub proposals: Proposals,
 }
 
 /// One lock as the sweep judged it.
@@ -291,7 +300,7 @@ impl Reaper {
         let scans =
             futures::future::join_all(self.config.sources.tables.iter().map(|t| async move {
                 LockTable::new(self.dynamodb.clone(), t)
-                    .scan(scan_segments())
+                    .scan(self.config.scan_segments)
                     .await
             }));
         let files = LockFiles::new(self.s3.clone());
@@ -460,7 +469,7 @@ impl Reaper {
                 return judged;
             }
         };
-        let snoozed_until = match self.alert_states.snoozed_until(&primary.location).await {
+        let snoozed_until = match self.proposals.read_snooze(&primary.location).await {
             Ok(s) => s,
             Err(e) => {
                 out.errors.push(e.to_string());
@@ -848,15 +857,6 @@ fn lock_file_matters(head: &LockFileHead, now: DateTime<Utc>, min_warn: Duration
         Some(t) => (now - t).to_std().unwrap_or_default() >= min_warn,
         None => true,
     }
-}
-
-fn scan_segments() -> u32 {
-    // Parallel scan segments per table; 1 keeps small tables at one call per page.
-    std::env::var("SCAN_SEGMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| (1..=64).contains(n))
-        .unwrap_or(1)
 }
 
 fn log_error(event: &str, e: &AwsError) {

@@ -5,9 +5,10 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lockreaper_aws::{
     alert_state::AlertStates, cloudwatch::CloudWatchMetrics, ledger::Ledger, notify::Notifier,
 };
+use lockreaper_aws::{load_signing_key, Proposals};
 use lockreaper_aws::{unlock::Unlocker, Aws};
 use lockreaper_core::config::Env;
-use reaper::{proposals, Reaper, ReaperConfig, SweepOutcome};
+use reaper::{Reaper, ReaperConfig, SweepOutcome};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,7 +17,7 @@ async fn main() -> Result<(), Error> {
     let config = ReaperConfig::from_env(&mut env);
     let config = env.finish(config)?;
     let aws = Aws::from_env().await?;
-    let signing_key = proposals::signing_key(&aws.secrets(), &config.approval_secret_arn).await?;
+    let signing_key = load_signing_key(&aws.secrets(), &config.approval_secret_arn).await?;
     let (dynamodb, s3) = (aws.dynamodb(), aws.s3());
     let reaper = Reaper {
         signing_key,
@@ -25,7 +26,7 @@ async fn main() -> Result<(), Error> {
         ledger: Ledger::new(dynamodb.clone(), &config.ledger_table),
         metrics: CloudWatchMetrics::new(aws.cloudwatch(), &config.metrics_namespace),
         unlocker: Unlocker::new(dynamodb.clone(), s3.clone(), &config.ledger_table),
-        proposals: proposals::ProposalStore::new(dynamodb.clone(), &config.ledger_table),
+        proposals: Proposals::new(dynamodb.clone(), &config.ledger_table),
         dynamodb,
         s3,
         config,

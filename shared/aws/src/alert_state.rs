@@ -212,33 +212,6 @@ impl AlertStates {
             .map_err(|e| AwsError::from_sdk(e, "forget unparseable lock in", &self.table))?;
         Ok(())
     }
-
-    /// `snooze` item written by force-unlock: no alerts for this lock until then.
-    pub async fn snoozed_until(
-        &self,
-        location: &LockLocation,
-    ) -> Result<Option<DateTime<Utc>>, AwsError> {
-        let out = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                AttributeValue::S(format!("lock#{}", location.ledger_key())),
-            )
-            .key("sk", AttributeValue::S("snooze".to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(e, "read snooze from", &self.table))?;
-        Ok(out
-            .item
-            .and_then(|item| match item.get("until") {
-                Some(AttributeValue::S(t)) => DateTime::parse_from_rfc3339(t).ok(),
-                _ => None,
-            })
-            .map(|t| t.with_timezone(&Utc)))
-    }
 }
 
 fn decode(item: &HashMap<String, AttributeValue>) -> Option<StoredAlert> {

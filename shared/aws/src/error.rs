@@ -56,10 +56,14 @@ impl AwsError {
         let status = err.raw_response().map(|r| r.status().as_u16());
         let code = err.code().map(str::to_owned);
         let kind = classify(code.as_deref(), status, &err);
-        let message = match (&code, status) {
-            (Some(code), _) => format!("{code}: {}", DisplayErrorContext(&err)),
-            (None, Some(status)) => format!("HTTP {status}: {}", DisplayErrorContext(&err)),
-            (None, None) => DisplayErrorContext(&err).to_string(),
+        // Prefer what AWS said (code + message): the SDK's full context embeds the raw HTTP
+        // response, which buries the reason in hundreds of characters.
+        let message = match (&code, err.message(), status) {
+            (Some(code), Some(msg), _) => format!("{code}: {msg}"),
+            (Some(code), None, Some(status)) => format!("{code} (HTTP {status})"),
+            (None, _, Some(status)) => format!("HTTP {status}: {}", short_context(&err)),
+            (Some(code), None, None) => format!("{code}: {}", short_context(&err)),
+            (None, _, None) => short_context(&err),
         };
         AwsError {
             kind,
@@ -67,6 +71,20 @@ impl AwsError {
             resource: resource.into(),
             message,
         }
+    }
+}
+
+/// The SDK's error context without the raw response dump (dispatch and timeout errors keep their
+/// cause chain, which is what says "connection refused" or "timed out").
+fn short_context<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let text = DisplayErrorContext(err).to_string();
+    match text.find(" raw: Response") {
+        Some(i) => text[..i].trim_end_matches([',', ' ']).to_owned(),
+        None => text,
     }
 }
 

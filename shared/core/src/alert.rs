@@ -17,6 +17,9 @@ use crate::config::format_duration;
 use crate::model::{LockCreated, LockKind, LockLocation, LockRecord};
 use crate::parse::LockParseError;
 use crate::policy::{fmt_time, AlertKind, AlertState, Level, Verdict};
+use crate::text::{
+    clip, heading, md_code, md_safe, one_line, plain, printable_ascii, shell_word, wrap,
+};
 
 /// SNS `Subject` must be under 100 characters, printable ASCII, no line breaks.
 pub const SUBJECT_MAX: usize = 99;
@@ -33,11 +36,6 @@ pub const EVENT_LOCK_STALE: &str = "LockStale";
 pub const EVENT_LOCK_AUTO_EXPIRE: &str = "LockAutoExpire";
 pub const EVENT_LOCK_RESOLVED: &str = "LockResolved";
 pub const EVENT_LOCK_UNPARSEABLE: &str = "LockUnparseable";
-
-/// Longest a single lock-derived field (who, operation, info, …) may run in a message.
-const FIELD_MAX: usize = 300;
-/// Email body width.
-const WIDTH: usize = 72;
 
 /// A signed approval the reaper offers with a `ProposeUnlock` alert (made by the force-unlock side).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -672,61 +670,6 @@ fn sentence(s: &str) -> String {
     out
 }
 
-/// Paths and locations are bounded by the stores (S3 keys ≤ 1 KiB) and their end is what names
-/// the state, so they are never cut; only line breaks go.
-fn one_line(s: &str) -> String {
-    s.replace(['\r', '\n', '\t'], " ")
-}
-
-/// Caps a free-form lock-derived field (who, operation, info, …) so one odd value cannot swamp a message.
-fn clip(s: &str) -> String {
-    let s = s.replace(['\r', '\n', '\t'], " ");
-    if s.chars().count() <= FIELD_MAX {
-        s
-    } else {
-        let mut out: String = s.chars().take(FIELD_MAX - 1).collect();
-        out.push('…');
-        out
-    }
-}
-
-/// A backtick would end a code span early.
-fn md_safe(s: &str) -> String {
-    s.replace('`', "'")
-}
-
-fn md_code(s: &str) -> String {
-    format!("`{}`", md_safe(s))
-}
-
-/// The email form of a chat sentence: no backticks (commands stand on lines of their own there).
-fn plain(s: &str) -> String {
-    s.replace('`', "")
-}
-
-/// Quotes a word for a POSIX shell only when it needs it.
-fn shell_word(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:/=+@,%".contains(c));
-    if safe {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-/// Replaces anything SNS would reject in a subject (non-ASCII, control characters) with `?`/space.
-fn printable_ascii(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            ' '..='~' => c,
-            c if c.is_whitespace() => ' ',
-            _ => '?',
-        })
-        .collect()
-}
-
 /// `[deployment] lead path`, printable ASCII, at most [`SUBJECT_MAX`] characters. When too long the
 /// path loses its start (`...` + the end, which names the state), then the deployment is cut.
 fn subject(deployment: &str, lead: &str, path: &str) -> String {
@@ -751,37 +694,6 @@ fn subject(deployment: &str, lead: &str, path: &str) -> String {
     let mut subject = format!("{prefix}{path}");
     subject.truncate(SUBJECT_MAX);
     subject.trim().to_owned()
-}
-
-/// The email's first lines: the title, wrapped, underlined, then a blank line.
-fn heading(title: &str) -> String {
-    let text = wrap(title, "", "");
-    let width = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-    format!("{text}{}\n\n", "=".repeat(width))
-}
-
-/// Greedy word wrap at [`WIDTH`]; long words (ARNs, tokens) stay whole on their own line.
-fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
-    let mut out = String::new();
-    let mut line = first_indent.to_owned();
-    let mut line_has_word = false;
-    for word in text.split_whitespace() {
-        let len = line.chars().count() + usize::from(line_has_word) + word.chars().count();
-        if line_has_word && len > WIDTH {
-            out.push_str(line.trim_end());
-            out.push('\n');
-            line = indent.to_owned();
-            line_has_word = false;
-        }
-        if line_has_word {
-            line.push(' ');
-        }
-        line.push_str(word);
-        line_has_word = true;
-    }
-    out.push_str(line.trim_end());
-    out.push('\n');
-    out
 }
 
 #[cfg(test)]

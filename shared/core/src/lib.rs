@@ -15,6 +15,7 @@ pub mod policy;
 pub mod proposal;
 pub mod report;
 pub mod stream;
+mod text;
 pub mod unlock_message;
 
 pub use model::{

@@ -12,10 +12,13 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum LockKind {
     /// Terraform/OpenTofu S3 backend with `dynamodb_table`: item `{LockID, Info}`.
+    #[serde(rename = "terraform-dynamodb")]
     TerraformDynamoDb,
     /// Terraform/OpenTofu ≥ 1.10 S3 backend with `use_lockfile`: object `<state key>.tflock`.
+    #[serde(rename = "terraform-s3-lockfile")]
     TerraformS3LockFile,
     /// Gyro's `aws::dynamo-db` lock backend: item `{LockKey, GyroId, GyroLockInfo?}`.
+    #[serde(rename = "gyro-dynamodb")]
     GyroDynamoDb,
 }
 
@@ -212,4 +215,22 @@ pub struct DigestRecord {
 pub enum TableEntry {
     Lock(LockRecord),
     Digest(DigestRecord),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LockKind;
+
+    #[test]
+    fn kind_serializes_as_its_stable_name() {
+        for kind in [
+            LockKind::TerraformDynamoDb,
+            LockKind::TerraformS3LockFile,
+            LockKind::GyroDynamoDb,
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<LockKind>(&json).unwrap(), kind);
+        }
+    }
 }

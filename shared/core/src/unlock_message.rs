@@ -22,6 +22,9 @@ use serde_json::{json, Value};
 use crate::approval::ApprovalSource;
 use crate::model::{LockKind, LockRecord};
 use crate::proposal::{ArtefactOutcome, Proposal};
+use crate::text::{
+    clip, heading, md_code, md_safe, one_line, plain, printable_ascii, shell_word, wrap,
+};
 
 /// SNS `Subject` must be under 100 characters, printable ASCII, no line breaks.
 pub const SUBJECT_MAX: usize = 99;
@@ -36,12 +39,8 @@ pub const EVENT_SNOOZED: &str = "LockSnoozed";
 pub const EVENT_APPROVAL_REJECTED: &str = "ApprovalRejected";
 pub const EVENT_UNLOCK_FAILED: &str = "LockUnlockFailed";
 
-/// Longest a single free-form field (approver, reason, error, lock holder, …) may run.
-const FIELD_MAX: usize = 300;
 /// At most this many error lines are listed.
 const ERRORS_MAX: usize = 5;
-/// Email body width.
-const WIDTH: usize = 72;
 
 /// One result, in every form it is delivered in.
 #[derive(Debug, Clone, PartialEq)]
@@ -832,64 +831,10 @@ fn trim_stop(s: &str) -> &str {
     s.trim_end_matches('.')
 }
 
-/// Paths and locations are bounded by the stores and their end names the state: never cut.
-fn one_line(s: &str) -> String {
-    s.replace(['\r', '\n', '\t'], " ")
-}
-
-/// Caps a free-form field so one odd value cannot swamp a message.
-fn clip(s: &str) -> String {
-    let s = one_line(s);
-    if s.chars().count() <= FIELD_MAX {
-        s
-    } else {
-        let mut out: String = s.chars().take(FIELD_MAX - 1).collect();
-        out.push('…');
-        out
-    }
-}
-
-/// A backtick would end a code span early.
-fn md_safe(s: &str) -> String {
-    s.replace('`', "'")
-}
-
-fn md_code(s: &str) -> String {
-    format!("`{}`", md_safe(s))
-}
-
 /// Text from the outside (approver, reason, lock fields, quoted input) outside code spans: no
 /// backticks, and no angle brackets, which chat clients turn into mentions and links.
 fn md_text(s: &str) -> String {
     s.replace('`', "'").replace('<', "‹").replace('>', "›")
-}
-
-/// The email form: no backticks.
-fn plain(s: &str) -> String {
-    s.replace('`', "")
-}
-
-/// Quotes a word for a POSIX shell only when it needs it.
-fn shell_word(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:/=+@,%".contains(c));
-    if safe {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-/// Replaces anything SNS would reject in a subject (non-ASCII, control characters).
-fn printable_ascii(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            ' '..='~' => c,
-            c if c.is_whitespace() => ' ',
-            _ => '?',
-        })
-        .collect()
 }
 
 /// `[lockreaper] <lead><path>`, printable ASCII, at most [`SUBJECT_MAX`] characters; a long path
@@ -908,37 +853,6 @@ fn subject(lead: &str, path: Option<&str>) -> String {
     let mut subject = format!("{prefix}{path}");
     subject.truncate(SUBJECT_MAX);
     subject.trim().to_owned()
-}
-
-/// The email's first lines: the title, wrapped, underlined, then a blank line.
-fn heading(title: &str) -> String {
-    let text = wrap(title, "", "");
-    let width = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-    format!("{text}{}\n\n", "=".repeat(width))
-}
-
-/// Greedy word wrap at [`WIDTH`]; long words (ARNs, version IDs) stay whole on their own line.
-fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
-    let mut out = String::new();
-    let mut line = first_indent.to_owned();
-    let mut line_has_word = false;
-    for word in text.split_whitespace() {
-        let len = line.chars().count() + usize::from(line_has_word) + word.chars().count();
-        if line_has_word && len > WIDTH {
-            out.push_str(line.trim_end());
-            out.push('\n');
-            line = indent.to_owned();
-            line_has_word = false;
-        }
-        if line_has_word {
-            line.push(' ');
-        }
-        line.push_str(word);
-        line_has_word = true;
-    }
-    out.push_str(line.trim_end());
-    out.push('\n');
-    out
 }
 
 #[cfg(test)]

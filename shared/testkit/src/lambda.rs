@@ -282,14 +282,18 @@ impl Drop for LambdaWatch {
         // Closing the guard's stdin ends the group; TERM the group as well, then reap.
         drop(self.guard.take());
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", "--", &group])
+            .status();
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .status();
         let _ = self.child.wait();
         let _ = std::io::stderr().flush();
     }

@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed setup step should fail the test loudly
 
+pub mod bench;
 pub mod lambda;
 pub mod notifications;
 
@@ -389,9 +390,11 @@ pub struct LiveApply {
 impl LiveApply {
     /// Kills the apply now: its lock stays behind, stuck.
     pub fn kill(&self) {
-        if let Some(pgid) = self.lock.pid {
+        // `--` is essential: procps `kill -KILL -<n>` without it reads `-<n>` as options and
+        // signals every process (kill(-1)). A group ID ≤ 1 would mean "everything" as well.
+        if let Some(pgid) = self.lock.pid.filter(|&p| p > 1) {
             let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{pgid}")])
+                .args(["-s", "KILL", "--", &format!("-{pgid}")])
                 .stderr(Stdio::null())
                 .status();
         }

@@ -1,0 +1,359 @@
+//! The CLI's configuration: the functions' environment variables, each also a flag (a flag wins).
+//!
+//! clap merges flag and variable; the merged values are then parsed by the same code the functions
+//! use ([`lockreaper_core::config::Env`], [`LockSources`], [`StaleLockPolicy`]), so a value that
+//! the reaper rejects is rejected here with the same words, naming the variable and its flag.
+
+use aws_config::BehaviorVersion;
+use lockreaper_core::config::{parse_bool, ConfigError, ConfigErrors, Env, LockSources};
+use lockreaper_core::policy::StaleLockPolicy;
+
+use crate::failure::Failure;
+
+pub const LOCK_TABLES: &str = "LOCK_TABLES";
+pub const LOCK_BUCKETS: &str = "LOCK_BUCKETS";
+pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
+pub const APPROVAL_TOPIC_ARN: &str = "APPROVAL_TOPIC_ARN";
+pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
+pub const S3_FORCE_PATH_STYLE: &str = "S3_FORCE_PATH_STYLE";
+
+/// Every setting, as a flag with its environment variable. Global: valid before or after the
+/// subcommand.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Settings {
+    /// Comma-separated DynamoDB lock tables (Terraform/OpenTofu `LockID` or Gyro `LockKey` tables)
+    #[arg(
+        long,
+        global = true,
+        env = "LOCK_TABLES",
+        value_name = "TABLE,...",
+        help_heading = "Deployment"
+    )]
+    pub tables: Option<String>,
+
+    /// Comma-separated `bucket` or `bucket/prefix` entries to search for Terraform `.tflock` files
+    #[arg(
+        long,
+        global = true,
+        env = "LOCK_BUCKETS",
+        value_name = "BUCKET[/PREFIX],...",
+        help_heading = "Deployment"
+    )]
+    pub buckets: Option<String>,
+
+    /// lockreaper's ledger table (audit trail, state writes seen on the stream, Gyro first-seen times)
+    #[arg(
+        long,
+        global = true,
+        env = "LEDGER_TABLE",
+        value_name = "TABLE",
+        help_heading = "Deployment"
+    )]
+    pub ledger_table: Option<String>,
+
+    /// The approvals SNS topic the force-unlock function is subscribed to
+    #[arg(
+        long,
+        global = true,
+        env = "APPROVAL_TOPIC_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub approval_topic_arn: Option<String>,
+
+    /// The alerts SNS topic (checked by `doctor`)
+    #[arg(
+        long,
+        global = true,
+        env = "ALERT_TOPIC_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub alert_topic_arn: Option<String>,
+
+    /// Age from which a lock is worth an alert, e.g. `90m` [default: 1h]
+    #[arg(
+        long,
+        global = true,
+        env = "WARN_AFTER",
+        value_name = "DURATION",
+        help_heading = "Policy (as the reaper judges locks)"
+    )]
+    pub warn_after: Option<String>,
+
+    /// Age from which a lock with no sign of life is proposed for unlock [default: 4h]
+    #[arg(
+        long,
+        global = true,
+        env = "EXPIRE_AFTER",
+        value_name = "DURATION",
+        help_heading = "Policy (as the reaper judges locks)"
+    )]
+    pub expire_after: Option<String>,
+
+    /// Whether the reaper releases locks past EXPIRE_AFTER by itself [default: false]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTO_EXPIRE",
+        value_name = "true|false",
+        help_heading = "Policy (as the reaper judges locks)"
+    )]
+    pub auto_expire: Option<String>,
+
+    /// Per-path overrides, JSON: [{"path": "bucket/prod/*", "warn_after": "30m", ...}]
+    #[arg(
+        long,
+        global = true,
+        env = "LOCK_POLICY",
+        value_name = "JSON",
+        help_heading = "Policy (as the reaper judges locks)"
+    )]
+    pub lock_policy: Option<String>,
+
+    /// AWS region [default: AWS_REGION or your profile's region]
+    #[arg(
+        long,
+        global = true,
+        value_name = "REGION",
+        help_heading = "AWS (default: the standard AWS environment)"
+    )]
+    pub region: Option<String>,
+
+    /// Named AWS profile [default: AWS_PROFILE or `default`]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        help_heading = "AWS (default: the standard AWS environment)"
+    )]
+    pub profile: Option<String>,
+
+    /// Endpoint for every AWS service, e.g. a local emulator [default: AWS_ENDPOINT_URL]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "AWS (default: the standard AWS environment)"
+    )]
+    pub endpoint_url: Option<String>,
+
+    /// Address S3 as endpoint/bucket/key (needed for local emulators) [default: false]
+    #[arg(
+        long,
+        global = true,
+        env = "S3_FORCE_PATH_STYLE",
+        value_name = "true|false",
+        help_heading = "AWS (default: the standard AWS environment)"
+    )]
+    pub s3_path_style: Option<String>,
+}
+
+/// Variable → flag, for error messages.
+const FLAGS: &[(&str, &str)] = &[
+    (LOCK_TABLES, "--tables"),
+    (LOCK_BUCKETS, "--buckets"),
+    (LEDGER_TABLE, "--ledger-table"),
+    (APPROVAL_TOPIC_ARN, "--approval-topic-arn"),
+    (ALERT_TOPIC_ARN, "--alert-topic-arn"),
+    (StaleLockPolicy::WARN_AFTER, "--warn-after"),
+    (StaleLockPolicy::EXPIRE_AFTER, "--expire-after"),
+    (StaleLockPolicy::AUTO_EXPIRE, "--auto-expire"),
+    (StaleLockPolicy::LOCK_POLICY, "--lock-policy"),
+    (S3_FORCE_PATH_STYLE, "--s3-path-style"),
+];
+
+/// `LOCK_TABLES (--tables)`.
+pub fn setting_name(variable: &str) -> String {
+    match FLAGS.iter().find(|(v, _)| *v == variable) {
+        Some((_, flag)) => format!("{variable} ({flag})"),
+        None => variable.to_owned(),
+    }
+}
+
+/// One line listing every configuration problem, each naming its variable and flag.
+pub fn describe(errors: &ConfigErrors) -> String {
+    let problems: Vec<String> = errors
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", setting_name(e.variable), e.problem))
+        .collect();
+    format!("invalid configuration: {}", problems.join("; "))
+}
+
+impl Settings {
+    /// The merged values as the functions' environment, for [`Env`]-based parsing.
+    pub fn env(&self) -> Env {
+        let values = [
+            (LOCK_TABLES, &self.tables),
+            (LOCK_BUCKETS, &self.buckets),
+            (LEDGER_TABLE, &self.ledger_table),
+            (APPROVAL_TOPIC_ARN, &self.approval_topic_arn),
+            (ALERT_TOPIC_ARN, &self.alert_topic_arn),
+            (StaleLockPolicy::WARN_AFTER, &self.warn_after),
+            (StaleLockPolicy::EXPIRE_AFTER, &self.expire_after),
+            (StaleLockPolicy::AUTO_EXPIRE, &self.auto_expire),
+            (StaleLockPolicy::LOCK_POLICY, &self.lock_policy),
+            (S3_FORCE_PATH_STYLE, &self.s3_path_style),
+        ];
+        Env::new(
+            values
+                .into_iter()
+                .filter_map(|(name, value)| value.clone().map(|v| (name.to_owned(), v))),
+        )
+    }
+}
+
+/// Ends parsing: every problem found, as one usage error.
+pub fn finish<T>(env: Env, value: T) -> Result<T, Failure> {
+    env.finish(value).map_err(|e| Failure::usage(describe(&e)))
+}
+
+/// `LOCK_TABLES` and `LOCK_BUCKETS`, as the reaper reads them (one of the two is required).
+pub fn sources(env: &mut Env) -> LockSources {
+    LockSources::from_env(env)
+}
+
+/// `LEDGER_TABLE`, checked, when set.
+pub fn ledger_table(env: &mut Env) -> Option<String> {
+    let name = env.get(LEDGER_TABLE)?.to_owned();
+    if let Err(problem) = check_table_name(&name) {
+        env.error(ConfigError::new(LEDGER_TABLE, problem));
+    }
+    Some(name)
+}
+
+/// `LEDGER_TABLE`, required.
+pub fn required_ledger_table(env: &mut Env, for_what: &str) -> String {
+    match ledger_table(env) {
+        Some(name) => name,
+        None => {
+            env.error(ConfigError::new(
+                LEDGER_TABLE,
+                format!("is not set; {for_what} needs lockreaper's ledger DynamoDB table name, e.g. `lockreaper-ledger`"),
+            ));
+            String::new()
+        }
+    }
+}
+
+/// A topic ARN variable, checked, when set.
+pub fn topic_arn(env: &mut Env, variable: &'static str) -> Option<String> {
+    let arn = env.get(variable)?.to_owned();
+    if let Err(problem) = check_arn(&arn, "sns", "an SNS topic") {
+        env.error(ConfigError::new(variable, problem));
+    }
+    Some(arn)
+}
+
+/// `S3_FORCE_PATH_STYLE` (default false).
+pub fn path_style(env: &mut Env) -> bool {
+    env.parsed(S3_FORCE_PATH_STYLE, false, parse_bool)
+}
+
+/// `WARN_AFTER`, `EXPIRE_AFTER`, `AUTO_EXPIRE`, `REMIND_EVERY`, `LOCK_POLICY`, as the reaper reads them.
+pub fn policy(env: &mut Env) -> StaleLockPolicy {
+    StaleLockPolicy::from_env(env)
+}
+
+/// DynamoDB table names: 3–255 characters of `A-Z a-z 0-9 _ - .`.
+pub fn check_table_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if (3..=255).contains(&name.len()) && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a DynamoDB table name; expected 3-255 characters of A-Z, a-z, 0-9, `_`, `-` and `.`"
+        ))
+    }
+}
+
+/// `arn:<partition>:<service>:<region>:<account>:<resource>` with the expected service.
+pub fn check_arn(arn: &str, service: &str, what: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, s, region, account, resource]
+            if !partition.is_empty()
+                && *s == service
+                && !region.is_empty()
+                && !account.is_empty()
+                && !resource.is_empty() =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{arn:?} is not the ARN of {what}; expected `arn:<partition>:{service}:<region>:<account>:<name>`"
+        )),
+    }
+}
+
+/// SDK clients from the standard AWS environment, with `--region`, `--profile` and
+/// `--endpoint-url` applied on top. A missing region is a usage error (every call would fail).
+pub async fn aws(settings: &Settings, s3_path_style: bool) -> Result<lockreaper_aws::Aws, Failure> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = settings.region.as_deref().filter(|r| !r.trim().is_empty()) {
+        loader = loader.region(aws_config::Region::new(region.trim().to_owned()));
+    }
+    if let Some(profile) = settings.profile.as_deref().filter(|p| !p.trim().is_empty()) {
+        loader = loader.profile_name(profile.trim());
+    }
+    if let Some(url) = settings
+        .endpoint_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        loader = loader.endpoint_url(url.trim());
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return Err(Failure::usage(
+            "no AWS region is configured; set AWS_REGION (or pass --region, or give your AWS profile a region), e.g. `AWS_REGION=eu-west-1`",
+        ));
+    }
+    Ok(lockreaper_aws::Aws { sdk, s3_path_style })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_variable_and_flag() {
+        let settings = Settings {
+            buckets: Some("/x".into()),
+            warn_after: Some("4x".into()),
+            ..Settings::default()
+        };
+        let mut env = settings.env();
+        let _ = sources(&mut env);
+        let _ = policy(&mut env);
+        let Err(Failure::Usage(e)) = finish(env, ()) else {
+            panic!("expected a usage error")
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("invalid configuration: "), "{text}");
+        assert!(
+            text.contains("LOCK_BUCKETS (--buckets): \"/x\" has no bucket name"),
+            "{text}"
+        );
+        assert!(
+            text.contains("WARN_AFTER (--warn-after): \"4x\" has an unknown unit"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn arns_and_table_names() {
+        assert!(check_arn("arn:aws:sns:us-east-1:123456789012:t", "sns", "x").is_ok());
+        assert!(check_arn("arn:aws:sqs:us-east-1:123456789012:t", "sns", "x").is_err());
+        assert!(check_arn("lockreaper-approvals", "sns", "x")
+            .unwrap_err()
+            .contains("arn:<partition>:sns"));
+        assert!(check_table_name("lockreaper-ledger").is_ok());
+        assert!(check_table_name("ab").is_err());
+        assert!(check_table_name("a b c").is_err());
+    }
+}

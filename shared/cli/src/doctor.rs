@@ -1,0 +1,595 @@
+//! `lockreaper doctor`: checks a deployment's configuration against what AWS says, one line per
+//! check (OK, WARN or FAIL) with a one-line fix for each problem. Read-only: it describes, lists and
+//! reads, and never writes.
+//!
+//! - each lock table: exists, keyed on `LockID` or `LockKey` (S), stream on with
+//!   `NEW_AND_OLD_IMAGES`, `Scan` allowed;
+//! - each bucket: exists, versioning enabled (WARN otherwise, or when it cannot be read),
+//!   `ListObjectsV2` allowed on the configured prefix;
+//! - the ledger: exists, keyed on `pk`/`sk` (S), TTL on `expires_at`, `GetItem` allowed;
+//! - the approvals topic: exists, a Lambda function (force-unlock) is subscribed;
+//! - the alert topic: exists, has confirmed subscriptions.
+
+use aws_sdk_dynamodb::types::{
+    KeyType, ScalarAttributeType, StreamViewType, TableDescription, TimeToLiveStatus,
+};
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
+use aws_sdk_s3::types::BucketVersioningStatus;
+use lockreaper_aws::{AwsError, AwsErrorKind, BucketScope};
+
+use crate::config::{self, setting_name, Settings, ALERT_TOPIC_ARN, APPROVAL_TOPIC_ARN};
+use crate::failure::{concise, Failure, EXIT_OK, EXIT_PROBLEMS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub status: Status,
+    pub what: String,
+    pub fix: Option<String>,
+}
+
+fn ok(what: impl Into<String>) -> Check {
+    Check {
+        status: Status::Ok,
+        what: what.into(),
+        fix: None,
+    }
+}
+
+fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        status: Status::Warn,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn fail(what: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        status: Status::Fail,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// The checks of one resource.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub title: String,
+    pub checks: Vec<Check>,
+}
+
+fn err_text(e: &AwsError) -> String {
+    concise(&e.message)
+}
+
+pub async fn run(settings: &Settings) -> Result<u8, Failure> {
+    let mut env = settings.env();
+    let sources = config::sources(&mut env);
+    let ledger = config::ledger_table(&mut env);
+    let approval_topic = config::topic_arn(&mut env, APPROVAL_TOPIC_ARN);
+    let alert_topic = config::topic_arn(&mut env, ALERT_TOPIC_ARN);
+    let path_style = config::path_style(&mut env);
+    // The policy is checked as the reaper checks it, so a bad WARN_AFTER is found here too.
+    let _ = config::policy(&mut env);
+    config::finish(env, ())?;
+    let aws = config::aws(settings, path_style).await?;
+    let dynamodb = aws.dynamodb();
+    let s3 = aws.s3();
+    let sns = aws.sns();
+
+    let tables = futures::future::join_all(sources.tables.iter().map(|t| lock_table(&dynamodb, t)));
+    let buckets = futures::future::join_all(sources.buckets.iter().map(|b| bucket(&s3, b)));
+    let ledger_section = async {
+        match &ledger {
+            Some(name) => ledger_table(&dynamodb, name).await,
+            None => Section {
+                title: "ledger".to_owned(),
+                checks: vec![warn(
+                    format!("{} is not set: not checked; `lockreaper audit` and the ledger's liveness evidence in `lockreaper locks` need it", setting_name(config::LEDGER_TABLE)),
+                    "set LEDGER_TABLE (or --ledger-table) to the deployment's ledger table",
+                )],
+            },
+        }
+    };
+    let topics = futures::future::join_all([
+        topic(&sns, APPROVAL_TOPIC_ARN, approval_topic.as_deref()),
+        topic(&sns, ALERT_TOPIC_ARN, alert_topic.as_deref()),
+    ]);
+    let (tables, buckets, ledger_section, topics) =
+        futures::join!(tables, buckets, ledger_section, topics);
+    let mut sections = tables;
+    sections.extend(buckets);
+    sections.push(ledger_section);
+    sections.extend(topics);
+
+    let region = aws
+        .sdk
+        .region()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    print!("{}", render(&region, &sections));
+    let failed = sections
+        .iter()
+        .flat_map(|s| &s.checks)
+        .any(|c| c.status == Status::Fail);
+    Ok(if failed { EXIT_PROBLEMS } else { EXIT_OK })
+}
+
+pub fn render(region: &str, sections: &[Section]) -> String {
+    let mut out = format!("lockreaper doctor ({region})\n");
+    let mut counts = [0usize; 3];
+    for section in sections {
+        out.push_str(&format!("\n{}\n", section.title));
+        for check in &section.checks {
+            counts[check.status as usize] += 1;
+            out.push_str(&format!("  {:<5} {}\n", check.status.label(), check.what));
+            if let Some(fix) = &check.fix {
+                out.push_str(&format!("        fix: {fix}\n"));
+            }
+        }
+    }
+    let [oks, warns, fails] = counts;
+    out.push_str(&format!(
+        "\n{fails} FAIL, {warns} WARN, {oks} OK{}\n",
+        if fails > 0 {
+            ": fix the FAIL lines above"
+        } else {
+            ""
+        }
+    ));
+    out
+}
+
+/// The single string hash key, if the table has exactly that (and no range key).
+fn single_string_hash_key(desc: &TableDescription) -> Result<String, String> {
+    let keys = desc.key_schema();
+    let describe = || {
+        keys.iter()
+            .map(|k| format!("{} ({})", k.attribute_name(), k.key_type().as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let [key] = keys else {
+        return Err(format!("the key is {}", describe()));
+    };
+    if key.key_type() != &KeyType::Hash {
+        return Err(format!("the key is {}", describe()));
+    }
+    let name = key.attribute_name();
+    let string = desc
+        .attribute_definitions()
+        .iter()
+        .any(|a| a.attribute_name() == name && a.attribute_type() == &ScalarAttributeType::S);
+    if !string {
+        return Err(format!("the key {name} is not a string (S)"));
+    }
+    Ok(name.to_owned())
+}
+
+async fn describe_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<TableDescription, AwsError> {
+    let out = dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(e, "describe table", name))?;
+    out.table.ok_or_else(|| AwsError {
+        kind: AwsErrorKind::Other,
+        action: "describe table",
+        resource: name.to_owned(),
+        message: "DescribeTable returned no table description".to_owned(),
+    })
+}
+
+async fn lock_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> Section {
+    let mut checks = Vec::new();
+    match describe_table(dynamodb, name).await {
+        Err(e) if e.kind == AwsErrorKind::NotFound => {
+            checks.push(fail(
+                "does not exist",
+                "create it, or correct LOCK_TABLES (--tables): it must name the table in your backend's `dynamodb_table` (or Gyro's lock table)",
+            ));
+            return Section {
+                title: format!("lock table {name}"),
+                checks,
+            };
+        }
+        Err(e) => checks.push(fail(
+            format!("cannot describe it, so its key and stream are unchecked: {}", err_text(&e)),
+            "allow dynamodb:DescribeTable on it for the role running doctor, and check region and credentials",
+        )),
+        Ok(desc) => {
+            match single_string_hash_key(&desc) {
+                Ok(key) if key == "LockID" => {
+                    checks.push(ok("exists, keyed on LockID (S): a Terraform/OpenTofu lock table"))
+                }
+                Ok(key) if key == "LockKey" => {
+                    checks.push(ok("exists, keyed on LockKey (S): a Gyro lock table"))
+                }
+                Ok(key) => checks.push(fail(
+                    format!("keyed on {key}, not LockID (Terraform/OpenTofu) or LockKey (Gyro): not a lock table"),
+                    "correct LOCK_TABLES (--tables) to name your state lock tables",
+                )),
+                Err(why) => checks.push(fail(
+                    format!("{why}; a lock table has one string (S) hash key, LockID (Terraform/OpenTofu) or LockKey (Gyro)"),
+                    "correct LOCK_TABLES (--tables) to name your state lock tables",
+                )),
+            }
+            let stream = desc.stream_specification();
+            let enable = format!(
+                "in Terraform's aws_dynamodb_table set stream_enabled = true and stream_view_type = \"NEW_AND_OLD_IMAGES\", or run `aws dynamodb update-table --table-name {name} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES`"
+            );
+            match stream {
+                Some(s) if s.stream_enabled() => match s.stream_view_type() {
+                    Some(StreamViewType::NewAndOldImages) => {
+                        checks.push(ok("stream enabled with NEW_AND_OLD_IMAGES"))
+                    }
+                    other => checks.push(fail(
+                        format!(
+                            "stream view type is {}; lock-metrics needs NEW_AND_OLD_IMAGES to see what each lock was",
+                            other.map(|v| v.as_str()).unwrap_or("unknown")
+                        ),
+                        format!("disable the stream, then {enable}"),
+                    )),
+                },
+                _ => checks.push(fail(
+                    "no stream enabled: lock-metrics cannot see locks being taken and released",
+                    enable,
+                )),
+            }
+        }
+    }
+    match dynamodb
+        .scan()
+        .table_name(name)
+        .limit(1)
+        .consistent_read(true)
+        .send()
+        .await
+    {
+        Ok(_) => checks.push(ok(
+            "Scan works (how the reaper and `lockreaper locks` read locks)",
+        )),
+        Err(e) => {
+            let e = AwsError::from_sdk(e, "scan table", name);
+            checks.push(fail(
+                format!("Scan failed: {}", err_text(&e)),
+                "allow dynamodb:Scan (and dynamodb:GetItem, dynamodb:DeleteItem for unlocks) on the table",
+            ))
+        }
+    }
+    Section {
+        title: format!("lock table {name}"),
+        checks,
+    }
+}
+
+async fn bucket(s3: &aws_sdk_s3::Client, scope: &BucketScope) -> Section {
+    let name = &scope.bucket;
+    let title = format!("bucket {scope}");
+    let mut checks = Vec::new();
+    match s3.head_bucket().bucket(name).send().await {
+        Ok(_) => checks.push(ok("exists")),
+        Err(e) => {
+            let e = AwsError::from_sdk(e, "find bucket", name);
+            if e.kind == AwsErrorKind::NotFound {
+                checks.push(fail(
+                    "does not exist",
+                    "create it, or correct LOCK_BUCKETS (--buckets): it must name the bucket of your S3 backend",
+                ));
+                return Section { title, checks };
+            }
+            checks.push(fail(
+                format!("HeadBucket failed: {}", err_text(&e)),
+                format!(
+                    "allow s3:ListBucket on arn:aws:s3:::{name}, and check region and credentials"
+                ),
+            ));
+        }
+    }
+    let enable = format!(
+        "enable versioning so every forced unlock has a rollback point: `aws s3api put-bucket-versioning --bucket {name} --versioning-configuration Status=Enabled`"
+    );
+    match s3.get_bucket_versioning().bucket(name).send().await {
+        Ok(out) => match out.status() {
+            Some(BucketVersioningStatus::Enabled) => checks.push(ok(
+                "versioning enabled: earlier state versions stay as rollback points",
+            )),
+            Some(BucketVersioningStatus::Suspended) => {
+                checks.push(warn("versioning suspended", enable))
+            }
+            _ => checks.push(warn("versioning never enabled", enable)),
+        },
+        // Denied, or (on some emulators) answered in a shape the SDK cannot parse.
+        Err(e) => {
+            let unreadable =
+                e.code().is_none() && e.raw_response().map(|r| r.status().as_u16()) == Some(200);
+            let reason = if unreadable {
+                "the answer could not be parsed (some emulators answer GetBucketVersioning in a form the AWS SDK cannot read)".to_owned()
+            } else {
+                err_text(&AwsError::from_sdk(e, "read versioning of bucket", name))
+            };
+            checks.push(warn(
+                format!("could not read versioning: {reason}"),
+                format!(
+                    "allow s3:GetBucketVersioning, or check versioning of {name} in the console"
+                ),
+            ))
+        }
+    }
+    match s3
+        .list_objects_v2()
+        .bucket(name)
+        .set_prefix(scope.prefix.clone())
+        .max_keys(1)
+        .send()
+        .await
+    {
+        Ok(_) => checks.push(ok(format!(
+            "ListObjectsV2 works on {scope} (how lock files are found)"
+        ))),
+        Err(e) => {
+            let e = AwsError::from_sdk(e, "list", scope.to_string());
+            checks.push(fail(
+                format!("ListObjectsV2 failed: {}", err_text(&e)),
+                format!("allow s3:ListBucket on arn:aws:s3:::{name} (and s3:GetObject, s3:DeleteObject on its *.tflock keys)"),
+            ))
+        }
+    }
+    Section { title, checks }
+}
+
+async fn ledger_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> Section {
+    use lockreaper_aws::ledger::{EXPIRES_AT, PK, SK};
+    let title = format!("ledger {name}");
+    let mut checks = Vec::new();
+    match describe_table(dynamodb, name).await {
+        Err(e) if e.kind == AwsErrorKind::NotFound => {
+            checks.push(fail(
+                "does not exist",
+                "deploy the lockreaper stack, or correct LEDGER_TABLE (--ledger-table)",
+            ));
+            return Section { title, checks };
+        }
+        Err(e) => checks.push(fail(
+            format!("cannot describe it: {}", err_text(&e)),
+            "allow dynamodb:DescribeTable on it for the role running doctor, and check region and credentials",
+        )),
+        Ok(desc) => {
+            let key = |kind: KeyType| {
+                desc.key_schema()
+                    .iter()
+                    .find(|k| k.key_type() == &kind)
+                    .map(|k| k.attribute_name().to_owned())
+            };
+            let is_string = |attr: &str| {
+                desc.attribute_definitions().iter().any(|a| {
+                    a.attribute_name() == attr && a.attribute_type() == &ScalarAttributeType::S
+                })
+            };
+            match (key(KeyType::Hash), key(KeyType::Range)) {
+                (Some(h), Some(r)) if h == PK && r == SK && is_string(PK) && is_string(SK) => {
+                    checks.push(ok("exists, keyed on pk (S) and sk (S)"))
+                }
+                (h, r) => checks.push(fail(
+                    format!(
+                        "keyed on {} / {}; the ledger is keyed on pk (S, hash) and sk (S, range)",
+                        h.as_deref().unwrap_or("(no hash key)"),
+                        r.as_deref().unwrap_or("(no range key)")
+                    ),
+                    "point LEDGER_TABLE (--ledger-table) at the ledger table the lockreaper stack created",
+                )),
+            }
+        }
+    }
+    let enable_ttl = format!(
+        "`aws dynamodb update-time-to-live --table-name {name} --time-to-live-specification Enabled=true,AttributeName={EXPIRES_AT}`"
+    );
+    match dynamodb
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let ttl = out.time_to_live_description();
+            let status = ttl.and_then(|t| t.time_to_live_status());
+            let attribute = ttl.and_then(|t| t.attribute_name());
+            match (status, attribute) {
+                (Some(TimeToLiveStatus::Enabled), Some(EXPIRES_AT)) => {
+                    checks.push(ok(format!("TTL enabled on {EXPIRES_AT}")))
+                }
+                (Some(TimeToLiveStatus::Enabling), Some(EXPIRES_AT)) => {
+                    checks.push(ok(format!("TTL being enabled on {EXPIRES_AT}")))
+                }
+                (Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling), Some(other)) => {
+                    checks.push(warn(
+                        format!("TTL is on {other}, not {EXPIRES_AT}: ledger records never expire"),
+                        format!("disable TTL, then {enable_ttl}"),
+                    ))
+                }
+                _ => checks.push(warn(
+                    "TTL is off: stream claims, first-seen times and audit records never expire and accumulate",
+                    enable_ttl,
+                )),
+            }
+        }
+        Err(e) => {
+            let e = AwsError::from_sdk(e, "describe TTL of", name);
+            checks.push(warn(
+                format!("could not read TTL: {}", err_text(&e)),
+                "allow dynamodb:DescribeTimeToLive on it",
+            ))
+        }
+    }
+    match dynamodb
+        .get_item()
+        .table_name(name)
+        .key(
+            PK,
+            aws_sdk_dynamodb::types::AttributeValue::S("doctor#probe".into()),
+        )
+        .key(
+            SK,
+            aws_sdk_dynamodb::types::AttributeValue::S("probe".into()),
+        )
+        .send()
+        .await
+    {
+        Ok(_) => checks.push(ok(
+            "GetItem works (how `audit` and the liveness evidence read it)",
+        )),
+        Err(e) => {
+            let e = AwsError::from_sdk(e, "read from ledger", name);
+            checks.push(fail(
+                format!("GetItem failed: {}", err_text(&e)),
+                "allow dynamodb:GetItem and dynamodb:Query on the ledger",
+            ))
+        }
+    }
+    Section { title, checks }
+}
+
+async fn topic(sns: &aws_sdk_sns::Client, variable: &'static str, arn: Option<&str>) -> Section {
+    let approvals = variable == APPROVAL_TOPIC_ARN;
+    let role = if approvals {
+        "approvals topic"
+    } else {
+        "alert topic"
+    };
+    let Some(arn) = arn else {
+        return Section {
+            title: role.to_owned(),
+            checks: vec![warn(
+                format!("{} is not set: not checked", setting_name(variable)),
+                format!(
+                    "set {} to the deployment's {role} ARN",
+                    setting_name(variable)
+                ),
+            )],
+        };
+    };
+    let title = format!("{role} {arn}");
+    let mut checks = Vec::new();
+    if let Err(e) = sns.get_topic_attributes().topic_arn(arn).send().await {
+        let e = AwsError::from_sdk(e, "get attributes of topic", arn);
+        checks.push(if e.kind == AwsErrorKind::NotFound {
+            fail(
+                "does not exist",
+                format!(
+                    "correct {}, or deploy the lockreaper stack",
+                    setting_name(variable)
+                ),
+            )
+        } else {
+            fail(
+                format!("GetTopicAttributes failed: {}", err_text(&e)),
+                "allow sns:GetTopicAttributes on it, and check region and credentials",
+            )
+        });
+        return Section { title, checks };
+    }
+    checks.push(ok("exists"));
+    match sns
+        .list_subscriptions_by_topic()
+        .topic_arn(arn)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let confirmed: Vec<_> = out
+                .subscriptions()
+                .iter()
+                .filter(|s| s.subscription_arn().is_some_and(|a| a.starts_with("arn:")))
+                .collect();
+            if approvals {
+                let functions: Vec<&str> = confirmed
+                    .iter()
+                    .filter(|s| s.protocol() == Some("lambda"))
+                    .filter_map(|s| s.endpoint())
+                    .map(|e| e.rsplit(':').next().unwrap_or(e))
+                    .collect();
+                if functions.is_empty() {
+                    checks.push(warn(
+                        "no Lambda function is subscribed: approvals published here reach no force-unlock function",
+                        "subscribe the force-unlock function to it (the SAM template does)",
+                    ));
+                } else {
+                    checks.push(ok(format!(
+                        "Lambda subscribed: {} (the force-unlock function receives approvals)",
+                        functions.join(", ")
+                    )));
+                }
+            } else if confirmed.is_empty() {
+                checks.push(warn(
+                    "no confirmed subscriptions: alerts published here reach nobody",
+                    "subscribe chat (AWS Chatbot / Amazon Q Developer) or an e-mail address to it, and confirm the subscription",
+                ));
+            } else {
+                let mut protocols: Vec<&str> =
+                    confirmed.iter().filter_map(|s| s.protocol()).collect();
+                protocols.sort_unstable();
+                protocols.dedup();
+                checks.push(ok(format!(
+                    "{} confirmed subscription(s): {}",
+                    confirmed.len(),
+                    protocols.join(", ")
+                )));
+            }
+        }
+        Err(e) => {
+            let e = AwsError::from_sdk(e, "list subscriptions of topic", arn);
+            checks.push(warn(
+                format!("could not list subscriptions: {}", err_text(&e)),
+                "allow sns:ListSubscriptionsByTopic on it",
+            ));
+        }
+    }
+    Section { title, checks }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_status_fix_and_totals() {
+        let text = render(
+            "us-east-1",
+            &[Section {
+                title: "lock table t".into(),
+                checks: vec![ok("exists"), fail("no stream", "enable it")],
+            }],
+        );
+        assert!(
+            text.contains(
+                "\nlock table t\n  OK    exists\n  FAIL  no stream\n        fix: enable it\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("1 FAIL, 0 WARN, 1 OK: fix the FAIL lines above\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,595 @@
+//! `lockreaper locks`: every lock across the configured tables and buckets, with its age, holder,
+//! operation, the liveness evidence the reaper would gather, and the policy's verdict.
+//!
+//! Read-only: unlike the reaper, it records nothing (a Gyro lock's first-seen time is read from the
+//! ledger when there is one, never written). Liveness is gathered for every lock, not only for
+//! those past `WARN_AFTER`, since a person asked.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use lockreaper_aws::inventory::take_inventory;
+use lockreaper_aws::ledger::Ledger;
+use lockreaper_aws::state::StateObjects;
+use lockreaper_aws::{AwsError, AwsErrorKind};
+use lockreaper_core::config::{format_duration, LockSources};
+use lockreaper_core::policy::{Level, Liveness, StaleLockPolicy};
+use lockreaper_core::{LockCreated, LockKind, LockLocation, LockRecord};
+use serde::Serialize;
+
+use crate::config::{self, Settings};
+use crate::failure::{Failure, EXIT_OK, EXIT_PROBLEMS};
+use crate::table;
+
+/// The `schema` field of `locks --json`; bumped on any incompatible change.
+pub const SCHEMA: &str = "lockreaper.locks/v1";
+
+/// How many locks' evidence is gathered at once.
+const CONCURRENCY: usize = 16;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print one JSON document (schema `lockreaper.locks/v1`) instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `locks --json`.
+#[derive(Debug, Serialize)]
+pub struct LocksReport {
+    pub schema: &'static str,
+    pub generated_at: DateTime<Utc>,
+    pub sources: SourcesView,
+    pub ledger_table: Option<String>,
+    pub policy: PolicyView,
+    /// Oldest first (unknown ages last), then by location.
+    pub locks: Vec<LockView>,
+    /// Terraform `-md5` digest items seen (never locks).
+    pub digest_items: usize,
+    /// Locks that could not be parsed: inspect by hand; lockreaper never deletes them.
+    pub unparseable: Vec<Unparseable>,
+    /// Tables or buckets (or lock files) that could not be read.
+    pub unreachable: Vec<Unreachable>,
+    /// Liveness evidence that could not be read (the verdict was made without it).
+    pub evidence_errors: Vec<EvidenceError>,
+    /// `false` when any of the three lists above is non-empty (exit code 2).
+    pub complete: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourcesView {
+    pub tables: Vec<String>,
+    /// `bucket` or `bucket/prefix`, as configured.
+    pub buckets: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyView {
+    pub warn_after_seconds: u64,
+    pub expire_after_seconds: u64,
+    pub auto_expire: bool,
+    /// `LOCK_POLICY` patterns, in order.
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LockView {
+    /// `terraform-dynamodb`, `terraform-s3-lockfile` or `gyro-dynamodb`.
+    pub kind: &'static str,
+    /// `Terraform/OpenTofu` or `Gyro`.
+    pub tool: &'static str,
+    /// `{"store": "dynamodb", "table", "key_attribute", "key"}` or `{"store": "s3", "bucket", "key"}`.
+    pub location: LockLocation,
+    pub state_path: String,
+    pub lock_id: String,
+    pub who: Option<String>,
+    pub operation: Option<String>,
+    pub tool_version: Option<String>,
+    pub created: Option<DateTime<Utc>>,
+    /// `recorded` (the lock says so), `first-seen` (Gyro: when lockreaper first saw it; the real
+    /// age is at least this) or `unknown`.
+    pub created_source: &'static str,
+    pub age_seconds: Option<u64>,
+    pub age: Option<String>,
+    /// `fresh`, `warn`, `propose-unlock` or `auto-expire`: what the reaper would decide now.
+    pub level: Level,
+    /// Why, in the sentences the alert would carry.
+    pub reasons: Vec<String>,
+    pub liveness: LivenessView,
+    pub thresholds: ThresholdsView,
+    /// The command that releases this lock by hand.
+    pub unlock_command: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LivenessView {
+    /// The state object's S3 LastModified (Terraform locks).
+    pub state_last_modified: Option<DateTime<Utc>>,
+    /// `false` when the state object does not exist (yet); `null` when not checked.
+    pub state_object_exists: Option<bool>,
+    /// The last state write lock-metrics recorded in the ledger (needs `LEDGER_TABLE`).
+    pub last_state_write: Option<DateTime<Utc>>,
+    /// The `-md5` digest item vs. the state object's ETag-MD5; `null` when not comparable.
+    pub digest_matches_state: Option<bool>,
+    /// The latest of the writes above that is after the lock was taken.
+    pub state_written_after_lock: Option<DateTime<Utc>>,
+    pub holder_probably_alive: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThresholdsView {
+    pub warn_after_seconds: u64,
+    pub expire_after_seconds: u64,
+    pub auto_expire: bool,
+    /// `LOCK_POLICY` patterns that matched this lock's state path.
+    pub matched: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Unparseable {
+    pub location: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Unreachable {
+    /// The table, bucket scope or object.
+    pub source: String,
+    /// `not-found`, `access-denied`, `transient` or `other`.
+    pub kind: &'static str,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvidenceError {
+    pub lock: String,
+    pub error: String,
+}
+
+fn kind_name(kind: AwsErrorKind) -> &'static str {
+    match kind {
+        AwsErrorKind::NotFound => "not-found",
+        AwsErrorKind::AccessDenied => "access-denied",
+        AwsErrorKind::ConditionFailed => "condition-failed",
+        AwsErrorKind::Transient => "transient",
+        AwsErrorKind::Other => "other",
+    }
+}
+
+fn unreachable(e: &AwsError) -> Unreachable {
+    Unreachable {
+        source: e.resource.clone(),
+        kind: kind_name(e.kind),
+        error: crate::failure::aws_error(e),
+    }
+}
+
+/// What was learnt about one lock besides the lock itself.
+struct Evidence {
+    liveness: Liveness,
+    state_exists: Option<bool>,
+    errors: Vec<String>,
+}
+
+pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
+    let mut env = settings.env();
+    let sources = config::sources(&mut env);
+    let policy = config::policy(&mut env);
+    let ledger_table = config::ledger_table(&mut env);
+    let path_style = config::path_style(&mut env);
+    config::finish(env, ())?;
+    let aws = config::aws(settings, path_style).await?;
+    let now = Utc::now();
+    let report = gather(&aws, &sources, &policy, ledger_table, now).await;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::Problem(anyhow::anyhow!("cannot encode the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&report, now));
+    }
+    Ok(if report.complete {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEMS
+    })
+}
+
+async fn gather(
+    aws: &lockreaper_aws::Aws,
+    sources: &LockSources,
+    policy: &StaleLockPolicy,
+    ledger_table: Option<String>,
+    now: DateTime<Utc>,
+) -> LocksReport {
+    let dynamodb = aws.dynamodb();
+    let s3 = aws.s3();
+    let inventory = take_inventory(&dynamodb, &s3, &sources.tables, &sources.buckets).await;
+    let digests: HashMap<&str, &str> = inventory
+        .digests
+        .iter()
+        .filter_map(|d| Some((d.state_path.as_str(), d.digest.as_deref()?)))
+        .collect();
+    let ledger = ledger_table
+        .as_ref()
+        .map(|t| Ledger::new(dynamodb.clone(), t));
+    let state = StateObjects::new(s3);
+
+    let judged: Vec<(LockRecord, Evidence)> = futures::stream::iter(inventory.locks.iter())
+        .map(|lock| {
+            let (ledger, state, digests) = (ledger.as_ref(), &state, &digests);
+            async move {
+                let mut lock = lock.clone();
+                let evidence = evidence(&mut lock, ledger, state, digests).await;
+                (lock, evidence)
+            }
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+
+    let mut evidence_errors = Vec::new();
+    let mut locks: Vec<LockView> = judged
+        .iter()
+        .map(|(lock, evidence)| {
+            evidence_errors.extend(evidence.errors.iter().map(|e| EvidenceError {
+                lock: lock.location.to_string(),
+                error: e.clone(),
+            }));
+            view(lock, evidence, policy, now)
+        })
+        .collect();
+    locks.sort_by(|a, b| {
+        b.age_seconds
+            .cmp(&a.age_seconds)
+            .then_with(|| a.location.to_string().cmp(&b.location.to_string()))
+    });
+    let unparseable: Vec<Unparseable> = inventory
+        .malformed
+        .iter()
+        .map(|m| Unparseable {
+            location: m.location.clone(),
+            reason: m.failure.to_string(),
+        })
+        .collect();
+    let unreachable: Vec<Unreachable> = inventory.unreachable.iter().map(unreachable).collect();
+    let complete = unparseable.is_empty() && unreachable.is_empty() && evidence_errors.is_empty();
+    LocksReport {
+        schema: SCHEMA,
+        generated_at: now,
+        sources: SourcesView {
+            tables: sources.tables.clone(),
+            buckets: sources
+                .buckets
+                .iter()
+                .map(|b| match &b.prefix {
+                    Some(p) => format!("{}/{p}", b.bucket),
+                    None => b.bucket.clone(),
+                })
+                .collect(),
+        },
+        ledger_table,
+        policy: PolicyView {
+            warn_after_seconds: policy.warn_after.as_secs(),
+            expire_after_seconds: policy.expire_after.as_secs(),
+            auto_expire: policy.auto_expire,
+            overrides: policy
+                .overrides
+                .iter()
+                .map(|o| o.pattern().to_owned())
+                .collect(),
+        },
+        locks,
+        digest_items: inventory.digests.len(),
+        unparseable,
+        unreachable,
+        evidence_errors,
+        complete,
+    }
+}
+
+/// The reaper's evidence for one lock: Gyro first-seen time (read only), the ledger's last state
+/// write, the state object's LastModified, digest vs. the state's ETag-MD5.
+async fn evidence(
+    lock: &mut LockRecord,
+    ledger: Option<&Ledger>,
+    state: &StateObjects,
+    digests: &HashMap<&str, &str>,
+) -> Evidence {
+    let mut evidence = Evidence {
+        liveness: Liveness::default(),
+        state_exists: None,
+        errors: Vec::new(),
+    };
+    if let Some(ledger) = ledger {
+        if lock.created == LockCreated::Unknown {
+            match ledger.first_seen(&lock.location, &lock.lock_id).await {
+                Ok(Some(at)) => lock.created = LockCreated::FirstSeen(at),
+                Ok(None) => {}
+                Err(e) => evidence.errors.push(crate::failure::aws_error(&e)),
+            }
+        }
+        match ledger.last_state_write(&lock.state_path).await {
+            Ok(write) => evidence.liveness.last_state_write = write.map(|w| w.written_at),
+            Err(e) => evidence.errors.push(crate::failure::aws_error(&e)),
+        }
+    }
+    if let Some(path) = lock.terraform_state() {
+        match state.head(&path).await {
+            Ok(Some(object)) => {
+                evidence.state_exists = Some(true);
+                evidence.liveness.state_last_modified = object.last_modified;
+                if let (Some(digest), Some(md5)) = (
+                    digests.get(lock.state_path.as_str()),
+                    object.md5_from_etag(),
+                ) {
+                    evidence.liveness.digest_matches_state =
+                        Some(digest.eq_ignore_ascii_case(&md5));
+                }
+            }
+            Ok(None) => evidence.state_exists = Some(false),
+            Err(e) => evidence.errors.push(crate::failure::aws_error(&e)),
+        }
+    }
+    evidence
+}
+
+fn view(
+    lock: &LockRecord,
+    evidence: &Evidence,
+    policy: &StaleLockPolicy,
+    now: DateTime<Utc>,
+) -> LockView {
+    let verdict = policy.evaluate(lock, &evidence.liveness, now);
+    let age = lock.age(now);
+    LockView {
+        kind: lock.kind.as_str(),
+        tool: lock.kind.tool(),
+        location: lock.location.clone(),
+        state_path: lock.state_path.clone(),
+        lock_id: lock.lock_id.clone(),
+        who: lock.who.clone(),
+        operation: lock.operation.clone(),
+        tool_version: lock.tool_version.clone(),
+        created: lock.created.at(),
+        created_source: match lock.created {
+            LockCreated::Recorded(_) => "recorded",
+            LockCreated::FirstSeen(_) => "first-seen",
+            LockCreated::Unknown => "unknown",
+        },
+        age_seconds: age.map(|a| a.as_secs()),
+        age: age.map(format_duration),
+        level: verdict.level,
+        reasons: verdict.reasons,
+        liveness: LivenessView {
+            state_last_modified: evidence.liveness.state_last_modified,
+            state_object_exists: evidence.state_exists,
+            last_state_write: evidence.liveness.last_state_write,
+            digest_matches_state: evidence.liveness.digest_matches_state,
+            state_written_after_lock: evidence.liveness.write_after(lock.created.at()),
+            holder_probably_alive: verdict.alive,
+        },
+        thresholds: ThresholdsView {
+            warn_after_seconds: verdict.thresholds.warn_after.as_secs(),
+            expire_after_seconds: verdict.thresholds.expire_after.as_secs(),
+            auto_expire: verdict.thresholds.auto_expire,
+            matched: verdict.thresholds.matched,
+        },
+        unlock_command: lock.manual_unlock_command(),
+    }
+}
+
+fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    format_duration((now - t).to_std().unwrap_or_default())
+}
+
+fn short_kind(kind: &str) -> &'static str {
+    match kind {
+        k if k == LockKind::TerraformDynamoDb.as_str() => "tf/dynamodb",
+        k if k == LockKind::TerraformS3LockFile.as_str() => "tf/lockfile",
+        k if k == LockKind::GyroDynamoDb.as_str() => "gyro/dynamodb",
+        _ => "?",
+    }
+}
+
+/// `OperationTypeApply` → `apply`; Gyro command lines cut to 30 characters.
+fn short_operation(operation: Option<&str>) -> String {
+    let Some(op) = operation else {
+        return "-".to_owned();
+    };
+    if let Some(rest) = op.strip_prefix("OperationType") {
+        return rest.to_ascii_lowercase();
+    }
+    let mut chars = op.chars();
+    let head: String = chars.by_ref().take(30).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// The EVIDENCE column: what says the holder is alive, or that nothing does.
+fn evidence_text(lock: &LockView, now: DateTime<Utc>, has_errors: bool) -> String {
+    let l = &lock.liveness;
+    let mut parts = Vec::new();
+    match l.state_written_after_lock {
+        Some(t) => parts.push(format!("state written {} ago, after the lock", ago(now, t))),
+        None if l.state_last_modified.is_some() || l.last_state_write.is_some() => {
+            parts.push("no state write since the lock".to_owned())
+        }
+        None if l.state_object_exists == Some(false) => {
+            parts.push("no state object yet".to_owned())
+        }
+        None if lock.created.is_none() => parts.push("age unknown".to_owned()),
+        None => {}
+    }
+    match l.digest_matches_state {
+        Some(true) => parts.push("digest matches state".to_owned()),
+        Some(false) => parts.push("DIGEST DOES NOT MATCH STATE".to_owned()),
+        None => {}
+    }
+    if has_errors {
+        parts.push("evidence incomplete (see below)".to_owned());
+    }
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The readable form: a table, then why each lock past its warning threshold is judged so, then
+/// what could not be read.
+pub fn render(report: &LocksReport, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let searched = format!(
+        "{} and {}",
+        plural(report.sources.tables.len(), "table", "tables"),
+        plural(report.sources.buckets.len(), "bucket", "buckets")
+    );
+    let policy = format!(
+        "WARN_AFTER {}, EXPIRE_AFTER {}{}",
+        format_duration(std::time::Duration::from_secs(
+            report.policy.warn_after_seconds
+        )),
+        format_duration(std::time::Duration::from_secs(
+            report.policy.expire_after_seconds
+        )),
+        if report.policy.overrides.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {}",
+                plural(
+                    report.policy.overrides.len(),
+                    "LOCK_POLICY entry",
+                    "LOCK_POLICY entries"
+                )
+            )
+        }
+    );
+    if report.locks.is_empty() {
+        out.push_str(&format!("No locks in {searched}.\n"));
+    } else {
+        out.push_str(&format!(
+            "{} in {searched}, oldest first (levels as the reaper would judge them: {policy}):\n\n",
+            plural(report.locks.len(), "lock", "locks")
+        ));
+        let with_errors: std::collections::HashSet<&str> = report
+            .evidence_errors
+            .iter()
+            .map(|e| e.lock.as_str())
+            .collect();
+        let rows: Vec<Vec<String>> = report
+            .locks
+            .iter()
+            .map(|l| {
+                let age = match (&l.age, l.created_source) {
+                    (Some(a), "first-seen") => format!("≥{a}"),
+                    (Some(a), _) => a.clone(),
+                    (None, _) => "?".to_owned(),
+                };
+                vec![
+                    age,
+                    l.level.to_string(),
+                    short_kind(l.kind).to_owned(),
+                    l.state_path.clone(),
+                    l.lock_id.clone(),
+                    l.who.clone().unwrap_or_else(|| "-".to_owned()),
+                    short_operation(l.operation.as_deref()),
+                    evidence_text(
+                        l,
+                        now,
+                        with_errors.contains(l.location.to_string().as_str()),
+                    ),
+                ]
+            })
+            .collect();
+        out.push_str(&table::render(
+            &[
+                "AGE", "LEVEL", "KIND", "STATE", "LOCK ID", "HOLDER", "OP", "EVIDENCE",
+            ],
+            &rows,
+        ));
+        let notable: Vec<&LockView> = report
+            .locks
+            .iter()
+            .filter(|l| l.level >= Level::Warn)
+            .collect();
+        if !notable.is_empty() {
+            out.push_str("\nWhy:\n");
+            for l in notable {
+                out.push_str(&format!(
+                    "  {} — {}, lock {} ({})\n",
+                    l.state_path,
+                    l.level,
+                    l.lock_id,
+                    short_kind(l.kind)
+                ));
+                for reason in &l.reasons {
+                    out.push_str(&format!("    - {reason}\n"));
+                }
+                if l.level >= Level::ProposeUnlock {
+                    out.push_str(&format!(
+                        "    release: approve the alert's proposal (`lockreaper approve <token>`), or by hand: {}\n",
+                        l.unlock_command
+                    ));
+                }
+            }
+        }
+    }
+    if !report.unparseable.is_empty() {
+        out.push_str(&format!(
+            "\n{} (inspect by hand; lockreaper never deletes these):\n",
+            plural(
+                report.unparseable.len(),
+                "unparseable lock",
+                "unparseable locks"
+            )
+        ));
+        for u in &report.unparseable {
+            out.push_str(&format!("  {}: {}\n", u.location, u.reason));
+        }
+    }
+    if !report.unreachable.is_empty() {
+        out.push_str(&format!(
+            "\n{} (locks there are missing from the list above):\n",
+            plural(
+                report.unreachable.len(),
+                "source could not be read",
+                "sources could not be read"
+            )
+        ));
+        for u in &report.unreachable {
+            out.push_str(&format!("  {}\n", u.error));
+        }
+    }
+    if !report.evidence_errors.is_empty() {
+        out.push_str(
+            "\nLiveness evidence that could not be read (the level was judged without it):\n",
+        );
+        for e in &report.evidence_errors {
+            out.push_str(&format!("  {}: {}\n", e.lock, e.error));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_read_short() {
+        assert_eq!(short_operation(Some("OperationTypeApply")), "apply");
+        assert_eq!(short_operation(None), "-");
+        let long = "gyro up --verbose --skip-refresh production/network/main.gyro";
+        assert_eq!(short_operation(Some(long)).chars().count(), 31);
+    }
+}
