@@ -877,3 +877,98 @@ pub fn random_id() -> String {
     fill_random(&mut b);
     hex::encode(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        Env::new(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("LOCK_TABLES", "tf-locks, gyro-locks"),
+        ("LOCK_BUCKETS", "acme-tfstate/env:/"),
+        (
+            "ALERT_TOPIC_ARN",
+            "arn:aws:sns:eu-west-1:123456789012:lockreaper-alerts",
+        ),
+        (
+            "APPROVAL_TOPIC_ARN",
+            "arn:aws:sns:eu-west-1:123456789012:lr-ok",
+        ),
+        (
+            "APPROVAL_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:lr-AbCdEf",
+        ),
+        ("LEDGER_TABLE", "lockreaper-ledger"),
+    ];
+
+    #[test]
+    fn defaults_are_safe() {
+        let mut e = env(GOOD);
+        let config = ReaperConfig::from_env(&mut e);
+        let config = e.finish(config).unwrap();
+        assert_eq!(config.sources.tables, vec!["tf-locks", "gyro-locks"]);
+        assert_eq!(config.sources.buckets[0].prefix.as_deref(), Some("env:/"));
+        assert!(!config.policy.auto_expire, "auto-expiry is opt-in");
+        assert!(!config.dry_run);
+        assert_eq!(config.approval_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.metrics_namespace, "LockReaper");
+        assert_eq!(config.scan_segments, 1);
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_at_once() {
+        let mut vars: Vec<(&str, &str)> = GOOD
+            .iter()
+            .filter(|(k, _)| *k != "LEDGER_TABLE")
+            .copied()
+            .collect();
+        vars.extend([
+            ("ALERT_TOPIC_ARN", "alerts"),
+            ("APPROVAL_TTL", "30d"),
+            ("SCAN_SEGMENTS", "0"),
+            ("DRY_RUN", "maybe"),
+        ]);
+        vars.retain(|(k, v)| *k != "ALERT_TOPIC_ARN" || *v == "alerts");
+        let mut e = env(&vars);
+        let config = ReaperConfig::from_env(&mut e);
+        let text = e.finish(config).unwrap_err().to_string();
+        for expected in [
+            "LEDGER_TABLE: is not set",
+            "ALERT_TOPIC_ARN: \"alerts\" is not an ARN",
+            "APPROVAL_TTL: \"30d\" is out of range; expected between 1m and 7d",
+            "SCAN_SEGMENTS: \"0\" is not a segment count",
+            "DRY_RUN: \"maybe\" is not a boolean",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn young_lock_files_are_not_fetched() {
+        let now = chrono::Utc::now();
+        let head = |age_secs: i64| LockFileHead {
+            bucket: "b".into(),
+            key: "k.tflock".into(),
+            etag: None,
+            last_modified: Some(now - chrono::Duration::seconds(age_secs)),
+            size: 200,
+        };
+        let warn = Duration::from_secs(3600);
+        assert!(!lock_file_matters(&head(10), now, warn));
+        assert!(lock_file_matters(&head(3600), now, warn));
+        let unknown = LockFileHead {
+            last_modified: None,
+            ..head(0)
+        };
+        assert!(
+            lock_file_matters(&unknown, now, warn),
+            "unknown age: read it"
+        );
+    }
+}
