@@ -1,6 +1,6 @@
 //! force-unlock's configuration, from the environment, with errors that name the variable.
 
-use lockreaper_core::config::{ConfigError, ConfigErrors, Env};
+use lockreaper_core::config::{check_arn, check_table_name, ConfigError, ConfigErrors, Env};
 
 /// Everything force-unlock reads from its environment (besides the standard AWS SDK variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,39 +61,6 @@ impl Config {
             approval_secret_arn,
             approver_allow_list,
         })
-    }
-}
-
-/// DynamoDB table names: 3–255 characters of `A-Z a-z 0-9 _ - .`.
-fn check_table_name(name: &str) -> Result<(), String> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if (3..=255).contains(&name.len()) && ok_chars {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a DynamoDB table name; expected 3-255 characters of A-Z, a-z, 0-9, `_`, `-` and `.`"
-        ))
-    }
-}
-
-/// `arn:<partition>:<service>:<region>:<account>:<resource>` with the expected service.
-fn check_arn(arn: &str, service: &str, what: &str) -> Result<(), String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", partition, s, region, account, resource]
-            if !partition.is_empty()
-                && *s == service
-                && !region.is_empty()
-                && !account.is_empty()
-                && !resource.is_empty() =>
-        {
-            Ok(())
-        }
-        _ => Err(format!(
-            "{arn:?} is not the ARN of {what}; expected `arn:<partition>:{service}:<region>:<account>:<name>`"
-        )),
     }
 }
 

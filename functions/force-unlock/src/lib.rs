@@ -67,26 +67,7 @@ mod handler;
 pub use config::Config;
 pub use handler::{ForceUnlock, InvocationReport, RecordReport};
 
-/// JSON log lines (one object per line, fields at the top level), level from
-/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, INFO by default.
+/// JSON log lines, one object per line (see `lockreaper_aws::logging`).
 pub fn init_logging() {
-    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|l| l.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
-    let filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .from_env_lossy();
-    // `try_init`: a second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .without_time()
-        .with_env_filter(filter)
-        .try_init();
+    lockreaper_aws::logging::init_json_logging();
 }

@@ -8,6 +8,7 @@
 
 pub mod handler;
 
+use lockreaper_core::config::check_table_name;
 use lockreaper_core::config::{ConfigError, ConfigErrors, Env};
 use lockreaper_core::metrics::{parse_namespace, DEFAULT_NAMESPACE};
 
@@ -34,7 +35,7 @@ impl Config {
         const LEDGER_FORM: &str = "the name of lockreaper's DynamoDB ledger table (3–255 characters: letters, digits, `_`, `-`, `.`), e.g. `lockreaper-ledger`";
         let mut env = Env::new(vars);
         let ledger_table = env.required(Self::LEDGER_TABLE, LEDGER_FORM);
-        if !ledger_table.is_empty() && !is_table_name(&ledger_table) {
+        if !ledger_table.is_empty() && check_table_name(&ledger_table).is_err() {
             env.error(ConfigError::new(
                 Self::LEDGER_TABLE,
                 format!("{ledger_table:?} is not a DynamoDB table name; expected {LEDGER_FORM}"),
@@ -52,37 +53,9 @@ impl Config {
     }
 }
 
-fn is_table_name(name: &str) -> bool {
-    (3..=255).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-/// Logs as JSON lines, always: each line is one object Logs Insights reads field by field. The
-/// level comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls), else `RUST_LOG`,
-/// else INFO. (`lambda_runtime::tracing::init_default_subscriber` switches to JSON only when
-/// `AWS_LAMBDA_LOG_FORMAT=JSON`, and nests the fields; this puts them at the top level.)
+/// JSON log lines, one object per line (see `lockreaper_aws::logging`).
 pub fn init_logging() {
-    use lambda_runtime::tracing::subscriber::{filter::LevelFilter, EnvFilter};
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|l| l.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
-    let _ = lambda_runtime::tracing::subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_env_filter(
-            EnvFilter::builder()
-                .with_default_directive(level.into())
-                .from_env_lossy(),
-        )
-        .with_writer(std::io::stdout)
-        .try_init();
+    lockreaper_aws::logging::init_json_logging();
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ use lockreaper_core::approval::{
     encode_proposal_id, ApprovalSource, ApprovalToken, LockFingerprint, SigningKey,
 };
 use lockreaper_core::config::{
-    format_duration, parse_bool, parse_duration, ConfigError, Env, LockSources,
+    check_arn, check_table_name, format_duration, parse_bool, parse_duration, ConfigError, Env,
+    LockSources,
 };
 use lockreaper_core::metrics::{
     parse_namespace, MetricDatum, MetricValue, Unit, DEFAULT_NAMESPACE,
@@ -112,11 +113,15 @@ impl ReaperConfig {
             ("ALERT_TOPIC_ARN", &alert_topic_arn),
             ("APPROVAL_TOPIC_ARN", &approval_topic_arn),
         ] {
-            if !value.is_empty() && !value.starts_with("arn:") {
-                env.error(ConfigError::new(
-                    name,
-                    format!("{value:?} is not an ARN; expected {arn}"),
-                ));
+            if !value.is_empty() {
+                if let Err(problem) = check_arn(value, "sns", "an SNS topic") {
+                    env.error(ConfigError::new(name, problem));
+                }
+            }
+        }
+        if !ledger_table.is_empty() {
+            if let Err(problem) = check_table_name(&ledger_table) {
+                env.error(ConfigError::new("LEDGER_TABLE", problem));
             }
         }
         let deployment = env
@@ -937,7 +942,7 @@ mod tests {
         let text = e.finish(config).unwrap_err().to_string();
         for expected in [
             "LEDGER_TABLE: is not set",
-            "ALERT_TOPIC_ARN: \"alerts\" is not an ARN",
+            "ALERT_TOPIC_ARN: \"alerts\" is not the ARN of an SNS topic",
             "APPROVAL_TTL: \"30d\" is out of range; expected between 1m and 7d",
             "SCAN_SEGMENTS: \"0\" is not a segment count",
             "DRY_RUN: \"maybe\" is not a boolean",

@@ -12,7 +12,7 @@ use reaper::{Reaper, ReaperConfig, SweepOutcome};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    lockreaper_aws::logging::init_json_logging();
     let mut env = Env::new(std::env::vars());
     let config = ReaperConfig::from_env(&mut env);
     let config = env.finish(config)?;

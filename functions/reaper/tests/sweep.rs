@@ -421,7 +421,7 @@ async fn bad_configuration_fails_at_start_naming_the_variables() {
     for expected in [
         "LOCK_BUCKETS",
         "WARN_AFTER",
-        "ALERT_TOPIC_ARN: \"alerts\" is not an ARN",
+        "ALERT_TOPIC_ARN: \"alerts\" is not the ARN of an SNS topic",
         "LEDGER_TABLE: is not set",
     ] {
         assert!(

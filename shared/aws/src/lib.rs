@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod lock_files;
 pub mod lock_table;
 pub mod locks;
+pub mod logging;
 pub mod notify;
 pub mod proposals;
 pub mod secrets;

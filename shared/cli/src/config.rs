@@ -5,6 +5,7 @@
 //! the reaper rejects is rejected here with the same words, naming the variable and its flag.
 
 use aws_config::BehaviorVersion;
+use lockreaper_core::config::{check_arn, check_table_name};
 use lockreaper_core::config::{parse_bool, ConfigError, ConfigErrors, Env, LockSources};
 use lockreaper_core::policy::StaleLockPolicy;
 
@@ -254,39 +255,6 @@ pub fn path_style(env: &mut Env) -> bool {
 /// `WARN_AFTER`, `EXPIRE_AFTER`, `AUTO_EXPIRE`, `REMIND_EVERY`, `LOCK_POLICY`, as the reaper reads them.
 pub fn policy(env: &mut Env) -> StaleLockPolicy {
     StaleLockPolicy::from_env(env)
-}
-
-/// DynamoDB table names: 3–255 characters of `A-Z a-z 0-9 _ - .`.
-pub fn check_table_name(name: &str) -> Result<(), String> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if (3..=255).contains(&name.len()) && ok_chars {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a DynamoDB table name; expected 3-255 characters of A-Z, a-z, 0-9, `_`, `-` and `.`"
-        ))
-    }
-}
-
-/// `arn:<partition>:<service>:<region>:<account>:<resource>` with the expected service.
-pub fn check_arn(arn: &str, service: &str, what: &str) -> Result<(), String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", partition, s, region, account, resource]
-            if !partition.is_empty()
-                && *s == service
-                && !region.is_empty()
-                && !account.is_empty()
-                && !resource.is_empty() =>
-        {
-            Ok(())
-        }
-        _ => Err(format!(
-            "{arn:?} is not the ARN of {what}; expected `arn:<partition>:{service}:<region>:<account>:<name>`"
-        )),
-    }
 }
 
 /// SDK clients from the standard AWS environment, with `--region`, `--profile` and

@@ -186,6 +186,39 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
+/// DynamoDB table names: 3–255 characters of `A-Z a-z 0-9 _ - .`.
+pub fn check_table_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if (3..=255).contains(&name.len()) && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a DynamoDB table name; expected 3-255 characters of A-Z, a-z, 0-9, `_`, `-` and `.`"
+        ))
+    }
+}
+
+/// `arn:<partition>:<service>:<region>:<account>:<resource>` with the expected service.
+pub fn check_arn(arn: &str, service: &str, what: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, s, region, account, resource]
+            if !partition.is_empty()
+                && *s == service
+                && !region.is_empty()
+                && !account.is_empty()
+                && !resource.is_empty() =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{arn:?} is not the ARN of {what}; expected `arn:<partition>:{service}:<region>:<account>:<name>`"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
