@@ -245,7 +245,7 @@ impl Unlocker {
 
     async fn check_state(&self, state: &StatePath, locks: &[LockRecord]) -> StateCheck {
         let mut check = StateCheck {
-            state: state.to_string(),
+            state: state.lock_path(),
             digest: None,
             state_md5: None,
             digest_matches: None,

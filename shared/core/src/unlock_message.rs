@@ -645,7 +645,9 @@ fn plan_advice(lock: &LockRecord) -> String {
 /// How to get the previous state version back, with the exact command when the path parses.
 fn rollback_advice(state_path: &str, version_id: &str) -> Step {
     let text = "If the interrupted run left the state damaged, the version before it is the rollback point: fetch it as below, review it, and restore it with `terraform state push previous.tfstate`.";
-    match crate::path::StatePath::parse(state_path) {
+    // Accept `s3://bucket/key` as well as the lock path `bucket/key`.
+    let path = state_path.strip_prefix("s3://").unwrap_or(state_path);
+    match crate::path::StatePath::parse(path) {
         Ok(state) => Step::with_command(
             text,
             format!(
@@ -853,6 +855,28 @@ fn subject(lead: &str, path: Option<&str>) -> String {
     let mut subject = format!("{prefix}{path}");
     subject.truncate(SUBJECT_MAX);
     subject.trim().to_owned()
+}
+
+#[cfg(test)]
+mod rollback_tests {
+    use super::rollback_advice;
+
+    #[test]
+    fn rollback_command_names_bucket_and_key() {
+        for path in [
+            "acme/env:/blue/net.tfstate",
+            "s3://acme/env:/blue/net.tfstate",
+        ] {
+            let step = rollback_advice(path, "v123");
+            let command = step.command.unwrap_or_default();
+            assert!(
+                command.contains("--bucket acme --key 'env:/blue/net.tfstate' --version-id v123")
+                    || command
+                        .contains("--bucket acme --key env:/blue/net.tfstate --version-id v123"),
+                "{command}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
