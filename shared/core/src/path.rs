@@ -176,6 +176,20 @@ mod tests {
     }
 
     #[test]
+    fn bucket_scopes() {
+        let plain = BucketScope::parse("acme").unwrap();
+        assert_eq!((plain.bucket.as_str(), plain.prefix), ("acme", None));
+        // The template writes `bucket/` when no prefix is configured: that means no prefix.
+        assert_eq!(BucketScope::parse("acme/").unwrap().prefix, None);
+        let scoped = BucketScope::parse(" acme/env:/prod/ ").unwrap();
+        assert_eq!(scoped.prefix.as_deref(), Some("env:/prod/"));
+        assert_eq!(scoped.to_string(), "s3://acme/env:/prod/");
+        assert!(BucketScope::parse("/x")
+            .unwrap_err()
+            .contains("has no bucket name"));
+    }
+
+    #[test]
     fn lock_file_key_maps_back_to_state() {
         let p = StatePath::from_lock_file("b", "env:/x/k.tfstate.tflock").unwrap();
         assert_eq!(p.key, "env:/x/k.tfstate");
