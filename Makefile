@@ -17,7 +17,7 @@ DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools deploy-tools test lint unit validate deploy-local demo bench deploy undeploy fixtures emulator clean
+.PHONY: help tools deploy-tools test lint unit validate build-arm64 deploy-local demo bench deploy undeploy fixtures emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,18 @@ test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests
 	$(MAKE) --no-print-directory validate
 	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py
 	$(VENV)/bin/python infra/scripts/demo.py --ci
+	$(MAKE) --no-print-directory build-arm64
+
+build-arm64: deploy-tools ## sam build as for AWS (arm64, cargo-lambda + zig): the three deployment packages
+	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam build --parameter-overrides Architecture=arm64
+	@for f in ReaperFunction LockMetricsFunction ForceUnlockFunction; do \
+	  file=.aws-sam/build/$$f/bootstrap; \
+	  test -x $$file || { echo "missing $$file" >&2; exit 1; }; \
+	  python3 -c "import sys; b=open(sys.argv[1],'rb').read(20); sys.exit(0 if b[:4]==b'\x7fELF' and int.from_bytes(b[18:20],'little')==183 else 1)" $$file \
+	    || { echo "$$file is not an arm64 (aarch64) ELF binary" >&2; exit 1; }; \
+	  echo "    $$file: arm64 ELF, $$(( $$(stat -c %s $$file) / 1024 )) KiB"; \
+	done
 
 validate: deploy-tools ## template.yaml: cfn-lint, sam validate --lint, and the template's contract tests
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
@@ -65,8 +77,7 @@ demo: tools deploy-tools ## The main job locally: the deployed stack on an emula
 	$(VENV)/bin/python infra/scripts/demo.py
 
 deploy: deploy-tools ## Deploy to your AWS account: sam build (arm64) + sam deploy --guided (see infra/sam/README.md)
-	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam build
+	$(MAKE) --no-print-directory build-arm64
 	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam deploy --guided
 
 undeploy: deploy-tools ## Remove the deployed stack (the ledger table, with the audit trail, is retained)
