@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use lockreaper_aws::alert_state::{AlertStates, StoredAlert};
 use lockreaper_aws::cloudwatch::CloudWatchMetrics;
 use lockreaper_aws::ledger::Ledger;
+use lockreaper_aws::liveness::gather_liveness;
 use lockreaper_aws::lock_files::LockFileHead;
 use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::proposals::Proposals;
@@ -606,31 +607,20 @@ impl Reaper {
         digests: &HashMap<&str, &DigestRecord>,
         out: &mut SweepOutcome,
     ) -> Liveness {
-        let mut liveness = Liveness::default();
-        match self.ledger.last_state_write(&lock.state_path).await {
-            Ok(w) => liveness.last_state_write = w.map(|w| w.written_at),
-            Err(e) => out.errors.push(e.to_string()),
-        }
-        out.aws_calls += 1;
-        if let Some(state) = lock.terraform_state() {
-            out.aws_calls += 1;
-            match StateObjects::new(self.s3.clone()).head(&state).await {
-                Ok(Some(object)) => {
-                    liveness.state_last_modified = object.last_modified;
-                    if let (Some(digest), Some(md5)) = (
-                        digests
-                            .get(lock.state_path.as_str())
-                            .and_then(|d| d.digest.as_deref()),
-                        object.md5_from_etag(),
-                    ) {
-                        liveness.digest_matches_state = Some(digest.eq_ignore_ascii_case(&md5));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => out.errors.push(e.to_string()),
-            }
-        }
-        liveness
+        let digest = digests
+            .get(lock.state_path.as_str())
+            .and_then(|d| d.digest.as_deref());
+        let evidence = gather_liveness(
+            lock,
+            Some(&self.ledger),
+            &StateObjects::new(self.s3.clone()),
+            digest,
+        )
+        .await;
+        out.aws_calls += evidence.calls;
+        out.errors
+            .extend(evidence.errors.iter().map(ToString::to_string));
+        evidence.liveness
     }
 
     async fn stored_alert(&self, lock: &LockRecord) -> Result<Option<StoredAlert>, AwsError> {

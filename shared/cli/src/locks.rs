@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lockreaper_aws::inventory::take_inventory;
 use lockreaper_aws::ledger::Ledger;
+use lockreaper_aws::liveness::gather_liveness;
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::{AwsError, AwsErrorKind};
 use lockreaper_core::config::{format_duration, LockSources};
@@ -297,42 +298,30 @@ async fn evidence(
     state: &StateObjects,
     digests: &HashMap<&str, &str>,
 ) -> Evidence {
-    let mut evidence = Evidence {
-        liveness: Liveness::default(),
-        state_exists: None,
-        errors: Vec::new(),
-    };
+    let mut errors = Vec::new();
     if let Some(ledger) = ledger {
         if lock.created == LockCreated::Unknown {
+            // Read-only: a Gyro lock's first-seen time is read, never recorded, from here.
             match ledger.first_seen(&lock.location, &lock.lock_id).await {
                 Ok(Some(at)) => lock.created = LockCreated::FirstSeen(at),
                 Ok(None) => {}
-                Err(e) => evidence.errors.push(crate::failure::aws_error(&e)),
+                Err(e) => errors.push(crate::failure::aws_error(&e)),
             }
         }
-        match ledger.last_state_write(&lock.state_path).await {
-            Ok(write) => evidence.liveness.last_state_write = write.map(|w| w.written_at),
-            Err(e) => evidence.errors.push(crate::failure::aws_error(&e)),
-        }
     }
-    if let Some(path) = lock.terraform_state() {
-        match state.head(&path).await {
-            Ok(Some(object)) => {
-                evidence.state_exists = Some(true);
-                evidence.liveness.state_last_modified = object.last_modified;
-                if let (Some(digest), Some(md5)) = (
-                    digests.get(lock.state_path.as_str()),
-                    object.md5_from_etag(),
-                ) {
-                    evidence.liveness.digest_matches_state =
-                        Some(digest.eq_ignore_ascii_case(&md5));
-                }
-            }
-            Ok(None) => evidence.state_exists = Some(false),
-            Err(e) => evidence.errors.push(crate::failure::aws_error(&e)),
-        }
+    let gathered = gather_liveness(
+        lock,
+        ledger,
+        state,
+        digests.get(lock.state_path.as_str()).copied(),
+    )
+    .await;
+    errors.extend(gathered.errors.iter().map(crate::failure::aws_error));
+    Evidence {
+        liveness: gathered.liveness,
+        state_exists: gathered.state_exists,
+        errors,
     }
-    evidence
 }
 
 fn view(

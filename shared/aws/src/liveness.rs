@@ -1,0 +1,55 @@
+//! Evidence that a lock's holder is alive, gathered the same way for the reaper's decisions and
+//! the CLI's `locks` listing: the last state write seen on the stream (ledger), the state object's
+//! LastModified, and whether the `-md5` digest matches the state object's MD5 (from its ETag).
+
+use lockreaper_core::policy::Liveness;
+use lockreaper_core::LockRecord;
+
+use crate::error::AwsError;
+use crate::ledger::Ledger;
+use crate::state::StateObjects;
+
+/// What was found, and what could not be read (the lock is still judged on the rest).
+#[derive(Debug, Default)]
+pub struct LivenessEvidence {
+    pub liveness: Liveness,
+    /// `Some(false)`: the state object does not exist (yet); `None`: not a Terraform lock, or unread.
+    pub state_exists: Option<bool>,
+    pub errors: Vec<AwsError>,
+    /// AWS calls made.
+    pub calls: usize,
+}
+
+/// Gathers liveness evidence for `lock`. `digest` is the lock table's `-md5` item value for the
+/// lock's state path, when there is one; `ledger` is optional for read-only callers without one.
+pub async fn gather_liveness(
+    lock: &LockRecord,
+    ledger: Option<&Ledger>,
+    state: &StateObjects,
+    digest: Option<&str>,
+) -> LivenessEvidence {
+    let mut evidence = LivenessEvidence::default();
+    if let Some(ledger) = ledger {
+        evidence.calls += 1;
+        match ledger.last_state_write(&lock.state_path).await {
+            Ok(write) => evidence.liveness.last_state_write = write.map(|w| w.written_at),
+            Err(e) => evidence.errors.push(e),
+        }
+    }
+    if let Some(path) = lock.terraform_state() {
+        evidence.calls += 1;
+        match state.head(&path).await {
+            Ok(Some(object)) => {
+                evidence.state_exists = Some(true);
+                evidence.liveness.state_last_modified = object.last_modified;
+                if let (Some(digest), Some(md5)) = (digest, object.md5_from_etag()) {
+                    evidence.liveness.digest_matches_state =
+                        Some(digest.eq_ignore_ascii_case(&md5));
+                }
+            }
+            Ok(None) => evidence.state_exists = Some(false),
+            Err(e) => evidence.errors.push(e),
+        }
+    }
+    evidence
+}
