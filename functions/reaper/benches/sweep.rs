@@ -11,10 +11,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use lockreaper_aws::alert_state::AlertStates;
-use lockreaper_aws::notify::Notifier;
-use lockreaper_aws::unlock::Unlocker;
-use lockreaper_aws::{CloudWatchMetrics, Ledger, Proposals};
 use lockreaper_core::approval::SigningKey;
 use lockreaper_core::config::{Env, LockSources};
 use lockreaper_core::policy::StaleLockPolicy;
@@ -99,18 +95,8 @@ async fn main() {
         deployment: "bench".into(),
         scan_segments: 1,
     };
-    let reaper = Reaper {
-        signing_key: SigningKey::from_secret("bench-signing-key-0123456789abcdef0123").unwrap(),
-        dynamodb: dynamodb.clone(),
-        s3: s3.clone(),
-        alerts: Notifier::new(env.aws.sns(), &topic.topic_arn),
-        alert_states: AlertStates::new(dynamodb.clone(), &ledger),
-        ledger: Ledger::new(dynamodb.clone(), &ledger),
-        metrics: CloudWatchMetrics::new(env.aws.cloudwatch(), &config.metrics_namespace),
-        unlocker: Unlocker::new(dynamodb.clone(), s3.clone(), &ledger),
-        proposals: Proposals::new(dynamodb.clone(), &ledger),
-        config,
-    };
+    let signing_key = SigningKey::from_secret("bench-signing-key-0123456789abcdef0123").unwrap();
+    let reaper = Reaper::new(&env.aws, config, signing_key);
 
     let rss_before = rss_kib();
     let meter = Meter::start();

@@ -165,6 +165,25 @@ pub struct Reaper {
     pub proposals: Proposals,
 }
 
+impl Reaper {
+    /// The reaper over one set of AWS clients (the Lambda's, or a test's against the emulator).
+    pub fn new(aws: &lockreaper_aws::Aws, config: ReaperConfig, signing_key: SigningKey) -> Reaper {
+        let (dynamodb, s3) = (aws.dynamodb(), aws.s3());
+        Reaper {
+            signing_key,
+            alerts: Notifier::new(aws.sns(), &config.alert_topic_arn),
+            alert_states: AlertStates::new(dynamodb.clone(), &config.ledger_table),
+            ledger: Ledger::new(dynamodb.clone(), &config.ledger_table),
+            metrics: CloudWatchMetrics::new(aws.cloudwatch(), &config.metrics_namespace),
+            unlocker: Unlocker::new(dynamodb.clone(), s3.clone(), &config.ledger_table),
+            proposals: Proposals::new(dynamodb.clone(), &config.ledger_table),
+            dynamodb,
+            s3,
+            config,
+        }
+    }
+}
+
 /// One lock as the sweep judged it.
 #[derive(Debug, Clone, Serialize)]
 pub struct JudgedLock {
@@ -269,6 +288,16 @@ impl Reaper {
                 d.saturating_duration_since(std::time::Instant::now()) < DEADLINE_MARGIN
             }) {
                 out.not_reached.push(group.primary().location.to_string());
+                // Still present and still counted: a cut-short sweep must not report fewer or
+                // younger locks than there are (its age is what the lock itself says, if anything).
+                let age = group.primary().age(now).map_or(0, |a| a.as_secs());
+                for lock in &group.locks {
+                    let stats = per_container
+                        .entry(lock.location.container().to_owned())
+                        .or_default();
+                    stats.active += 1;
+                    stats.oldest = stats.oldest.max(age);
+                }
                 continue;
             }
             let judged = self.judge(group, &digest_by_path, now, &mut out).await;

@@ -2,11 +2,7 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use lockreaper_aws::{
-    alert_state::AlertStates, cloudwatch::CloudWatchMetrics, ledger::Ledger, notify::Notifier,
-};
-use lockreaper_aws::{load_signing_key, Proposals};
-use lockreaper_aws::{unlock::Unlocker, Aws};
+use lockreaper_aws::{load_signing_key, Aws};
 use lockreaper_core::config::Env;
 use reaper::{Reaper, ReaperConfig, SweepOutcome};
 
@@ -18,19 +14,7 @@ async fn main() -> Result<(), Error> {
     let config = env.finish(config)?;
     let aws = Aws::from_env().await?;
     let signing_key = load_signing_key(&aws.secrets(), &config.approval_secret_arn).await?;
-    let (dynamodb, s3) = (aws.dynamodb(), aws.s3());
-    let reaper = Reaper {
-        signing_key,
-        alerts: Notifier::new(aws.sns(), &config.alert_topic_arn),
-        alert_states: AlertStates::new(dynamodb.clone(), &config.ledger_table),
-        ledger: Ledger::new(dynamodb.clone(), &config.ledger_table),
-        metrics: CloudWatchMetrics::new(aws.cloudwatch(), &config.metrics_namespace),
-        unlocker: Unlocker::new(dynamodb.clone(), s3.clone(), &config.ledger_table),
-        proposals: Proposals::new(dynamodb.clone(), &config.ledger_table),
-        dynamodb,
-        s3,
-        config,
-    };
+    let reaper = Reaper::new(&aws, config, signing_key);
     let reaper = &reaper;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent>| async move {

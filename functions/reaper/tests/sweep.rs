@@ -431,3 +431,84 @@ async fn bad_configuration_fails_at_start_naming_the_variables() {
     }
     drop(env);
 }
+
+/// The Lambda deadline: a sweep with too little time left starts no lock, says which it did not
+/// reach, sends nothing (no half-sent alert, no premature "resolved") and still counts the locks
+/// in its metrics; the next sweep picks them up. Called on the library (the same `sweep` the
+/// handler calls) because the local Runtime API gives no deadline to run short of.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_cut_short_by_the_deadline_sends_nothing_and_the_next_one_continues() {
+    use lockreaper_core::approval::SigningKey;
+    use lockreaper_core::config::Env;
+    use reaper::{Reaper, ReaperConfig};
+
+    let env = TestEnv::new("deadline").await;
+    let d = deploy(&env, &[]).await;
+    let mut vars = Env::new(d.env.clone());
+    let config = ReaperConfig::from_env(&mut vars);
+    let config = vars.finish(config).unwrap();
+    let reaper = Reaper::new(&env.aws, config, SigningKey::from_secret(SECRET).unwrap());
+    let tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "late/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    );
+    let stuck = tf.stuck();
+    tokio::time::sleep(Duration::from_secs(2)).await; // past WARN_AFTER
+
+    let almost_out_of_time = Some(std::time::Instant::now() + Duration::from_secs(1));
+    let cut_short = reaper.sweep(chrono::Utc::now(), almost_out_of_time).await;
+    assert!(cut_short.locks.is_empty(), "{cut_short:#?}");
+    assert_eq!(
+        cut_short.not_reached,
+        vec![format!(
+            "dynamodb://{} (LockID = \"{}/late/terraform.tfstate\")",
+            d.table, d.bucket
+        )],
+    );
+    assert_eq!(cut_short.alerts_sent, 0);
+    let active = env
+        .metric(
+            &d.namespace,
+            "ActiveLocks",
+            &[("LockTable", &d.table)],
+            "Maximum",
+        )
+        .await;
+    assert_eq!(active, Some(1.0), "a lock not reached is still counted");
+
+    let full = reaper.sweep(chrono::Utc::now(), None).await;
+    assert!(full.not_reached.is_empty());
+    assert_eq!(full.locks.len(), 1, "{full:#?}");
+    assert_eq!(full.locks[0].lock_id, stuck.lock_id);
+    assert_eq!(full.alerts_sent, 1);
+    assert_eq!(
+        env.drain(&d.alerts.queue_url, Duration::from_secs(5))
+            .await
+            .len(),
+        1
+    );
+
+    // Released by hand; a sweep cut short must not conclude it is gone, the next full one does.
+    let (code, out, err) = tf.run(&["force-unlock".into(), "--id".into(), stuck.lock_id.clone()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // Another stuck lock, so that the sweep cut short has something it did not reach.
+    Terraform::init(
+        &env,
+        &d.bucket,
+        "other/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    )
+    .stuck();
+    let cut_short = reaper
+        .sweep(chrono::Utc::now(), Some(std::time::Instant::now()))
+        .await;
+    assert_eq!(cut_short.not_reached.len(), 1, "{cut_short:#?}");
+    assert_eq!(cut_short.resolved_sent, 0, "{cut_short:#?}");
+    let full = reaper.sweep(chrono::Utc::now(), None).await;
+    assert_eq!(full.resolved_sent, 1, "{full:#?}");
+    assert_eq!(full.locks.len(), 1, "{full:#?}");
+}

@@ -18,11 +18,11 @@ use crate::model::{LockCreated, LockKind, LockLocation, LockRecord};
 use crate::parse::LockParseError;
 use crate::policy::{fmt_time, AlertKind, AlertState, Level, Verdict};
 use crate::text::{
-    clip, heading, md_code, md_safe, one_line, plain, printable_ascii, shell_word, wrap,
+    clip, heading, md_code, md_safe, one_line, plain, printable_ascii, shell_word, sns_message,
+    subject_line, wrap,
 };
 
-/// SNS `Subject` must be under 100 characters, printable ASCII, no line breaks.
-pub const SUBJECT_MAX: usize = 99;
+pub use crate::text::SUBJECT_MAX;
 /// Where the approval token sits in the chat notification: `$.metadata.additionalContext.approvalToken`
 /// (the custom action's variable JSONPath and `HAS_VALUE` criterion).
 pub const APPROVAL_TOKEN_KEY: &str = "approvalToken";
@@ -78,29 +78,10 @@ pub struct AlertMessage {
 }
 
 impl AlertMessage {
-    /// The SNS `Message` for `Publish` with `MessageStructure=json`: one string per delivery
-    /// protocol, each subscription reading the key of its protocol and falling back to `default`.
-    ///
-    /// - `default`, `email`: the plain text (email subscriptions; anything not listed).
-    /// - `https`: the chat notification JSON. Amazon Q Developer in chat applications (AWS
-    ///   Chatbot) subscribes to the topic over HTTPS and reads this key.
-    /// - `sqs`, `lambda`, `http`, `email-json`, `firehose`: the chat notification JSON too, the
-    ///   structured form for programs (the end-to-end tests read it from an SQS subscription).
-    /// - `sms`: the subject alone (an SMS carries 140 bytes).
+    /// The SNS `Message` for `Publish` with `MessageStructure=json` (see [`crate::text::sns_message`]
+    /// for which protocol reads which form).
     pub fn sns_message(&self) -> String {
-        let chat = self.chat.to_string();
-        json!({
-            "default": self.email,
-            "email": self.email,
-            "https": chat,
-            "http": chat,
-            "sqs": chat,
-            "lambda": chat,
-            "email-json": chat,
-            "firehose": chat,
-            "sms": self.subject,
-        })
-        .to_string()
+        sns_message(&self.subject, &self.chat, &self.email)
     }
 }
 
@@ -682,18 +663,7 @@ fn subject(deployment: &str, lead: &str, path: &str) -> String {
     } else {
         format!("[{deployment}] {}", printable_ascii(lead))
     };
-    let path = printable_ascii(path.trim());
-    let budget = SUBJECT_MAX.saturating_sub(prefix.len());
-    let path = if path.len() <= budget {
-        path
-    } else if budget > 3 {
-        format!("...{}", &path[path.len() - (budget - 3)..])
-    } else {
-        String::new()
-    };
-    let mut subject = format!("{prefix}{path}");
-    subject.truncate(SUBJECT_MAX);
-    subject.trim().to_owned()
+    subject_line(&prefix, path)
 }
 
 #[cfg(test)]

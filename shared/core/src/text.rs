@@ -2,6 +2,9 @@
 //! length-capped fields, Markdown-safe chat text, shell-safe words, SNS-safe subjects, and plain
 //! e-mail text wrapped at [`WIDTH`] columns.
 
+/// SNS `Subject` must be under 100 characters, printable ASCII, no line breaks.
+pub const SUBJECT_MAX: usize = 99;
+
 /// E-mail text width.
 pub(crate) const WIDTH: usize = 72;
 /// Free-form lock-derived fields (who, operation, info, …) are capped at this many characters.
@@ -91,4 +94,46 @@ pub(crate) fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
     out.push_str(line.trim_end());
     out.push('\n');
     out
+}
+
+/// `prefix` + `path` as an SNS subject: printable ASCII, at most [`SUBJECT_MAX`] characters. When
+/// too long the path loses its start (`...` + the end, which names the state).
+pub(crate) fn subject_line(prefix: &str, path: &str) -> String {
+    let path = printable_ascii(path.trim());
+    let budget = SUBJECT_MAX.saturating_sub(prefix.len());
+    let path = if path.len() <= budget {
+        path
+    } else if budget > 3 {
+        format!("...{}", &path[path.len() - (budget - 3)..])
+    } else {
+        String::new()
+    };
+    let mut subject = format!("{prefix}{path}");
+    subject.truncate(SUBJECT_MAX);
+    subject.trim().to_owned()
+}
+
+/// The SNS `Message` for `Publish` with `MessageStructure=json`: one string per delivery
+/// protocol, each subscription reading the key of its protocol and falling back to `default`.
+///
+/// - `default`, `email`: the plain text (email subscriptions; anything not listed).
+/// - `https`: the chat notification JSON. Amazon Q Developer in chat applications (AWS
+///   Chatbot) subscribes to the topic over HTTPS and reads this key.
+/// - `sqs`, `lambda`, `http`, `email-json`, `firehose`: the chat notification JSON too, the
+///   structured form for programs (the end-to-end tests read it from an SQS subscription).
+/// - `sms`: the subject alone (an SMS carries 140 bytes).
+pub(crate) fn sns_message(subject: &str, chat: &serde_json::Value, email: &str) -> String {
+    let chat = chat.to_string();
+    serde_json::json!({
+        "default": email,
+        "email": email,
+        "https": chat,
+        "http": chat,
+        "sqs": chat,
+        "lambda": chat,
+        "email-json": chat,
+        "firehose": chat,
+        "sms": subject,
+    })
+    .to_string()
 }

@@ -23,11 +23,11 @@ use crate::approval::ApprovalSource;
 use crate::model::{LockKind, LockRecord};
 use crate::proposal::{ArtefactOutcome, Proposal};
 use crate::text::{
-    clip, heading, md_code, md_safe, one_line, plain, printable_ascii, shell_word, wrap,
+    clip, heading, md_code, md_safe, one_line, plain, printable_ascii, shell_word, sns_message,
+    subject_line, wrap,
 };
 
-/// SNS `Subject` must be under 100 characters, printable ASCII, no line breaks.
-pub const SUBJECT_MAX: usize = 99;
+pub use crate::text::SUBJECT_MAX;
 
 /// `metadata.eventType` values.
 pub const EVENT_UNLOCKED: &str = "LockUnlocked";
@@ -54,18 +54,10 @@ pub struct ResultMessage {
 }
 
 impl ResultMessage {
-    /// The SNS `Message` for `Publish` with `MessageStructure=json`: `default` and `email` carry
-    /// the plain text; `https` (the chat integration's subscription) and `sqs` (programs, and the
-    /// end-to-end tests) carry the chat notification JSON.
+    /// The SNS `Message` for `Publish` with `MessageStructure=json`, in the same forms as alerts
+    /// (see [`crate::text::sns_message`]), so every subscription of the alert topic reads both alike.
     pub fn sns_message(&self) -> String {
-        let chat = self.chat.to_string();
-        json!({
-            "default": self.email,
-            "email": self.email,
-            "https": chat,
-            "sqs": chat,
-        })
-        .to_string()
+        sns_message(&self.subject, &self.chat, &self.email)
     }
 
     /// The chat thread this message is posted in, if any.
@@ -843,18 +835,7 @@ fn md_text(s: &str) -> String {
 /// loses its start (`...` + the end, which names the state).
 fn subject(lead: &str, path: Option<&str>) -> String {
     let prefix = format!("[lockreaper] {}", printable_ascii(lead));
-    let path = path.map(|p| printable_ascii(p.trim())).unwrap_or_default();
-    let budget = SUBJECT_MAX.saturating_sub(prefix.len());
-    let path = if path.len() <= budget {
-        path
-    } else if budget > 3 {
-        format!("...{}", &path[path.len() - (budget - 3)..])
-    } else {
-        String::new()
-    };
-    let mut subject = format!("{prefix}{path}");
-    subject.truncate(SUBJECT_MAX);
-    subject.trim().to_owned()
+    subject_line(&prefix, path.unwrap_or_default())
 }
 
 #[cfg(test)]

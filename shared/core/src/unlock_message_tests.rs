@@ -177,9 +177,26 @@ fn every_outcome_fits_sns_and_chat() {
 
             let envelope: Value = serde_json::from_str(&m.sns_message()).unwrap();
             let keys: Vec<&String> = envelope.as_object().unwrap().keys().collect();
-            assert_eq!(keys, ["default", "email", "https", "sqs"], "{what}");
+            assert_eq!(
+                keys,
+                [
+                    "default",
+                    "email",
+                    "email-json",
+                    "firehose",
+                    "http",
+                    "https",
+                    "lambda",
+                    "sms",
+                    "sqs"
+                ],
+                "{what}: the same protocols as alerts, which share the topic"
+            );
             assert_eq!(envelope["default"], envelope["email"]);
-            assert_eq!(envelope["https"], envelope["sqs"]);
+            for key in ["http", "sqs", "lambda", "email-json", "firehose"] {
+                assert_eq!(envelope["https"], envelope[key], "{what}: {key}");
+            }
+            assert_eq!(envelope["sms"].as_str(), Some(m.subject.as_str()));
             assert_eq!(envelope["email"].as_str(), Some(m.email.as_str()));
 
             let chat = chat_of(&m);
