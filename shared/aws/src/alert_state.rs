@@ -129,42 +129,25 @@ impl AlertStates {
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
         };
-        match request.send().await {
-            Ok(_) => Ok(Some(version)),
-            Err(e) => {
-                let err = AwsError::from_sdk(e, "write alert state to", &self.table);
-                if err.is_condition_failed() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        AwsError::conditional(request.send().await, "write alert state to", &self.table)
+            .map(|made| made.then_some(version))
     }
 
     /// Removes the state if it is still at `version`. Returns `false` if it changed meanwhile.
     pub async fn delete_if(&self, location: &LockLocation, version: u64) -> Result<bool, AwsError> {
-        match self
-            .dynamodb
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk(location.container())))
-            .key("sk", AttributeValue::S(location.ledger_key()))
-            .condition_expression("version = :v")
-            .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let err = AwsError::from_sdk(e, "delete alert state from", &self.table);
-                if err.is_condition_failed() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        AwsError::conditional(
+            self.dynamodb
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk(location.container())))
+                .key("sk", AttributeValue::S(location.ledger_key()))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+                .send()
+                .await,
+            "delete alert state from",
+            &self.table,
+        )
     }
 
     /// Records that an unparseable lock was reported; `true` the first time only.
@@ -173,31 +156,23 @@ impl AlertStates {
         location: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, AwsError> {
-        match self
-            .dynamodb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S("unparseable".to_owned()))
-            .item("sk", AttributeValue::S(location.to_owned()))
-            .item("reported_at", AttributeValue::S(now.to_rfc3339()))
-            .item(
-                "expires_at",
-                AttributeValue::N((now.timestamp() + ALERT_STATE_TTL_SECS).to_string()),
-            )
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let err = AwsError::from_sdk(e, "record unparseable lock in", &self.table);
-                if err.is_condition_failed() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        AwsError::conditional(
+            self.dynamodb
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S("unparseable".to_owned()))
+                .item("sk", AttributeValue::S(location.to_owned()))
+                .item("reported_at", AttributeValue::S(now.to_rfc3339()))
+                .item(
+                    "expires_at",
+                    AttributeValue::N((now.timestamp() + ALERT_STATE_TTL_SECS).to_string()),
+                )
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await,
+            "record unparseable lock in",
+            &self.table,
+        )
     }
 
     /// Forgets that an unparseable lock was reported (so it is reported again if it reappears).

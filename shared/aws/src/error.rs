@@ -44,6 +44,30 @@ impl AwsError {
         self.kind == AwsErrorKind::NotFound
     }
 
+    /// The result of a conditional write: `Ok(true)` when it was made, `Ok(false)` when its
+    /// condition did not hold (another writer got there first, or the item changed meanwhile),
+    /// `Err` for any other failure.
+    pub fn conditional<T, E>(
+        result: Result<T, SdkError<E, Response>>,
+        action: &'static str,
+        resource: impl Into<String>,
+    ) -> Result<bool, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = AwsError::from_sdk(e, action, resource);
+                if err.is_condition_failed() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
     /// Builds an error from any SDK operation error.
     pub fn from_sdk<E>(
         err: SdkError<E, Response>,

@@ -161,17 +161,7 @@ impl Ledger {
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                let err = AwsError::from_sdk(err, action, &self.table);
-                if err.is_condition_failed() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        AwsError::conditional(request.send().await, action, &self.table)
     }
 
     async fn get(

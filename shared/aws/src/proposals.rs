@@ -282,17 +282,11 @@ impl Proposals {
             request = request.expression_attribute_values(":by", s(approver));
         }
         let update = format!("SET {}", set.join(", "));
-        match request.update_expression(update).send().await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let err = AwsError::from_sdk(e, action, &self.table);
-                if err.is_condition_failed() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        AwsError::conditional(
+            request.update_expression(update).send().await,
+            action,
+            &self.table,
+        )
     }
 
     /// Uses the proposal for an approved unlock, at most once (see the module docs). On a lost
@@ -377,17 +371,7 @@ impl Proposals {
             .expression_attribute_values(":delivery", s(delivery))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let err = AwsError::from_sdk(e, "release proposal claim in ledger", &self.table);
-                if err.is_condition_failed() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        AwsError::conditional(result, "release proposal claim in ledger", &self.table)
     }
 
     /// Records that the claimed unlock finished, with its result and audit id, so a duplicate
