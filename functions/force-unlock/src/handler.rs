@@ -214,11 +214,7 @@ impl ForceUnlock {
             }
             Err(e) if is_transient(&e) => return Err(RetryLater(e)),
             Err(e) => {
-                let outcome = Outcome::Failed {
-                    audit_id: None,
-                    artefacts: Vec::new(),
-                    errors: vec![e.to_string()],
-                };
+                let outcome = Outcome::failed_before_any_delete(None, e.to_string());
                 return Ok(self.finish(message_id, None, &decision, outcome).await);
             }
         };
@@ -232,14 +228,13 @@ impl ForceUnlock {
                 .await);
         }
         let Some(primary) = proposal.primary() else {
-            let outcome = Outcome::Failed {
-                audit_id: None,
-                artefacts: Vec::new(),
-                errors: vec![format!(
+            let outcome = Outcome::failed_before_any_delete(
+                None,
+                format!(
                     "proposal {} records no lock; nothing to unlock",
                     proposal.proposal_id
-                )],
-            };
+                ),
+            );
             return Ok(self
                 .finish(message_id, Some(proposal), &decision, outcome)
                 .await);
@@ -294,11 +289,7 @@ impl ForceUnlock {
         let audit_id = match new_audit_id() {
             Ok(audit_id) => audit_id,
             Err(problem) => {
-                let outcome = Outcome::Failed {
-                    audit_id: None,
-                    artefacts: Vec::new(),
-                    errors: vec![problem],
-                };
+                let outcome = Outcome::failed_before_any_delete(None, problem);
                 return Ok(self
                     .finish(message_id, Some(proposal), decision, outcome)
                     .await);
@@ -309,11 +300,7 @@ impl ForceUnlock {
             Ok(claim) => claim,
             Err(e) if is_transient(&e) => return Err(RetryLater(e)),
             Err(e) => {
-                let outcome = Outcome::Failed {
-                    audit_id: None,
-                    artefacts: Vec::new(),
-                    errors: vec![e.to_string()],
-                };
+                let outcome = Outcome::failed_before_any_delete(None, e.to_string());
                 return Ok(self
                     .finish(message_id, Some(proposal), decision, outcome)
                     .await);
@@ -396,11 +383,7 @@ impl ForceUnlock {
                 if is_transient(&e) {
                     return Err(RetryLater(e));
                 }
-                let outcome = Outcome::Failed {
-                    audit_id: Some(audit_id),
-                    artefacts: Vec::new(),
-                    errors: vec![e.to_string()],
-                };
+                let outcome = Outcome::failed_before_any_delete(Some(audit_id), e.to_string());
                 Ok(self
                     .finish(message_id, Some(proposal), decision, outcome)
                     .await)
@@ -436,11 +419,7 @@ impl ForceUnlock {
                 return Ok(self.finish(message_id, None, decision, outcome).await);
             }
             Err(e) if is_transient(&e) => return Err(RetryLater(e)),
-            Err(e) => Outcome::Failed {
-                audit_id: None,
-                artefacts: Vec::new(),
-                errors: vec![e.to_string()],
-            },
+            Err(e) => Outcome::failed_before_any_delete(None, e.to_string()),
         };
         Ok(self
             .finish(message_id, Some(proposal), decision, outcome)
@@ -497,11 +476,7 @@ impl ForceUnlock {
                     // Snooze writes are idempotent: a retry simply writes them again.
                     return Err(RetryLater(e));
                 }
-                let outcome = Outcome::Failed {
-                    audit_id: None,
-                    artefacts: Vec::new(),
-                    errors: vec![e.to_string()],
-                };
+                let outcome = Outcome::failed_before_any_delete(None, e.to_string());
                 return Ok(self
                     .finish(message_id, Some(proposal), decision, outcome)
                     .await);

@@ -708,3 +708,67 @@ async fn retries_resume_and_never_unlock_twice() {
         "already-used, unlocked, lock-changed, unlocked"
     );
 }
+
+/// A transient AWS failure before any delete (AWS unreachable for a while) fails the invocation,
+/// so that Lambda retries the SNS delivery: nothing is unlocked meanwhile, and the retry (same
+/// MessageId) unlocks exactly once; Terraform can then apply.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_unreachable_before_the_delete_fails_the_invocation_and_the_retry_unlocks_once() {
+    use lockreaper_testkit::cuttable::CuttableEndpoint;
+    use lockreaper_testkit::lambda::LambdaWatch;
+    use lockreaper_testkit::Emulator;
+
+    let setup = Setup::new("transient").await;
+    let (table, bucket) = (setup.env.name("locks"), setup.env.name("state"));
+    setup.env.create_lock_table(&table, "LockID").await;
+    setup.env.create_state_bucket(&bucket).await;
+    let aws = CuttableEndpoint::to(&Emulator::shared().endpoint).await;
+    let mut vars = setup.function_env(None);
+    vars.push(("AWS_ENDPOINT_URL".to_owned(), aws.url().to_owned()));
+    let watch = LambdaWatch::start(PACKAGE, vars).await;
+    let tf = Terraform::init(
+        &setup.env,
+        &bucket,
+        "edge/terraform.tfstate",
+        Some(&table),
+        LockMode::DynamoDb,
+    );
+    let stuck = tf.stuck();
+    let item = setup.table_lock(&table, "LockID", &stuck.path).await;
+    let proposed = setup.propose(vec![item.clone()]).await;
+
+    // The function starts (loading its signing key) while AWS is reachable.
+    let response = setup.deliver(&watch, "approve not-a-token").await;
+    assert_eq!(outcomes(&response), ["token-rejected"], "{response}");
+    setup.results().await;
+
+    aws.cut();
+    let delivery = message_id();
+    let err = watch
+        .try_invoke(PACKAGE, &sns_event(&[(&delivery, &proposed.token)]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("transient AWS failure before any delete"),
+        "{err}\n--- watch log ---\n{}",
+        watch.log()
+    );
+    aws.restore();
+    assert!(setup.item_exists(&table, "LockID", &stuck.path).await);
+    assert!(setup.audit(&stuck.path).await.is_empty());
+
+    let response = setup.deliver_as(&watch, &delivery, &proposed.token).await;
+    assert_eq!(
+        outcomes(&response),
+        ["unlocked"],
+        "Lambda's retry: {response}"
+    );
+    assert!(!setup.item_exists(&table, "LockID", &stuck.path).await);
+    let audit = setup.audit(&stuck.path).await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].locks, vec![item]);
+    let response = setup.deliver_as(&watch, &delivery, &proposed.token).await;
+    assert_eq!(outcomes(&response), ["duplicate-delivery"], "{response}");
+    let (code, out) = tf.apply();
+    assert_eq!(code, 0, "apply after the unlock:\n{out}");
+}

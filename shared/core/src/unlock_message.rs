@@ -175,6 +175,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A failure before any lock artefact was deleted (so none is listed), with its one error.
+    pub fn failed_before_any_delete(audit_id: Option<String>, error: impl Into<String>) -> Outcome {
+        Outcome::Failed {
+            audit_id,
+            artefacts: Vec::new(),
+            errors: vec![error.into()],
+        }
+    }
+
     /// A short stable name for log lines and the handler's response.
     pub fn as_str(&self) -> &'static str {
         match self {

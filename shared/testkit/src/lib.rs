@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)] // test support: a failed setup step should fail the test loudly
 
 pub mod bench;
+pub mod cuttable;
 pub mod lambda;
 pub mod notifications;
 
