@@ -595,24 +595,36 @@ def _start_background_apply(d: Path, sleep: int, log_path: Path, steps: int = 1)
 
 
 def _wait_for_lock(
-    d: Path, cfg: dict[str, Any], skey: str, proc: subprocess.Popen, log_path: Path, timeout: float
+    d: Path,
+    cfg: dict[str, Any],
+    skey: str,
+    proc: subprocess.Popen,
+    log_path: Path,
+    timeout: float,
+    taken_since: int | None = None,
 ) -> dict[str, Any]:
+    """Waits until every configured lock artefact exists. With `taken_since` (a debug-log offset),
+    also until Terraform has reported that lock as taken: artefacts can exist before a retried request
+    fails on them, and the apply then starts again with a new lock ID (see `apply`)."""
     deadline = time.monotonic() + timeout
     found: dict[str, Any] = {}
     while True:
         found = read_lock(cfg, skey)
         if _lock_complete(cfg, found):
-            return found
+            ids = {info.get("ID") for info in found.values()}
+            if taken_since is None or (len(ids) == 1 and ids <= locked_ids(_debug_log_since(d, taken_since))):
+                return found
         if proc.poll() is not None:
             raise TfError(
-                f"the apply exited (code {proc.returncode}) before the lock on {cfg['bucket']}/{skey} appeared.\n"
+                f"the apply exited (code {proc.returncode}) before it had taken the lock on {cfg['bucket']}/{skey}.\n"
                 f"--- terraform output ({log_path}) ---\n{_tail(log_path)}"
             )
         if time.monotonic() >= deadline:
             _kill_group(proc)
             raise TfError(
-                f"no complete lock on {cfg['bucket']}/{skey} after {timeout:g} s "
-                f"(found: {sorted(found) or 'nothing'}; expected: {_expected(cfg)}). Apply killed; any partial lock it took is left behind.\n"
+                f"no complete lock taken on {cfg['bucket']}/{skey} after {timeout:g} s "
+                f"(found: {found or 'nothing'}; expected: {_expected(cfg)}). Apply killed; any partial lock it took "
+                f"is left behind. Details: {d / DEBUG_LOG}\n"
                 f"--- terraform output ({log_path}) ---\n{_tail(log_path)}"
             )
         time.sleep(POLL_INTERVAL)
@@ -680,38 +692,13 @@ def cmd_stuck(a: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_until_held(
-    d: Path, cfg: dict[str, Any], skey: str, proc: subprocess.Popen, log_path: Path, timeout: float, offset: int
-) -> dict[str, Any]:
-    """Waits until Terraform reports the lock as taken (not merely until its artefacts exist: a retried
-    request can still fail on them, and the apply then starts again with a new lock ID; see `apply`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = _wait_for_lock(d, cfg, skey, proc, log_path, max(deadline - time.monotonic(), 0.1))
-        ids = {info.get("ID") for info in found.values()}
-        if len(ids) == 1 and ids <= locked_ids(_debug_log_since(d, offset)):
-            return found
-        if proc.poll() is not None:
-            raise TfError(
-                f"the apply exited (code {proc.returncode}) before it had taken the lock on {cfg['bucket']}/{skey}.\n"
-                f"--- terraform output ({log_path}) ---\n{_tail(log_path)}"
-            )
-        if time.monotonic() >= deadline:
-            _kill_group(proc)
-            raise TfError(
-                f"Terraform did not report the lock on {cfg['bucket']}/{skey} as taken within {timeout:g} s "
-                f"(artefacts: {found}). Apply killed. Details: {d / DEBUG_LOG}"
-            )
-        time.sleep(POLL_INTERVAL)
-
-
 def cmd_hold(a: argparse.Namespace) -> int:
     d, cfg, skey = _prepare_lock_run(a)
     log_path = d / HOLD_LOG
     offset = _debug_log_size(d)
     proc = _start_background_apply(d, a.seconds, log_path, a.steps)
     try:
-        found = _wait_until_held(d, cfg, skey, proc, log_path, a.timeout, offset)
+        found = _wait_for_lock(d, cfg, skey, proc, log_path, a.timeout, taken_since=offset)
     except BaseException:
         if proc.poll() is None or _pgroup_alive(proc.pid):
             _kill_group(proc)
