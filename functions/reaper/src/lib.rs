@@ -291,26 +291,17 @@ impl Reaper {
                 // Still present and still counted: a cut-short sweep must not report fewer or
                 // younger locks than there are (its age is what the lock itself says, if anything).
                 let age = group.primary().age(now).map_or(0, |a| a.as_secs());
-                for lock in &group.locks {
-                    let stats = per_container
-                        .entry(lock.location.container().to_owned())
-                        .or_default();
-                    stats.active += 1;
-                    stats.oldest = stats.oldest.max(age);
-                }
+                count_group(&mut per_container, group, age, false);
                 continue;
             }
             let judged = self.judge(group, &digest_by_path, now, &mut out).await;
-            for lock in &group.locks {
-                let stats = per_container
-                    .entry(lock.location.container().to_owned())
-                    .or_default();
-                stats.active += 1;
-                if judged.level >= Level::ProposeUnlock {
-                    stats.stale += 1;
-                }
-                stats.oldest = stats.oldest.max(judged.age_seconds.unwrap_or(0));
-            }
+            let stale = judged.level >= Level::ProposeUnlock;
+            count_group(
+                &mut per_container,
+                group,
+                judged.age_seconds.unwrap_or(0),
+                stale,
+            );
             out.locks.push(judged);
         }
 
@@ -845,6 +836,25 @@ impl Reaper {
 
     fn context(&self) -> AlertContext {
         AlertContext::new(self.config.deployment.clone())
+    }
+}
+
+/// Adds one lock group (every artefact, in its own table or bucket) to the per-container stats.
+fn count_group(
+    per_container: &mut BTreeMap<String, ContainerStats>,
+    group: &LockGroup,
+    age_seconds: u64,
+    stale: bool,
+) {
+    for lock in &group.locks {
+        let stats = per_container
+            .entry(lock.location.container().to_owned())
+            .or_default();
+        stats.active += 1;
+        if stale {
+            stats.stale += 1;
+        }
+        stats.oldest = stats.oldest.max(age_seconds);
     }
 }
 
