@@ -7,7 +7,9 @@ What it does, one narrated line per step:
      free loopback port, with all its files in a fresh temporary directory;
   2. creates what the template expects to exist already: a Terraform lock table with a
      NEW_AND_OLD_IMAGES stream, a versioned state bucket, and a bucket for `sam deploy` artefacts;
-  3. `sam build` (Architecture=x86_64: arm64 binaries cannot run on this machine);
+  3. builds the three functions (x86_64: arm64 binaries cannot run on this machine) in one release
+     build laid out as `sam build` lays out its output (infra/sam/local_build.py; cargo skips it when
+     nothing changed, e.g. after `make demo`);
   4. `sam deploy` of the built template with only --parameter-overrides (the lock table, its
      stream, the state bucket, an e-mail, an approvals publisher);
   5. asserts that the ledger table (keys, on-demand, TTL, PITR), topics, subscriptions, queues,
@@ -29,7 +31,7 @@ Exit status 0 only if every step passed. Needs `make deploy-tools` (infra/.venv-
 ministack in its own venv inside it: ministack pins a botocore that aws-sam-cli cannot share).
 
 Options: --keep (leave the emulator running at the end and print its endpoint; Ctrl-C stops it),
---skip-build (reuse .aws-sam/build-x86_64).
+--skip-build (reuse .aws-sam/build-x86_64 without asking cargo whether it is current).
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ DEPLOY_VENV = ROOT / "infra" / ".venv-deploy"
 SAM = DEPLOY_VENV / "bin" / "sam"
 MINISTACK = DEPLOY_VENV / "ministack" / "bin" / "python"  # ministack's own venv (see requirements-ministack.txt)
 MINISTACK_RUN = ROOT / "infra" / "sam" / "ministack_run.py"  # ministack, with one gap closed (see there)
-BUILD_DIR = ROOT / ".aws-sam" / "build-x86_64"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import local_build  # noqa: E402  (one release build of the functions and the CLI, laid out as `sam build` does)
+
+BUILD_DIR = local_build.BUILD_DIR
 FIXTURE_LOCK = ROOT / "infra" / "fixtures" / "terraform" / "dynamodb-lock-item.json"
 SCHEDULED_EVENT = ROOT / "infra" / "events" / "scheduled-event.json"
 
@@ -337,16 +342,17 @@ def main() -> int:
         aws.s3.put_bucket_versioning(Bucket=state_bucket, VersioningConfiguration={"Status": "Enabled"})
         ok(f"lock tables {lock_table}, {gyro_table} (streams), buckets {state_bucket}, {deploy_bucket}")
 
-        step(3, "sam build, Architecture=x86_64 (functions run as local processes here)")
+        step(3, "building the functions, x86_64 (they run as local processes here): one release build")
         if args.skip_build and (BUILD_DIR / "template.yaml").exists():
             ok(f"reusing {BUILD_DIR.relative_to(ROOT)}")
         else:
-            took = run(
-                [str(SAM), "build", "--parameter-overrides", "Architecture=x86_64", "--build-dir", str(BUILD_DIR)],
-                env,
-                workdir / "sam-build.log",
-            )
-            ok(f"built three bootstraps into {BUILD_DIR.relative_to(ROOT)} in {took:.0f}s")
+            with open(workdir / "build.log", "w") as build_log:
+                try:
+                    built = local_build.build(log=build_log)
+                except local_build.BuildFailed as e:
+                    tail = "\n".join((workdir / "build.log").read_text().splitlines()[-40:])
+                    raise Failed(f"{e}\n{tail}") from None
+            ok(f"built three bootstraps into {BUILD_DIR.relative_to(ROOT)} in {built['seconds']:.0f}s")
         for fn in ("ReaperFunction", "LockMetricsFunction", "ForceUnlockFunction"):
             bootstrap = BUILD_DIR / fn / "bootstrap"
             check(bootstrap.exists() and b"\x7fELF" == bootstrap.read_bytes()[:4], f"{fn}/bootstrap is an ELF binary")

