@@ -23,11 +23,20 @@ use crate::text::{
 };
 
 pub use crate::text::SUBJECT_MAX;
-/// Where the approval token sits in the chat notification: `$.metadata.additionalContext.approvalToken`
-/// (the custom action's variable JSONPath and `HAS_VALUE` criterion).
+/// Where the approval token sits in the chat notification: `metadata.additionalContext.approvalToken`
+/// (the custom actions' variable `token` = `event.metadata.additionalContext.approvalToken`, with a
+/// `HAS_VALUE` criterion; see `template.yaml`).
 pub const APPROVAL_TOKEN_KEY: &str = "approvalToken";
+/// Where the approvals topic's ARN sits beside the token: the custom actions' variable `topic`, with
+/// an `EQUALS` criterion on the stack's own topic. Carried in the notification so the buttons'
+/// commands stay under Chatbot's 100-character `CommandText` limit whatever the topic ARN's length.
+pub const APPROVAL_TOPIC_KEY: &str = "approvalTopic";
 /// The chat button text people are told to press; the custom action's `ButtonText` must match.
 pub const APPROVE_BUTTON: &str = "Approve unlock";
+/// The chat button that denies the proposal (publishes `deny <token>`).
+pub const DENY_BUTTON: &str = "Deny";
+/// The chat button that snoozes the proposal's alerts for two hours (publishes `snooze <token> 2h`).
+pub const SNOOZE_BUTTON: &str = "Snooze 2h";
 
 /// `metadata.eventType` values.
 pub const EVENT_LOCK_HELD: &str = "LockHeld";
@@ -209,6 +218,10 @@ pub fn lock_alert(
     let mut additional = serde_json::Map::new();
     if let Some(offer) = approval {
         additional.insert(APPROVAL_TOKEN_KEY.to_owned(), json!(offer.token));
+        additional.insert(
+            APPROVAL_TOPIC_KEY.to_owned(),
+            json!(offer.approval_topic_arn),
+        );
     }
     additional.insert("lockId".to_owned(), json!(lock.lock_id));
     additional.insert("statePath".to_owned(), json!(lock.state_path));
@@ -541,7 +554,7 @@ fn next_steps(
             );
             steps.push(Step {
                 chat: format!(
-                    "If nobody holds it, press *{APPROVE_BUTTON}* below, or run `{command}`. The approval expires at {}.",
+                    "If nobody holds it, press *{APPROVE_BUTTON}* below, or run `{command}`; *{DENY_BUTTON}* drops the proposal, *{SNOOZE_BUTTON}* silences it for two hours. The approval expires at {}.",
                     fmt_time(offer.expires_at)
                 ),
                 text: format!(
