@@ -3,9 +3,10 @@
 //! custom notification and email gets plain text.
 //!
 //! Every message about one lock location carries the same `metadata.threadId` ([`thread_id`]), so
-//! warning → stale → approved → released read as one thread in chat. A chat button (an
-//! `AWS::Chatbot::CustomAction` with `Criteria HAS_VALUE` on [`APPROVAL_TOKEN_KEY`]) appears only
-//! on messages that carry an approval token, i.e. only when the reaper made an [`ApprovalOffer`].
+//! warning → stale → approved → released read as one thread in chat. The chat buttons (Approve
+//! unlock, Deny, Snooze 2h: `AWS::Chatbot::CustomAction`s with `Criteria HAS_VALUE` on
+//! [`APPROVAL_TOKEN_KEY`] and `EQUALS` on [`APPROVAL_TOPIC_KEY`]) appear only on messages that
+//! carry an approval token, i.e. only when the reaper made an [`ApprovalOffer`].
 
 use std::fmt::Write as _;
 
