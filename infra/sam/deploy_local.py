@@ -20,8 +20,10 @@ What it does, one narrated line per step:
      (its log group and the ledger show it); a garbage approval published to the approvals topic
      runs the deployed force-unlock, which publishes a rejection to the alert topic (read through
      an SQS queue subscribed to it);
-  7. end to end: invokes the deployed reaper as the schedule would, takes the approval token from
-     the alert it publishes, publishes it to the approvals topic, and checks that force-unlock
+  7. end to end: invokes the deployed reaper as the schedule would, applies template.yaml's chat
+     buttons (Approve unlock, Deny, Snooze 2h) to the alert it publishes (every variable path
+     resolves, every criterion holds, each press publishes what force-unlock parses), "presses"
+     Approve unlock by publishing exactly what its command publishes, and checks that force-unlock
      released exactly that lock and lock-metrics counted a forced release;
   8. updates the stack with AutoExpire=true: the reaper's role gains its delete policy;
   9. `sam delete` removes the stack (the ledger table is retained on purpose);
@@ -53,12 +55,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chatbot_buttons  # noqa: E402  (infra/sam/chatbot_buttons.py, shared with test_template.py)
+import local_build  # noqa: E402  (one release build of the functions and the CLI, laid out as `sam build` does)
+
 DEPLOY_VENV = ROOT / "infra" / ".venv-deploy"
 SAM = DEPLOY_VENV / "bin" / "sam"
 MINISTACK = DEPLOY_VENV / "ministack" / "bin" / "python"  # ministack's own venv (see requirements-ministack.txt)
 MINISTACK_RUN = ROOT / "infra" / "sam" / "ministack_run.py"  # ministack, with one gap closed (see there)
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import local_build  # noqa: E402  (one release build of the functions and the CLI, laid out as `sam build` does)
 
 BUILD_DIR = local_build.BUILD_DIR
 FIXTURE_LOCK = ROOT / "infra" / "fixtures" / "terraform" / "dynamodb-lock-item.json"
@@ -599,8 +603,26 @@ def main() -> int:
         )[0]
         token = alert["metadata"]["additionalContext"]["approvalToken"]
         check(len(token) == 58 and " " not in token, f"alert carries a 58-character approval token ({token[:10]}…)")
-        # What the chat button does: `sns publish --topic-arn <approvals> --message $token`.
-        aws.sns.publish(TopicArn=approval_topic, Message=token)
+        # The chat buttons, as Chatbot would apply template.yaml's custom actions to this alert:
+        # every variable path resolves in it, every criterion holds (the topic it names is this
+        # stack's), and each press would publish what force-unlock's parser expects.
+        from cfnlint.decode import decode  # infra/.venv-deploy (cfn-lint is aws-sam-cli's dependency)
+
+        template, problems = decode(str(ROOT / "template.yaml"))
+        check(not problems, "template.yaml parses", problems)
+        presses = {}
+        for logical, action in chatbot_buttons.custom_actions(template).items():
+            pressed, why = chatbot_buttons.press(action, alert, {"ApprovalTopic": approval_topic})
+            check(pressed is not None, f"the {logical} button's variables resolve in the deployed reaper's alert", why)
+            message = pressed.argument("--message")
+            presses[message.split()[0] if " " in message else "approve"] = pressed  # a bare token approves
+        expected = {"approve": token, "deny": f"deny {token}", "snooze": f"snooze {token} 2h"}
+        got = {action: p.argument("--message") for action, p in presses.items()}
+        check(got == expected, "Approve unlock / Deny / Snooze 2h would publish `<token>`, `deny <token>`, `snooze <token> 2h`", got)
+        check(all(p.argument("--topic-arn") == approval_topic for p in presses.values()), "…to this stack's approvals topic")
+        # Press "Approve unlock": publish exactly what its substituted command publishes.
+        approve = presses["approve"]
+        aws.sns.publish(TopicArn=approve.argument("--topic-arn"), Message=approve.argument("--message"))
         wait_for(
             "force-unlock to delete the lock item",
             lambda: "Item" not in aws.dynamodb.get_item(TableName=lock_table, Key={"LockID": {"S": lock_path}}, ConsistentRead=True),

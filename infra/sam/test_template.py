@@ -9,8 +9,10 @@ What is checked:
 - the environment variables: every variable a function's Rust code reads is set by the template or
   deliberately left unset (listed below), and every variable the template sets is read somewhere;
 - the template's comment block lists every variable it sets;
-- the chat button: command ≤ 100 characters (Chatbot's API limit) in the longest region; the
-  JSONPath and button text match the Rust constants;
+- the chat buttons (Approve unlock, Deny, Snooze 2h): the form working deployments use
+  (NotificationType Custom, `event.metadata.additionalContext.<key>`), the API's limits, and that
+  every variable path resolves in an alert the reaper's code rendered (infra/sam/fixtures/) and the
+  pressed command publishes what force-unlock expects;
 - deletes: only force-unlock (and the reaper under AutoExpireOn) may delete; S3 deletes only
   `*.tflock`; wildcard resources only where AWS allows nothing else;
 - the slot lists: each list parameter admits at most 5 entries, and there are exactly 5 slots;
@@ -21,10 +23,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import unittest
 from pathlib import Path
 
 from cfnlint.decode import decode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chatbot_buttons  # noqa: E402  (infra/sam/chatbot_buttons.py, shared with deploy_local.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -175,27 +181,162 @@ class Template(unittest.TestCase):
 
     # ---------------------------------------------------------------- chat
 
-    def test_chat_command_fits_chatbot_limit_everywhere(self):
-        action = self.res["ApproveUnlockAction"]["Properties"]
-        sub = action["Definition"]["CommandText"]["Fn::Sub"]
-        longest_topic = "x" * int(re.search(r"\{1,(\d+)\}", self.params["ApprovalTopicName"]["AllowedPattern"]).group(1))
-        # Chatbot custom actions exist in the `aws` partition only (their ARN pattern says so);
-        # the longest region names there have 14 characters (ap-southeast-1, ap-northeast-3, ...).
-        arn = f"arn:aws:sns:ap-southeast-5:123456789012:{longest_topic}"
-        command = sub.replace("${ApprovalTopic}", arn)
-        self.assertLessEqual(len(command), 100, command)
-        self.assertEqual(command, f"sns publish --topic-arn {arn} --message $token")
-        self.assertEqual(self.t["Outputs"]["ChatApproveCommand"]["Value"]["Fn::Sub"], sub)
+    # The chat buttons. Evidence for the form (the API reference does not spell the variable path
+    # syntax out): public CDK and Terraform projects that attach custom actions to custom
+    # notifications use `NotificationType: Custom` with `event.metadata.additionalContext.<key>`
+    # variables, e.g. a CDK approve/reject pair (CfnCustomAction "ApproveEcsDeployment" /
+    # "RejectEcsDeployment", commandText `aws s3api put-object --bucket $bucketName --key
+    # "$revisionId/approved"`) and a Terraform pair (awscc_chatbot_custom_action "approve" /
+    # "rollback", variables A and P/R: one-letter names to save CommandText characters, i.e. the
+    # 100-character limit counts the text as written). Limits: API reference,
+    # docs.aws.amazon.com/chatbot/latest/APIReference/API_CustomActionDefinition.html (CommandText
+    # 1..100), API_CustomActionAttachment.html (ButtonText 1..50, Variables ≤ 5, names
+    # [A-Za-z0-9-_]+, paths [\x21-\x7F]{,1024}, Criteria 1..5), API_CustomActionAttachmentCriteria.html.
 
-    def test_chat_button_matches_the_rust_constants(self):
+    BUTTONS = {  # logical id → (Rust constant for its ButtonText, action force-unlock must see)
+        "ApproveUnlockAction": ("APPROVE_BUTTON", "approve"),
+        "DenyUnlockAction": ("DENY_BUTTON", "deny"),
+        "SnoozeUnlockAction": ("SNOOZE_BUTTON", "snooze"),
+    }
+
+    @staticmethod
+    def fixture(name: str) -> dict:
+        # Rendered by the reaper's own code (lock_alert → sns_message, the `https` key Chatbot reads);
+        # shared/core's chat_fixture_alerts_are_current fails when they are not current.
+        return json.loads((ROOT / "infra/sam/fixtures" / name).read_text())
+
+    def alert_rs_const(self, name: str) -> str:
         alert_rs = (ROOT / "shared/core/src/alert.rs").read_text()
-        key = re.search(r'APPROVAL_TOKEN_KEY: &str = "(\w+)"', alert_rs).group(1)
-        button = re.search(r'APPROVE_BUTTON: &str = "([^"]+)"', alert_rs).group(1)
-        attachment = self.res["ApproveUnlockAction"]["Properties"]["Attachments"][0]
-        self.assertEqual(attachment["ButtonText"], button)
-        self.assertEqual(attachment["Variables"], {"token": f"$.metadata.additionalContext.{key}"})
-        self.assertEqual(attachment["Criteria"], [{"Operator": "HAS_VALUE", "VariableName": "token"}])
-        for logical in ("ChatApprovePolicy", "ChatRole", "ApproveUnlockAction", "SlackChannel"):
+        return re.search(rf'pub const {name}: &str = "([^"]+)";', alert_rs).group(1)
+
+    def test_chat_buttons_have_the_working_form(self):
+        actions = chatbot_buttons.custom_actions(self.t)
+        self.assertEqual(set(actions), set(self.BUTTONS))
+        token_key = self.alert_rs_const("APPROVAL_TOKEN_KEY")
+        topic_key = self.alert_rs_const("APPROVAL_TOPIC_KEY")
+        for logical, (button_const, _) in self.BUTTONS.items():
+            with self.subTest(action=logical):
+                self.assertEqual(self.res[logical].get("Condition"), "HasSlack")
+                (attachment,) = actions[logical]["Attachments"]
+                self.assertEqual(attachment["NotificationType"], "Custom")
+                self.assertEqual(attachment["ButtonText"], self.alert_rs_const(button_const))
+                self.assertEqual(
+                    attachment["Variables"],
+                    {
+                        "token": f"event.metadata.additionalContext.{token_key}",
+                        "topic": f"event.metadata.additionalContext.{topic_key}",
+                    },
+                )
+                self.assertEqual(
+                    attachment["Criteria"],
+                    [
+                        {"Operator": "HAS_VALUE", "VariableName": "token"},
+                        {"Operator": "EQUALS", "VariableName": "topic", "Value": {"Ref": "ApprovalTopic"}},
+                    ],
+                )
+        channel = self.res["SlackChannel"]["Properties"]
+        self.assertEqual(
+            channel["CustomizationResourceArns"],
+            [{"Fn::GetAtt": [logical, "CustomActionArn"]} for logical in self.BUTTONS],
+        )
+        # The shell form of the approve button's command, for people without chat.
+        approve = actions["ApproveUnlockAction"]["Definition"]["CommandText"]
+        self.assertEqual(self.t["Outputs"]["ChatApproveCommand"]["Value"]["Fn::Sub"], approve.replace("$topic", "${ApprovalTopic}"))
+
+    def test_chat_buttons_are_within_the_api_limits(self):
+        for logical, action in chatbot_buttons.custom_actions(self.t).items():
+            with self.subTest(action=logical):
+                self.assertLessEqual(len(action["ActionName"]["Fn::Sub"].replace("${AWS::StackName}", "x" * 51)), 64)
+                command = action["Definition"]["CommandText"]
+                # A plain string: no !Sub, so its length is the same in every partition and region.
+                self.assertIsInstance(command, str)
+                self.assertLessEqual(len(command), chatbot_buttons.COMMAND_TEXT_MAX, command)
+                for attachment in action["Attachments"]:
+                    self.assertLessEqual(len(attachment["ButtonText"]), chatbot_buttons.BUTTON_TEXT_MAX)
+                    variables, criteria = attachment["Variables"], attachment["Criteria"]
+                    self.assertLessEqual(len(variables), chatbot_buttons.VARIABLES_MAX)
+                    self.assertTrue(1 <= len(criteria) <= chatbot_buttons.CRITERIA_MAX)
+                    for name, path in variables.items():
+                        self.assertRegex(name, chatbot_buttons.VARIABLE_NAME)
+                        self.assertRegex(path, chatbot_buttons.VARIABLE_PATH)
+                    for c in criteria:
+                        self.assertIn(c["Operator"], chatbot_buttons.OPERATORS)
+                        self.assertIn(c["VariableName"], variables)
+                    # Every variable the command uses is declared and guarded by a criterion, so
+                    # a notification without it never shows a button that would run `$token`.
+                    used = set(chatbot_buttons.COMMAND_VARIABLE.findall(command))
+                    self.assertEqual(used, set(variables))
+                    self.assertEqual({c["VariableName"] for c in criteria}, used)
+
+    def test_chat_buttons_worst_case_substitution_is_one_well_formed_command(self):
+        # The 100-character limit is on CommandText as written (validated by CreateCustomAction,
+        # before any notification exists); the substituted command is longer by construction (the
+        # token alone has 58 characters). What must hold at the longest values is that it is still
+        # exactly `sns publish --topic-arn <topic> --message <message>`, the message intact.
+        token_len = int(re.search(r"Token layout \((\d+) ASCII characters", (ROOT / "shared/core/src/approval.rs").read_text()).group(1))
+        token = "lr1." + "A" * (token_len - 4)
+        topic_max = int(re.search(r"\{1,(\d+)\}", self.params["ApprovalTopicName"]["AllowedPattern"]).group(1))
+        # Longest partition (aws-us-gov) and region names (14 characters: ap-southeast-5, ...).
+        arn = f"arn:aws-us-gov:sns:ap-southeast-5:123456789012:{'t' * topic_max}"
+        alert = {"metadata": {"additionalContext": {"approvalToken": token, "approvalTopic": arn}}}
+        expected = {"approve": token, "deny": f"deny {token}", "snooze": f"snooze {token} 2h"}
+        for logical, (_, action) in self.BUTTONS.items():
+            with self.subTest(action=logical):
+                pressed, why = chatbot_buttons.press(chatbot_buttons.custom_actions(self.t)[logical], alert, {"ApprovalTopic": arn})
+                self.assertIsNotNone(pressed, why)
+                self.assertEqual(len(pressed.words), 6, pressed.words)
+                self.assertEqual(pressed.words[:2], ["sns", "publish"])
+                self.assertEqual(pressed.argument("--topic-arn"), arn)
+                self.assertEqual(pressed.argument("--message"), expected[action])
+
+    def test_chat_buttons_resolve_in_a_real_proposal_alert(self):
+        alert = self.fixture("proposal-alert.chat.json")
+        context = alert["metadata"]["additionalContext"]
+        topic = context["approvalTopic"]
+        token = context["approvalToken"]
+        expected = {"approve": token, "deny": f"deny {token}", "snooze": f"snooze {token} 2h"}
+        for logical, (_, action) in self.BUTTONS.items():
+            with self.subTest(action=logical):
+                props = chatbot_buttons.custom_actions(self.t)[logical]
+                for attachment in props["Attachments"]:
+                    for name, path in attachment["Variables"].items():
+                        value = chatbot_buttons.resolve(path, alert)
+                        self.assertIsInstance(value, str, f"{name} = {path}")
+                        self.assertTrue(value and not re.search(r"[\s'\"]", value), f"{name} = {value!r}: one shell word")
+                pressed, why = chatbot_buttons.press(props, alert, {"ApprovalTopic": topic})
+                self.assertIsNotNone(pressed, f"the button would not be drawn: {why}")
+                self.assertEqual(pressed.argument("--topic-arn"), topic)
+                self.assertEqual(pressed.argument("--message"), expected[action])
+                # Another stack's topic in the alert: no button (the EQUALS criterion).
+                other, why = chatbot_buttons.press(props, alert, {"ApprovalTopic": topic + "-other"})
+                self.assertIsNone(other)
+                self.assertIn("EQUALS", why)
+
+    def test_chat_buttons_are_not_drawn_without_an_offer(self):
+        alert = self.fixture("warning-alert.chat.json")
+        self.assertEqual(alert["metadata"]["eventType"], "LockWarning")
+        for logical in self.BUTTONS:
+            with self.subTest(action=logical):
+                pressed, why = chatbot_buttons.press(chatbot_buttons.custom_actions(self.t)[logical], alert, {"ApprovalTopic": "x"})
+                self.assertIsNone(pressed)
+                self.assertIn("token HAS_VALUE", why)
+
+    def test_variable_paths_resolve_or_fail_loudly(self):
+        alert = {"metadata": {"additionalContext": {"approvalToken": "t"}, "relatedResources": ["a", "b"]}}
+        self.assertEqual(chatbot_buttons.resolve("event.metadata.additionalContext.approvalToken", alert), "t")
+        self.assertEqual(chatbot_buttons.resolve("event.metadata.relatedResources.1", alert), "b")
+        for bad in (
+            "$.metadata.additionalContext.approvalToken",  # the form this template used before
+            "metadata.additionalContext.approvalToken",
+            "event.metadata.additionalContext.approvaltoken",
+            "event.metadata.relatedResources.2",
+            "event.metadata.additionalContext.approvalToken.deeper",
+        ):
+            with self.subTest(path=bad), self.assertRaises(chatbot_buttons.Unresolvable):
+                chatbot_buttons.resolve(bad, alert)
+
+    def test_chat_channel_may_only_publish_approvals(self):
+        for logical in ("ChatApprovePolicy", "ChatRole", "SlackChannel"):
             self.assertEqual(self.res[logical].get("Condition"), "HasSlack", logical)
         chat_policy = statements(self.res["ChatApprovePolicy"]["Properties"]["PolicyDocument"])
         self.assertEqual([(s["Action"], s["Resource"]) for s in chat_policy], [("sns:Publish", {"Ref": "ApprovalTopic"})])

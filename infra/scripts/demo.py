@@ -98,7 +98,23 @@ def cli(env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
-def render_chat(notification: dict) -> None:
+def chat_buttons(notification: dict, approval_topic: str) -> list[str]:
+    """The buttons Chatbot draws under `notification`: template.yaml's custom actions whose
+    variables resolve and whose criteria hold (infra/sam/chatbot_buttons.py)."""
+    from cfnlint.decode import decode  # infra/.venv-deploy
+
+    template, problems = decode(str(ROOT / "template.yaml"))
+    if problems:
+        raise dl.Failed(f"template.yaml does not parse: {problems}")
+    buttons = []
+    for action in dl.chatbot_buttons.custom_actions(template).values():
+        pressed, _ = dl.chatbot_buttons.press(action, notification, {"ApprovalTopic": approval_topic})
+        if pressed:
+            buttons.append(f"[ {pressed.button} ]")
+    return buttons
+
+
+def render_chat(notification: dict, approval_topic: str) -> None:
     """An AWS Chatbot custom notification as it looks in a Slack channel."""
     content = notification.get("content", {})
     meta = notification.get("metadata", {})
@@ -112,8 +128,9 @@ def render_chat(notification: dict) -> None:
         lines += ["", f"{B}Next steps{X}"]
         for s in steps:
             lines += textwrap.wrap(s, width - 4, initial_indent="• ", subsequent_indent="  ")
-    if meta.get("additionalContext", {}).get("approvalToken"):
-        lines += ["", f"{G}[ Approve unlock ]{X}   {D}(custom action: publishes the approval token){X}"]
+    buttons = chat_buttons(notification, approval_topic)
+    if buttons:
+        lines += ["", f"{G}{'  '.join(buttons)}{X}   {D}(custom actions: publish the token, deny or snooze){X}"]
     lines += ["", f"{D}thread {meta.get('threadId', '?')}{X}"]
     for line in lines:
         print(f"    {C}│{X} {line}")
@@ -300,7 +317,7 @@ def main() -> int:
         if not stale:
             raise dl.Failed(f"no alert for blue: {messages}")
         for m in sorted(messages, key=lambda m: m is not stale):
-            render_chat(m)
+            render_chat(m, outputs["ApprovalTopicArn"])
         token = stale["metadata"]["additionalContext"]["approvalToken"]
 
         step(7, "Someone presses [ Approve unlock ] in chat: the token goes to the approvals topic")
@@ -311,7 +328,7 @@ def main() -> int:
             lambda: next((m for m in chat_messages(aws, queue_url) if m["metadata"].get("threadId") == stale["metadata"]["threadId"]), None),
             timeout=WAIT,
         )
-        render_chat(result_msg)
+        render_chat(result_msg, outputs["ApprovalTopicArn"])
         items = aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
         remaining = [i for i in items if "Info" in i and dead["lock_id"] in i["Info"]["S"]]
         if remaining:

@@ -163,12 +163,23 @@ async fn alerts_once_proposes_only_the_dead_lock_and_resolves() {
         .as_str()
         .unwrap();
     assert!(token.starts_with("lr1.") && !token.contains(' '), "{token}");
+    // The chat buttons' `topic` variable (template.yaml: EQUALS this stack's approvals topic).
+    let approval_topic = d
+        .env
+        .iter()
+        .find(|(name, _)| name == "APPROVAL_TOPIC_ARN")
+        .map(|(_, arn)| arn.as_str());
+    assert_eq!(
+        dead_chat["metadata"]["additionalContext"]["approvalTopic"].as_str(),
+        approval_topic
+    );
     assert!(dead_chat["content"]["description"]
         .as_str()
         .unwrap()
         .contains(&dead.lock_id));
     let live_chat = chat(&live_path);
     assert!(live_chat["metadata"]["additionalContext"]["approvalToken"].is_null());
+    assert!(live_chat["metadata"]["additionalContext"]["approvalTopic"].is_null());
     assert_ne!(
         dead_chat["metadata"]["threadId"],
         live_chat["metadata"]["threadId"]

@@ -3,9 +3,10 @@
 //! custom notification and email gets plain text.
 //!
 //! Every message about one lock location carries the same `metadata.threadId` ([`thread_id`]), so
-//! warning → stale → approved → released read as one thread in chat. A chat button (an
-//! `AWS::Chatbot::CustomAction` with `Criteria HAS_VALUE` on [`APPROVAL_TOKEN_KEY`]) appears only
-//! on messages that carry an approval token, i.e. only when the reaper made an [`ApprovalOffer`].
+//! warning → stale → approved → released read as one thread in chat. The chat buttons (Approve
+//! unlock, Deny, Snooze 2h: `AWS::Chatbot::CustomAction`s with `Criteria HAS_VALUE` on
+//! [`APPROVAL_TOKEN_KEY`] and `EQUALS` on [`APPROVAL_TOPIC_KEY`]) appear only on messages that
+//! carry an approval token, i.e. only when the reaper made an [`ApprovalOffer`].
 
 use std::fmt::Write as _;
 
@@ -23,11 +24,20 @@ use crate::text::{
 };
 
 pub use crate::text::SUBJECT_MAX;
-/// Where the approval token sits in the chat notification: `$.metadata.additionalContext.approvalToken`
-/// (the custom action's variable JSONPath and `HAS_VALUE` criterion).
+/// Where the approval token sits in the chat notification: `metadata.additionalContext.approvalToken`
+/// (the custom actions' variable `token` = `event.metadata.additionalContext.approvalToken`, with a
+/// `HAS_VALUE` criterion; see `template.yaml`).
 pub const APPROVAL_TOKEN_KEY: &str = "approvalToken";
+/// Where the approvals topic's ARN sits beside the token: the custom actions' variable `topic`, with
+/// an `EQUALS` criterion on the stack's own topic. Carried in the notification so the buttons'
+/// commands stay under Chatbot's 100-character `CommandText` limit whatever the topic ARN's length.
+pub const APPROVAL_TOPIC_KEY: &str = "approvalTopic";
 /// The chat button text people are told to press; the custom action's `ButtonText` must match.
 pub const APPROVE_BUTTON: &str = "Approve unlock";
+/// The chat button that denies the proposal (publishes `deny <token>`).
+pub const DENY_BUTTON: &str = "Deny";
+/// The chat button that snoozes the proposal's alerts for two hours (publishes `snooze <token> 2h`).
+pub const SNOOZE_BUTTON: &str = "Snooze 2h";
 
 /// `metadata.eventType` values.
 pub const EVENT_LOCK_HELD: &str = "LockHeld";
@@ -209,6 +219,10 @@ pub fn lock_alert(
     let mut additional = serde_json::Map::new();
     if let Some(offer) = approval {
         additional.insert(APPROVAL_TOKEN_KEY.to_owned(), json!(offer.token));
+        additional.insert(
+            APPROVAL_TOPIC_KEY.to_owned(),
+            json!(offer.approval_topic_arn),
+        );
     }
     additional.insert("lockId".to_owned(), json!(lock.lock_id));
     additional.insert("statePath".to_owned(), json!(lock.state_path));
@@ -541,7 +555,7 @@ fn next_steps(
             );
             steps.push(Step {
                 chat: format!(
-                    "If nobody holds it, press *{APPROVE_BUTTON}* below, or run `{command}`. The approval expires at {}.",
+                    "If nobody holds it, press *{APPROVE_BUTTON}* below, or run `{command}`; *{DENY_BUTTON}* drops the proposal, *{SNOOZE_BUTTON}* silences it for two hours. The approval expires at {}.",
                     fmt_time(offer.expires_at)
                 ),
                 text: format!(

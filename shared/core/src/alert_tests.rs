@@ -670,3 +670,219 @@ fn wrap_keeps_long_words_whole() {
     assert_eq!(out, format!("  - short\n    {long}\n    end\n"));
     assert_eq!(wrap("", "", ""), "\n");
 }
+
+// ---------------------------------------------------------------- chat buttons (template.yaml)
+
+use crate::approval::{
+    ApprovalMessage, ApprovalSource, ApprovalToken, LockFingerprint, SigningKey,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The approvals topic named in the fixture alerts; `infra/sam/test_template.py` stands it in for
+/// the stack's `ApprovalTopic` when it checks the buttons' `EQUALS` criterion.
+const FIXTURE_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:lockreaper-ok";
+const FIXTURE_SECRET: &str = "fixture-signing-key-0123456789abcdef-not-secret";
+const FIXTURE_PROPOSAL: [u8; 12] = [0x6c, 0x72, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// An offer as the reaper makes one (`propose` in functions/reaper): a real signed token for the
+/// lock, expiring six hours after it was taken.
+fn real_offer(lock: &LockRecord) -> ApprovalOffer {
+    let key = SigningKey::from_secret(FIXTURE_SECRET).unwrap();
+    let expires_at = mins(6 * 60);
+    ApprovalOffer {
+        token: ApprovalToken::issue(
+            &key,
+            FIXTURE_PROPOSAL,
+            LockFingerprint::of(lock),
+            expires_at,
+        ),
+        approval_topic_arn: FIXTURE_TOPIC.to_owned(),
+        expires_at,
+    }
+}
+
+/// What Amazon Q Developer (Chatbot) receives for `message`: the `https` key of the SNS
+/// `MessageStructure=json` message the reaper publishes, pretty-printed as committed.
+fn as_chatbot_receives(message: &AlertMessage) -> String {
+    let sns: Value = serde_json::from_str(&message.sns_message()).unwrap();
+    let chat: Value = serde_json::from_str(sns["https"].as_str().unwrap()).unwrap();
+    serde_json::to_string_pretty(&chat).unwrap() + "\n"
+}
+
+/// The committed fixtures under infra/sam/fixtures/ are exactly what the production code renders:
+/// a stale-lock proposal (with a real token) and a warning (no offer, so no buttons). The
+/// template's contract test resolves the chat buttons' variable paths against them, so they must
+/// not drift: rerun with `LOCKREAPER_UPDATE_FIXTURES=1` after changing the alert format.
+#[test]
+fn chat_fixture_alerts_are_current() {
+    let lock = tf_lock();
+    let proposal = stale(&lock, Some(&real_offer(&lock)));
+    let warning = {
+        let v = verdict(&lock, &Liveness::default(), 150);
+        assert_eq!(v.level, Level::Warn);
+        lock_alert(&lock, &v, AlertKind::New, None, &ctx())
+    };
+    let update = std::env::var_os("LOCKREAPER_UPDATE_FIXTURES").is_some();
+    for (name, message) in [
+        ("proposal-alert.chat.json", &proposal),
+        ("warning-alert.chat.json", &warning),
+    ] {
+        let path = repo_root().join("infra/sam/fixtures").join(name);
+        let rendered = as_chatbot_receives(message);
+        if update {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &rendered).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == rendered,
+            "{} is not what the reaper's code renders now; regenerate it with \
+             LOCKREAPER_UPDATE_FIXTURES=1 cargo test -p lockreaper-core chat_fixture_alerts_are_current\n\
+             rendered:\n{rendered}",
+            path.display()
+        );
+    }
+    // The proposal's token is a real one for this lock.
+    let token = token(&proposal).unwrap();
+    let key = SigningKey::from_secret(FIXTURE_SECRET).unwrap();
+    let verified = ApprovalToken::verify(&key, token, t0()).unwrap();
+    assert!(verified.fingerprint.matches(&lock));
+    assert_eq!(token.len(), ApprovalToken::LEN);
+}
+
+/// Splits a command line the way a shell (and the Chatbot command parser, per the public custom
+/// actions that quote a `$variable` inside `"…"`) does for the forms used here: words separated by
+/// spaces, double or single quotes grouping. An unterminated quote is an error.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    assert!(quote.is_none(), "unterminated quote in {line:?}");
+    words.extend(word);
+    words
+}
+
+/// `$name` → its value; an unknown variable fails the test (Chatbot would leave it unresolved).
+fn substitute(command: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = command;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(after.len());
+        let name = &after[..len];
+        let value = vars
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{command:?} uses ${name}, which is not a known variable"))
+            .1;
+        out.push_str(value);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `CommandText` of every custom action in template.yaml, exactly as written there.
+fn template_command_texts() -> Vec<String> {
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    template
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("CommandText:"))
+        .map(|c| c.trim().to_owned())
+        .collect()
+}
+
+/// What each chat button publishes, once Chatbot has put the alert's token and topic into its
+/// `CommandText`, is accepted by force-unlock's parser as that button's action.
+#[test]
+fn chat_button_commands_parse_as_their_actions() {
+    let lock = tf_lock();
+    let offer = real_offer(&lock);
+    let commands = template_command_texts();
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    let mut actions = Vec::new();
+    for command in &commands {
+        assert!(
+            !command.starts_with('!'),
+            "{command}: no !Sub, the topic comes from the alert"
+        );
+        let line = substitute(
+            command,
+            &[
+                ("token", &offer.token),
+                ("topic", &offer.approval_topic_arn),
+            ],
+        );
+        let words = shell_words(&line);
+        assert_eq!(words[..2], ["sns", "publish"], "{line}");
+        let arg = |flag: &str| {
+            let at = words
+                .iter()
+                .position(|w| w == flag)
+                .unwrap_or_else(|| panic!("{line}: no {flag}"));
+            words
+                .get(at + 1)
+                .unwrap_or_else(|| panic!("{line}: {flag} has no value"))
+                .clone()
+        };
+        assert_eq!(arg("--topic-arn"), FIXTURE_TOPIC);
+        assert_eq!(
+            words.len(),
+            6,
+            "exactly `sns publish --topic-arn T --message M`: {words:?}"
+        );
+        let parsed = ApprovalMessage::parse(&arg("--message"))
+            .unwrap_or_else(|e| panic!("{command}: force-unlock refuses what it publishes: {e}"));
+        assert_eq!(parsed.message.token(), offer.token);
+        assert_eq!(parsed.message.approver(), None);
+        assert_eq!(parsed.message.reason(), None);
+        match &parsed.message {
+            ApprovalMessage::Approve { .. } => {
+                assert_eq!(parsed.source, ApprovalSource::ChatButton)
+            }
+            ApprovalMessage::Deny { .. } => assert_eq!(parsed.source, ApprovalSource::Text),
+            ApprovalMessage::Snooze { duration, .. } => {
+                assert_eq!(parsed.source, ApprovalSource::Text);
+                assert_eq!(*duration, Duration::from_secs(2 * 3600));
+            }
+        }
+        actions.push(parsed.message.action());
+    }
+    actions.sort_unstable();
+    assert_eq!(actions, ["approve", "deny", "snooze"]);
+}
+
+#[test]
+fn shell_words_groups_quotes() {
+    assert_eq!(
+        shell_words(r#"sns publish --message "deny a.b" 'x y'"#),
+        ["sns", "publish", "--message", "deny a.b", "x y"]
+    );
+    assert_eq!(shell_words(r#"a "" b"#), ["a", "", "b"]);
+}
+
+#[test]
+#[should_panic(expected = "unterminated quote")]
+fn shell_words_refuses_an_open_quote() {
+    shell_words(r#"sns publish --message "deny"#);
+}
