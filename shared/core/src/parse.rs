@@ -66,6 +66,8 @@ pub enum ParseFailure {
     BadCreated { value: String, detail: String },
     #[error("object key does not end in `.tflock`, so it is not a Terraform lock file")]
     NotALockFile,
+    #[error("S3 returned no ETag for the lock file, so it cannot be deleted conditionally (`If-Match: <ETag>`)")]
+    MissingETag,
 }
 
 impl LockParseError {
@@ -168,6 +170,11 @@ pub fn parse_lock_file(
     let err = |failure| LockParseError::at(&location, failure);
     let state =
         StatePath::from_lock_file(bucket, key).ok_or_else(|| err(ParseFailure::NotALockFile))?;
+    // The ETag is the delete's only precondition: a blank one (the SDK's answer had none) would
+    // send `If-Match: ` and leave it to S3 whether that still conditions anything.
+    if etag.trim().is_empty() {
+        return Err(err(ParseFailure::MissingETag));
+    }
     let text = std::str::from_utf8(body).map_err(|_| err(ParseFailure::NotUtf8))?;
     parse_terraform_info(location.clone(), text, Some(state.lock_path()), |_| {
         DeletePrecondition::ETagMatches(etag.to_owned())
@@ -187,6 +194,16 @@ fn parse_terraform_info(
 ) -> Result<LockRecord, LockParseError> {
     let err = |failure| LockParseError::at(&location, failure);
     check_size(raw.len()).map_err(err)?;
+    // serde reads a struct from a JSON array of its field values too; Terraform writes an object,
+    // and an array of bare values is nothing a person could check before approving an unlock.
+    if raw
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('[')
+    {
+        return Err(err(ParseFailure::NotJson {
+            detail: "it is a JSON array; Terraform's lock info is a JSON object".to_owned(),
+        }));
+    }
     let info: TerraformLockInfo = serde_json::from_str(raw).map_err(|e| {
         err(ParseFailure::NotJson {
             detail: e.to_string(),
