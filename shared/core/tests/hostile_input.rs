@@ -1764,3 +1764,106 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // Fixed regression cases: inputs the properties above once caught, kept literally
 // ---------------------------------------------------------------------------------------------
+
+/// Found by `structured_lock_json_agrees_with_the_oracle`: serde reads a struct from a JSON array
+/// of its field values, so this `Info` was a lock with ID `A`, created in 1970, and so proposed
+/// for unlock. Terraform writes an object; anything else is for a person to inspect.
+#[test]
+fn regression_lock_info_as_a_json_array_is_not_a_lock() {
+    let info = r#"["A","OperationTypeApply","","root@vm","1.15.5","1970-01-01T00:00:00Z","acme-tfstate/network/terraform.tfstate"]"#;
+    let item = Item::from(HashMap::from([
+        (
+            "LockID".to_owned(),
+            AttributeValue::S("acme-tfstate/network/terraform.tfstate".to_owned()),
+        ),
+        ("Info".to_owned(), AttributeValue::S(format!(" \n{info}"))),
+    ]));
+    let error = parse_table_item(TABLE, &item).expect_err("an array is not lock info");
+    assert!(
+        matches!(&error.failure, ParseFailure::NotJson { detail } if detail.contains("JSON array")),
+        "{error}"
+    );
+    let body = info.as_bytes();
+    let error = parse_lock_file(
+        "acme-tfstate",
+        "network/terraform.tfstate.tflock",
+        body,
+        "\"e\"",
+        None,
+    )
+    .expect_err("an array is not a lock file");
+    assert!(error.to_string().contains("JSON object"), "{error}");
+}
+
+/// Found by `lock_files_agree_with_the_oracle`: with no ETag in S3's answer the adapter passes
+/// `""`, and the lock became deletable with `If-Match: ` (an empty header) as its precondition.
+#[test]
+fn regression_lock_file_without_etag_is_not_deletable() {
+    let body = LOCKFILE_BODY.trim().as_bytes();
+    for etag in ["", "  ", "\t"] {
+        let error = parse_lock_file(
+            "acme-tfstate",
+            "network/terraform.tfstate.tflock",
+            body,
+            etag,
+            None,
+        )
+        .expect_err("no ETag, no conditional delete");
+        assert_eq!(error.failure, ParseFailure::MissingETag);
+        assert_eq!(
+            error.to_string(),
+            "s3://acme-tfstate/network/terraform.tfstate.tflock: S3 returned no ETag for the lock file, so it cannot be deleted conditionally (`If-Match: <ETag>`)"
+        );
+    }
+    let lock = parse_lock_file(
+        "acme-tfstate",
+        "network/terraform.tfstate.tflock",
+        body,
+        "\"22d3aec8eb8752f44cd935e871cf1070\"",
+        None,
+    )
+    .expect("the real lock file parses");
+    assert_eq!(
+        lock.precondition,
+        DeletePrecondition::ETagMatches("\"22d3aec8eb8752f44cd935e871cf1070\"".to_owned())
+    );
+}
+
+/// Found by `policy_configuration_from_any_environment`: `LOCK_BUCKETS=","` names no bucket, yet
+/// counted as set, so a reaper with nothing to watch started without a word.
+#[test]
+fn regression_lock_sources_of_only_commas_are_refused() {
+    for (name, value) in [
+        ("LOCK_BUCKETS", ","),
+        ("LOCK_BUCKETS", " , "),
+        ("LOCK_TABLES", ",,"),
+    ] {
+        let mut env = Env::new([(name.to_owned(), value.to_owned())]);
+        let sources = LockSources::from_env(&mut env);
+        let errors = env.finish(sources).expect_err("nothing to watch");
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].variable, "LOCK_TABLES");
+        assert!(
+            errors.0[0].problem.contains("only commas and blanks"),
+            "{errors}"
+        );
+    }
+}
+
+/// Found by `any_duration_text`: a number beyond u64 failed to parse and was reported as "a unit
+/// without a number".
+#[test]
+fn regression_duration_beyond_u64_is_too_long() {
+    for text in ["20000000000000000000s", "99999999999999999999999999d"] {
+        let problem = parse_duration(text).expect_err("does not fit");
+        assert_eq!(problem, format!("{text:?} is too long"));
+    }
+    assert!(parse_duration("h")
+        .expect_err("no number")
+        .contains("a unit without a number"));
+    // Leading zeros are still just a number.
+    assert_eq!(
+        parse_duration("000000000000000000000001h"),
+        Ok(Duration::from_secs(3600))
+    );
+}
