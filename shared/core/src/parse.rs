@@ -19,6 +19,16 @@ use crate::path::{StatePath, DIGEST_SUFFIX, LOCK_FILE_SUFFIX};
 /// reading it whole into alerts and audit records would do harm.
 pub const MAX_LOCK_BYTES: usize = 64 * 1024;
 
+/// Terraform's and OpenTofu's lock IDs are 36 characters (8-4-4-4-12 hex), Gyro's too (a UUID). A
+/// far longer one is not an ID anyone types into `force-unlock`; it is repeated in every alert
+/// about the lock and is part of the ledger's sort keys (DynamoDB: at most 1,024 bytes).
+pub const MAX_LOCK_ID_BYTES: usize = 256;
+
+/// Terraform's `Info.Path` is `<bucket>/<key>`: S3 bucket names are at most 63 characters and
+/// object keys at most 1,024 bytes of UTF-8. The path is shown whole in every alert (it names the
+/// state), so a longer one, which no state can have, would swell an alert past SNS's 256 KiB.
+pub const MAX_STATE_PATH_BYTES: usize = 63 + 1 + 1024;
+
 /// Terraform/OpenTofu key attribute.
 pub const TERRAFORM_KEY: &str = "LockID";
 /// Gyro key attribute.
@@ -66,6 +76,10 @@ pub enum ParseFailure {
     BadCreated { value: String, detail: String },
     #[error("object key does not end in `.tflock`, so it is not a Terraform lock file")]
     NotALockFile,
+    #[error("lock ID is {size} bytes; Terraform's and Gyro's are 36, refusing anything over {limit} bytes")]
+    IdTooLong { size: usize, limit: usize },
+    #[error("lock info `Path` is {size} bytes; a state path `<bucket>/<key>` is at most {limit} bytes (S3 bucket names ≤ 63 characters, keys ≤ 1,024 bytes)")]
+    PathTooLong { size: usize, limit: usize },
     #[error("S3 returned no ETag for the lock file, so it cannot be deleted conditionally (`If-Match: <ETag>`)")]
     MissingETag,
 }
@@ -212,6 +226,13 @@ fn parse_terraform_info(
     if info.id.trim().is_empty() {
         return Err(err(ParseFailure::MissingId));
     }
+    check_id_size(&info.id).map_err(err)?;
+    if info.path.len() > MAX_STATE_PATH_BYTES {
+        return Err(err(ParseFailure::PathTooLong {
+            size: info.path.len(),
+            limit: MAX_STATE_PATH_BYTES,
+        }));
+    }
     let created = match info.created.as_deref() {
         None | Some("") => return Err(err(ParseFailure::MissingCreated)),
         Some(value) => parse_created(value).map_err(err)?,
@@ -251,6 +272,7 @@ fn parse_gyro(
     if gyro_id.trim().is_empty() {
         return Err(err(ParseFailure::MissingGyroId));
     }
+    check_id_size(gyro_id).map_err(err)?;
     let lock_info = match item.get("GyroLockInfo") {
         Some(v) => Some(string_attribute("GyroLockInfo", v).map_err(err)?),
         None => None,
@@ -318,6 +340,17 @@ fn check_size(size: usize) -> Result<(), ParseFailure> {
         Err(ParseFailure::TooLarge {
             size,
             limit: MAX_LOCK_BYTES,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_id_size(id: &str) -> Result<(), ParseFailure> {
+    if id.len() > MAX_LOCK_ID_BYTES {
+        Err(ParseFailure::IdTooLong {
+            size: id.len(),
+            limit: MAX_LOCK_ID_BYTES,
         })
     } else {
         Ok(())

@@ -35,7 +35,7 @@ use lockreaper_core::approval::{
 use lockreaper_core::config::{
     check_arn, check_table_name, format_duration, parse_bool, parse_duration, Env, LockSources,
 };
-use lockreaper_core::parse::MAX_LOCK_BYTES;
+use lockreaper_core::parse::{MAX_LOCK_BYTES, MAX_LOCK_ID_BYTES, MAX_STATE_PATH_BYTES};
 use lockreaper_core::policy::StaleLockPolicy;
 use lockreaper_core::stream::{
     classify, table_from_stream_arn, LockEvent, StreamRecord, UserIdentity,
@@ -169,7 +169,8 @@ struct WellFormedInfo {
 
 /// `Some` exactly when `raw` is a Terraform lock JSON lockreaper may act on: a JSON *object*
 /// (not an array, not a string holding JSON) of at most `MAX_LOCK_BYTES`, each LockInfo field at
-/// most once and a string when present, a non-blank `ID`, and an RFC 3339 `Created`.
+/// most once and a string when present, a non-blank `ID` of ID size, a `Path` that could name an
+/// S3 object, and an RFC 3339 `Created`.
 fn well_formed_info(raw: &str) -> Option<WellFormedInfo> {
     if raw.is_empty() || raw.len() > MAX_LOCK_BYTES {
         return None;
@@ -194,7 +195,11 @@ fn well_formed_info(raw: &str) -> Option<WellFormedInfo> {
         }
     }
     let text = |field: &str| strings.get(field).filter(|s| !s.is_empty()).cloned();
-    let id = text("ID").filter(|id| !id.trim().is_empty())?;
+    // IDs are 36 characters; paths name an S3 object (bucket ≤ 63, key ≤ 1,024 bytes).
+    let id = text("ID").filter(|id| !id.trim().is_empty() && id.len() <= MAX_LOCK_ID_BYTES)?;
+    if text("Path").is_some_and(|p| p.len() > MAX_STATE_PATH_BYTES) {
+        return None;
+    }
     let created = DateTime::parse_from_rfc3339(&text("Created")?)
         .ok()?
         .with_timezone(&Utc);
@@ -259,7 +264,9 @@ fn expected_entry(item: &Item) -> ExpectedEntry {
             (Ok(None), Ok(None)) => ExpectedEntry::Malformed,
         },
         Ok(None) => match (string("LockKey"), string("GyroId"), string("GyroLockInfo")) {
-            (Ok(Some(key)), Ok(Some(gyro_id)), Ok(lock_info)) if !gyro_id.trim().is_empty() => {
+            (Ok(Some(key)), Ok(Some(gyro_id)), Ok(lock_info))
+                if !gyro_id.trim().is_empty() && gyro_id.len() <= MAX_LOCK_ID_BYTES =>
+            {
                 // The Gyro lock's raw content is the item as JSON; it too is capped.
                 let raw = json!({"LockKey": key, "GyroId": gyro_id, "GyroLockInfo": lock_info})
                     .to_string();
@@ -697,11 +704,11 @@ fn info_of_size(size: usize) -> String {
 /// Sizes around the lock cap and up to the DynamoDB item limit.
 fn boundary_size() -> impl Strategy<Value = usize> {
     prop_oneof![
-        Just(MAX_LOCK_BYTES),
-        Just(MAX_LOCK_BYTES + 1),
-        (MAX_LOCK_BYTES - 64)..(MAX_LOCK_BYTES + 64),
-        (MAX_LOCK_BYTES + 64)..=DYNAMODB_ITEM_LIMIT,
-        Just(DYNAMODB_ITEM_LIMIT),
+        3 => Just(MAX_LOCK_BYTES),
+        3 => Just(MAX_LOCK_BYTES + 1),
+        6 => (MAX_LOCK_BYTES - 64)..(MAX_LOCK_BYTES + 64),
+        1 => (MAX_LOCK_BYTES + 64)..=DYNAMODB_ITEM_LIMIT,
+        1 => Just(DYNAMODB_ITEM_LIMIT),
     ]
 }
 
@@ -1762,6 +1769,125 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// What the reaper does with a parsed lock: the verdict and the alert
+// ---------------------------------------------------------------------------------------------
+
+/// A well-formed lock whose one free-form field (or `ID`, or `Path`) is as large as the lock cap
+/// allows, of characters that need escaping in JSON, Markdown or e-mail.
+fn lock_with_a_huge_field() -> BoxedStrategy<String> {
+    (
+        prop::sample::select(vec!["ID", "Operation", "Info", "Who", "Version", "Path"]),
+        prop::sample::select(vec!["x", "é", "\n", "`", "\"", "<", " ", "\u{1F512}"]),
+        prop_oneof![
+            4 => 0usize..4096,
+            // Around the path and ID caps, and at the lock cap.
+            1 => (MAX_STATE_PATH_BYTES - 64)..(MAX_STATE_PATH_BYTES + 64),
+            1 => (MAX_LOCK_ID_BYTES + 160)..(MAX_LOCK_ID_BYTES + 320),
+            1 => (MAX_LOCK_BYTES - 256)..=MAX_LOCK_BYTES,
+        ],
+    )
+        .prop_map(|(field, unit, size)| {
+            let mut info = json!({
+                "ID": "f3c2a4d8-6b1e-9c07-2a5d-8e41b9f0c3a7",
+                "Operation": "OperationTypeApply",
+                "Info": "",
+                "Who": "runner@ip-10-0-1-23",
+                "Version": "1.10.5",
+                "Created": "2025-03-04T09:15:27.483920118Z",
+                "Path": "acme-tfstate/prod/terraform.tfstate",
+            });
+            let base = info.to_string().len();
+            // Escaped width of one unit in JSON, so the whole lock stays within the cap.
+            let width = Value::String(unit.to_owned()).to_string().len() - 2;
+            let count = size.saturating_sub(base) / width;
+            let prefix = if field == "Path" { "acme-tfstate/" } else { "" };
+            info[field] = Value::String(format!("{prefix}{}", unit.repeat(count)));
+            info.to_string()
+        })
+        .boxed()
+}
+
+/// SNS's limit on a published message (256 KiB): "Amazon SNS messages can contain up to 256 KB
+/// of text data" (AWS SNS Developer Guide, "Amazon SNS message size"; `Publish` API: "Messages
+/// must be UTF-8 encoded strings and at most 256 KB in size (262,144 bytes, not 262,144
+/// characters)"). An alert over it is refused by SNS and lost.
+const SNS_MESSAGE_MAX: usize = 262_144;
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Whatever a lock holds, judging it and rendering its alert never panics, and the alert fits
+    /// in one SNS message at every level, with an approval offer when one is made.
+    #[test]
+    fn any_parsed_lock_can_be_judged_and_alerted(
+        info in prop_oneof![3 => lock_with_a_huge_field(), 2 => lock_info_text()],
+        gyro in any::<bool>(),
+        hours_later in prop_oneof![0i64..48, -1_000_000i64..1_000_000],
+        written in prop::option::of(-100i64..100),
+        digest_matches in prop::option::of(any::<bool>()),
+    ) {
+        let item = if gyro {
+            let mut item = fixture_item(GYRO_ITEM);
+            item.insert("GyroLockInfo".to_owned(), AttributeValue::S(info));
+            item
+        } else {
+            let mut item = fixture_item(LOCK_ITEM);
+            item.insert("Info".to_owned(), AttributeValue::S(info));
+            item
+        };
+        let context = lockreaper_core::alert::AlertContext::new("lockreaper");
+        let lock = match parse_table_item(TABLE, &item) {
+            Ok(TableEntry::Lock(lock)) => lock,
+            Ok(TableEntry::Digest(_)) => return Err(TestCaseError::fail("a lock item became a digest")),
+            Err(error) => {
+                let alert = lockreaper_core::alert::unparseable_alert(&error, &context);
+                prop_assert!(alert.sns_message().len() <= SNS_MESSAGE_MAX);
+                return Ok(());
+            }
+        };
+        let created = Utc.with_ymd_and_hms(2025, 3, 4, 9, 15, 27).single().expect("valid time");
+        let now = lock.created.at().unwrap_or(created)
+            .checked_add_signed(chrono::Duration::hours(hours_later))
+            .unwrap_or(created);
+        let lock = match lock.created {
+            LockCreated::Unknown => LockRecord { created: LockCreated::FirstSeen(created), ..lock },
+            _ => lock,
+        };
+        let liveness = lockreaper_core::policy::Liveness {
+            state_last_modified: None,
+            last_state_write: written.and_then(|h| now.checked_add_signed(chrono::Duration::hours(h))),
+            digest_matches_state: digest_matches,
+        };
+        let verdict = StaleLockPolicy::default().evaluate(&lock, &liveness, now);
+        let offer = lockreaper_core::alert::ApprovalOffer {
+            token: ApprovalToken::issue(
+                &SigningKey::from_secret("0123456789abcdef0123456789abcdef-test-only").expect("long enough"),
+                [7; PROPOSAL_ID_LEN],
+                LockFingerprint::of(&lock),
+                now + chrono::Duration::hours(24),
+            ),
+            approval_topic_arn: "arn:aws:sns:us-east-1:123456789012:lockreaper-approvals".to_owned(),
+            expires_at: now + chrono::Duration::hours(24),
+        };
+        for kind in [
+            lockreaper_core::policy::AlertKind::New,
+            lockreaper_core::policy::AlertKind::Escalated,
+            lockreaper_core::policy::AlertKind::Reminder,
+        ] {
+            for approval in [None, Some(&offer)] {
+                let alert = lockreaper_core::alert::lock_alert(&lock, &verdict, kind, approval, &context);
+                let message = alert.sns_message();
+                prop_assert!(
+                    message.len() <= SNS_MESSAGE_MAX,
+                    "{} bytes for a lock of {} bytes", message.len(), lock.raw.len()
+                );
+                prop_assert!(alert.subject.len() <= lockreaper_core::alert::SUBJECT_MAX);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fixed regression cases: inputs the properties above once caught, kept literally
 // ---------------------------------------------------------------------------------------------
 
@@ -1866,4 +1992,71 @@ fn regression_duration_beyond_u64_is_too_long() {
         parse_duration("000000000000000000000001h"),
         Ok(Duration::from_secs(3600))
     );
+}
+
+/// Found by `any_parsed_lock_can_be_judged_and_alerted`: `Info.Path` (shown whole in every alert,
+/// as it names the state) and `ID` were unbounded below the 64 KiB lock cap, so a lock with a
+/// 7 KB path or a 17 KB ID produced an alert over SNS's 256 KiB, which SNS refuses: the lock
+/// was never alerted on. No S3 state path is over 1,088 bytes and no tool's ID over 36.
+#[test]
+fn regression_oversized_path_or_id_is_unparseable_and_alertable() {
+    let context = lockreaper_core::alert::AlertContext::new("lockreaper");
+    let with = |field: &str, value: String| {
+        let mut info: Value = serde_json::from_str(LOCKFILE_BODY).expect("fixture is JSON");
+        info[field] = Value::String(value);
+        let mut item = fixture_item(LOCK_ITEM);
+        item.insert("Info".to_owned(), AttributeValue::S(info.to_string()));
+        parse_table_item(TABLE, &item)
+    };
+    let path = format!("acme-tfstate/{}", "x".repeat(7000));
+    let error = with("Path", path).expect_err("no state path is 7 KB");
+    assert_eq!(
+        error.failure,
+        ParseFailure::PathTooLong {
+            size: 7013,
+            limit: MAX_STATE_PATH_BYTES
+        }
+    );
+    let alert = lockreaper_core::alert::unparseable_alert(&error, &context);
+    assert!(alert.sns_message().len() <= SNS_MESSAGE_MAX);
+
+    let error = with("ID", "x".repeat(17_000)).expect_err("no lock ID is 17 KB");
+    assert_eq!(
+        error.failure,
+        ParseFailure::IdTooLong {
+            size: 17_000,
+            limit: MAX_LOCK_ID_BYTES
+        }
+    );
+    let mut gyro = fixture_item(GYRO_ITEM);
+    gyro.insert("GyroId".to_owned(), AttributeValue::S("a".repeat(257)));
+    let error = parse_table_item(TABLE, &gyro).expect_err("no Gyro ID is 257 bytes");
+    assert!(matches!(
+        error.failure,
+        ParseFailure::IdTooLong { size: 257, .. }
+    ));
+
+    // The longest real path (63-character bucket, 1,024-byte key) still parses, and its alert fits.
+    let longest = format!("{}/{}", "b".repeat(63), "k".repeat(1024));
+    let Ok(TableEntry::Lock(lock)) = with("Path", longest.clone()) else {
+        panic!("a path of {} bytes is a real S3 path", longest.len());
+    };
+    assert_eq!(lock.state_path, longest);
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 30, 0, 0, 0)
+        .single()
+        .expect("valid time");
+    let verdict = StaleLockPolicy::default().evaluate(
+        &lock,
+        &lockreaper_core::policy::Liveness::default(),
+        now,
+    );
+    let alert = lockreaper_core::alert::lock_alert(
+        &lock,
+        &verdict,
+        lockreaper_core::policy::AlertKind::New,
+        None,
+        &context,
+    );
+    assert!(alert.sns_message().len() <= SNS_MESSAGE_MAX);
 }
