@@ -940,7 +940,10 @@ proptest! {
     /// Every record becomes exactly one event; a lock event only ever carries a lock the oracle
     /// calls well-formed, with the precondition of the image it came from.
     #[test]
-    fn stream_records_never_make_a_malformed_lock(record in stream_record()) {
+    fn stream_records_never_make_a_malformed_lock(
+        record in stream_record(),
+        first_seen in -62_135_596_800i64..253_402_300_799,
+    ) {
         let received = Utc.with_ymd_and_hms(2026, 11, 26, 1, 0, 0).single().expect("valid time");
         let classified = classify(&record, received);
         prop_assert!(!classified.record_id.is_empty());
@@ -982,6 +985,16 @@ proptest! {
         ) {
             let unparseable = matches!(classified.event, LockEvent::Unparseable { .. });
             prop_assert!(unparseable);
+        }
+        // A Gyro release gets its hold time from the remembered first-seen time, whatever it is
+        // (the ledger is lockreaper's own, but its clock is not the record's).
+        let mut released = classified.clone();
+        let needed = released.needs_first_seen().is_some();
+        released.set_first_seen(DateTime::from_timestamp(first_seen, 0).expect("in range"));
+        released.mark_forced();
+        if needed {
+            let hold_known = matches!(released.event, LockEvent::Released { hold: Some(_), .. });
+            prop_assert!(hold_known);
         }
     }
 
@@ -1764,6 +1777,31 @@ proptest! {
             prop_assert_eq!(o.warn_after, minutes("warn_after"));
             prop_assert_eq!(o.expire_after, minutes("expire_after"));
             prop_assert_eq!(o.auto_expire, entry.get("auto_expire").and_then(Value::as_bool));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The fingerprint an approval is bound to is the lock as read: the same item always gives the
+    /// same one, and any other lock content at the same place a different one, so an approval
+    /// can never apply to a lock that changed after it was proposed.
+    #[test]
+    fn fingerprints_bind_the_lock_as_read(a in structured_info(), b in structured_info()) {
+        let parse = |info: &str| {
+            let mut item = fixture_item(LOCK_ITEM);
+            item.insert("Info".to_owned(), AttributeValue::S(info.to_owned()));
+            match parse_table_item(TABLE, &item) {
+                Ok(TableEntry::Lock(lock)) => Some(lock),
+                _ => None,
+            }
+        };
+        if let (Some(first), Some(again)) = (parse(&a), parse(&a)) {
+            prop_assert_eq!(LockFingerprint::of(&first), LockFingerprint::of(&again));
+            if let Some(other) = parse(&b) {
+                prop_assert_eq!(LockFingerprint::of(&first) == LockFingerprint::of(&other), a == b);
+            }
         }
     }
 }
