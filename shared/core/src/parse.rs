@@ -21,11 +21,13 @@ pub const MAX_LOCK_BYTES: usize = 64 * 1024;
 
 /// Terraform's and OpenTofu's lock IDs are 36 characters (8-4-4-4-12 hex), Gyro's too (a UUID). A
 /// far longer one is not an ID anyone types into `force-unlock`; it is repeated in every alert
-/// about the lock and is part of the ledger's sort keys (DynamoDB: at most 1,024 bytes).
+/// about the lock and is part of the ledger's sort keys (DynamoDB: at most 1,024 bytes, "Constraints
+/// in Amazon DynamoDB").
 pub const MAX_LOCK_ID_BYTES: usize = 256;
 
 /// Terraform's `Info.Path` is `<bucket>/<key>`: S3 bucket names are at most 63 characters and
-/// object keys at most 1,024 bytes of UTF-8. The path is shown whole in every alert (it names the
+/// object keys at most 1,024 bytes of UTF-8 (S3 User Guide, "General purpose bucket naming rules"
+/// and "Naming Amazon S3 objects"). The path is shown whole in every alert (it names the
 /// state), so a longer one, which no state can have, would swell an alert past SNS's 256 KiB.
 pub const MAX_STATE_PATH_BYTES: usize = 63 + 1 + 1024;
 

@@ -1845,11 +1845,15 @@ fn lock_with_a_huge_field() -> BoxedStrategy<String> {
         .boxed()
 }
 
-/// SNS's limit on a published message (256 KiB): "Amazon SNS messages can contain up to 256 KB
-/// of text data" (AWS SNS Developer Guide, "Amazon SNS message size"; `Publish` API: "Messages
-/// must be UTF-8 encoded strings and at most 256 KB in size (262,144 bytes, not 262,144
-/// characters)"). An alert over it is refused by SNS and lost.
+/// SNS's limit on a published message: the `Publish` API's `Message` constraints say "at most 256
+/// KB in size (262,144 bytes, not 262,144 characters)", and the SNS Developer Guide ("Publishing
+/// large messages") says topics default to a `MaximumMessageSize` of 262,144 bytes and answer a
+/// larger publish with `InvalidParameter`. An alert over it is refused, so the lock goes unalerted.
 const SNS_MESSAGE_MAX: usize = 262_144;
+
+/// DynamoDB's longest partition key value, 2,048 bytes (DynamoDB Developer Guide, "Constraints in
+/// Amazon DynamoDB", Partition key length).
+const DYNAMODB_KEY_MAX: usize = 2048;
 
 proptest! {
     #![proptest_config(config())]
@@ -1863,14 +1867,23 @@ proptest! {
         hours_later in prop_oneof![0i64..48, -1_000_000i64..1_000_000],
         written in prop::option::of(-100i64..100),
         digest_matches in prop::option::of(any::<bool>()),
+        key_length in prop_oneof![3 => Just(None), 1 => (0usize..=DYNAMODB_KEY_MAX).prop_map(Some)],
     ) {
+        // The item's key, up to the longest DynamoDB allows: it is shown whole in alerts too.
+        let key = key_length.map(|n| AttributeValue::S("k".repeat(n.max(1))));
         let item = if gyro {
             let mut item = fixture_item(GYRO_ITEM);
             item.insert("GyroLockInfo".to_owned(), AttributeValue::S(info));
+            if let Some(key) = key {
+                item.insert("LockKey".to_owned(), key);
+            }
             item
         } else {
             let mut item = fixture_item(LOCK_ITEM);
             item.insert("Info".to_owned(), AttributeValue::S(info));
+            if let Some(key) = key {
+                item.insert("LockID".to_owned(), key);
+            }
             item
         };
         let context = lockreaper_core::alert::AlertContext::new("lockreaper");
