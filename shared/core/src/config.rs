@@ -139,9 +139,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'd' => 86_400,
             _ => return Err(format!("{text:?} has an unknown unit {c:?}; {expected}")),
         };
+        if digits.is_empty() {
+            return Err(format!("{text:?} has a unit without a number; {expected}"));
+        }
+        // Only ASCII digits are left, so the one way to fail is a number beyond u64.
         let n: u64 = digits
             .parse()
-            .map_err(|_| format!("{text:?} has a unit without a number; {expected}"))?;
+            .map_err(|_| format!("{text:?} is too long"))?;
         total = n
             .checked_mul(unit)
             .and_then(|s| total.checked_add(s))
@@ -314,10 +318,11 @@ impl LockSources {
                 Err(problem) => env.error(ConfigError::new(Self::BUCKETS, problem)),
             }
         }
-        if tables.is_empty() && env.get(Self::BUCKETS).is_none() {
+        // A value of only commas and blanks names nothing: the functions would watch nothing.
+        if tables.is_empty() && env.list(Self::BUCKETS).is_empty() {
             env.error(ConfigError::new(
                 Self::TABLES,
-                "neither LOCK_TABLES nor LOCK_BUCKETS is set; expected comma-separated lock table names and/or `bucket` or `bucket/prefix` entries",
+                "neither LOCK_TABLES nor LOCK_BUCKETS is set (or they hold only commas and blanks); expected comma-separated lock table names and/or `bucket` or `bucket/prefix` entries",
             ));
         }
         LockSources { tables, buckets }

@@ -19,6 +19,18 @@ use crate::path::{StatePath, DIGEST_SUFFIX, LOCK_FILE_SUFFIX};
 /// reading it whole into alerts and audit records would do harm.
 pub const MAX_LOCK_BYTES: usize = 64 * 1024;
 
+/// Terraform's and OpenTofu's lock IDs are 36 characters (8-4-4-4-12 hex), Gyro's too (a UUID). A
+/// far longer one is not an ID anyone types into `force-unlock`; it is repeated in every alert
+/// about the lock and is part of the ledger's sort keys (DynamoDB: at most 1,024 bytes, "Constraints
+/// in Amazon DynamoDB").
+pub const MAX_LOCK_ID_BYTES: usize = 256;
+
+/// Terraform's `Info.Path` is `<bucket>/<key>`: S3 bucket names are at most 63 characters and
+/// object keys at most 1,024 bytes of UTF-8 (S3 User Guide, "General purpose bucket naming rules"
+/// and "Naming Amazon S3 objects"). The path is shown whole in every alert (it names the
+/// state), so a longer one, which no state can have, would swell an alert past SNS's 256 KiB.
+pub const MAX_STATE_PATH_BYTES: usize = 63 + 1 + 1024;
+
 /// Terraform/OpenTofu key attribute.
 pub const TERRAFORM_KEY: &str = "LockID";
 /// Gyro key attribute.
@@ -66,6 +78,12 @@ pub enum ParseFailure {
     BadCreated { value: String, detail: String },
     #[error("object key does not end in `.tflock`, so it is not a Terraform lock file")]
     NotALockFile,
+    #[error("lock ID is {size} bytes; Terraform's and Gyro's are 36, refusing anything over {limit} bytes")]
+    IdTooLong { size: usize, limit: usize },
+    #[error("lock info `Path` is {size} bytes; a state path `<bucket>/<key>` is at most {limit} bytes (S3 bucket names ≤ 63 characters, keys ≤ 1,024 bytes)")]
+    PathTooLong { size: usize, limit: usize },
+    #[error("S3 returned no ETag for the lock file, so it cannot be deleted conditionally (`If-Match: <ETag>`)")]
+    MissingETag,
 }
 
 impl LockParseError {
@@ -168,6 +186,11 @@ pub fn parse_lock_file(
     let err = |failure| LockParseError::at(&location, failure);
     let state =
         StatePath::from_lock_file(bucket, key).ok_or_else(|| err(ParseFailure::NotALockFile))?;
+    // The ETag is the delete's only precondition: a blank one (the SDK's answer had none) would
+    // send `If-Match: ` and leave it to S3 whether that still conditions anything.
+    if etag.trim().is_empty() {
+        return Err(err(ParseFailure::MissingETag));
+    }
     let text = std::str::from_utf8(body).map_err(|_| err(ParseFailure::NotUtf8))?;
     parse_terraform_info(location.clone(), text, Some(state.lock_path()), |_| {
         DeletePrecondition::ETagMatches(etag.to_owned())
@@ -187,6 +210,16 @@ fn parse_terraform_info(
 ) -> Result<LockRecord, LockParseError> {
     let err = |failure| LockParseError::at(&location, failure);
     check_size(raw.len()).map_err(err)?;
+    // serde reads a struct from a JSON array of its field values too; Terraform writes an object,
+    // and an array of bare values is nothing a person could check before approving an unlock.
+    if raw
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('[')
+    {
+        return Err(err(ParseFailure::NotJson {
+            detail: "it is a JSON array; Terraform's lock info is a JSON object".to_owned(),
+        }));
+    }
     let info: TerraformLockInfo = serde_json::from_str(raw).map_err(|e| {
         err(ParseFailure::NotJson {
             detail: e.to_string(),
@@ -194,6 +227,13 @@ fn parse_terraform_info(
     })?;
     if info.id.trim().is_empty() {
         return Err(err(ParseFailure::MissingId));
+    }
+    check_id_size(&info.id).map_err(err)?;
+    if info.path.len() > MAX_STATE_PATH_BYTES {
+        return Err(err(ParseFailure::PathTooLong {
+            size: info.path.len(),
+            limit: MAX_STATE_PATH_BYTES,
+        }));
     }
     let created = match info.created.as_deref() {
         None | Some("") => return Err(err(ParseFailure::MissingCreated)),
@@ -234,6 +274,7 @@ fn parse_gyro(
     if gyro_id.trim().is_empty() {
         return Err(err(ParseFailure::MissingGyroId));
     }
+    check_id_size(gyro_id).map_err(err)?;
     let lock_info = match item.get("GyroLockInfo") {
         Some(v) => Some(string_attribute("GyroLockInfo", v).map_err(err)?),
         None => None,
@@ -301,6 +342,17 @@ fn check_size(size: usize) -> Result<(), ParseFailure> {
         Err(ParseFailure::TooLarge {
             size,
             limit: MAX_LOCK_BYTES,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_id_size(id: &str) -> Result<(), ParseFailure> {
+    if id.len() > MAX_LOCK_ID_BYTES {
+        Err(ParseFailure::IdTooLong {
+            size: id.len(),
+            limit: MAX_LOCK_ID_BYTES,
         })
     } else {
         Ok(())
