@@ -508,6 +508,89 @@ class Template(unittest.TestCase):
         queues = {r["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for r in self.res.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "AWS/SQS"}
         self.assertEqual(queues, {"StreamFailureQueue", "UnlockFailureQueue"})
 
+    def alarms(self) -> dict[str, dict]:
+        return {k: r for k, r in self.res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+    def lambda_alarms(self, metric: str) -> dict[str, dict]:
+        """The AWS/Lambda alarms on `metric`, by the function they watch."""
+        out: dict[str, dict] = {}
+        for logical, r in self.alarms().items():
+            p = r["Properties"]
+            if p.get("Namespace") == "AWS/Lambda" and p.get("MetricName") == metric:
+                self.assertEqual(len(p["Dimensions"]), 1, logical)
+                self.assertEqual(p["Dimensions"][0]["Name"], "FunctionName", logical)
+                function = p["Dimensions"][0]["Value"]["Ref"]
+                self.assertNotIn(function, out, f"two {metric} alarms on {function}")
+                out[function] = r
+        return out
+
+    def test_every_alarm_notifies_the_alert_topic(self):
+        for logical, r in self.alarms().items():
+            with self.subTest(alarm=logical):
+                self.assertEqual(r["Properties"]["AlarmActions"], [{"Ref": "AlertTopic"}])
+
+    def test_throttles_alarm_on_each_function(self):
+        # Throttles: "the number of invocation requests that are throttled", a count per FunctionName
+        # (docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html): any throttle alarms.
+        throttles = self.lambda_alarms("Throttles")
+        self.assertEqual(set(throttles), set(FUNCTIONS))
+        for function, r in throttles.items():
+            with self.subTest(function=function):
+                p = r["Properties"]
+                self.assertNotIn("Condition", r)  # every function always exists
+                self.assertEqual((p["Statistic"], p["ComparisonOperator"], p["Threshold"]), ("Sum", "GreaterThanThreshold", 0))
+                self.assertEqual(p["TreatMissingData"], "notBreaching")  # no invocations, no throttles
+
+    def test_iterator_age_alarm_covers_every_stream_mapping(self):
+        # IteratorAge is a metric of the function (dimension FunctionName, milliseconds), emitted for
+        # stream event source mappings (same page): one alarm on the function every mapping feeds.
+        iterator_age = self.lambda_alarms("IteratorAge")
+        mapped = {self.res[f"LockStreamMapping{i}"]["Properties"]["FunctionName"]["Ref"] for i in range(1, SLOTS + 1)}
+        self.assertEqual(set(iterator_age), mapped)
+        ((function, alarm),) = iterator_age.items()
+        p = alarm["Properties"]
+        # Only with a stream: HasStreams is slot 1, which every other slot needs before it.
+        self.assertEqual(alarm["Condition"], "HasStreams")
+        self.assertEqual(self.t["Conditions"]["HasStreams"], {"Condition": "HasStream1"})
+        self.assertEqual((p["Statistic"], p["ComparisonOperator"]), ("Maximum", "GreaterThanThreshold"))
+        self.assertEqual(p["TreatMissingData"], "notBreaching")
+        self.assertEqual(p["OKActions"], [{"Ref": "AlertTopic"}])
+        self.assertEqual(p["Threshold"], {"Fn::FindInMap": ["IteratorAgeAlarmMilliseconds", {"Ref": "StreamIteratorAgeAlarmSeconds"}, "Milliseconds"]})
+        param = self.params["StreamIteratorAgeAlarmSeconds"]
+        mapping = self.t["Mappings"]["IteratorAgeAlarmMilliseconds"]
+        allowed = [int(v) for v in param["AllowedValues"]]
+        self.assertEqual(sorted(int(k) for k in mapping), sorted(allowed))
+        for seconds in allowed:
+            self.assertEqual(mapping[str(seconds)]["Milliseconds"], seconds * 1000, seconds)
+        # Every choice fires before the mappings discard records (MaximumRecordAgeInSeconds, the
+        # stream's 24 h retention), and the default before the shortest ExpireAfter: the reaper reads
+        # the state writes lock-metrics records as signs of life.
+        record_age = {self.res[f"LockStreamMapping{i}"]["Properties"]["MaximumRecordAgeInSeconds"] for i in range(1, SLOTS + 1)}
+        self.assertEqual(record_age, {86400})
+        self.assertLess(max(allowed), 86400)
+        self.assertIn(int(param["Default"]), allowed)
+        shortest_expire = min(v["Seconds"] for v in self.t["Mappings"]["ExpireAfterSeconds"].values())
+        self.assertLess(int(param["Default"]), shortest_expire)
+
+    def test_dashboard_shows_throttles_and_stream_lag(self):
+        body = self.res["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+        for function in FUNCTIONS:
+            self.assertIn(f'["AWS/Lambda", "Throttles", "FunctionName", "${{{function}}}"]', body)
+        self.assertIn('["AWS/Lambda", "IteratorAge", "FunctionName", "${LockMetricsFunction}"]', body)
+
+    def test_every_alarm_has_a_runbook_line(self):
+        readme = (ROOT / "infra/sam/README.md").read_text()
+        runbook = readme.split("## Alarms: what each means and what to do", 1)
+        self.assertEqual(len(runbook), 2, "infra/sam/README.md has no alarms runbook section")
+        section = runbook[1].split("\n## ", 1)[0]
+        rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+Alarm)` \|.*$", section, re.M)}
+        self.assertEqual(set(rows), set(self.alarms()))
+        for logical, row in rows.items():
+            with self.subTest(alarm=logical):
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                self.assertEqual(len(cells), 4, row)  # alarm, what it means, check first, what to do
+                self.assertTrue(all(cells), row)
+
 
 if __name__ == "__main__":
     unittest.main()
