@@ -15,7 +15,8 @@ What it does, one narrated line per step:
   5. asserts that the ledger table (keys, on-demand, TTL, PITR), topics, subscriptions, queues,
      functions (runtime, architecture, JSON logging, the exact environment variable names), the
      stream event source mapping, force-unlock's on-failure destination, the schedule rule, the
-     secret, alarms, dashboard and log groups exist and are wired to each other;
+     secret, alarms (Throttles of each function, IteratorAge of lock-metrics, ...), dashboard and
+     log groups exist and are wired to each other;
   6. proves the functions fire: a lock written to the lock table runs the deployed lock-metrics
      (its log group and the ledger show it); a garbage approval published to the approvals topic
      runs the deployed force-unlock, which publishes a rejection to the alert topic (read through
@@ -536,15 +537,42 @@ def main() -> int:
         check(rule["ScheduleExpression"] == "rate(5 minutes)" and rule["State"] == "ENABLED", "schedule rate(5 minutes), enabled", rule)
 
         alarms = {a["AlarmName"]: a for a in aws.cloudwatch.describe_alarms(MaxRecords=100)["MetricAlarms"]}
-        wanted = ["ReaperSilentAlarm", "SweepErrorsAlarm", "ReaperErrorsAlarm", "LockMetricsErrorsAlarm", "ForceUnlockErrorsAlarm", "StreamFailureQueueAlarm", "UnlockFailureQueueAlarm"]
+        wanted = [
+            "ReaperSilentAlarm", "SweepErrorsAlarm", "ReaperErrorsAlarm", "LockMetricsErrorsAlarm", "ForceUnlockErrorsAlarm",
+            "StreamFailureQueueAlarm", "UnlockFailureQueueAlarm",
+            "StreamIteratorAgeAlarm", "ReaperThrottlesAlarm", "LockMetricsThrottlesAlarm", "ForceUnlockThrottlesAlarm",
+        ]
         physical = {k: resources[k]["PhysicalResourceId"] for k in wanted}
         check(all(p in alarms for p in physical.values()), f"{len(wanted)} alarms exist", sorted(set(physical.values()) - alarms.keys()))
         silent = alarms[physical["ReaperSilentAlarm"]]
         check(silent["TreatMissingData"] == "breaching" and silent["MetricName"] == "SweepErrors", "reaper-stopped alarm treats missing data as breaching", silent)
+
+        def watches(logical: str) -> tuple:
+            a = alarms[physical[logical]]
+            return a["Namespace"], a["MetricName"], [(d["Name"], d["Value"]) for d in a["Dimensions"]], a["Statistic"], a["ComparisonOperator"], a["Threshold"]
+
+        function_names = {name: functions[name]["FunctionName"] for name in functions}
+        # The one IteratorAge alarm watches the function both deployed stream mappings invoke.
+        mapped = {m["FunctionArn"] for m in lam.list_event_source_mappings(FunctionName=function_names["lock-metrics"])["EventSourceMappings"]}
+        check(mapped == {functions["lock-metrics"]["FunctionArn"]}, "the stream mappings invoke lock-metrics", mapped)
+        check(
+            watches("StreamIteratorAgeAlarm") == ("AWS/Lambda", "IteratorAge", [("FunctionName", function_names["lock-metrics"])], "Maximum", "GreaterThanThreshold", 600000.0),
+            "stream-lag alarm: IteratorAge of lock-metrics, Maximum > 600,000 ms (the default 600 s)",
+            watches("StreamIteratorAgeAlarm"),
+        )
+        for name, logical in (("reaper", "ReaperThrottlesAlarm"), ("lock-metrics", "LockMetricsThrottlesAlarm"), ("force-unlock", "ForceUnlockThrottlesAlarm")):
+            check(
+                watches(logical) == ("AWS/Lambda", "Throttles", [("FunctionName", function_names[name])], "Sum", "GreaterThanThreshold", 0.0),
+                f"throttles alarm: Throttles of {name}, Sum > 0",
+                watches(logical),
+            )
         check(all(alarms[p]["AlarmActions"] == [alert_topic] for p in physical.values()), "every alarm notifies the alert topic")
         dashboard = aws.cloudwatch.get_dashboard(DashboardName=resources["Dashboard"]["PhysicalResourceId"])
         body = json.loads(dashboard["DashboardBody"])
-        check(len(body["widgets"]) == 5 and "LockHoldSeconds" in dashboard["DashboardBody"], "dashboard with 5 widgets (locks, age, hold time, releases, errors)")
+        check(
+            len(body["widgets"]) == 6 and all(m in dashboard["DashboardBody"] for m in ("LockHoldSeconds", "Throttles", "IteratorAge")),
+            "dashboard with 6 widgets (locks, age, hold time, releases, errors and throttles, stream lag)",
+        )
 
         step(6, "proving the functions fire: a lock → lock-metrics; a garbage approval → force-unlock")
         capture = aws.sqs.create_queue(QueueName=f"alerts-capture-{suffix}")["QueueUrl"]

@@ -16,7 +16,13 @@ What is checked:
 - deletes: only force-unlock (and the reaper under AutoExpireOn) may delete; S3 deletes only
   `*.tflock`; wildcard resources only where AWS allows nothing else;
 - the slot lists: each list parameter admits at most 5 entries, and there are exactly 5 slots;
-- the stream mappings' settings, the ledger table's schema, the ExpireAfter mapping, defaults.
+- the stream mappings' settings, the ledger table's schema, the ExpireAfter mapping, defaults;
+- the alarms: each on the right metric, Throttles on every function, IteratorAge on the function the
+  stream mappings feed (its threshold mapping, under the streams' 24 h), every alarm to the alert
+  topic and with a runbook row in infra/sam/README.md, the dashboard's throttles and stream lag;
+- samconfig.toml.example: its overrides, and every commented "# e.g." example used in place of its
+  entry, are TOML, parse as SAM CLI parses them, pass the parameters' constraints and the template's
+  Rules, and a LockPolicy passes the rules of the reaper's LOCK_POLICY parser.
 """
 
 from __future__ import annotations
@@ -108,6 +114,115 @@ def statements(policy_document: dict) -> list[dict]:
         else:
             out.append(s)
     return out
+
+
+DURATION = re.compile(r"(?:[0-9]+[smhd])+")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """A duration as shared/core's `parse_duration` reads it (`90m`, `1h30m`); ValueError otherwise."""
+    text = text.strip()
+    if not DURATION.fullmatch(text):
+        raise ValueError(f"{text!r} is not a duration such as 90m, 4h, 1d or 1h30m")
+    return sum(int(n) * DURATION_UNITS[u] for n, u in re.findall(r"([0-9]+)([smhd])", text))
+
+
+def lock_policy_entry_fields() -> dict[str, str]:
+    """`PolicyEntry`'s fields and their JSON types, read from the Rust struct the reaper parses
+    LOCK_POLICY into (shared/core/src/policy.rs), so a new or renamed field reaches this check."""
+    policy_rs = (ROOT / "shared/core/src/policy.rs").read_text()
+    m = re.search(r"#\[serde\(deny_unknown_fields\)\]\s*struct PolicyEntry \{(.*?)\n\}", policy_rs, re.S)
+    if not m:
+        raise AssertionError("policy.rs: `struct PolicyEntry` with deny_unknown_fields not found")
+    json_types = {"String": "string", "Option<String>": "duration", "Option<bool>": "boolean"}
+    fields = {name: json_types[ty] for name, ty in re.findall(r"^\s*(\w+): ([\w<>]+),", m.group(1), re.M)}
+    if fields.get("path") != "string":
+        raise AssertionError(f"policy.rs: PolicyEntry fields changed: {fields}")
+    return fields
+
+
+def lock_policy_problems(text: str, warn_after: str, expire_after: str) -> list[str]:
+    """What the reaper's LOCK_POLICY parser (shared/core/src/policy.rs, `parse_lock_policy`) refuses
+    in `text`, with the stack's WarnAfter/ExpireAfter as the globals. Empty means accepted."""
+    if text == "":
+        return []  # unset: no overrides
+    fields = lock_policy_entry_fields()
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as e:
+        return [f"not valid JSON: {e}"]
+    if not isinstance(entries, list):
+        return [f"a JSON {type(entries).__name__}, not an array"]
+    problems = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            problems.append(f"entry {i} is not an object")
+            continue
+        unknown = set(entry) - set(fields)
+        if unknown:
+            problems.append(f"entry {i}: unknown fields {sorted(unknown)}")
+        if not isinstance(entry.get("path"), str) or not entry["path"].strip():
+            problems.append(f"entry {i}: `path` missing or empty")
+        optional = [f for f in fields if f != "path"]
+        if not any(entry.get(f) is not None for f in optional):
+            problems.append(f"entry {i} sets none of {optional}")
+        durations = {}
+        for field, kind in fields.items():
+            value = entry.get(field)
+            if value is None or field == "path":
+                continue
+            if kind == "boolean" and not isinstance(value, bool):
+                problems.append(f"entry {i}: {field} is not a boolean")
+            elif kind == "duration":
+                try:
+                    durations[field] = duration_seconds(value) if isinstance(value, str) else None
+                except ValueError as e:
+                    durations[field] = None
+                    problems.append(f"entry {i}: {field}: {e}")
+                    continue
+                if not durations[field]:
+                    problems.append(f"entry {i}: {field} {value!r} is not a duration longer than 0s")
+        if durations and all(durations.values()):
+            warn = durations.get("warn_after") or duration_seconds(warn_after)
+            expire = durations.get("expire_after") or duration_seconds(expire_after)
+            if expire < warn:
+                problems.append(f"entry {i}: expire_after is shorter than warn_after")
+    return problems
+
+
+def rule_value(node, values: dict[str, str], params: dict):
+    """A CloudFormation Rules expression, evaluated on parameter values (the `Rules` functions that
+    need no AWS call). KeyError for a function this evaluator does not know."""
+    if isinstance(node, (str, int, float, bool)):
+        return str(node).lower() if isinstance(node, bool) else str(node)
+    if isinstance(node, list):
+        return [rule_value(n, values, params) for n in node]
+    ((fn, args),) = node.items()
+    if fn == "Ref":
+        value = values.get(args, str(params[args].get("Default", "")))
+        return value.split(",") if params[args]["Type"].startswith("CommaDelimitedList") else value
+    args = rule_value(args, values, params)
+    return {
+        "Fn::And": lambda a: all(x == "true" or x is True for x in a),
+        "Fn::Or": lambda a: any(x == "true" or x is True for x in a),
+        "Fn::Not": lambda a: not (a[0] == "true" or a[0] is True),
+        "Fn::Equals": lambda a: a[0] == a[1],
+        "Fn::Contains": lambda a: a[1] in a[0],
+        "Fn::EachMemberEquals": lambda a: all(x == a[1] for x in a[0]),
+        "Fn::EachMemberIn": lambda a: all(x in a[1] for x in a[0]),
+    }[fn](args)
+
+
+def samconfig_overrides(text: str) -> dict[str, str]:
+    """parameter_overrides of a samconfig.toml text as SAM CLI reads them (TOML, then SAM's own
+    `Key=Value` parser, which splits at spaces and unquotes)."""
+    import tomllib
+
+    from samcli.cli.types import CfnParameterOverridesType
+
+    deploy = tomllib.loads(text)["default"]["deploy"]["parameters"]
+    return CfnParameterOverridesType().convert(deploy["parameter_overrides"], None, None)
 
 
 class Template(unittest.TestCase):
@@ -493,6 +608,104 @@ class Template(unittest.TestCase):
                     self.assertRegex(value, re.compile(p["AllowedPattern"]))
         self.assertEqual(deploy["capabilities"], "CAPABILITY_IAM")
         self.assertLessEqual(len(config["global"]["parameters"]["stack_name"]), 51)
+
+    def assert_accepted_by_the_template(self, values: dict[str, str]) -> None:
+        """Each value passes its parameter's constraints, LockPolicy passes the reaper's own
+        parser's rules, and every template Rule holds (parameters not given take their default)."""
+        for key, value in values.items():
+            with self.subTest(parameter=key, value=value):
+                self.assertIn(key, self.params)
+                p = self.params[key]
+                if "AllowedValues" in p:
+                    self.assertIn(value, [str(v) for v in p["AllowedValues"]])
+                if "AllowedPattern" in p:
+                    self.assertRegex(value, re.compile(p["AllowedPattern"]))
+                    self.assertIsNotNone(re.fullmatch(p["AllowedPattern"], value), p["AllowedPattern"])
+                for bound, ok in (("MinLength", lambda b: len(value) >= b), ("MaxLength", lambda b: len(value) <= b)):
+                    if bound in p:
+                        self.assertTrue(ok(int(p[bound])), f"{bound} {p[bound]}")
+        policy = values.get("LockPolicy", self.params["LockPolicy"]["Default"])
+        warn = values.get("WarnAfter", self.params["WarnAfter"]["Default"])
+        expire = values.get("ExpireAfter", self.params["ExpireAfter"]["Default"])
+        self.assertEqual(lock_policy_problems(policy, warn, expire), [], policy)
+        for name, rule in self.t.get("Rules", {}).items():
+            with self.subTest(rule=name):
+                if "RuleCondition" in rule and not rule_value(rule["RuleCondition"], values, self.params):
+                    continue
+                for assertion in rule["Assertions"]:
+                    self.assertTrue(rule_value(assertion["Assert"], values, self.params), assertion.get("AssertDescription"))
+
+    def test_samconfig_example_values_work_when_used(self):
+        # Every "# e.g. <entry>" line under an entry in parameter_overrides, used as the file says
+        # (the entry above deleted, the "# e.g. " removed): still TOML, still one override for the
+        # same parameter as SAM CLI parses it, and a value the template and the reaper accept. Then
+        # all examples at once (e.g. both Slack IDs, which a Rule requires together).
+        text = (ROOT / "samconfig.toml.example").read_text()
+        lines = text.splitlines()
+        first = next(i for i, line in enumerate(lines) if line.startswith("parameter_overrides = ["))
+        last = next(i for i in range(first, len(lines)) if lines[i] == "]")
+        example = re.compile(r"^(\s*)# e\.g\. (.*)$")
+        entry = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*')\s*,""")
+        defaults = samconfig_overrides(text)
+        self.assert_accepted_by_the_template(defaults)
+        examples: list[tuple[int, int]] = []  # (entry line, example line)
+        for i in range(first + 1, last):
+            if "e.g." not in lines[i]:
+                continue
+            self.assertRegex(lines[i], example, "an example in parameter_overrides must be a whole '# e.g. <entry>' line")
+            above = i - 1
+            while example.match(lines[above]):
+                above -= 1
+            self.assertRegex(lines[above], entry, f"line {i + 1}: the example is not under an entry")
+            examples.append((above, i))
+        self.assertGreaterEqual(len(examples), 8)
+
+        def use(pairs: list[tuple[int, int]]) -> str:
+            used = list(lines)
+            for above, i in pairs:
+                indent, rest = example.match(lines[i]).groups()
+                used[above] = indent + rest
+                used[i] = ""
+            return "\n".join(used) + "\n"
+
+        all_values = dict(defaults)
+        for above, i in examples:
+            key = re.match(r"""^\s*["']([A-Za-z0-9]+)=""", lines[above]).group(1)
+            with self.subTest(example=lines[i].strip()):
+                values = samconfig_overrides(use([(above, i)]))
+                self.assertEqual(set(values), set(defaults), "the example must set the same parameter as the entry it replaces")
+                changed = {k for k in values if values[k] != defaults[k]}
+                self.assertEqual(changed, {key})
+                if key == "LockPolicy":
+                    self.assertIsInstance(json.loads(values[key]), list)  # not cut short by SAM's parser
+                all_values[key] = values[key]
+        self.assertEqual(samconfig_overrides(use(examples)), all_values)
+        self.assert_accepted_by_the_template(all_values)
+
+    def test_lock_policy_check_agrees_with_the_reaper(self):
+        # The Python check above against the examples the Rust code and the template give, and
+        # against what policy.rs refuses (its error messages name each case).
+        policy_rs = (ROOT / "shared/core/src/policy.rs").read_text()
+        rust_example = re.search(r'const LOCK_POLICY_EXAMPLE: &str = r#"(.*?)"#;', policy_rs).group(1)
+        template_example = self.params["LockPolicy"]["Description"].split("e.g.", 1)[1].strip()
+        for accepted in (rust_example, template_example, "", '[{"path": "a/*", "auto_expire": true}]'):
+            self.assertEqual(lock_policy_problems(accepted, "1h", "4h"), [], accepted)
+        refused = {
+            "[{'path': 'a/*'}]": "not valid JSON",
+            '{"path": "a/*", "expire_after": "2h"}': "not an array",
+            '[{"path": "a/*"}]': "sets none of",
+            '[{"path": " ", "expire_after": "2h"}]': "`path` missing or empty",
+            '[{"path": "a/*", "expire_after": "2 hours"}]': "expire_after",
+            '[{"path": "a/*", "expire_after": "0m"}]': "longer than 0s",
+            '[{"path": "a/*", "auto_expire": "false"}]': "not a boolean",
+            '[{"path": "a/*", "expire": "2h"}]': "unknown fields",
+            '[{"path": "a/*", "expire_after": "30m"}]': "shorter than warn_after",
+        }
+        for text, problem in refused.items():
+            with self.subTest(policy=text):
+                self.assertIn(problem, " ".join(lock_policy_problems(text, "1h", "4h")))
+        for message in ("is not valid JSON", "not an array", "sets none of", "`path` is empty", "is zero", "is shorter than warn_after"):
+            self.assertIn(message, policy_rs)
 
     def test_alarms(self):
         silent = self.res["ReaperSilentAlarm"]["Properties"]
