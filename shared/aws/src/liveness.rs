@@ -1,7 +1,11 @@
 //! Evidence that a lock's holder is alive, gathered the same way for the reaper's decisions and
 //! the CLI's `locks` listing: the last state write seen on the stream (ledger), the state object's
 //! LastModified, and whether the `-md5` digest matches the state object's MD5 (from its ETag).
+//!
+//! Every read that fails becomes an [`EvidenceGap`], and so does a source that was not consulted
+//! (no ledger): the core's decision never mistakes "could not tell" for "no sign of life".
 
+use lockreaper_core::decision::{EvidenceGap, EvidenceSource};
 use lockreaper_core::policy::Liveness;
 use lockreaper_core::LockRecord;
 
@@ -15,6 +19,9 @@ pub struct LivenessEvidence {
     pub liveness: Liveness,
     /// `Some(false)`: the state object does not exist (yet); `None`: not a Terraform lock, or unread.
     pub state_exists: Option<bool>,
+    /// Sources that could not be read or were not consulted, for the decision.
+    pub gaps: Vec<EvidenceGap>,
+    /// The read errors behind the `Unreadable` gaps, as AWS reported them.
     pub errors: Vec<AwsError>,
     /// AWS calls made.
     pub calls: usize,
@@ -29,12 +36,24 @@ pub async fn gather_liveness(
     digest: Option<&str>,
 ) -> LivenessEvidence {
     let mut evidence = LivenessEvidence::default();
-    if let Some(ledger) = ledger {
-        evidence.calls += 1;
-        match ledger.last_state_write(&lock.state_path).await {
-            Ok(write) => evidence.liveness.last_state_write = write.map(|w| w.written_at),
-            Err(e) => evidence.errors.push(e),
+    match ledger {
+        Some(ledger) => {
+            evidence.calls += 1;
+            match ledger.last_state_write(&lock.state_path).await {
+                Ok(write) => evidence.liveness.last_state_write = write.map(|w| w.written_at),
+                Err(e) => {
+                    evidence.gaps.push(EvidenceGap::unreadable(
+                        EvidenceSource::StateWriteLedger,
+                        e.to_string(),
+                    ));
+                    evidence.errors.push(e);
+                }
+            }
         }
+        None => evidence.gaps.push(EvidenceGap::missing(
+            EvidenceSource::StateWriteLedger,
+            "no ledger table configured (LEDGER_TABLE), so state writes seen on the stream are unknown",
+        )),
     }
     if let Some(path) = lock.terraform_state() {
         evidence.calls += 1;
@@ -48,7 +67,13 @@ pub async fn gather_liveness(
                 }
             }
             Ok(None) => evidence.state_exists = Some(false),
-            Err(e) => evidence.errors.push(e),
+            Err(e) => {
+                evidence.gaps.push(EvidenceGap::unreadable(
+                    EvidenceSource::StateObject,
+                    e.to_string(),
+                ));
+                evidence.errors.push(e);
+            }
         }
     }
     evidence

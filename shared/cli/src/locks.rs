@@ -15,6 +15,7 @@ use lockreaper_aws::liveness::gather_liveness;
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::{AwsError, AwsErrorKind};
 use lockreaper_core::config::{format_duration, LockSources};
+use lockreaper_core::decision::{decide, EvidenceGap, LockEvidence};
 use lockreaper_core::policy::{Level, Liveness, StaleLockPolicy};
 use lockreaper_core::{LockCreated, LockKind, LockLocation, LockRecord};
 use serde::Serialize;
@@ -170,6 +171,8 @@ fn unreachable(e: &AwsError) -> Unreachable {
 struct Evidence {
     liveness: Liveness,
     state_exists: Option<bool>,
+    /// Liveness sources not read or not consulted: they keep a lock from auto-expiring.
+    gaps: Vec<EvidenceGap>,
     errors: Vec<String>,
 }
 
@@ -320,6 +323,7 @@ async fn evidence(
     Evidence {
         liveness: gathered.liveness,
         state_exists: gathered.state_exists,
+        gaps: gathered.gaps,
         errors,
     }
 }
@@ -330,7 +334,21 @@ fn view(
     policy: &StaleLockPolicy,
     now: DateTime<Utc>,
 ) -> LockView {
-    let verdict = policy.evaluate(lock, &evidence.liveness, now);
+    // The reaper's own decision (read-only here: no alert state, snooze or proposals), so the
+    // listing and the reaper can never disagree about a lock's level.
+    let verdict = decide(
+        policy,
+        &LockEvidence {
+            lock,
+            liveness: &evidence.liveness,
+            gaps: &evidence.gaps,
+            alert: None,
+            snoozed_until: None,
+            open_proposals: &[],
+        },
+        now,
+    )
+    .verdict;
     let age = lock.age(now);
     LockView {
         kind: lock.kind.as_str(),

@@ -244,6 +244,12 @@ pub fn encode_proposal_id(id: &[u8; PROPOSAL_ID_LEN]) -> String {
     URL_SAFE_NO_PAD.encode(id)
 }
 
+/// The bytes of a proposal id in its ledger form ([`encode_proposal_id`]); `None` if `text` is not
+/// one (so a token can be issued again for a proposal the ledger holds).
+pub fn decode_proposal_id(text: &str) -> Option<[u8; PROPOSAL_ID_LEN]> {
+    URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
+}
+
 /// Surrounding whitespace and matching quote pairs (`"…"`, `'…'`, `` `…` ``), as chat buttons,
 /// shells and copy-paste add them, peeled off layer by layer. Nothing else is removed.
 pub fn strip_token_decoration(text: &str) -> &str {

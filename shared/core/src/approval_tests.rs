@@ -984,3 +984,12 @@ fn message_token_verifies_and_binds_the_proposed_lock() {
     let retaken = lock("new-id", &INFO.replace("f3c2a4d8", "00000000"));
     assert!(!verified.fingerprint.matches(&retaken));
 }
+
+#[test]
+fn proposal_ids_decode_back_to_their_bytes() {
+    let text = encode_proposal_id(&PROPOSAL);
+    assert_eq!(decode_proposal_id(&text), Some(PROPOSAL));
+    assert_eq!(decode_proposal_id("short"), None);
+    assert_eq!(decode_proposal_id("not base64 at all!"), None);
+    assert_eq!(decode_proposal_id(&format!("{text}AA")), None);
+}

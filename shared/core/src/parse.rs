@@ -94,8 +94,8 @@ struct TerraformLockInfo {
     version: String,
     #[serde(default)]
     created: Option<String>,
-    #[serde(default)]
-    path: String,
+    // `Path` is deliberately not read here: a lock is judged by where it is stored
+    // (`LockRecord::declared_path_mismatch` compares the two).
 }
 
 /// Parses one item of a lock table (Terraform/OpenTofu or Gyro) into a lock or a digest record.
@@ -199,11 +199,10 @@ fn parse_terraform_info(
         None | Some("") => return Err(err(ParseFailure::MissingCreated)),
         Some(value) => parse_created(value).map_err(err)?,
     };
-    let state_path = if !info.path.is_empty() {
-        info.path.clone()
-    } else {
-        fallback_path.unwrap_or_else(|| location.key().to_owned())
-    };
+    // Where the lock is (its `LockID`, or the lock file's key), never the path its JSON claims:
+    // policy, liveness and alerts must be about the state this lock actually blocks. A `Path`
+    // that disagrees is reported as suspicious ([`LockRecord::declared_path_mismatch`]).
+    let state_path = fallback_path.unwrap_or_else(|| location.key().to_owned());
     let precondition = precondition(raw);
     Ok(LockRecord {
         kind: LockKind::TerraformDynamoDb,
