@@ -9,7 +9,7 @@ use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::proposals::{Claim, Claimant, Decided, Deny, ProposalRecord, Proposals};
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::unlock::{StateCheck, UnlockReport, UnlockRequest, UnlockResult, Unlocker};
-use lockreaper_aws::{Aws, AwsError, AwsErrorKind};
+use lockreaper_aws::{Aws, AwsError, AwsErrorKind, LockStore, Reread};
 use lockreaper_core::approval::{
     approver_allowed, ApprovalMessage, ApprovalToken, ParsedApproval, SigningKey, TokenError,
 };
@@ -62,6 +62,7 @@ pub struct ForceUnlock {
     /// Liveness evidence for the final check before a delete (the reaper's sources).
     ledger: Ledger,
     state: StateObjects,
+    locks: LockStore,
 }
 
 impl ForceUnlock {
@@ -75,6 +76,7 @@ impl ForceUnlock {
             notifier: Notifier::new(aws.sns(), &config.alert_topic_arn),
             ledger: Ledger::new(aws.dynamodb(), &config.ledger_table),
             state: StateObjects::new(aws.s3()),
+            locks: LockStore::new(aws.dynamodb(), aws.s3()),
         }
     }
 
@@ -431,6 +433,20 @@ impl ForceUnlock {
         let Some(lock) = proposal.primary() else {
             return Ok(None);
         };
+        // Only a lock that is still exactly the proposed one needs its liveness checked: one
+        // released or re-taken since is left to the unlock's own re-read, which reports it as
+        // such (already released / lock changed) and deletes nothing.
+        match self.locks.reread(&lock.location).await {
+            Ok(Reread::Lock(now_there))
+                if now_there.raw == lock.raw && now_there.lock_id == lock.lock_id => {}
+            Ok(_) => return Ok(None),
+            Err(e) if is_transient(&e) => {
+                self.give_back(proposal, message_id).await;
+                return Err(RetryLater(e));
+            }
+            // Anything else: the unlock's own re-read meets it again and reports it.
+            Err(_) => return Ok(None),
+        }
         let evidence = gather_liveness(lock, Some(&self.ledger), &self.state, None).await;
         let open = OpenProposal {
             proposal_id: proposal.proposal_id.clone(),
@@ -472,23 +488,28 @@ impl ForceUnlock {
                 Ok(Some(Outcome::Withdrawn { reason }))
             }
             ApprovalCheck::CannotConfirm(problem) => {
-                if let Err(e) = self
-                    .proposals
-                    .release(&proposal.proposal_id, message_id)
-                    .await
-                {
-                    tracing::error!(
-                        event = "claim-not-released",
-                        proposal_id = %proposal.proposal_id,
-                        reason = %e,
-                        "liveness could not be confirmed and the claim could not be given back; a retry of this delivery resumes it"
-                    );
-                }
+                self.give_back(proposal, message_id).await;
                 if let Some(e) = evidence.errors.into_iter().find(is_transient) {
                     return Err(RetryLater(e));
                 }
                 Ok(Some(Outcome::failed_before_any_delete(None, problem)))
             }
+        }
+    }
+
+    /// Gives this delivery's claim back before any delete, so the approval can be given again.
+    async fn give_back(&self, proposal: &Proposal, message_id: &str) {
+        if let Err(e) = self
+            .proposals
+            .release(&proposal.proposal_id, message_id)
+            .await
+        {
+            tracing::error!(
+                event = "claim-not-released",
+                proposal_id = %proposal.proposal_id,
+                reason = %e,
+                "nothing was deleted and the claim could not be given back; a retry of this delivery resumes it"
+            );
         }
     }
 
