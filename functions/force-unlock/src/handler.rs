@@ -561,10 +561,18 @@ impl ForceUnlock {
         now: DateTime<Utc>,
     ) -> Result<RecordReport, RetryLater> {
         let proposal = &record.proposal;
-        if record.status == ProposalStatus::Used {
-            // The lock was unlocked (or is being): snoozing its location would silence alerts
-            // about the next lock there.
-            let outcome = Outcome::AlreadyUsed(prior_use(&record.decided));
+        // Only an open proposal can snooze: a used one's lock was unlocked (or is being), a denied
+        // or withdrawn one is closed, and none of them may keep renewing snoozes until its token
+        // expires.
+        let closed = match record.status {
+            ProposalStatus::Open => None,
+            ProposalStatus::Used => Some(Outcome::AlreadyUsed(prior_use(&record.decided))),
+            ProposalStatus::Denied => Some(Outcome::AlreadyDenied(prior_use(&record.decided))),
+            ProposalStatus::Withdrawn => Some(Outcome::Withdrawn {
+                reason: withdrawn_reason(&record.decided),
+            }),
+        };
+        if let Some(outcome) = closed {
             return Ok(self
                 .finish(message_id, Some(proposal), decision, outcome)
                 .await);

@@ -520,13 +520,34 @@ async fn gyro_lock_and_every_bad_approval() {
     assert_eq!(outcomes(&response), ["snoozed"], "{response}");
     let until = setup
         .proposals()
-        .read_snooze(&lock_c.location)
+        .read_snooze(&lock_c.location, &lock_c.lock_id)
         .await
         .unwrap()
         .unwrap();
     let expected = Utc::now() + chrono::Duration::hours(2);
     assert!((until - expected).num_seconds().abs() < 120, "{until}");
     assert!(setup.item_exists(&table, "LockKey", "storage").await);
+    // A snooze binds to that lock: another lock at the same location is not silenced.
+    assert_eq!(
+        setup
+            .proposals()
+            .read_snooze(&lock_c.location, "another-lock-id")
+            .await
+            .unwrap(),
+        None
+    );
+    // A denied proposal cannot renew snoozes (issue 11 item 5).
+    let snooze_denied = json!({"action": "snooze", "token": b.token, "for": "2h"});
+    let response = setup.deliver(&watch, &snooze_denied.to_string()).await;
+    assert_eq!(outcomes(&response), ["already-denied"], "{response}");
+    assert_eq!(
+        setup
+            .proposals()
+            .read_snooze(&lock_b.location, &lock_b.lock_id)
+            .await
+            .unwrap(),
+        None
+    );
 
     // The real approval.
     let response = setup.deliver(&watch, &a.token).await;

@@ -50,7 +50,7 @@ use lockreaper_core::metrics::{
     parse_namespace, MetricDatum, MetricValue, Unit, DEFAULT_NAMESPACE,
 };
 use lockreaper_core::policy::{AlertAction, AlertState, Level, Liveness, StaleLockPolicy};
-use lockreaper_core::proposal::Proposal;
+use lockreaper_core::proposal::{Proposal, ProposalStatus};
 use lockreaper_core::unlock_message::{result_message, Decision, Outcome};
 use lockreaper_core::{
     BucketScope, DigestRecord, LockCreated, LockKind, LockParseError, LockRecord,
@@ -435,7 +435,7 @@ impl Reaper {
         // picture could send a duplicate alert or expire a snoozed lock.
         let mut unreadable_context = false;
         let (stored, snoozed_until) = if may_act {
-            let stored = match self.stored_alert(&primary).await {
+            let mut stored = match self.stored_alert(&primary).await {
                 Ok(s) => s,
                 Err(e) => {
                     unreadable_context = true;
@@ -443,7 +443,15 @@ impl Reaper {
                     None
                 }
             };
-            let snoozed_until = match self.proposals.read_snooze(&primary.location).await {
+            if let Some(s) = stored.as_mut() {
+                self.forget_closed_proposals(&mut s.state.open_proposals, out)
+                    .await;
+            }
+            let snoozed_until = match self
+                .proposals
+                .read_snooze(&primary.location, &primary.lock_id)
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     unreadable_context = true;
@@ -721,6 +729,24 @@ impl Reaper {
                 Some(stored)
             }
         }
+    }
+
+    /// Drops the proposals a person already used or denied (or force-unlock withdrew) from the
+    /// list the decision re-offers from; one whose status cannot be read is kept (re-offering a
+    /// closed proposal only earns a "no longer usable" answer, never an unlock).
+    async fn forget_closed_proposals(&self, open: &mut Vec<OpenProposal>, out: &mut SweepOutcome) {
+        let mut still_open = Vec::with_capacity(open.len());
+        for proposal in open.drain(..) {
+            match self.proposals.get(&proposal.proposal_id).await {
+                Ok(Some((_, ProposalStatus::Open))) => still_open.push(proposal),
+                Ok(_) => {}
+                Err(e) => {
+                    out.errors.push(e.to_string());
+                    still_open.push(proposal);
+                }
+            }
+        }
+        *open = still_open;
     }
 
     async fn first_seen(

@@ -555,12 +555,15 @@ impl Proposals {
         Ok(())
     }
 
-    /// Until when alerts about the lock at `location` are snoozed, if a snooze was ever recorded
-    /// and not yet removed by TTL. The caller compares with its `now`: a time in the past means the
+    /// Until when alerts about the lock `lock_id` at `location` are snoozed, if a snooze was
+    /// recorded for that very lock and not yet removed by TTL. A snooze is bound to the lock
+    /// instance: one recorded for an earlier lock at the same location (another lock ID) does not
+    /// silence a new lock there. The caller compares with its `now`: a time in the past means the
     /// snooze is over (TTL deletion can lag by days).
     pub async fn read_snooze(
         &self,
         location: &LockLocation,
+        lock_id: &str,
     ) -> Result<Option<DateTime<Utc>>, AwsError> {
         let out = self
             .client
@@ -571,7 +574,10 @@ impl Proposals {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(e, "read snooze from ledger", &self.table))?;
-        Ok(out.item.and_then(|item| time(&item, "until")))
+        Ok(out
+            .item
+            .filter(|item| string(item, "lock_id").as_deref() == Some(lock_id))
+            .and_then(|item| time(&item, "until")))
     }
 }
 

@@ -16,7 +16,8 @@
 //! - **One open proposal per lock.** A reminder at the propose level re-offers the open proposal
 //!   instead of creating another one; a new proposal is made only when none is open and unexpired.
 //! - **A snooze also pauses auto-expiry**: a person who asked to hear nothing about a lock for a
-//!   while has not asked for it to be released meanwhile. (Snoozes are per lock location.)
+//!   while has not asked for it to be released meanwhile. A snooze is bound to the lock instance
+//!   (its lock ID): callers pass only a snooze recorded for this very lock.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -155,7 +156,7 @@ pub struct LockEvidence<'a> {
     pub gaps: &'a [EvidenceGap],
     /// The alert state stored after the last alert about this lock's location.
     pub alert: Option<&'a AlertState>,
-    /// The lock's location is snoozed until then.
+    /// This lock (this lock ID) is snoozed until then.
     pub snoozed_until: Option<DateTime<Utc>>,
     /// Proposals offered for this lock and still open.
     pub open_proposals: &'a [OpenProposal],

@@ -626,8 +626,9 @@ pub enum Level {
     Warn,
     /// Past `expire_after`, no evidence of life: alert with an approval offer; a person decides.
     ProposeUnlock,
-    /// Past `expire_after`, no evidence of life, auto-expiry on for the path, digest not
-    /// contradicting the state, age known: the reaper releases the lock itself.
+    /// Past `expire_after`, no evidence of life, every liveness source read (no evidence gap),
+    /// auto-expiry on for the path, digest not contradicting the state, the lock's own JSON not
+    /// naming another path, age known: the reaper releases the lock itself.
     AutoExpire,
 }
 
