@@ -239,7 +239,7 @@ impl ForceUnlock {
                 .finish(message_id, Some(proposal), &decision, outcome)
                 .await);
         }
-        let Some(primary) = proposal.primary() else {
+        let Some(_primary) = proposal.primary() else {
             let outcome = Outcome::failed_before_any_delete(
                 None,
                 format!(
@@ -251,7 +251,8 @@ impl ForceUnlock {
                 .finish(message_id, Some(proposal), &decision, outcome)
                 .await);
         };
-        if !verified.fingerprint.matches(primary) {
+        // The token binds every artefact of the proposal, not only the first.
+        if !verified.fingerprint.matches_all(&proposal.locks) {
             return Ok(self
                 .finish(message_id, Some(proposal), &decision, Outcome::WrongLock)
                 .await);

@@ -583,15 +583,22 @@ impl Reaper {
                         .push(format!("proposal for {}: {e}", primary.location));
                 }
             },
-            Propose::Reoffer(open) => match self.reoffer(open, &primary) {
+            Propose::Reoffer(open) => match self.reoffer(open, &group).await {
                 Some(o) => {
                     judged.proposal_id = Some(open.proposal_id.clone());
                     offer = Some(o);
                 }
-                None => out.errors.push(format!(
-                    "open proposal {:?} for {} has a malformed id; not offered again",
-                    open.proposal_id, primary.location
-                )),
+                None => match self.propose(&group, &verdict.reasons, now).await {
+                    Ok((open, o)) => {
+                        judged.proposal_id = Some(open.proposal_id.clone());
+                        new_state.open_proposals.push(open);
+                        offer = Some(o);
+                    }
+                    Err(e) => {
+                        out.errors
+                            .push(format!("proposal for {}: {e}", primary.location));
+                    }
+                },
             },
         }
         let won = match self
@@ -842,7 +849,7 @@ impl Reaper {
         let token = ApprovalToken::issue(
             &self.signing_key,
             id,
-            LockFingerprint::of(group.primary()),
+            LockFingerprint::of_all(&group.locks),
             expires_at,
         );
         Ok((
@@ -860,15 +867,27 @@ impl Reaper {
         ))
     }
 
-    /// The approval token of a proposal already open for `lock`, signed again (a reminder offers
-    /// the same proposal instead of opening another one).
-    fn reoffer(&self, open: &OpenProposal, lock: &LockRecord) -> Option<ApprovalOffer> {
+    /// The approval token of a proposal already open for `group`, signed again (a reminder offers
+    /// the same proposal instead of opening another one). `None` when that proposal cannot be
+    /// offered for exactly these artefacts (its id is malformed, it cannot be read, or the lock's
+    /// artefacts changed since): the caller makes a new one.
+    async fn reoffer(&self, open: &OpenProposal, group: &LockGroup) -> Option<ApprovalOffer> {
         let id = decode_proposal_id(&open.proposal_id)?;
+        let (proposal, _) = self.proposals.get(&open.proposal_id).await.ok()??;
+        let same = proposal.locks.len() == group.locks.len()
+            && proposal
+                .locks
+                .iter()
+                .zip(&group.locks)
+                .all(|(p, g)| p.location == g.location && p.raw == g.raw);
+        if !same {
+            return None;
+        }
         Some(ApprovalOffer {
             token: ApprovalToken::issue(
                 &self.signing_key,
                 id,
-                LockFingerprint::of(lock),
+                LockFingerprint::of_all(&proposal.locks),
                 open.expires_at,
             ),
             approval_topic_arn: self.config.approval_topic_arn.clone(),
