@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use lockreaper_aws::alert_state::{AlertStates, StoredAlert};
 use lockreaper_aws::cloudwatch::CloudWatchMetrics;
 use lockreaper_aws::ledger::Ledger;
-use lockreaper_aws::liveness::gather_liveness;
+use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, TableStreams};
 use lockreaper_aws::lock_files::LockFileHead;
 use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::proposals::Proposals;
@@ -53,7 +53,7 @@ use lockreaper_core::policy::{AlertAction, AlertState, Level, Liveness, StaleLoc
 use lockreaper_core::proposal::{Proposal, ProposalStatus};
 use lockreaper_core::unlock_message::{result_message, Decision, Outcome};
 use lockreaper_core::{
-    BucketScope, DigestRecord, LockCreated, LockKind, LockParseError, LockRecord,
+    BucketScope, DigestRecord, LockCreated, LockKind, LockLocation, LockParseError, LockRecord,
 };
 use serde::Serialize;
 
@@ -294,6 +294,8 @@ impl Reaper {
                 present.insert(lock.location.ledger_key());
             }
         }
+        // Whether each lock table has a stream, learnt when a lock in it first needs liveness.
+        let mut streams = TableStreams::new();
         for group in groups.values() {
             if deadline.is_some_and(|d| {
                 d.saturating_duration_since(std::time::Instant::now()) < DEADLINE_MARGIN
@@ -305,7 +307,9 @@ impl Reaper {
                 count_group(&mut per_container, group, age, false);
                 continue;
             }
-            let judged = self.judge(group, &digest_by_path, now, &mut out).await;
+            let judged = self
+                .judge(group, &digest_by_path, &mut streams, now, &mut out)
+                .await;
             let stale = judged.level >= Level::ProposeUnlock;
             count_group(
                 &mut per_container,
@@ -406,6 +410,7 @@ impl Reaper {
         &self,
         group: &LockGroup,
         digests: &HashMap<&str, &DigestRecord>,
+        streams: &mut TableStreams,
         now: DateTime<Utc>,
         out: &mut SweepOutcome,
     ) -> JudgedLock {
@@ -426,7 +431,7 @@ impl Reaper {
         // "nothing" (expire_after may undercut warn_after when overrides combine).
         let may_act = age.is_some_and(|a| a >= threshold.warn_after.min(threshold.expire_after));
         let (liveness, gaps) = if may_act {
-            self.liveness(&primary, digests, out).await
+            self.liveness(&primary, digests, streams, out).await
         } else {
             (Liveness::default(), Vec::new())
         };
@@ -790,12 +795,27 @@ impl Reaper {
     }
 
     /// Liveness evidence and what could not be read of it (read errors also go to `out.errors`).
+    /// A Terraform lock in a table without a stream has no state writes in the ledger: a missing
+    /// source. Each table is described at most once per sweep (`streams`).
     async fn liveness(
         &self,
         lock: &LockRecord,
         digests: &HashMap<&str, &DigestRecord>,
+        streams: &mut TableStreams,
         out: &mut SweepOutcome,
     ) -> (Liveness, Vec<EvidenceGap>) {
+        if let LockLocation::DynamoDb { table, .. } = &lock.location {
+            if lock.kind == LockKind::TerraformDynamoDb
+                && learn_table_stream(&self.dynamodb, table, streams).await
+            {
+                out.aws_calls += 1;
+                if let Some(Err(problem)) = streams.get(table) {
+                    tracing::error!(event = "liveness-unreadable", error = %problem);
+                    out.errors.push(problem.clone());
+                }
+            }
+        }
+        let mut gaps: Vec<EvidenceGap> = stream_gap(lock, streams).into_iter().collect();
         let digest = digests
             .get(lock.state_path.as_str())
             .and_then(|d| d.digest.as_deref());
@@ -811,7 +831,8 @@ impl Reaper {
             log_error("liveness-unreadable", e);
             out.errors.push(e.to_string());
         }
-        (evidence.liveness, evidence.gaps)
+        gaps.extend(evidence.gaps);
+        (evidence.liveness, gaps)
     }
 
     async fn stored_alert(&self, lock: &LockRecord) -> Result<Option<StoredAlert>, AwsError> {

@@ -729,3 +729,72 @@ async fn a_bucket_not_read_in_a_sweep_gets_no_false_resolved_message() {
     let after = watch.invoke("reaper", &scheduled_event()).await;
     assert_eq!(after["resolved_sent"], 1, "{after:#}");
 }
+
+/// Issue 11 item 2, a missing evidence source: a lock table created without a stream (so
+/// lock-metrics never sees its state writes). With `AUTO_EXPIRE=true` a stuck real Terraform lock
+/// in it is proposed, never released, and the alert names the missing stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_table_without_a_stream_blocks_auto_expiry() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+
+    let env = TestEnv::new("nostream").await;
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true")]).await;
+    let table = env.name("nostream");
+    env.aws
+        .dynamodb()
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("LockID")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("LockID")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let mut vars = d.env.clone();
+    vars.retain(|(k, _)| k != "LOCK_TABLES" && k != "LOCK_BUCKETS");
+    vars.push(("LOCK_TABLES".into(), table.clone()));
+    let tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "quiet/terraform.tfstate",
+        Some(&table),
+        LockMode::DynamoDb,
+    );
+    let stuck = tf.stuck();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let watch = LambdaWatch::start("reaper", vars).await;
+    let outcome = watch.invoke("reaper", &scheduled_event()).await;
+    let path = format!("{}/quiet/terraform.tfstate", d.bucket);
+    let judged = locks_by_path(&outcome, &path);
+    assert_eq!(judged.len(), 1, "{outcome:#}");
+    assert!(judged[0]["expired"].is_null(), "{outcome:#}");
+    assert_eq!(judged[0]["level"], "propose-unlock", "{outcome:#}");
+    assert!(
+        judged[0]["evidence_gaps"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("lock table {table} has no stream")),
+        "{outcome:#}"
+    );
+    let scan = lockreaper_aws::LockTable::new(env.aws.dynamodb(), &table)
+        .scan(1)
+        .await
+        .unwrap();
+    assert_eq!(scan.locks.len(), 1, "the lock is still there");
+    assert_eq!(scan.locks[0].lock_id, stuck.lock_id);
+}

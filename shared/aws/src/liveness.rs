@@ -6,11 +6,14 @@
 //! (no ledger): the core's decision never mistakes "could not tell" for "no sign of life".
 
 use lockreaper_core::decision::{EvidenceGap, EvidenceSource};
+use std::collections::HashMap;
+
 use lockreaper_core::policy::Liveness;
-use lockreaper_core::LockRecord;
+use lockreaper_core::{LockKind, LockLocation, LockRecord};
 
 use crate::error::AwsError;
 use crate::ledger::Ledger;
+use crate::lock_table::LockTable;
 use crate::state::StateObjects;
 
 /// What was found, and what could not be read (the lock is still judged on the rest).
@@ -77,4 +80,49 @@ pub async fn gather_liveness(
         }
     }
     evidence
+}
+
+/// Whether each lock table has a stream (`Err`: DescribeTable failed, with the error as text).
+pub type TableStreams = HashMap<String, Result<bool, String>>;
+
+/// Learns whether `table` has a stream, once: a table already in `streams` costs no call.
+/// Returns whether a call was made.
+pub async fn learn_table_stream(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    streams: &mut TableStreams,
+) -> bool {
+    if streams.contains_key(table) {
+        return false;
+    }
+    let status = LockTable::new(dynamodb.clone(), table)
+        .stream_enabled()
+        .await
+        .map_err(|e| e.to_string());
+    streams.insert(table.to_owned(), status);
+    true
+}
+
+/// The gap a Terraform lock in a DynamoDB table has when that table has no stream (lock-metrics
+/// never sees its state writes, so the ledger holds no evidence for it), or when whether it has
+/// one could not be learnt. `None` for other locks, and for tables not in `streams`.
+pub fn stream_gap(lock: &LockRecord, streams: &TableStreams) -> Option<EvidenceGap> {
+    let (LockLocation::DynamoDb { table, .. }, LockKind::TerraformDynamoDb) =
+        (&lock.location, lock.kind)
+    else {
+        return None;
+    };
+    match streams.get(table)? {
+        Ok(true) => None,
+        Ok(false) => Some(EvidenceGap::missing(
+            EvidenceSource::StateWriteLedger,
+            format!(
+                "lock table {table} has no stream, so lock-metrics never sees its state writes"
+            ),
+        )),
+        Err(problem) => Some(EvidenceGap::unreadable(
+            EvidenceSource::StateWriteLedger,
+            problem.clone(),
+        )),
+    }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lockreaper_aws::inventory::take_inventory;
 use lockreaper_aws::ledger::Ledger;
-use lockreaper_aws::liveness::gather_liveness;
+use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, TableStreams};
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::{AwsError, AwsErrorKind};
 use lockreaper_core::config::{format_duration, LockSources};
@@ -219,13 +219,24 @@ async fn gather(
         .as_ref()
         .map(|t| Ledger::new(dynamodb.clone(), t));
     let state = StateObjects::new(s3);
+    // Which lock tables have a stream, as the reaper learns it (a table without one leaves its
+    // Terraform locks without state-write evidence).
+    let mut streams = TableStreams::new();
+    for lock in &inventory.locks {
+        if let LockLocation::DynamoDb { table, .. } = &lock.location {
+            if lock.kind == LockKind::TerraformDynamoDb {
+                learn_table_stream(&dynamodb, table, &mut streams).await;
+            }
+        }
+    }
 
     let judged: Vec<(LockRecord, Evidence)> = futures::stream::iter(inventory.locks.iter())
         .map(|lock| {
-            let (ledger, state, digests) = (ledger.as_ref(), &state, &digests);
+            let (ledger, state, digests, streams) = (ledger.as_ref(), &state, &digests, &streams);
             async move {
                 let mut lock = lock.clone();
-                let evidence = evidence(&mut lock, ledger, state, digests).await;
+                let mut evidence = evidence(&mut lock, ledger, state, digests).await;
+                evidence.gaps.extend(stream_gap(&lock, streams));
                 (lock, evidence)
             }
         })
