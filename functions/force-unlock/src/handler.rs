@@ -3,13 +3,18 @@
 use aws_lambda_events::sns::SnsRecord;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
+use lockreaper_aws::ledger::Ledger;
+use lockreaper_aws::liveness::gather_liveness;
 use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::proposals::{Claim, Claimant, Decided, Deny, ProposalRecord, Proposals};
+use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::unlock::{StateCheck, UnlockReport, UnlockRequest, UnlockResult, Unlocker};
-use lockreaper_aws::{Aws, AwsError, AwsErrorKind};
+use lockreaper_aws::{Aws, AwsError, AwsErrorKind, LockStore, Reread};
 use lockreaper_core::approval::{
     approver_allowed, ApprovalMessage, ApprovalToken, ParsedApproval, SigningKey, TokenError,
 };
+use lockreaper_core::decision::{check_approval, ApprovalCheck, OpenProposal};
+use lockreaper_core::policy::StaleLockPolicy;
 use lockreaper_core::proposal::{Proposal, ProposalStatus};
 use lockreaper_core::unlock_message::{
     result_message, Decision, Outcome, PriorUse, StateFindings, StateVersionInfo,
@@ -54,6 +59,10 @@ pub struct ForceUnlock {
     proposals: Proposals,
     unlocker: Unlocker,
     notifier: Notifier,
+    /// Liveness evidence for the final check before a delete (the reaper's sources).
+    ledger: Ledger,
+    state: StateObjects,
+    locks: LockStore,
 }
 
 impl ForceUnlock {
@@ -65,6 +74,9 @@ impl ForceUnlock {
             proposals: Proposals::new(aws.dynamodb(), &config.ledger_table),
             unlocker: Unlocker::new(aws.dynamodb(), aws.s3(), &config.ledger_table),
             notifier: Notifier::new(aws.sns(), &config.alert_topic_arn),
+            ledger: Ledger::new(aws.dynamodb(), &config.ledger_table),
+            state: StateObjects::new(aws.s3()),
+            locks: LockStore::new(aws.dynamodb(), aws.s3()),
         }
     }
 
@@ -227,7 +239,7 @@ impl ForceUnlock {
                 .finish(message_id, Some(proposal), &decision, outcome)
                 .await);
         }
-        let Some(primary) = proposal.primary() else {
+        let Some(_primary) = proposal.primary() else {
             let outcome = Outcome::failed_before_any_delete(
                 None,
                 format!(
@@ -239,7 +251,8 @@ impl ForceUnlock {
                 .finish(message_id, Some(proposal), &decision, outcome)
                 .await);
         };
-        if !verified.fingerprint.matches(primary) {
+        // The token binds every artefact of the proposal, not only the first.
+        if !verified.fingerprint.matches_all(&proposal.locks) {
             return Ok(self
                 .finish(message_id, Some(proposal), &decision, Outcome::WrongLock)
                 .await);
@@ -327,12 +340,28 @@ impl ForceUnlock {
                     .finish(message_id, Some(proposal), decision, outcome)
                     .await);
             }
+            Claim::Withdrawn(decided) => {
+                let outcome = Outcome::Withdrawn {
+                    reason: withdrawn_reason(&decided),
+                };
+                return Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await);
+            }
             Claim::Unknown => {
                 let outcome = Outcome::UnknownProposal {
                     proposal_id: id.to_owned(),
                 };
                 return Ok(self.finish(message_id, None, decision, outcome).await);
             }
+        }
+
+        // The final check, the reaper's own decision on evidence read now: a holder that wrote
+        // state after the proposal is alive, whatever the (unchanged) lock item says.
+        if let Some(refusal) = self.final_check(proposal, message_id, now).await? {
+            return Ok(self
+                .finish(message_id, Some(proposal), decision, refusal)
+                .await);
         }
 
         let request = UnlockRequest {
@@ -391,6 +420,100 @@ impl ForceUnlock {
         }
     }
 
+    /// Runs [`check_approval`] on liveness evidence read now, for a proposal this delivery has
+    /// claimed. `Ok(None)`: go ahead and delete. `Ok(Some(outcome))`: refused, nothing deleted —
+    /// the proposal is withdrawn for good when the lock came alive, and its claim given back when
+    /// the evidence could not be read (so the approval can be given again). A transient read
+    /// error is returned so that Lambda retries the delivery.
+    async fn final_check(
+        &self,
+        proposal: &Proposal,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, RetryLater> {
+        let Some(lock) = proposal.primary() else {
+            return Ok(None);
+        };
+        // Only a lock that is still exactly the proposed one needs its liveness checked: one
+        // released or re-taken since is left to the unlock's own re-read, which reports it as
+        // such (already released / lock changed) and deletes nothing.
+        match self.locks.reread(&lock.location).await {
+            Ok(Reread::Lock(now_there))
+                if now_there.raw == lock.raw && now_there.lock_id == lock.lock_id => {}
+            Ok(_) => return Ok(None),
+            Err(e) if is_transient(&e) => {
+                self.give_back(proposal, message_id).await;
+                return Err(RetryLater(e));
+            }
+            // Anything else: the unlock's own re-read meets it again and reports it.
+            Err(_) => return Ok(None),
+        }
+        let evidence = gather_liveness(lock, Some(&self.ledger), &self.state, None).await;
+        let open = OpenProposal {
+            proposal_id: proposal.proposal_id.clone(),
+            lock_id: lock.lock_id.clone(),
+            proposed_at: proposal.proposed_at,
+            expires_at: proposal.expires_at,
+        };
+        // Thresholds play no part here: withdrawals and unreadable evidence depend only on the
+        // evidence and the times, which is all this check acts on.
+        let check = check_approval(
+            &StaleLockPolicy::default(),
+            lock,
+            &evidence.liveness,
+            &evidence.gaps,
+            &open,
+            now,
+        );
+        match check {
+            ApprovalCheck::Proceed => Ok(None),
+            ApprovalCheck::Withdraw(reason) => {
+                match self
+                    .proposals
+                    .withdraw_claimed(&proposal.proposal_id, message_id, &reason, now)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        event = "withdrawal-not-recorded",
+                        proposal_id = %proposal.proposal_id,
+                        "the proposal was not this delivery's unfinished claim any more; refusing anyway"
+                    ),
+                    Err(e) => tracing::error!(
+                        event = "withdrawal-not-recorded",
+                        proposal_id = %proposal.proposal_id,
+                        reason = %e,
+                        "could not record the withdrawal; the claim stays taken, so the approval cannot be reused"
+                    ),
+                }
+                Ok(Some(Outcome::Withdrawn { reason }))
+            }
+            ApprovalCheck::CannotConfirm(problem) => {
+                self.give_back(proposal, message_id).await;
+                if let Some(e) = evidence.errors.into_iter().find(is_transient) {
+                    return Err(RetryLater(e));
+                }
+                Ok(Some(Outcome::failed_before_any_delete(None, problem)))
+            }
+        }
+    }
+
+    /// Gives this delivery's claim back before any delete, so the approval can be given again.
+    async fn give_back(&self, proposal: &Proposal, message_id: &str) {
+        if let Err(e) = self
+            .proposals
+            .release(&proposal.proposal_id, message_id)
+            .await
+        {
+            tracing::error!(
+                event = "claim-not-released",
+                proposal_id = %proposal.proposal_id,
+                reason = %e,
+                "nothing was deleted and the claim could not be given back; a retry of this delivery resumes it"
+            );
+        }
+    }
+
     async fn deny(
         &self,
         message_id: &str,
@@ -412,6 +535,9 @@ impl ForceUnlock {
             }
             Ok(Deny::AlreadyDenied(decided)) => Outcome::AlreadyDenied(prior_use(&decided)),
             Ok(Deny::AlreadyUsed(decided)) => Outcome::AlreadyUsed(prior_use(&decided)),
+            Ok(Deny::Withdrawn(decided)) => Outcome::Withdrawn {
+                reason: withdrawn_reason(&decided),
+            },
             Ok(Deny::Unknown) => {
                 let outcome = Outcome::UnknownProposal {
                     proposal_id: proposal.proposal_id.clone(),
@@ -436,10 +562,18 @@ impl ForceUnlock {
         now: DateTime<Utc>,
     ) -> Result<RecordReport, RetryLater> {
         let proposal = &record.proposal;
-        if record.status == ProposalStatus::Used {
-            // The lock was unlocked (or is being): snoozing its location would silence alerts
-            // about the next lock there.
-            let outcome = Outcome::AlreadyUsed(prior_use(&record.decided));
+        // Only an open proposal can snooze: a used one's lock was unlocked (or is being), a denied
+        // or withdrawn one is closed, and none of them may keep renewing snoozes until its token
+        // expires.
+        let closed = match record.status {
+            ProposalStatus::Open => None,
+            ProposalStatus::Used => Some(Outcome::AlreadyUsed(prior_use(&record.decided))),
+            ProposalStatus::Denied => Some(Outcome::AlreadyDenied(prior_use(&record.decided))),
+            ProposalStatus::Withdrawn => Some(Outcome::Withdrawn {
+                reason: withdrawn_reason(&record.decided),
+            }),
+        };
+        if let Some(outcome) = closed {
             return Ok(self
                 .finish(message_id, Some(proposal), decision, outcome)
                 .await);
@@ -636,6 +770,13 @@ fn decision_of(parsed: &ParsedApproval, now: DateTime<Utc>) -> Decision<'_> {
     }
 }
 
+fn withdrawn_reason(decided: &Decided) -> String {
+    decided
+        .withdrawn_reason
+        .clone()
+        .unwrap_or_else(|| "the lock showed signs of life after the unlock was proposed".to_owned())
+}
+
 fn prior_use(decided: &Decided) -> PriorUse {
     PriorUse {
         by: decided.by.clone(),
@@ -724,6 +865,7 @@ fn reason_of(outcome: &Outcome) -> String {
         }
         Outcome::Denied => "proposal denied; lock left alone".to_owned(),
         Outcome::AlreadyDenied(_) => "proposal was denied earlier; nothing done".to_owned(),
+        Outcome::Withdrawn { reason } => format!("proposal withdrawn, nothing deleted: {reason}"),
         Outcome::Snoozed { until } => format!("alerts snoozed until {}", until.to_rfc3339()),
         Outcome::TokenExpired { expired_at } => {
             format!("approval token expired at {}", expired_at.to_rfc3339())

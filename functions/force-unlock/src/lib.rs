@@ -11,7 +11,13 @@
 //! 3. the proposal it names is in the ledger (strongly consistent read) and has not expired;
 //! 4. the token's fingerprint is the proposal's primary lock's;
 //! 5. the approver is on `APPROVER_ALLOW_LIST` (when set);
-//! 6. *approve*: the proposal is claimed, once ([`Proposals::claim`]), then
+//! 6. *approve*: the proposal is claimed, once ([`Proposals::claim`]); the final check re-reads
+//!    the liveness evidence (the ledger's last state write, the state object's LastModified) and
+//!    runs the reaper's own decision on it
+//!    ([`check_approval`](lockreaper_core::decision::check_approval)): a state write after the
+//!    proposal refuses the approval and withdraws the proposal for good (the lock item itself
+//!    does not change while Terraform writes state), evidence that cannot be read refuses it for
+//!    now and gives the claim back (a transient error retries); then
 //!    [`Unlocker::unlock`] re-reads every artefact, writes the audit record, and deletes each one
 //!    only if it is still exactly the proposed lock; *deny*: the proposal is closed;
 //!    *snooze*: a snooze item silences the reaper's alerts for the lock until then.

@@ -520,13 +520,34 @@ async fn gyro_lock_and_every_bad_approval() {
     assert_eq!(outcomes(&response), ["snoozed"], "{response}");
     let until = setup
         .proposals()
-        .read_snooze(&lock_c.location)
+        .read_snooze(&lock_c.location, &lock_c.lock_id)
         .await
         .unwrap()
         .unwrap();
     let expected = Utc::now() + chrono::Duration::hours(2);
     assert!((until - expected).num_seconds().abs() < 120, "{until}");
     assert!(setup.item_exists(&table, "LockKey", "storage").await);
+    // A snooze binds to that lock: another lock at the same location is not silenced.
+    assert_eq!(
+        setup
+            .proposals()
+            .read_snooze(&lock_c.location, "another-lock-id")
+            .await
+            .unwrap(),
+        None
+    );
+    // A denied proposal cannot renew snoozes (issue 11 item 5).
+    let snooze_denied = json!({"action": "snooze", "token": b.token, "for": "2h"});
+    let response = setup.deliver(&watch, &snooze_denied.to_string()).await;
+    assert_eq!(outcomes(&response), ["already-denied"], "{response}");
+    assert_eq!(
+        setup
+            .proposals()
+            .read_snooze(&lock_b.location, &lock_b.lock_id)
+            .await
+            .unwrap(),
+        None
+    );
 
     // The real approval.
     let response = setup.deliver(&watch, &a.token).await;
@@ -771,4 +792,98 @@ async fn aws_unreachable_before_the_delete_fails_the_invocation_and_the_retry_un
     assert_eq!(outcomes(&response), ["duplicate-delivery"], "{response}");
     let (code, out) = tf.apply();
     assert_eq!(code, 0, "apply after the unlock:\n{out}");
+}
+
+/// Issue 11 item 1: an approval re-checks liveness. Real Terraform holds its DynamoDB lock in a
+/// live apply; the unlock is proposed; then the apply writes state (the lock item itself does not
+/// change, so token, fingerprint and `Info` all still match). The approval is refused, the
+/// proposal withdrawn (a replay is refused too), the lock stays, and the thread says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_is_refused_when_the_holder_wrote_state_after_the_proposal() {
+    let setup = Setup::new("alive").await;
+    let (table, bucket) = (setup.env.name("locks"), setup.env.name("state"));
+    setup.env.create_lock_table(&table, "LockID").await;
+    setup.env.create_state_bucket(&bucket).await;
+    let watch = setup.watch(None).await;
+    let tf = Terraform::init(
+        &setup.env,
+        &bucket,
+        "slow-rds/terraform.tfstate",
+        Some(&table),
+        LockMode::DynamoDb,
+    );
+    let live = tf.hold_live(5, 16);
+    let path = format!("{bucket}/slow-rds/terraform.tfstate");
+    let item = setup.table_lock(&table, "LockID", &path).await;
+    assert_eq!(item.lock_id, live.lock.lock_id);
+    let proposed = setup.propose(vec![item.clone()]).await;
+
+    // The apply goes on and persists its state after the proposal.
+    let s3 = setup.env.aws.s3();
+    let proposed_at = proposed.proposal.proposed_at;
+    lockreaper_testkit::eventually(
+        "a state write after the proposal",
+        std::time::Duration::from_secs(90),
+        || {
+            let (s3, bucket) = (s3.clone(), bucket.clone());
+            async move {
+                let head = s3
+                    .head_object()
+                    .bucket(bucket)
+                    .key("slow-rds/terraform.tfstate")
+                    .send()
+                    .await
+                    .ok()?;
+                let modified = head.last_modified?.secs();
+                (modified > proposed_at.timestamp()).then_some(())
+            }
+        },
+    )
+    .await;
+    // The lock item is exactly what was proposed: only liveness tells the holder is alive.
+    assert_eq!(
+        setup.table_lock(&table, "LockID", &path).await.raw,
+        item.raw
+    );
+
+    let response = setup
+        .deliver(
+            &watch,
+            &json!({"token": proposed.token, "approver": "ana", "reason": "looks stuck"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(outcomes(&response), ["withdrawn"], "{response}");
+    assert!(
+        setup.item_exists(&table, "LockID", &path).await,
+        "the live lock was deleted"
+    );
+    let result = setup.result().await;
+    let chat = chat(&result);
+    assert_eq!(chat["metadata"]["threadId"], proposed.thread_id());
+    let text = description(chat);
+    assert!(text.contains("after the unlock was proposed at"), "{text}");
+    assert!(text.contains("Nothing was deleted"), "{text}");
+
+    let record = setup
+        .proposals()
+        .record(&proposed.proposal.proposal_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ProposalStatus::Withdrawn);
+    assert!(record
+        .decided
+        .withdrawn_reason
+        .as_deref()
+        .unwrap()
+        .starts_with("state written at "));
+    assert!(setup.audit(&path).await.is_empty(), "nothing was unlocked");
+
+    // Pressing the button again (a new delivery) is refused the same way.
+    let again = setup.deliver(&watch, &proposed.token).await;
+    assert_eq!(outcomes(&again), ["withdrawn"], "{again}");
+    assert!(setup.item_exists(&table, "LockID", &path).await);
+    setup.results().await;
+    drop(live);
 }

@@ -5,8 +5,9 @@
 //!    deserialize becomes an unparseable one) and classified ([`classify`]);
 //! 2. records are grouped by item key; groups run concurrently, the records of one item in stream
 //!    order (a Gyro REMOVE needs the first-seen time its INSERT recorded). Each record that counts
-//!    is claimed in the ledger, then its ledger work is done (first-seen, last state write, the
-//!    forced-release marker). A failure fails that record and the later records of its item;
+//!    has its ledger work done first (first-seen, last state write, the forced-release marker; all
+//!    idempotent) and is claimed in the ledger after, so a claim never exists without the ledger
+//!    work behind it. A failure fails that record and the later records of its item;
 //! 3. the claimed records are planned into PutMetricData calls ([`plan_calls`]; one in the normal
 //!    case). A failed call releases the claims of exactly its records and reports them;
 //! 4. one JSON log line per lock event, and `batchItemFailures` by SequenceNumber.
@@ -205,29 +206,27 @@ impl LockMetrics {
         if !record.counts() {
             return Outcome::Ignored(record);
         }
+        // The ledger work first, the claim after it: every ledger write is idempotent, so doing
+        // it again on a retry costs nothing, while claiming first would let an invocation that
+        // times out between the claim and the work make every retry skip the record, and the
+        // state-write evidence the reaper's liveness check depends on would be lost for good.
+        if let Err(err) = self.ledger_work(&mut record).await {
+            return Outcome::Failed {
+                record,
+                error: err.to_string(),
+            };
+        }
         match self
             .ledger
             .claim_record(&record.table, &record.record_id)
             .await
         {
-            Ok(Claim::Claimed) => {}
-            Ok(Claim::AlreadyClaimed) => return Outcome::Duplicate(record),
-            Err(err) => {
-                return Outcome::Failed {
-                    record,
-                    error: err.to_string(),
-                }
-            }
-        }
-        match self.ledger_work(&mut record).await {
-            Ok(()) => Outcome::Claimed(record),
-            Err(err) => {
-                self.release(&record).await;
-                Outcome::Failed {
-                    record,
-                    error: err.to_string(),
-                }
-            }
+            Ok(Claim::Claimed) => Outcome::Claimed(record),
+            Ok(Claim::AlreadyClaimed) => Outcome::Duplicate(record),
+            Err(err) => Outcome::Failed {
+                record,
+                error: err.to_string(),
+            },
         }
     }
 

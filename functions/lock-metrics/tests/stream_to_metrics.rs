@@ -558,3 +558,56 @@ async fn bad_configuration_fails_at_init() {
     );
     assert!(error.contains("expected a CloudWatch namespace"), "{error}");
 }
+
+/// Issue 11 item 7: an invocation that claimed a record and then died (a Lambda timeout) must not
+/// cost the reaper its liveness evidence. The digest record of a real Terraform state write is
+/// claimed in the ledger as if by that earlier attempt; the retry still records the state write
+/// (and does not count the record's metrics a second time).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_left_by_a_timed_out_attempt_never_loses_the_state_write() {
+    let setup = Setup::new("tf-claimed").await;
+    let env = &setup.env;
+    let (table, bucket) = (env.name("locks"), env.name("state"));
+    env.create_lock_table(&table, "LockID").await;
+    env.create_state_bucket(&bucket).await;
+    let watch = setup.watch().await;
+    let tf = Terraform::init(
+        env,
+        &bucket,
+        "db/terraform.tfstate",
+        Some(&table),
+        LockMode::DynamoDb,
+    );
+    let (code, out) = tf.apply();
+    assert_eq!(code, 0, "{out}");
+    let records = stream_records(env, &table).await;
+    assert_eq!(
+        names(&records),
+        ["INSERT lock", "INSERT digest", "REMOVE lock"]
+    );
+    let digest_record = &records[1];
+    let sequence = sequence_numbers(std::slice::from_ref(digest_record)).remove(0);
+    let ledger = setup.ledger();
+    // The earlier attempt got as far as the claim.
+    assert!(matches!(
+        ledger.claim_record(&table, &sequence).await.unwrap(),
+        lockreaper_aws::Claim::Claimed
+    ));
+
+    let response = watch.invoke(PACKAGE, &stream_event(records.clone())).await;
+    assert_eq!(failures(&response), Vec::<String>::new(), "{response}");
+
+    let path = format!("{bucket}/db/terraform.tfstate");
+    let write = ledger
+        .last_state_write(&path)
+        .await
+        .unwrap()
+        .expect("the state write is recorded despite the earlier claim");
+    assert_eq!(write.written_at, record_time(digest_record));
+    assert_eq!(setup.count("LocksAcquired", &table, TF).await, 1.0);
+    assert_eq!(
+        setup.count("StateWrites", &table, TF).await,
+        0.0,
+        "the claimed record is not counted again"
+    );
+}

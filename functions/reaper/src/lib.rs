@@ -13,7 +13,8 @@
 //! 4. past `EXPIRE_AFTER`: a proposal in the ledger and a signed approval token in the alert; with
 //!    `AUTO_EXPIRE=true` and no sign of life, the same conditional delete + audit path as an
 //!    approved unlock;
-//! 5. "resolved" messages for alerted locks that went away; sweep metrics.
+//! 5. "resolved" messages for alerted locks that went away (only in tables and buckets read in
+//!    full in this sweep); sweep metrics.
 //!
 //! The sweep watches the Lambda deadline: it stops starting new locks in time and reports the ones
 //! it did not reach (the next sweep continues). Alert state is written before an alert is
@@ -26,7 +27,7 @@ use chrono::{DateTime, Utc};
 use lockreaper_aws::alert_state::{AlertStates, StoredAlert};
 use lockreaper_aws::cloudwatch::CloudWatchMetrics;
 use lockreaper_aws::ledger::Ledger;
-use lockreaper_aws::liveness::gather_liveness;
+use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, TableStreams};
 use lockreaper_aws::lock_files::LockFileHead;
 use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::proposals::Proposals;
@@ -35,21 +36,24 @@ use lockreaper_aws::unlock::{UnlockRequest, UnlockResult, Unlocker};
 use lockreaper_aws::{AwsError, LockFiles, LockTable};
 use lockreaper_core::alert::{self, AlertContext, AlertMessage, ApprovalOffer};
 use lockreaper_core::approval::{
-    encode_proposal_id, ApprovalSource, ApprovalToken, LockFingerprint, SigningKey,
+    decode_proposal_id, encode_proposal_id, ApprovalSource, ApprovalToken, LockFingerprint,
+    SigningKey,
 };
 use lockreaper_core::config::{
     check_arn, check_table_name, format_duration, parse_bool, parse_duration, ConfigError, Env,
     LockSources,
 };
+use lockreaper_core::decision::{
+    decide, EvidenceGap, LockEvidence, OpenProposal, Propose, Withdrawal,
+};
 use lockreaper_core::metrics::{
     parse_namespace, MetricDatum, MetricValue, Unit, DEFAULT_NAMESPACE,
 };
-use lockreaper_core::policy::{
-    alert_action, AlertAction, AlertState, Level, Liveness, StaleLockPolicy,
-};
-use lockreaper_core::proposal::Proposal;
+use lockreaper_core::policy::{AlertAction, AlertState, Level, Liveness, StaleLockPolicy};
+use lockreaper_core::proposal::{Proposal, ProposalStatus};
+use lockreaper_core::unlock_message::{result_message, Decision, Outcome};
 use lockreaper_core::{
-    BucketScope, DigestRecord, LockCreated, LockKind, LockParseError, LockRecord,
+    BucketScope, DigestRecord, LockCreated, LockKind, LockLocation, LockParseError, LockRecord,
 };
 use serde::Serialize;
 
@@ -196,9 +200,13 @@ pub struct JudgedLock {
     pub level: Level,
     pub alive: bool,
     pub reasons: Vec<String>,
+    /// Liveness evidence that was missing or could not be read (each blocks auto-expiry).
+    pub evidence_gaps: Vec<String>,
     /// `new`, `escalated`, `reminder`, or none.
     pub alert: Option<String>,
     pub proposal_id: Option<String>,
+    /// Open proposals withdrawn in this sweep (the lock showed signs of life after them).
+    pub withdrawn: Vec<String>,
     /// `unlocked`, `lock-changed`, … when the reaper expired it (AUTO_EXPIRE).
     pub expired: Option<String>,
 }
@@ -215,6 +223,9 @@ pub struct SweepOutcome {
     pub resolved_sent: usize,
     pub unparseable: Vec<String>,
     pub unreachable: Vec<String>,
+    /// Tables and buckets not fully read in this sweep: no "resolved" message is sent for their
+    /// locks (a lock that could not be read is not a lock that went away).
+    pub incomplete_sources: std::collections::BTreeSet<String>,
     /// Errors while handling individual locks (alerts, ledger): the lock is retried next sweep.
     pub errors: Vec<String>,
     /// Locks not reached before the deadline; the next sweep continues.
@@ -283,6 +294,8 @@ impl Reaper {
                 present.insert(lock.location.ledger_key());
             }
         }
+        // Whether each lock table has a stream, learnt when a lock in it first needs liveness.
+        let mut streams = TableStreams::new();
         for group in groups.values() {
             if deadline.is_some_and(|d| {
                 d.saturating_duration_since(std::time::Instant::now()) < DEADLINE_MARGIN
@@ -294,7 +307,9 @@ impl Reaper {
                 count_group(&mut per_container, group, age, false);
                 continue;
             }
-            let judged = self.judge(group, &digest_by_path, now, &mut out).await;
+            let judged = self
+                .judge(group, &digest_by_path, &mut streams, now, &mut out)
+                .await;
             let stale = judged.level >= Level::ProposeUnlock;
             count_group(
                 &mut per_container,
@@ -333,7 +348,7 @@ impl Reaper {
         let listings =
             futures::future::join_all(self.config.sources.buckets.iter().map(|b| files.list(b)));
         let (scans, listings) = futures::join!(scans, listings);
-        for scan in scans {
+        for (scan, table) in scans.into_iter().zip(&self.config.sources.tables) {
             match scan {
                 Ok(scan) => {
                     out.aws_calls += scan.pages;
@@ -345,6 +360,7 @@ impl Reaper {
                     out.aws_calls += 1;
                     log_error("unreachable", &e);
                     out.unreachable.push(e.to_string());
+                    out.incomplete_sources.insert(table.clone());
                 }
             }
         }
@@ -366,13 +382,14 @@ impl Reaper {
                     out.aws_calls += 1;
                     log_error("unreachable", &e);
                     out.unreachable.push(format!("{scope}: {e}"));
+                    out.incomplete_sources.insert(scope.bucket.clone());
                 }
             }
         }
         let bodies =
             futures::future::join_all(to_read.iter().map(|h| files.read(&h.bucket, &h.key))).await;
         out.aws_calls += to_read.len();
-        for body in bodies {
+        for (body, head) in bodies.into_iter().zip(&to_read) {
             match body {
                 Ok(Some(Ok(lock))) => locks.push(lock),
                 Ok(Some(Err(bad))) => malformed.push(bad),
@@ -380,16 +397,20 @@ impl Reaper {
                 Err(e) => {
                     log_error("unreachable", &e);
                     out.unreachable.push(e.to_string());
+                    out.incomplete_sources.insert(head.bucket.clone());
                 }
             }
         }
         (locks, digests, malformed)
     }
 
+    /// Gathers the evidence for one lock, asks the core's [`decide`] for the plan, and carries it
+    /// out. Every decision is the core's; this only reads, writes and publishes.
     async fn judge(
         &self,
         group: &LockGroup,
         digests: &HashMap<&str, &DigestRecord>,
+        streams: &mut TableStreams,
         now: DateTime<Utc>,
         out: &mut SweepOutcome,
     ) -> JudgedLock {
@@ -406,13 +427,62 @@ impl Reaper {
         let primary = group.primary().clone();
         let age = primary.age(now);
         let threshold = self.config.policy.thresholds_for(&primary.state_path);
-        // Liveness costs calls: only gather it for locks old enough to alert on.
-        let liveness = if age.is_some_and(|a| a >= threshold.warn_after) {
-            self.liveness(&primary, digests, out).await
+        // Evidence costs calls: only gather it for locks old enough for the plan to be more than
+        // "nothing" (expire_after may undercut warn_after when overrides combine).
+        let may_act = age.is_some_and(|a| a >= threshold.warn_after.min(threshold.expire_after));
+        let (liveness, gaps) = if may_act {
+            self.liveness(&primary, digests, streams, out).await
         } else {
-            Liveness::default()
+            (Liveness::default(), Vec::new())
         };
-        let verdict = self.config.policy.evaluate(&primary, &liveness, now);
+        // The alert state (with the lock's open proposals) and the snooze. If either cannot be
+        // read the plan is still made (for the report) but not carried out: acting on half the
+        // picture could send a duplicate alert or expire a snoozed lock.
+        let mut unreadable_context = false;
+        let (stored, snoozed_until) = if may_act {
+            let mut stored = match self.stored_alert(&primary).await {
+                Ok(s) => s,
+                Err(e) => {
+                    unreadable_context = true;
+                    out.errors.push(e.to_string());
+                    None
+                }
+            };
+            if let Some(s) = stored.as_mut() {
+                self.forget_closed_proposals(&mut s.state.open_proposals, out)
+                    .await;
+            }
+            let snoozed_until = match self
+                .proposals
+                .read_snooze(&primary.location, &primary.lock_id)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    unreadable_context = true;
+                    out.errors.push(e.to_string());
+                    None
+                }
+            };
+            (stored, snoozed_until)
+        } else {
+            (None, None)
+        };
+        let plan = decide(
+            &self.config.policy,
+            &LockEvidence {
+                lock: &primary,
+                liveness: &liveness,
+                gaps: &gaps,
+                alert: stored.as_ref().map(|s| &s.state),
+                snoozed_until,
+                open_proposals: stored
+                    .as_ref()
+                    .map_or(&[], |s| s.state.open_proposals.as_slice()),
+            },
+            now,
+        );
+        let verdict = &plan.verdict;
         let mut judged = JudgedLock {
             state_path: primary.state_path.clone(),
             lock_id: primary.lock_id.clone(),
@@ -423,8 +493,10 @@ impl Reaper {
             level: verdict.level,
             alive: verdict.alive,
             reasons: verdict.reasons.clone(),
+            evidence_gaps: verdict.gaps.iter().map(EvidenceGap::sentence).collect(),
             alert: None,
             proposal_id: None,
+            withdrawn: Vec::new(),
             expired: None,
         };
         tracing::info!(
@@ -435,13 +507,20 @@ impl Reaper {
             age = %age.map(format_duration).unwrap_or_else(|| "unknown".into()),
             level = verdict.level.as_str(),
             alive = verdict.alive,
+            evidence_gaps = verdict.gaps.len(),
         );
-        if verdict.level == Level::Fresh || self.config.dry_run {
+        if self.config.dry_run || unreadable_context {
             return judged;
         }
+        let stored = if plan.withdraw.is_empty() {
+            stored
+        } else {
+            self.withdraw(&plan.withdraw, stored, now, out, &mut judged)
+                .await
+        };
 
         // Auto-expiry: the same conditional delete + audit path as an approved unlock.
-        if verdict.level == Level::AutoExpire {
+        if plan.expire {
             let request = UnlockRequest {
                 locks: &group.locks,
                 source: ApprovalSource::AutoExpire,
@@ -463,7 +542,7 @@ impl Reaper {
                     if report.result == UnlockResult::Unlocked {
                         let message = alert::lock_alert(
                             &primary,
-                            &verdict,
+                            verdict,
                             lockreaper_core::policy::AlertKind::New,
                             None,
                             &self.context(),
@@ -487,39 +566,46 @@ impl Reaper {
             }
         }
 
-        // Alerting: one per lock per level, reminders, snooze.
-        let stored = match self.stored_alert(&primary).await {
-            Ok(s) => s,
-            Err(e) => {
-                out.errors.push(e.to_string());
-                return judged;
-            }
-        };
-        let snoozed_until = match self.proposals.read_snooze(&primary.location).await {
-            Ok(s) => s,
-            Err(e) => {
-                out.errors.push(e.to_string());
-                None
-            }
-        };
-        let mut previous = stored.as_ref().map(|s| s.state.clone());
-        if let Some(p) = previous.as_mut() {
-            p.snoozed_until = snoozed_until.or(p.snoozed_until);
-        }
-        let action = alert_action(
-            previous.as_ref(),
-            &primary.lock_id,
-            verdict.level.min(Level::ProposeUnlock),
-            now,
-            self.config.policy.remind_every,
-        );
-        let AlertAction::Send { kind, level } = action else {
+        // Alerting: one per lock per level, reminders, snooze; at most one open proposal.
+        let AlertAction::Send { kind, level } = plan.alert else {
             return judged;
         };
-        if previous.is_none() && snoozed_until.is_some_and(|u| now < u) {
-            return judged;
+        let previous = stored.as_ref().map(|s| &s.state);
+        let mut new_state = AlertState::after_send(previous, &primary.lock_id, level, now);
+        let mut offer = None;
+        match &plan.propose {
+            Propose::No => {}
+            Propose::New => match self.propose(&group, &verdict.reasons, now).await {
+                // Written to the ledger before the alert state: a proposal nobody was offered is
+                // harmless, an offered one missing from the ledger is not.
+                Ok((open, o)) => {
+                    judged.proposal_id = Some(open.proposal_id.clone());
+                    new_state.open_proposals.push(open);
+                    offer = Some(o);
+                }
+                Err(e) => {
+                    out.errors
+                        .push(format!("proposal for {}: {e}", primary.location));
+                }
+            },
+            Propose::Reoffer(open) => match self.reoffer(open, &group).await {
+                Some(o) => {
+                    judged.proposal_id = Some(open.proposal_id.clone());
+                    offer = Some(o);
+                }
+                None => match self.propose(&group, &verdict.reasons, now).await {
+                    Ok((open, o)) => {
+                        judged.proposal_id = Some(open.proposal_id.clone());
+                        new_state.open_proposals.push(open);
+                        offer = Some(o);
+                    }
+                    Err(e) => {
+                        out.errors
+                            .push(format!("proposal for {}: {e}", primary.location));
+                    }
+                },
+            },
         }
-        let new_state = AlertState::after_send(previous.as_ref(), &primary.lock_id, level, now);
         let won = match self
             .alert_states
             .put_if(
@@ -538,22 +624,10 @@ impl Reaper {
         };
         let Some(new_version) = won else {
             // Another sweep is alerting on this lock right now.
+            judged.proposal_id = None;
             return judged;
         };
-        let mut offer = None;
-        if level >= Level::ProposeUnlock {
-            match self.propose(&group, &verdict.reasons, now).await {
-                Ok((proposal_id, o)) => {
-                    judged.proposal_id = Some(proposal_id);
-                    offer = Some(o);
-                }
-                Err(e) => {
-                    out.errors
-                        .push(format!("proposal for {}: {e}", primary.location));
-                }
-            }
-        }
-        let message = alert::lock_alert(&primary, &verdict, kind, offer.as_ref(), &self.context());
+        let message = alert::lock_alert(&primary, verdict, kind, offer.as_ref(), &self.context());
         match self
             .alerts
             .publish_structured(&message.subject, &message.sns_message())
@@ -586,6 +660,105 @@ impl Reaper {
             }
         }
         judged
+    }
+
+    /// Withdraws the plan's proposals in the ledger (their approvals are refused from now on),
+    /// says so in the lock's thread, and drops them from the lock's alert state. Returns the alert
+    /// state as now stored.
+    async fn withdraw(
+        &self,
+        withdrawals: &[Withdrawal],
+        stored: Option<StoredAlert>,
+        now: DateTime<Utc>,
+        out: &mut SweepOutcome,
+        judged: &mut JudgedLock,
+    ) -> Option<StoredAlert> {
+        let mut settled: Vec<&str> = Vec::new();
+        for w in withdrawals {
+            let id = w.proposal.proposal_id.as_str();
+            match self.proposals.withdraw(id, &w.reason, now).await {
+                Ok(true) => {
+                    settled.push(id);
+                    judged.withdrawn.push(id.to_owned());
+                    tracing::warn!(event = "proposal-withdrawn", proposal_id = %id, reason = %w.reason);
+                    let proposal = match self.proposals.record(id).await {
+                        Ok(Some(record)) => Some(record.proposal),
+                        Ok(None) => None,
+                        Err(e) => {
+                            out.errors.push(e.to_string());
+                            None
+                        }
+                    };
+                    let decision = Decision {
+                        action: None,
+                        source: None,
+                        approver: None,
+                        reason: None,
+                        at: now,
+                    };
+                    let outcome = Outcome::Withdrawn {
+                        reason: w.reason.clone(),
+                    };
+                    let message = result_message(proposal.as_ref(), &decision, &outcome);
+                    match self
+                        .alerts
+                        .publish_structured(&message.subject, &message.sns_message())
+                        .await
+                    {
+                        Ok(_) => out.alerts_sent += 1,
+                        Err(e) => out.errors.push(e.to_string()),
+                    }
+                }
+                // Used, denied or withdrawn already: no longer open, nothing to say.
+                Ok(false) => settled.push(id),
+                Err(e) => out.errors.push(e.to_string()),
+            }
+        }
+        let mut stored = stored?;
+        let mut state = stored.state.clone();
+        state
+            .open_proposals
+            .retain(|p| !settled.contains(&p.proposal_id.as_str()));
+        match self
+            .alert_states
+            .put_if(
+                &stored.location,
+                &stored.state_path,
+                &state,
+                Some(stored.version),
+            )
+            .await
+        {
+            Ok(Some(version)) => {
+                stored.state = state;
+                stored.version = version;
+                Some(stored)
+            }
+            // Another sweep changed it meanwhile: it saw the same evidence and withdraws too.
+            Ok(None) => Some(stored),
+            Err(e) => {
+                out.errors.push(e.to_string());
+                Some(stored)
+            }
+        }
+    }
+
+    /// Drops the proposals a person already used or denied (or force-unlock withdrew) from the
+    /// list the decision re-offers from; one whose status cannot be read is kept (re-offering a
+    /// closed proposal only earns a "no longer usable" answer, never an unlock).
+    async fn forget_closed_proposals(&self, open: &mut Vec<OpenProposal>, out: &mut SweepOutcome) {
+        let mut still_open = Vec::with_capacity(open.len());
+        for proposal in open.drain(..) {
+            match self.proposals.get(&proposal.proposal_id).await {
+                Ok(Some((_, ProposalStatus::Open))) => still_open.push(proposal),
+                Ok(_) => {}
+                Err(e) => {
+                    out.errors.push(e.to_string());
+                    still_open.push(proposal);
+                }
+            }
+        }
+        *open = still_open;
     }
 
     async fn first_seen(
@@ -621,12 +794,28 @@ impl Reaper {
         }
     }
 
+    /// Liveness evidence and what could not be read of it (read errors also go to `out.errors`).
+    /// A Terraform lock in a table without a stream has no state writes in the ledger: a missing
+    /// source. Each table is described at most once per sweep (`streams`).
     async fn liveness(
         &self,
         lock: &LockRecord,
         digests: &HashMap<&str, &DigestRecord>,
+        streams: &mut TableStreams,
         out: &mut SweepOutcome,
-    ) -> Liveness {
+    ) -> (Liveness, Vec<EvidenceGap>) {
+        if let LockLocation::DynamoDb { table, .. } = &lock.location {
+            if lock.kind == LockKind::TerraformDynamoDb
+                && learn_table_stream(&self.dynamodb, table, streams).await
+            {
+                out.aws_calls += 1;
+                if let Some(Err(problem)) = streams.get(table) {
+                    tracing::error!(event = "liveness-unreadable", error = %problem);
+                    out.errors.push(problem.clone());
+                }
+            }
+        }
+        let mut gaps: Vec<EvidenceGap> = stream_gap(lock, streams).into_iter().collect();
         let digest = digests
             .get(lock.state_path.as_str())
             .and_then(|d| d.digest.as_deref());
@@ -638,9 +827,12 @@ impl Reaper {
         )
         .await;
         out.aws_calls += evidence.calls;
-        out.errors
-            .extend(evidence.errors.iter().map(ToString::to_string));
-        evidence.liveness
+        for e in &evidence.errors {
+            log_error("liveness-unreadable", e);
+            out.errors.push(e.to_string());
+        }
+        gaps.extend(evidence.gaps);
+        (evidence.liveness, gaps)
     }
 
     async fn stored_alert(&self, lock: &LockRecord) -> Result<Option<StoredAlert>, AwsError> {
@@ -653,12 +845,13 @@ impl Reaper {
             .find(|s| s.location.ledger_key() == key))
     }
 
+    /// Records a new proposal for `group` in the ledger and signs its approval token.
     async fn propose(
         &self,
         group: &LockGroup,
         reasons: &[String],
         now: DateTime<Utc>,
-    ) -> Result<(String, ApprovalOffer), AwsError> {
+    ) -> Result<(OpenProposal, ApprovalOffer), AwsError> {
         let mut id = [0u8; 12];
         fill_random(&mut id);
         let proposal_id = encode_proposal_id(&id);
@@ -677,17 +870,50 @@ impl Reaper {
         let token = ApprovalToken::issue(
             &self.signing_key,
             id,
-            LockFingerprint::of(group.primary()),
+            LockFingerprint::of_all(&group.locks),
             expires_at,
         );
         Ok((
-            proposal_id,
+            OpenProposal {
+                proposal_id,
+                lock_id: group.primary().lock_id.clone(),
+                proposed_at: now,
+                expires_at,
+            },
             ApprovalOffer {
                 token,
                 approval_topic_arn: self.config.approval_topic_arn.clone(),
                 expires_at,
             },
         ))
+    }
+
+    /// The approval token of a proposal already open for `group`, signed again (a reminder offers
+    /// the same proposal instead of opening another one). `None` when that proposal cannot be
+    /// offered for exactly these artefacts (its id is malformed, it cannot be read, or the lock's
+    /// artefacts changed since): the caller makes a new one.
+    async fn reoffer(&self, open: &OpenProposal, group: &LockGroup) -> Option<ApprovalOffer> {
+        let id = decode_proposal_id(&open.proposal_id)?;
+        let (proposal, _) = self.proposals.get(&open.proposal_id).await.ok()??;
+        let same = proposal.locks.len() == group.locks.len()
+            && proposal
+                .locks
+                .iter()
+                .zip(&group.locks)
+                .all(|(p, g)| p.location == g.location && p.raw == g.raw);
+        if !same {
+            return None;
+        }
+        Some(ApprovalOffer {
+            token: ApprovalToken::issue(
+                &self.signing_key,
+                id,
+                LockFingerprint::of_all(&proposal.locks),
+                open.expires_at,
+            ),
+            approval_topic_arn: self.config.approval_topic_arn.clone(),
+            expires_at: open.expires_at,
+        })
     }
 
     async fn report_unparseable(
@@ -742,6 +968,10 @@ impl Reaper {
             .into_iter()
             .collect();
         for container in containers {
+            if out.incomplete_sources.contains(&container) {
+                tracing::warn!(event = "resolved-skipped", container = %container, "not fully read in this sweep: its alerted locks are not reported resolved");
+                continue;
+            }
             let stored = match self.alert_states.list(&container).await {
                 Ok(s) => s,
                 Err(e) => {

@@ -5,10 +5,45 @@
 //! to a local emulator on a laptop. The one extra setting is [`S3_FORCE_PATH_STYLE`]: emulators on
 //! `localhost` cannot serve virtual-hosted bucket names (`bucket.localhost`).
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 
 /// Environment variable: `true` to address S3 as `endpoint/bucket/key` (emulators); default false.
 pub const S3_FORCE_PATH_STYLE: &str = "S3_FORCE_PATH_STYLE";
+
+/// Time to open a connection: a hung or unreachable endpoint fails fast.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One attempt (request sent to response received); the SDK retries a timed-out attempt.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole call, retries and back-off included: a hung connection can never eat a sweep's
+/// deadline (the reaper stops starting locks 10 s before it; the functions run for 60–180 s).
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
+/// Attempts per call (the first one included): the SDK's standard retry mode with its back-off.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The timeouts every client of every function has.
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// Bounded retries (standard mode: throttling and transient errors, exponential back-off).
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
+/// The SDK's loader with lockreaper's timeouts and retries; everything else from the environment.
+pub fn loader() -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeout_config())
+        .retry_config(retry_config())
+}
 
 /// The SDK configuration shared by every client of one process.
 #[derive(Clone, Debug)]
@@ -26,7 +61,7 @@ impl Aws {
                 format!("{S3_FORCE_PATH_STYLE}={v:?} is not a boolean; expected `true` or `false`")
             })?,
         };
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk = loader().load().await;
         Ok(Aws { sdk, s3_path_style })
     }
 

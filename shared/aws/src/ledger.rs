@@ -22,9 +22,12 @@
 //! and with `ReportBatchItemFailures` the retry starts at the lowest failed sequence number, so the
 //! records after it come again too. lock-metrics therefore:
 //!
-//! 1. claims every record it will count with a conditional put of `stream#<table>` /
-//!    `<SequenceNumber>` (`attribute_not_exists(pk)`, [`Ledger::claim_record`]); a record whose claim
-//!    already exists was counted before and is skipped;
+//! 1. does each record's ledger work (first-seen, last state write, forced marker: idempotent
+//!    writes and reads) and only then claims it with a conditional put of `stream#<table>` /
+//!    `<SequenceNumber>` (`attribute_not_exists(pk)`, [`Ledger::claim_record`]); a record whose
+//!    claim already exists was counted before and is not counted again. Work first, claim after: an
+//!    invocation that dies between the two leaves an unclaimed record that the retry redoes, never a
+//!    claimed record whose state write was never recorded (the reaper's liveness evidence);
 //! 2. counts only the records it claimed in this invocation;
 //! 3. if the PutMetricData call that carries a record's metrics fails, deletes the claims of exactly
 //!    the records of that call ([`Ledger::release_claim`]) and reports them as `batchItemFailures`,

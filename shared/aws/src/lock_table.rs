@@ -115,6 +115,22 @@ impl LockTable {
         Ok((entries, pages))
     }
 
+    /// Whether the table has a stream enabled (DescribeTable). Without one, lock-metrics never sees
+    /// the table's state writes, so the ledger holds no liveness evidence for its locks.
+    pub async fn stream_enabled(&self) -> Result<bool, AwsError> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "describe lock table", &self.table))?;
+        Ok(out
+            .table
+            .and_then(|t| t.stream_specification)
+            .is_some_and(|s| s.stream_enabled))
+    }
+
     /// Reads one item by key with a strongly consistent read: `None` when it no longer exists.
     pub async fn get(
         &self,

@@ -103,6 +103,18 @@ impl LockStore {
                 self.delete_item(table, key_attribute, key, "GyroId", seen, &resource)
                     .await
             }
+            // An empty ETag would go out as `If-Match: `, which S3 (or a proxy) may treat as no
+            // condition at all: a lock file read without its ETag is never deleted.
+            (LockLocation::S3 { .. }, DeletePrecondition::ETagMatches(etag))
+                if etag.trim().is_empty() =>
+            {
+                return Err(AwsError {
+                    kind: AwsErrorKind::Other,
+                    action: "delete lock file",
+                    resource,
+                    message: "the lock file was read without an ETag, so a delete could not be conditional on it; refusing to delete".to_owned(),
+                });
+            }
             (LockLocation::S3 { bucket, key }, DeletePrecondition::ETagMatches(etag)) => self
                 .s3
                 .delete_object()

@@ -5,7 +5,7 @@
 //!
 //! | `pk` | `sk` | attributes | expires |
 //! | --- | --- | --- | --- |
-//! | `proposal#<proposal id>` | `proposal` | `proposal` (S, JSON of [`Proposal`]), `status` (S: `open` \| `used` \| `denied`), and once decided: `decided_at` (S), `decided_by` (S, the approver when named), `decided_via` (S, [`ApprovalSource`]), `delivery` (S, the SNS MessageId that decided it); after an unlock: `completed_at`, `result`, `audit_id` | `proposal.expires_at` + 7 days |
+//! | `proposal#<proposal id>` | `proposal` | `proposal` (S, JSON of [`Proposal`]), `status` (S: `open` \| `used` \| `denied` \| `withdrawn`), `withdrawn_reason` (S, once withdrawn), and once decided: `decided_at` (S), `decided_by` (S, the approver when named), `decided_via` (S, [`ApprovalSource`]), `delivery` (S, the SNS MessageId that decided it); after an unlock: `completed_at`, `result`, `audit_id` | `proposal.expires_at` + 7 days |
 //! | `lock#<LockLocation::ledger_key()>` | `snooze` | `until` (S, RFC 3339), `by` (S, optional), `reason` (S, optional), `lock_id` (S) | `until` + 1 day |
 //!
 //! # Single use
@@ -66,6 +66,8 @@ pub struct Decided {
     pub completed_at: Option<DateTime<Utc>>,
     pub result: Option<String>,
     pub audit_id: Option<String>,
+    /// Why the proposal was withdrawn (the lock showed signs of life), once it was.
+    pub withdrawn_reason: Option<String>,
 }
 
 /// A proposal as stored.
@@ -91,6 +93,8 @@ pub enum Claim {
     /// Another delivery used the proposal (a replay, or a second click).
     AlreadyUsed(Decided),
     Denied(Decided),
+    /// The reaper withdrew the proposal: the lock showed signs of life after it.
+    Withdrawn(Decided),
     /// No such proposal (never recorded, or expired and removed).
     Unknown,
 }
@@ -101,6 +105,7 @@ pub enum Deny {
     Denied,
     AlreadyDenied(Decided),
     AlreadyUsed(Decided),
+    Withdrawn(Decided),
     Unknown,
 }
 
@@ -137,6 +142,7 @@ fn parse_status(text: &str) -> Option<ProposalStatus> {
         "open" => Some(ProposalStatus::Open),
         "used" => Some(ProposalStatus::Used),
         "denied" => Some(ProposalStatus::Denied),
+        "withdrawn" => Some(ProposalStatus::Withdrawn),
         _ => None,
     }
 }
@@ -244,6 +250,7 @@ impl Proposals {
                 completed_at: time(&item, "completed_at"),
                 result: string(&item, "result"),
                 audit_id: string(&item, "audit_id"),
+                withdrawn_reason: string(&item, "withdrawn_reason"),
             },
         }))
     }
@@ -325,6 +332,7 @@ impl Proposals {
             }
             ProposalStatus::Used => Claim::AlreadyUsed(record.decided),
             ProposalStatus::Denied => Claim::Denied(record.decided),
+            ProposalStatus::Withdrawn => Claim::Withdrawn(record.decided),
             // Released between our write and our read: someone else's attempt failed and gave
             // it back. Try once more rather than loop.
             ProposalStatus::Open => {
@@ -343,6 +351,9 @@ impl Proposals {
                     match self.record(proposal_id).await? {
                         None => Claim::Unknown,
                         Some(r) if r.status == ProposalStatus::Denied => Claim::Denied(r.decided),
+                        Some(r) if r.status == ProposalStatus::Withdrawn => {
+                            Claim::Withdrawn(r.decided)
+                        }
                         Some(r) => Claim::AlreadyUsed(r.decided),
                     }
                 }
@@ -372,6 +383,66 @@ impl Proposals {
             .send()
             .await;
         AwsError::conditional(result, "release proposal claim in ledger", &self.table)
+    }
+
+    /// Withdraws an open proposal because the lock showed signs of life after it (the reaper):
+    /// its approval is refused from now on. `Ok(false)` when it was no longer open (used, denied,
+    /// withdrawn already, or gone).
+    pub async fn withdraw(
+        &self,
+        proposal_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .update_expression(
+                "SET #status = :withdrawn, decided_at = :at, withdrawn_reason = :reason",
+            )
+            .condition_expression("attribute_exists(pk) AND #status = :open")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":withdrawn", s(ProposalStatus::Withdrawn.as_str()))
+            .expression_attribute_values(":open", s(ProposalStatus::Open.as_str()))
+            .expression_attribute_values(":at", s(format_time(now)))
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        AwsError::conditional(result, "withdraw proposal in ledger", &self.table)
+    }
+
+    /// Withdraws a proposal this delivery claimed, when force-unlock's final check finds the lock
+    /// alive after the proposal: nothing was deleted and the approval can never be used again.
+    /// `Ok(false)` when it was not this delivery's unfinished claim.
+    pub async fn withdraw_claimed(
+        &self,
+        proposal_id: &str,
+        delivery: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .update_expression("SET #status = :withdrawn, completed_at = :at, withdrawn_reason = :reason, #result = :result")
+            .condition_expression(
+                "#status = :used AND delivery = :delivery AND attribute_not_exists(completed_at)",
+            )
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_values(":withdrawn", s(ProposalStatus::Withdrawn.as_str()))
+            .expression_attribute_values(":used", s(ProposalStatus::Used.as_str()))
+            .expression_attribute_values(":delivery", s(delivery))
+            .expression_attribute_values(":at", s(format_time(now)))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":result", s("withdrawn"))
+            .send()
+            .await;
+        AwsError::conditional(result, "withdraw claimed proposal in ledger", &self.table)
     }
 
     /// Records that the claimed unlock finished, with its result and audit id, so a duplicate
@@ -428,6 +499,7 @@ impl Proposals {
                 Some(r) => match r.status {
                     ProposalStatus::Denied => return Ok(Deny::AlreadyDenied(r.decided)),
                     ProposalStatus::Used => return Ok(Deny::AlreadyUsed(r.decided)),
+                    ProposalStatus::Withdrawn => return Ok(Deny::Withdrawn(r.decided)),
                     // Open again: a claim was given back between our write and our read. Try
                     // once more rather than loop.
                     ProposalStatus::Open if attempt == 0 => {
@@ -483,12 +555,15 @@ impl Proposals {
         Ok(())
     }
 
-    /// Until when alerts about the lock at `location` are snoozed, if a snooze was ever recorded
-    /// and not yet removed by TTL. The caller compares with its `now`: a time in the past means the
+    /// Until when alerts about the lock `lock_id` at `location` are snoozed, if a snooze was
+    /// recorded for that very lock and not yet removed by TTL. A snooze is bound to the lock
+    /// instance: one recorded for an earlier lock at the same location (another lock ID) does not
+    /// silence a new lock there. The caller compares with its `now`: a time in the past means the
     /// snooze is over (TTL deletion can lag by days).
     pub async fn read_snooze(
         &self,
         location: &LockLocation,
+        lock_id: &str,
     ) -> Result<Option<DateTime<Utc>>, AwsError> {
         let out = self
             .client
@@ -499,7 +574,10 @@ impl Proposals {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(e, "read snooze from ledger", &self.table))?;
-        Ok(out.item.and_then(|item| time(&item, "until")))
+        Ok(out
+            .item
+            .filter(|item| string(item, "lock_id").as_deref() == Some(lock_id))
+            .and_then(|item| time(&item, "until")))
     }
 }
 
@@ -514,6 +592,7 @@ mod tests {
             ProposalStatus::Open,
             ProposalStatus::Used,
             ProposalStatus::Denied,
+            ProposalStatus::Withdrawn,
         ] {
             assert_eq!(parse_status(status.as_str()), Some(status));
         }

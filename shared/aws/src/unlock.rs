@@ -208,13 +208,17 @@ impl Unlocker {
             };
         }
         audit.outcomes = outcomes;
-        let result = if audit.outcomes.contains(&ArtefactOutcome::Failed) {
-            UnlockResult::Failed
-        } else if audit.outcomes.contains(&ArtefactOutcome::Changed) {
-            UnlockResult::LockChanged
-        } else {
-            UnlockResult::Unlocked
-        };
+        let result = result_of(&audit.outcomes);
+        // An artefact found already gone at delete time was released by its holder (a race with
+        // Terraform's own release): its forced-release marker would make lock-metrics count that
+        // release as forced, so it goes (best effort; lock-metrics may have read it already).
+        for (lock, outcome) in present.iter().zip(&audit.outcomes) {
+            if let (Some(lock), ArtefactOutcome::AlreadyGone) = (lock, outcome) {
+                if matches!(lock.location, LockLocation::DynamoDb { .. }) {
+                    self.remove_forced_marker(lock).await;
+                }
+            }
+        }
         // Deletes have been attempted: from here on nothing is an `Err` (see the module docs). The
         // audit record written before the deletes already holds the full lock content.
         if let Err(e) = self.write_audit(&audit).await {
@@ -346,6 +350,24 @@ impl Unlocker {
         Ok(())
     }
 
+    async fn remove_forced_marker(&self, lock: &LockRecord) {
+        let result = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.ledger_table)
+            .key(
+                "pk",
+                AttributeValue::S(format!("lock#{}", lock.location.ledger_key())),
+            )
+            .key("sk", AttributeValue::S(format!("forced#{}", lock.lock_id)))
+            .send()
+            .await;
+        if let Err(e) = result {
+            let e = AwsError::from_sdk(e, "remove forced-release marker", &self.ledger_table);
+            tracing::warn!(event = "forced-marker-not-removed", location = %lock.location, error = %e, "the lock was already gone at delete time, but its forced-release marker could not be removed: its release may be counted as forced");
+        }
+    }
+
     async fn write_forced_marker(
         &self,
         lock: &LockRecord,
@@ -415,4 +437,43 @@ pub async fn audit_trail(
             _ => None,
         })
         .collect())
+}
+
+/// The result of an unlock from what happened to each artefact: a failure first, then a changed
+/// lock; "unlocked" only when lockreaper itself deleted something (artefacts all found already
+/// gone at delete time were released by their holder, in a race: "already released").
+fn result_of(outcomes: &[ArtefactOutcome]) -> UnlockResult {
+    if outcomes.contains(&ArtefactOutcome::Failed) {
+        UnlockResult::Failed
+    } else if outcomes.contains(&ArtefactOutcome::Changed) {
+        UnlockResult::LockChanged
+    } else if outcomes.contains(&ArtefactOutcome::Deleted) {
+        UnlockResult::Unlocked
+    } else {
+        UnlockResult::AlreadyReleased
+    }
+}
+
+#[cfg(test)]
+mod result_tests {
+    use super::*;
+    use ArtefactOutcome::{AlreadyGone, Changed, Deleted, Failed, Skipped};
+
+    #[test]
+    fn only_a_delete_of_ours_is_an_unlock() {
+        let cases: &[(&[ArtefactOutcome], UnlockResult)] = &[
+            (&[Deleted], UnlockResult::Unlocked),
+            (&[Deleted, AlreadyGone], UnlockResult::Unlocked),
+            // Issue 11 item 6: every artefact gone at delete time is the holder's own release.
+            (&[AlreadyGone], UnlockResult::AlreadyReleased),
+            (&[AlreadyGone, AlreadyGone], UnlockResult::AlreadyReleased),
+            (&[Deleted, Changed], UnlockResult::LockChanged),
+            (&[Changed, Skipped], UnlockResult::LockChanged),
+            (&[Deleted, Failed], UnlockResult::Failed),
+            (&[AlreadyGone, Failed], UnlockResult::Failed),
+        ];
+        for (outcomes, expected) in cases {
+            assert_eq!(result_of(outcomes), *expected, "{outcomes:?}");
+        }
+    }
 }

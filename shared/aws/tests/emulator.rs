@@ -377,3 +377,44 @@ async fn missing_table_and_bucket_are_not_found() {
         .unwrap_err();
     assert_eq!(err.kind, AwsErrorKind::NotFound, "{err}");
 }
+
+/// Issue 11 item 8: a lock file whose ETag is empty or missing is never deleted (the request
+/// would carry `If-Match: `, which may be taken as no condition at all). Real Terraform's lock
+/// file; the same record with its real ETag is then deleted, so the refusal is the ETag's doing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_file_without_an_etag_is_never_deleted() {
+    use lockreaper_aws::locks::{DeleteOutcome, LockStore};
+
+    let env = TestEnv::new("noetag").await;
+    let bucket = env.name("state");
+    env.create_state_bucket(&bucket).await;
+    let tf = Terraform::init(
+        &env,
+        &bucket,
+        "etag/terraform.tfstate",
+        None,
+        LockMode::LockFile,
+    );
+    let stuck = tf.stuck();
+    let files = LockFiles::new(env.aws.s3());
+    let key = "etag/terraform.tfstate.tflock";
+    let lock = files.read(&bucket, key).await.unwrap().unwrap().unwrap();
+    assert_eq!(lock.lock_id, stuck.lock_id);
+    let store = LockStore::new(env.aws.dynamodb(), env.aws.s3());
+    for etag in ["", "   "] {
+        let mut without = lock.clone();
+        without.precondition = DeletePrecondition::ETagMatches(etag.to_owned());
+        let err = store.delete_if_unchanged(&without).await.unwrap_err();
+        assert_eq!(err.kind, AwsErrorKind::Other, "{err}");
+        assert!(err.to_string().contains("without an ETag"), "{err}");
+        assert!(
+            files.read(&bucket, key).await.unwrap().is_some(),
+            "deleted with ETag {etag:?}"
+        );
+    }
+    assert_eq!(
+        store.delete_if_unchanged(&lock).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert!(files.read(&bucket, key).await.unwrap().is_none());
+}

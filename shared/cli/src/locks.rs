@@ -11,10 +11,11 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lockreaper_aws::inventory::take_inventory;
 use lockreaper_aws::ledger::Ledger;
-use lockreaper_aws::liveness::gather_liveness;
+use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, TableStreams};
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::{AwsError, AwsErrorKind};
 use lockreaper_core::config::{format_duration, LockSources};
+use lockreaper_core::decision::{decide, EvidenceGap, LockEvidence};
 use lockreaper_core::policy::{Level, Liveness, StaleLockPolicy};
 use lockreaper_core::{LockCreated, LockKind, LockLocation, LockRecord};
 use serde::Serialize;
@@ -170,6 +171,8 @@ fn unreachable(e: &AwsError) -> Unreachable {
 struct Evidence {
     liveness: Liveness,
     state_exists: Option<bool>,
+    /// Liveness sources not read or not consulted: they keep a lock from auto-expiring.
+    gaps: Vec<EvidenceGap>,
     errors: Vec<String>,
 }
 
@@ -216,13 +219,24 @@ async fn gather(
         .as_ref()
         .map(|t| Ledger::new(dynamodb.clone(), t));
     let state = StateObjects::new(s3);
+    // Which lock tables have a stream, as the reaper learns it (a table without one leaves its
+    // Terraform locks without state-write evidence).
+    let mut streams = TableStreams::new();
+    for lock in &inventory.locks {
+        if let LockLocation::DynamoDb { table, .. } = &lock.location {
+            if lock.kind == LockKind::TerraformDynamoDb {
+                learn_table_stream(&dynamodb, table, &mut streams).await;
+            }
+        }
+    }
 
     let judged: Vec<(LockRecord, Evidence)> = futures::stream::iter(inventory.locks.iter())
         .map(|lock| {
-            let (ledger, state, digests) = (ledger.as_ref(), &state, &digests);
+            let (ledger, state, digests, streams) = (ledger.as_ref(), &state, &digests, &streams);
             async move {
                 let mut lock = lock.clone();
-                let evidence = evidence(&mut lock, ledger, state, digests).await;
+                let mut evidence = evidence(&mut lock, ledger, state, digests).await;
+                evidence.gaps.extend(stream_gap(&lock, streams));
                 (lock, evidence)
             }
         })
@@ -320,6 +334,7 @@ async fn evidence(
     Evidence {
         liveness: gathered.liveness,
         state_exists: gathered.state_exists,
+        gaps: gathered.gaps,
         errors,
     }
 }
@@ -330,7 +345,21 @@ fn view(
     policy: &StaleLockPolicy,
     now: DateTime<Utc>,
 ) -> LockView {
-    let verdict = policy.evaluate(lock, &evidence.liveness, now);
+    // The reaper's own decision (read-only here: no alert state, snooze or proposals), so the
+    // listing and the reaper can never disagree about a lock's level.
+    let verdict = decide(
+        policy,
+        &LockEvidence {
+            lock,
+            liveness: &evidence.liveness,
+            gaps: &evidence.gaps,
+            alert: None,
+            snoozed_until: None,
+            open_proposals: &[],
+        },
+        now,
+    )
+    .verdict;
     let age = lock.age(now);
     LockView {
         kind: lock.kind.as_str(),

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::format_duration;
+use crate::decision::GapCause;
 use crate::model::{LockCreated, LockKind, LockLocation, LockRecord};
 use crate::parse::LockParseError;
 use crate::policy::{fmt_time, AlertKind, AlertState, Level, Verdict};
@@ -485,6 +486,20 @@ fn liveness_lines(lock: &LockRecord, verdict: &Verdict) -> Vec<String> {
         )),
         None => lines.push("State object's last write: not known".to_owned()),
     }
+    for gap in &verdict.gaps {
+        lines.push(match gap.cause {
+            GapCause::Unreadable => format!(
+                "Could not read {}: {}",
+                gap.source_name(),
+                clip(&gap.problem)
+            ),
+            GapCause::Missing => format!(
+                "No evidence from {}: {}",
+                gap.source_name(),
+                clip(&gap.problem)
+            ),
+        });
+    }
     if let Some(t) = live.last_state_write {
         lines.push(format!(
             "Last state write seen on the lock table stream: {} ({})",
@@ -503,6 +518,11 @@ fn liveness_lines(lock: &LockRecord, verdict: &Verdict) -> Vec<String> {
     if verdict.alive {
         lines.push(
             "The holder made progress after taking the lock: it is probably still running (if it was interrupted, a partial apply is likely)".to_owned());
+    } else if created.is_some() && !verdict.gaps.is_empty() {
+        lines.push(
+            "No state write seen since the lock was taken in what could be read, which does not show the holder is gone"
+                .to_owned(),
+        );
     } else if created.is_some() {
         lines.push("No state write seen since the lock was taken".to_owned());
     }

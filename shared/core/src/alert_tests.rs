@@ -91,7 +91,7 @@ fn ctx() -> AlertContext {
 }
 
 fn verdict(lock: &LockRecord, liveness: &Liveness, age_minutes: i64) -> Verdict {
-    StaleLockPolicy::default().evaluate(lock, liveness, mins(age_minutes))
+    StaleLockPolicy::default().evaluate(lock, liveness, &[], mins(age_minutes))
 }
 
 fn auto_verdict(lock: &LockRecord, age_minutes: i64) -> Verdict {
@@ -99,7 +99,7 @@ fn auto_verdict(lock: &LockRecord, age_minutes: i64) -> Verdict {
         auto_expire: true,
         ..StaleLockPolicy::default()
     }
-    .evaluate(lock, &Liveness::default(), mins(age_minutes))
+    .evaluate(lock, &Liveness::default(), &[], mins(age_minutes))
 }
 
 fn stale(lock: &LockRecord, approval: Option<&ApprovalOffer>) -> AlertMessage {
@@ -885,4 +885,37 @@ fn shell_words_groups_quotes() {
 #[should_panic(expected = "unterminated quote")]
 fn shell_words_refuses_an_open_quote() {
     shell_words(r#"sns publish --message "deny"#);
+}
+
+#[test]
+fn an_alert_names_the_evidence_that_could_not_be_read_and_why_it_was_not_expired() {
+    let gap = crate::decision::EvidenceGap::unreadable(
+        crate::decision::EvidenceSource::StateObject,
+        "head state object acme-tfstate/env:/prod/network.tfstate: ThrottlingException: Rate exceeded",
+    );
+    let v = StaleLockPolicy {
+        auto_expire: true,
+        ..StaleLockPolicy::default()
+    }
+    .evaluate(&tf_lock(), &Liveness::default(), &[gap], mins(312));
+    assert_eq!(v.level, Level::ProposeUnlock);
+    let m = lock_alert(&tf_lock(), &v, AlertKind::New, Some(&offer()), &ctx());
+    let description = m.chat["content"]["description"].as_str().unwrap();
+    for text in [m.email.as_str(), description] {
+        for expected in [
+            "Could not read the state object: head state object",
+            "ThrottlingException",
+            "which does not show the holder is gone",
+            "lockreaper does not release it",
+            "never released automatically",
+        ] {
+            assert!(
+                text.replace('\n', " ")
+                    .replace("    ", "")
+                    .contains(expected)
+                    || text.contains(expected),
+                "{expected:?} missing:\n{text}"
+            );
+        }
+    }
 }

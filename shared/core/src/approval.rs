@@ -156,6 +156,33 @@ impl LockFingerprint {
         *self == LockFingerprint::of(lock)
     }
 
+    const DOMAIN_ALL: &'static [u8] = b"lockreaper proposal fingerprint v1\0";
+
+    /// The fingerprint of every artefact of one proposal, in order: an approval token binds them
+    /// all, so a proposal whose artefacts were changed after the token was issued (one added,
+    /// dropped or swapped in the ledger) no longer matches. A proposal of one artefact has that
+    /// artefact's own fingerprint ([`LockFingerprint::of`]), as tokens always had.
+    pub fn of_all(locks: &[LockRecord]) -> LockFingerprint {
+        if let [only] = locks {
+            return LockFingerprint::of(only);
+        }
+        let mut hash = Sha256::new();
+        hash.update(Self::DOMAIN_ALL);
+        hash.update((locks.len() as u64).to_be_bytes());
+        for lock in locks {
+            hash.update(LockFingerprint::of(lock).0);
+        }
+        let digest = hash.finalize();
+        let mut bytes = [0u8; Self::LEN];
+        bytes.copy_from_slice(&digest[..Self::LEN]);
+        LockFingerprint(bytes)
+    }
+
+    /// Whether `locks` are exactly the artefacts this fingerprint was taken of, in order.
+    pub fn matches_all(&self, locks: &[LockRecord]) -> bool {
+        !locks.is_empty() && *self == LockFingerprint::of_all(locks)
+    }
+
     pub fn from_bytes(bytes: [u8; Self::LEN]) -> LockFingerprint {
         LockFingerprint(bytes)
     }
@@ -242,6 +269,12 @@ pub const PROPOSAL_ID_LEN: usize = 12;
 /// The ledger key form of a proposal id: base64url without padding, 16 characters.
 pub fn encode_proposal_id(id: &[u8; PROPOSAL_ID_LEN]) -> String {
     URL_SAFE_NO_PAD.encode(id)
+}
+
+/// The bytes of a proposal id in its ledger form ([`encode_proposal_id`]); `None` if `text` is not
+/// one (so a token can be issued again for a proposal the ledger holds).
+pub fn decode_proposal_id(text: &str) -> Option<[u8; PROPOSAL_ID_LEN]> {
+    URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
 }
 
 /// Surrounding whitespace and matching quote pairs (`"…"`, `'…'`, `` `…` ``), as chat buttons,

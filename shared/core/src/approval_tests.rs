@@ -984,3 +984,52 @@ fn message_token_verifies_and_binds_the_proposed_lock() {
     let retaken = lock("new-id", &INFO.replace("f3c2a4d8", "00000000"));
     assert!(!verified.fingerprint.matches(&retaken));
 }
+
+#[test]
+fn proposal_ids_decode_back_to_their_bytes() {
+    let text = encode_proposal_id(&PROPOSAL);
+    assert_eq!(decode_proposal_id(&text), Some(PROPOSAL));
+    assert_eq!(decode_proposal_id("short"), None);
+    assert_eq!(decode_proposal_id("not base64 at all!"), None);
+    assert_eq!(decode_proposal_id(&format!("{text}AA")), None);
+}
+
+/// Issue 11 item 9: a token binds every artefact of its proposal, not only the first.
+#[test]
+fn a_proposal_fingerprint_binds_every_artefact_in_order() {
+    let item = the_lock();
+    let file = LockRecord {
+        kind: LockKind::TerraformS3LockFile,
+        location: LockLocation::S3 {
+            bucket: "acme-tfstate".into(),
+            key: "env:/prod/network/terraform.tfstate.tflock".into(),
+        },
+        precondition: DeletePrecondition::ETagMatches("\"e1\"".into()),
+        ..the_lock()
+    };
+    let both = [item.clone(), file.clone()];
+    let fingerprint = LockFingerprint::of_all(&both);
+    assert!(fingerprint.matches_all(&both));
+    // One artefact alone: the artefact's own fingerprint, as tokens always had.
+    assert_eq!(
+        LockFingerprint::of_all(std::slice::from_ref(&item)),
+        LockFingerprint::of(&item)
+    );
+    // The first artefact alone, another second artefact, another order, an extra one, none.
+    let other_file = LockRecord {
+        location: LockLocation::S3 {
+            bucket: "acme-tfstate".into(),
+            key: "env:/dev/network/terraform.tfstate.tflock".into(),
+        },
+        ..file.clone()
+    };
+    for changed in [
+        vec![item.clone()],
+        vec![item.clone(), other_file],
+        vec![file.clone(), item.clone()],
+        vec![item.clone(), file.clone(), file.clone()],
+        vec![],
+    ] {
+        assert!(!fingerprint.matches_all(&changed), "{changed:#?}");
+    }
+}

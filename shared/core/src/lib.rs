@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod approval;
 pub mod config;
+pub mod decision;
 pub mod metrics;
 pub mod model;
 pub mod parse;

@@ -153,7 +153,9 @@ pub struct LockRecord {
     /// The tool version that took the lock (Terraform/OpenTofu only).
     pub tool_version: Option<String>,
     pub created: LockCreated,
-    /// The state this lock protects: `<bucket>/<key>` for Terraform (its `Path`), the lock key for Gyro.
+    /// The state this lock protects, from where the lock is stored: `<bucket>/<key>` for Terraform
+    /// (the `LockID`, or the lock file's key without `.tflock`; never the lock JSON's `Path`), the
+    /// lock key for Gyro.
     pub state_path: String,
     /// Terraform's free-form `Info.Info` (empty for every CLI caller), or Gyro's `GyroLockInfo` text.
     pub info: Option<String>,
@@ -167,6 +169,21 @@ pub struct LockRecord {
 }
 
 impl LockRecord {
+    /// The `Path` a Terraform lock's own JSON names, when it is not where the lock is stored
+    /// (`state_path`, from the `LockID` or the lock file's key). Terraform writes the two alike,
+    /// so a difference means the lock was written by hand or by something else: suspicious.
+    pub fn declared_path_mismatch(&self) -> Option<String> {
+        if !matches!(
+            self.kind,
+            LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile
+        ) {
+            return None;
+        }
+        let info: serde_json::Value = serde_json::from_str(&self.raw).ok()?;
+        let declared = info.get("Path")?.as_str()?;
+        (!declared.is_empty() && declared != self.state_path).then(|| declared.to_owned())
+    }
+
     /// The Terraform state location this lock protects, when it is a Terraform lock.
     pub fn terraform_state(&self) -> Option<crate::path::StatePath> {
         match self.kind {

@@ -112,6 +112,9 @@ struct TerraformLockInfo {
     version: String,
     #[serde(default)]
     created: Option<String>,
+    /// Read only to bound its size (an oversized `Path` would make the lock's alert, which names a
+    /// mismatching declared path, too large for SNS). A lock is judged by where it is stored, never
+    /// by this (`LockRecord::declared_path_mismatch` compares the two).
     #[serde(default)]
     path: String,
 }
@@ -239,11 +242,10 @@ fn parse_terraform_info(
         None | Some("") => return Err(err(ParseFailure::MissingCreated)),
         Some(value) => parse_created(value).map_err(err)?,
     };
-    let state_path = if !info.path.is_empty() {
-        info.path.clone()
-    } else {
-        fallback_path.unwrap_or_else(|| location.key().to_owned())
-    };
+    // Where the lock is (its `LockID`, or the lock file's key), never the path its JSON claims:
+    // policy, liveness and alerts must be about the state this lock actually blocks. A `Path`
+    // that disagrees is reported as suspicious ([`LockRecord::declared_path_mismatch`]).
+    let state_path = fallback_path.unwrap_or_else(|| location.key().to_owned());
     let precondition = precondition(raw);
     Ok(LockRecord {
         kind: LockKind::TerraformDynamoDb,

@@ -373,3 +373,19 @@ fn real_terraform_fixtures_parse() {
         Some("staging")
     );
 }
+
+#[test]
+fn the_state_path_is_where_the_lock_is_not_what_its_json_claims() {
+    let info =
+        r#"{"ID":"abc","Created":"2025-03-04T09:15:27Z","Path":"acme/dev/terraform.tfstate"}"#;
+    let l = lock(parse_table_item("t", &tf_item("acme/prod/terraform.tfstate", info)).unwrap());
+    assert_eq!(l.state_path, "acme/prod/terraform.tfstate");
+    assert_eq!(
+        l.declared_path_mismatch().as_deref(),
+        Some("acme/dev/terraform.tfstate")
+    );
+    let honest =
+        r#"{"ID":"abc","Created":"2025-03-04T09:15:27Z","Path":"acme/prod/terraform.tfstate"}"#;
+    let l = lock(parse_table_item("t", &tf_item("acme/prod/terraform.tfstate", honest)).unwrap());
+    assert_eq!(l.declared_path_mismatch(), None);
+}

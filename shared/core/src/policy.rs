@@ -7,8 +7,10 @@
 //! snoozed. Both are pure functions; the reaper does the I/O.
 //!
 //! **Safety rule:** a lock is only ever expired automatically when it is past `EXPIRE_AFTER`, its
-//! path allows auto-expiry, its age is known, nothing shows the holder is alive and the state digest
-//! does not contradict the state object. Every other case goes to a person.
+//! path allows auto-expiry, its age is known, nothing shows the holder is alive, every liveness
+//! source the lock can have was read (no read error, no missing source: "could not tell" is never
+//! "dead") and the state digest does not contradict the state object. Every other case goes to a
+//! person. [`crate::decision::decide`] turns the verdict into the whole plan for one lock.
 
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{format_duration, parse_bool, parse_duration, ConfigError, Env};
+pub use crate::decision::{EvidenceGap, EvidenceSource, GapCause};
 use crate::model::{LockCreated, LockRecord};
 
 /// How long locks may be held before people hear about them, and what happens then.
@@ -50,7 +53,8 @@ impl Default for StaleLockPolicy {
 /// One `LOCK_POLICY` entry: thresholds for the locks whose state path matches a glob.
 ///
 /// The glob is compiled once, when the override is built. It is matched against the lock's
-/// `state_path` (`<bucket>/<key>` for Terraform/OpenTofu, the lock key for Gyro) with
+/// `state_path` — where the lock is stored: `<bucket>/<key>` from the `LockID` or the lock file's
+/// key for Terraform/OpenTofu, the lock key for Gyro; never the `Path` the lock's JSON claims — with
 /// `literal_separator(false)`: `*` also matches `/`, so `acme-tfstate/prod/*` covers every state
 /// below `prod/`, however deeply nested. `?`, `[abc]`, `{a,b}` and `**` work as in globset;
 /// `\` escapes a metacharacter. Matching is case-sensitive, like S3 keys.
@@ -235,12 +239,28 @@ impl StaleLockPolicy {
     /// Should two overrides combine into an `expire_after` shorter than `warn_after` (each entry
     /// is checked on its own at start-up, combinations cannot be), `expire_after` wins: the lock is
     /// proposed for unlock from that age.
-    pub fn evaluate(&self, lock: &LockRecord, liveness: &Liveness, now: DateTime<Utc>) -> Verdict {
+    ///
+    /// `gaps` is the liveness evidence that could not be read in this sweep (read errors). The
+    /// lock's own kind adds the sources it can never have ([`EvidenceGap::inherent`]: a Gyro lock
+    /// has no state object). Any gap blocks [`Level::AutoExpire`]: "could not tell" is never "no
+    /// sign of life", so such a lock goes to a person, with the gap named in the reasons.
+    pub fn evaluate(
+        &self,
+        lock: &LockRecord,
+        liveness: &Liveness,
+        gaps: &[EvidenceGap],
+        now: DateTime<Utc>,
+    ) -> Verdict {
         let thresholds = self.thresholds_for(&lock.state_path);
         let age = lock.age(now);
         let write = liveness.write_after(lock.created.at());
         let alive = write.is_some();
         let digest_mismatch = liveness.digest_mismatch();
+        let gaps: Vec<EvidenceGap> = EvidenceGap::inherent(lock)
+            .into_iter()
+            .chain(gaps.iter().cloned())
+            .collect();
+        let declared_elsewhere = lock.declared_path_mismatch();
         let mut reasons = Vec::new();
 
         let at_least = matches!(lock.created, LockCreated::FirstSeen(_));
@@ -273,7 +293,11 @@ impl StaleLockPolicy {
                         fmt_time(written)
                     ));
                     Level::Warn
-                } else if thresholds.auto_expire && !digest_mismatch {
+                } else if thresholds.auto_expire
+                    && !digest_mismatch
+                    && gaps.is_empty()
+                    && declared_elsewhere.is_none()
+                {
                     reasons.push(
                         "no state write since the lock was taken and auto-expiry is on for this path: lockreaper releases it"
                             .to_owned(),
@@ -284,6 +308,12 @@ impl StaleLockPolicy {
                         "no state write seen since the lock was taken (not proof the holder is gone: plans and long single resource operations write no state)"
                             .to_owned(),
                     );
+                    if thresholds.auto_expire && !gaps.is_empty() {
+                        reasons.push(
+                            "liveness could not be fully checked (see below), so although auto-expiry is on for this path, lockreaper does not release it: a person must approve the unlock"
+                                .to_owned(),
+                        );
+                    }
                     if !thresholds.auto_expire {
                         reasons.push(match &thresholds.auto_expire_from {
                             Some(p) => format!(
@@ -328,12 +358,26 @@ impl StaleLockPolicy {
             );
         }
 
+        if level >= Level::Warn && !alive {
+            reasons.extend(gaps.iter().map(EvidenceGap::sentence));
+        }
+        if let Some(declared) = declared_elsewhere
+            .as_deref()
+            .filter(|_| level >= Level::Warn)
+        {
+            reasons.push(format!(
+                "suspicious: the lock's own JSON names the state path {declared:?}, but it is stored as {:?}; lockreaper judges it by where it is stored and never releases it automatically",
+                lock.state_path
+            ));
+        }
+
         Verdict {
             level,
             age,
             thresholds,
             alive,
             liveness: *liveness,
+            gaps,
             reasons,
         }
     }
@@ -582,8 +626,9 @@ pub enum Level {
     Warn,
     /// Past `expire_after`, no evidence of life: alert with an approval offer; a person decides.
     ProposeUnlock,
-    /// Past `expire_after`, no evidence of life, auto-expiry on for the path, digest not
-    /// contradicting the state, age known: the reaper releases the lock itself.
+    /// Past `expire_after`, no evidence of life, every liveness source read (no evidence gap),
+    /// auto-expiry on for the path, digest not contradicting the state, the lock's own JSON not
+    /// naming another path, age known: the reaper releases the lock itself.
     AutoExpire,
 }
 
@@ -615,6 +660,9 @@ pub struct Verdict {
     pub alive: bool,
     /// The evidence the verdict was made from, so alerts can describe it.
     pub liveness: Liveness,
+    /// Liveness evidence that was missing or could not be read (the lock kind's own gaps
+    /// included); any gap keeps the lock from being expired automatically.
+    pub gaps: Vec<EvidenceGap>,
     /// Why, in sentences people read in the alert (lowercase, no final full stop).
     pub reasons: Vec<String>,
 }
@@ -631,6 +679,10 @@ pub struct AlertState {
     /// No alerts for this lock ID until then.
     #[serde(default)]
     pub snoozed_until: Option<DateTime<Utc>>,
+    /// Proposals offered for this lock ID and not yet withdrawn by the reaper (used or denied
+    /// ones may still be listed: the approvals path records those on the proposal itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_proposals: Vec<crate::decision::OpenProposal>,
 }
 
 impl AlertState {
@@ -649,6 +701,7 @@ impl AlertState {
                 first_alerted: p.first_alerted,
                 last_sent: now,
                 snoozed_until: p.snoozed_until,
+                open_proposals: p.open_proposals.clone(),
             },
             _ => AlertState {
                 lock_id: lock_id.to_owned(),
@@ -656,6 +709,7 @@ impl AlertState {
                 first_alerted: now,
                 last_sent: now,
                 snoozed_until: None,
+                open_proposals: Vec::new(),
             },
         }
     }

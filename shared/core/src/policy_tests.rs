@@ -112,7 +112,7 @@ fn every_level_boundary() {
         (&auto, 100 * H, Level::AutoExpire),
     ];
     for (policy, age, expected) in cases {
-        let v = policy.evaluate(&lock_at(t0()), &no_evidence(), at(age));
+        let v = policy.evaluate(&lock_at(t0()), &no_evidence(), &[], at(age));
         assert_eq!(
             v.level, expected,
             "age {age}s auto={}: {:?}",
@@ -142,12 +142,12 @@ fn levels_are_ordered() {
 #[test]
 fn reasons_explain_the_level() {
     let p = StaleLockPolicy::default();
-    let warn = p.evaluate(&lock_at(t0()), &no_evidence(), at(H + 5 * M));
+    let warn = p.evaluate(&lock_at(t0()), &no_evidence(), &[], at(H + 5 * M));
     assert_eq!(
         warn.reasons,
         vec!["held 1h5m, past the 1h warning threshold; it will be proposed for unlock at 4h"]
     );
-    let stale = p.evaluate(&lock_at(t0()), &no_evidence(), at(5 * H + 12 * M));
+    let stale = p.evaluate(&lock_at(t0()), &no_evidence(), &[], at(5 * H + 12 * M));
     assert_eq!(stale.level, Level::ProposeUnlock);
     assert_eq!(stale.reasons[0], "held 5h12m, past the 4h expiry threshold");
     assert!(stale.reasons[1].starts_with("no state write seen since the lock was taken"));
@@ -155,7 +155,7 @@ fn reasons_explain_the_level() {
         stale.reasons[2],
         "auto-expiry is off (AUTO_EXPIRE=false): a person must approve the unlock"
     );
-    let fresh = p.evaluate(&lock_at(t0()), &no_evidence(), at(10 * M));
+    let fresh = p.evaluate(&lock_at(t0()), &no_evidence(), &[], at(10 * M));
     assert_eq!(
         fresh.reasons,
         vec!["held 10m, under the 1h warning threshold"]
@@ -165,7 +165,7 @@ fn reasons_explain_the_level() {
 #[test]
 fn a_lock_from_the_future_is_fresh() {
     // Clock skew: Created after now. Age clamps to zero.
-    let v = StaleLockPolicy::default().evaluate(&lock_at(at(60)), &no_evidence(), t0());
+    let v = StaleLockPolicy::default().evaluate(&lock_at(at(60)), &no_evidence(), &[], t0());
     assert_eq!(v.level, Level::Fresh);
     assert_eq!(v.age, Some(Duration::ZERO));
 }
@@ -181,7 +181,7 @@ fn unknown_age_is_fresh_and_never_expired() {
         ..StaleLockPolicy::default()
     };
     let lock = tf_lock("b/k", LockCreated::Unknown);
-    let v = auto.evaluate(&lock, &no_evidence(), at(1000 * H));
+    let v = auto.evaluate(&lock, &no_evidence(), &[], at(1000 * H));
     assert_eq!(v.level, Level::Fresh);
     assert_eq!(v.age, None);
     assert!(v.reasons[0].starts_with("age unknown until first seen"));
@@ -190,25 +190,34 @@ fn unknown_age_is_fresh_and_never_expired() {
         state_last_modified: Some(at(5)),
         ..Liveness::default()
     };
-    assert!(!auto.evaluate(&lock, &written, at(H)).alive);
+    assert!(!auto.evaluate(&lock, &written, &[], at(H)).alive);
 }
 
 #[test]
-fn first_seen_age_counts_and_can_auto_expire() {
+fn first_seen_age_counts_but_a_gyro_lock_is_never_auto_expired() {
     let auto = StaleLockPolicy {
         auto_expire: true,
         ..StaleLockPolicy::default()
     };
     let mut lock = tf_lock("gyro-locks/app/prod", LockCreated::FirstSeen(t0()));
     lock.kind = LockKind::GyroDynamoDb;
-    let v = auto.evaluate(&lock, &no_evidence(), at(4 * H));
-    assert_eq!(v.level, Level::AutoExpire);
+    let v = auto.evaluate(&lock, &no_evidence(), &[], at(4 * H));
+    // Nothing can show a Gyro holder is alive, so nothing can show it is dead either.
+    assert_eq!(v.level, Level::ProposeUnlock);
     assert!(
         v.reasons[0].starts_with("held at least 4h, past"),
         "{:?}",
         v.reasons
     );
-    let w = auto.evaluate(&lock, &no_evidence(), at(2 * H));
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("a Gyro lock has no state object")),
+        "{:?}",
+        v.reasons
+    );
+    assert_eq!(v.gaps.len(), 1);
+    let w = auto.evaluate(&lock, &no_evidence(), &[], at(2 * H));
     assert_eq!(w.level, Level::Warn);
     assert!(w.reasons[0].starts_with("held at least 2h,"));
 }
@@ -243,7 +252,7 @@ fn state_write_after_the_lock_means_alive() {
             digest_matches_state: Some(true),
         };
         assert_eq!(live.holder_probably_alive(Some(t0())), alive, "{live:?}");
-        let v = auto.evaluate(&lock, &live, at(5 * H));
+        let v = auto.evaluate(&lock, &live, &[], at(5 * H));
         assert_eq!(v.alive, alive, "{live:?}");
         if alive {
             assert_eq!(v.level, Level::Warn, "{live:?}");
@@ -269,7 +278,7 @@ fn liveness_reason_names_the_latest_write() {
         digest_matches_state: None,
     };
     assert_eq!(live.write_after(Some(t0())), Some(at(2 * H)));
-    let v = StaleLockPolicy::default().evaluate(&lock_at(t0()), &live, at(5 * H));
+    let v = StaleLockPolicy::default().evaluate(&lock_at(t0()), &live, &[], at(5 * H));
     assert_eq!(v.level, Level::Warn);
     assert_eq!(
         v.reasons[1],
@@ -283,7 +292,7 @@ fn liveness_in_the_warn_band_is_mentioned() {
         state_last_modified: Some(at(30 * M)),
         ..Liveness::default()
     };
-    let v = StaleLockPolicy::default().evaluate(&lock_at(t0()), &live, at(2 * H));
+    let v = StaleLockPolicy::default().evaluate(&lock_at(t0()), &live, &[], at(2 * H));
     assert_eq!(v.level, Level::Warn);
     assert!(v.alive);
     assert!(v.reasons[1].ends_with("holder probably alive"));
@@ -301,7 +310,7 @@ fn digest_mismatch_blocks_auto_expire_but_still_proposes() {
     };
     assert!(mismatch.digest_mismatch());
     assert!(!mismatch.holder_probably_alive(Some(t0())));
-    let v = auto.evaluate(&lock_at(t0()), &mismatch, at(5 * H));
+    let v = auto.evaluate(&lock_at(t0()), &mismatch, &[], at(5 * H));
     assert_eq!(v.level, Level::ProposeUnlock);
     assert!(!v.alive);
     assert!(
@@ -313,12 +322,12 @@ fn digest_mismatch_blocks_auto_expire_but_still_proposes() {
         v.reasons
     );
     // An unchecked digest does not block.
-    let unchecked = auto.evaluate(&lock_at(t0()), &no_evidence(), at(5 * H));
+    let unchecked = auto.evaluate(&lock_at(t0()), &no_evidence(), &[], at(5 * H));
     assert_eq!(unchecked.level, Level::AutoExpire);
     // In the warn band the mismatch is reported too; when fresh it is not.
-    let warn = auto.evaluate(&lock_at(t0()), &mismatch, at(2 * H));
+    let warn = auto.evaluate(&lock_at(t0()), &mismatch, &[], at(2 * H));
     assert!(warn.reasons.iter().any(|r| r.contains("digest")));
-    let fresh = auto.evaluate(&lock_at(t0()), &mismatch, at(M));
+    let fresh = auto.evaluate(&lock_at(t0()), &mismatch, &[], at(M));
     assert!(!fresh.reasons.iter().any(|r| r.contains("digest")));
 }
 
@@ -385,7 +394,7 @@ fn never_auto_expire_override() {
     let mut p = with_policy(r#"[{"path": "acme-tfstate/prod/*", "auto_expire": false}]"#);
     p.auto_expire = true;
     let prod = tf_lock("acme-tfstate/prod/net.tfstate", LockCreated::Recorded(t0()));
-    let v = p.evaluate(&prod, &no_evidence(), at(10 * H));
+    let v = p.evaluate(&prod, &no_evidence(), &[], at(10 * H));
     assert_eq!(v.level, Level::ProposeUnlock);
     assert!(
         v.reasons.iter().any(|r| r
@@ -396,7 +405,7 @@ fn never_auto_expire_override() {
     assert!(v.reasons[0].ends_with("(LOCK_POLICY `acme-tfstate/prod/*`)"));
     let dev = tf_lock("acme-tfstate/dev/net.tfstate", LockCreated::Recorded(t0()));
     assert_eq!(
-        p.evaluate(&dev, &no_evidence(), at(10 * H)).level,
+        p.evaluate(&dev, &no_evidence(), &[], at(10 * H)).level,
         Level::AutoExpire
     );
 }
@@ -406,11 +415,12 @@ fn override_can_opt_a_path_into_auto_expire() {
     let p = with_policy(r#"[{"path": "scratch/*", "expire_after": "2h", "auto_expire": true}]"#);
     let lock = tf_lock("scratch/tmp.tfstate", LockCreated::Recorded(t0()));
     assert_eq!(
-        p.evaluate(&lock, &no_evidence(), at(2 * H)).level,
+        p.evaluate(&lock, &no_evidence(), &[], at(2 * H)).level,
         Level::AutoExpire
     );
     assert_eq!(
-        p.evaluate(&lock_at(t0()), &no_evidence(), at(2 * H)).level,
+        p.evaluate(&lock_at(t0()), &no_evidence(), &[], at(2 * H))
+            .level,
         Level::Warn
     );
 }
@@ -425,10 +435,13 @@ fn combined_overrides_with_expire_before_warn_propose_at_expire() {
     let th = p.thresholds_for("a/x");
     assert_eq!((th.warn_after, th.expire_after), (d(3 * H), d(2 * H)));
     assert_eq!(
-        p.evaluate(&lock, &no_evidence(), at(2 * H)).level,
+        p.evaluate(&lock, &no_evidence(), &[], at(2 * H)).level,
         Level::ProposeUnlock
     );
-    assert_eq!(p.evaluate(&lock, &no_evidence(), at(H)).level, Level::Fresh);
+    assert_eq!(
+        p.evaluate(&lock, &no_evidence(), &[], at(H)).level,
+        Level::Fresh
+    );
 }
 
 // ---------------------------------------------------------------- configuration
@@ -644,6 +657,7 @@ fn state(lock_id: &str, level: Level, last_sent: DateTime<Utc>) -> AlertState {
         first_alerted: t0(),
         last_sent,
         snoozed_until: None,
+        open_proposals: Vec::new(),
     }
 }
 

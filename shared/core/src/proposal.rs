@@ -43,6 +43,9 @@ pub enum ProposalStatus {
     Open,
     Used,
     Denied,
+    /// The lock showed signs of life after the proposal (or the proposal was for an earlier lock
+    /// at the same place): its approval is refused for good.
+    Withdrawn,
 }
 
 impl ProposalStatus {
@@ -51,6 +54,7 @@ impl ProposalStatus {
             ProposalStatus::Open => "open",
             ProposalStatus::Used => "used",
             ProposalStatus::Denied => "denied",
+            ProposalStatus::Withdrawn => "withdrawn",
         }
     }
 }

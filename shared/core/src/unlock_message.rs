@@ -151,6 +151,11 @@ pub enum Outcome {
     Snoozed {
         until: DateTime<Utc>,
     },
+    /// Refused: the lock showed signs of life after it was proposed, so the proposal was
+    /// withdrawn (by this approval's final check, or earlier by the reaper). Nothing deleted.
+    Withdrawn {
+        reason: String,
+    },
     /// The token (or its proposal) expired.
     TokenExpired {
         expired_at: DateTime<Utc>,
@@ -194,6 +199,7 @@ impl Outcome {
             Outcome::AlreadyUsed(_) => "already-used",
             Outcome::Denied => "denied",
             Outcome::AlreadyDenied(_) => "already-denied",
+            Outcome::Withdrawn { .. } => "withdrawn",
             Outcome::Snoozed { .. } => "snoozed",
             Outcome::TokenExpired { .. } => "token-expired",
             Outcome::TokenRejected { .. } => "token-rejected",
@@ -212,7 +218,9 @@ impl Outcome {
     fn event_type(&self) -> &'static str {
         match self {
             Outcome::Unlocked { .. } => EVENT_UNLOCKED,
-            Outcome::LockChanged { .. } | Outcome::AlreadyReleased { .. } => EVENT_NOT_UNLOCKED,
+            Outcome::LockChanged { .. }
+            | Outcome::AlreadyReleased { .. }
+            | Outcome::Withdrawn { .. } => EVENT_NOT_UNLOCKED,
             Outcome::Failed { .. } => EVENT_UNLOCK_FAILED,
             Outcome::Denied => EVENT_UNLOCK_DENIED,
             Outcome::Snoozed { .. } => EVENT_SNOOZED,
@@ -554,6 +562,18 @@ impl Texts {
                 ),
                 format!("Proposal for {path} already denied"),
                 text_steps(vec![new_alert]),
+            ),
+            Outcome::Withdrawn { reason } => t(
+                ":heartbeat:",
+                format!("Not unlocked, the holder is alive: {path}"),
+                "Not unlocked (holder alive): ",
+                format!(
+                    "The unlock of {} was not done and its proposal is withdrawn: {}. Nothing was deleted, and this approval can no longer be used.",
+                    md_code(&lock_id),
+                    trim_stop(&md_text(&clip(reason)))
+                ),
+                format!("Proposal for {path} withdrawn: the holder is alive"),
+                text_steps(vec!["Nothing to do while the run is still working. If it gets stuck again, lockreaper proposes the unlock again; approve from that alert.".to_owned()]),
             ),
             Outcome::Snoozed { until } => t(
                 ":zzz:",

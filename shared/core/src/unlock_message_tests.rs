@@ -133,6 +133,9 @@ fn every_outcome() -> Vec<Outcome> {
         Outcome::AlreadyUsed(prior.clone()),
         Outcome::Denied,
         Outcome::AlreadyDenied(prior),
+        Outcome::Withdrawn {
+            reason: "state written at 2025-03-04 14:00:00 UTC, after the unlock was proposed at 2025-03-04 13:30:00 UTC: the holder is alive".to_owned(),
+        },
         Outcome::Snoozed {
             until: t0() + chrono::Duration::hours(8),
         },
@@ -395,4 +398,27 @@ fn unnamed_chat_button_approvals_say_so() {
         "{}",
         m.email
     );
+}
+
+#[test]
+fn withdrawn_says_the_holder_is_alive_and_nothing_was_deleted_in_the_thread() {
+    let proposal = proposal_of(vec![tf_lock(TF_PATH)]);
+    let outcome = Outcome::Withdrawn {
+        reason: "state written at 2025-03-04 14:00:00 UTC, after the unlock was proposed at 2025-03-04 13:30:00 UTC: the holder is alive".to_owned(),
+    };
+    let m = result_message(Some(&proposal), &decision(), &outcome);
+    let chat = chat_of(&m);
+    assert_eq!(chat["metadata"]["threadId"], THREAD);
+    let description = chat["content"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("after the unlock was proposed at 2025-03-04 13:30:00 UTC"),
+        "{description}"
+    );
+    assert!(description.contains("Nothing was deleted"), "{description}");
+    assert!(
+        m.subject.contains("Not unlocked (holder alive)"),
+        "{}",
+        m.subject
+    );
+    assert!(!outcome.unlocked());
 }

@@ -286,19 +286,24 @@ fn expected_entry(item: &Item) -> ExpectedEntry {
 }
 
 /// Checks a parsed Terraform lock against the oracle: the lock is the one that was read, and its
-/// delete precondition is exactly (and completely) what was read.
+/// delete precondition is exactly (and completely) what was read. Its state path is where the lock
+/// is stored (`location_path`: the `LockID`, or the lock file's key without `.tflock`), never what
+/// its own JSON claims; a `Path` that names another place is reported as a mismatch.
 fn assert_terraform_lock(
     lock: &LockRecord,
     info: &WellFormedInfo,
     raw: &str,
-    fallback_path: &str,
+    location_path: &str,
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(&lock.lock_id, &info.id);
     prop_assert_eq!(lock.created, LockCreated::Recorded(info.created));
     prop_assert_eq!(&lock.raw, raw);
+    prop_assert_eq!(&lock.state_path, location_path);
     prop_assert_eq!(
-        &lock.state_path,
-        info.path.as_deref().unwrap_or(fallback_path)
+        lock.declared_path_mismatch(),
+        info.path
+            .clone()
+            .filter(|declared| declared != location_path)
     );
     prop_assert_eq!(&lock.who, &info.who);
     prop_assert_eq!(&lock.operation, &info.operation);
@@ -1910,7 +1915,7 @@ proptest! {
             last_state_write: written.and_then(|h| now.checked_add_signed(chrono::Duration::hours(h))),
             digest_matches_state: digest_matches,
         };
-        let verdict = StaleLockPolicy::default().evaluate(&lock, &liveness, now);
+        let verdict = StaleLockPolicy::default().evaluate(&lock, &liveness, &[], now);
         let offer = lockreaper_core::alert::ApprovalOffer {
             token: ApprovalToken::issue(
                 &SigningKey::from_secret("0123456789abcdef0123456789abcdef-test-only").expect("long enough"),
@@ -2088,12 +2093,14 @@ fn regression_oversized_path_or_id_is_unparseable_and_alertable() {
         ParseFailure::IdTooLong { size: 257, .. }
     ));
 
-    // The longest real path (63-character bucket, 1,024-byte key) still parses, and its alert fits.
+    // The longest real path (63-character bucket, 1,024-byte key) still parses; declared in `Path`
+    // where the lock is not, it is named as a mismatch in the alert, and the alert still fits.
     let longest = format!("{}/{}", "b".repeat(63), "k".repeat(1024));
     let Ok(TableEntry::Lock(lock)) = with("Path", longest.clone()) else {
         panic!("a path of {} bytes is a real S3 path", longest.len());
     };
-    assert_eq!(lock.state_path, longest);
+    assert_ne!(lock.state_path, longest, "judged by where it is stored");
+    assert_eq!(lock.declared_path_mismatch(), Some(longest.clone()));
     let now = Utc
         .with_ymd_and_hms(2026, 11, 30, 0, 0, 0)
         .single()
@@ -2101,6 +2108,7 @@ fn regression_oversized_path_or_id_is_unparseable_and_alertable() {
     let verdict = StaleLockPolicy::default().evaluate(
         &lock,
         &lockreaper_core::policy::Liveness::default(),
+        &[],
         now,
     );
     let alert = lockreaper_core::alert::lock_alert(

@@ -118,7 +118,7 @@ impl Setup {
         let token = ApprovalToken::issue(
             &self.key,
             id,
-            LockFingerprint::of(proposal.primary().unwrap()),
+            LockFingerprint::of_all(&proposal.locks),
             expires_at,
         );
         Proposed {
