@@ -25,7 +25,7 @@ Subcommands (each takes ``--dir D``, the Terraform working directory)::
       like stuck, but leave the apply running (it releases the lock after about N*K seconds); the JSON line
       also has "pid" (the process-group id; `kill -KILL -<pid>` turns the held lock into a stuck one).
       The background apply writes to D/hold.log. With --until-released the apply stays live, writing
-      state every N seconds, until `release` (or 2 hours): no timer decides when a live lock goes away.
+      state every N seconds, until `release` (or an hour): no timer decides when a live lock goes away.
   release --dir D [--timeout S]
       end a `hold --until-released` apply: its remaining steps finish at once, Terraform writes its state
       and deletes its own lock; waits for that and prints {"released": true, "path", "seconds"}.
@@ -67,7 +67,7 @@ HOLD_LOG = "hold.log"
 STUCK_LOG = "stuck.log"
 HOLD_PID = "hold.pid"  # the held apply's process-group id, for `release`
 RELEASE_FILE = "release"  # `release` creates it; a `hold --until-released` apply then finishes
-HOLD_UNTIL_RELEASED_MAX_SECONDS = 2 * 3600
+HOLD_UNTIL_RELEASED_MAX_SECONDS = 3600
 # Terraform's own debug log (TF_LOG=DEBUG), appended to by every run in the directory: it names the
 # lock ID each run tried to take, whether it got it, and every AWS request retry with its reason.
 DEBUG_LOG = "terraform-debug.log"
@@ -824,7 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("hold", "start an apply that holds the lock for about N seconds; prints JSON with pid")
     p.add_argument("--seconds", type=_nonneg_int, required=True, help="how long each step of the apply sleeps")
-    p.add_argument("--steps", type=_nonneg_int, help="slow resources applied one after another; >1 makes a live apply that writes state every step (default 1; with --until-released, enough for 2 hours)")
+    p.add_argument("--steps", type=_nonneg_int, help="slow resources applied one after another; >1 makes a live apply that writes state every step (default 1; with --until-released, enough for an hour)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the lock (default 60)")
     p.add_argument(
         "--until-released", action="store_true",

@@ -812,7 +812,7 @@ async fn an_approval_is_refused_when_the_holder_wrote_state_after_the_proposal()
         Some(&table),
         LockMode::DynamoDb,
     );
-    let live = tf.hold_live(5, 16);
+    let live = tf.hold_live(5);
     let path = format!("{bucket}/slow-rds/terraform.tfstate");
     let item = setup.table_lock(&table, "LockID", &path).await;
     assert_eq!(item.lock_id, live.lock.lock_id);

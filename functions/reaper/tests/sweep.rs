@@ -99,7 +99,7 @@ async fn alerts_once_proposes_only_the_dead_lock_and_resolves() {
         None,
         LockMode::LockFile,
     );
-    let live = live_tf.hold_live(21, 8);
+    let live = live_tf.hold_live(21);
     let s3 = env.aws.s3();
     eventually(
         "the live apply to persist its state",
@@ -562,7 +562,7 @@ async fn auto_expiry_never_releases_a_lock_whose_liveness_could_not_be_read() {
         Some(&d.table),
         LockMode::DynamoDb,
     );
-    let live = tf.hold_live(21, 8);
+    let live = tf.hold_live(21);
     let s3 = env.aws.s3();
     let written = eventually(
         "the live apply to persist its state",

@@ -360,19 +360,21 @@ impl Terraform {
         parse_lock_line(&out)
     }
 
-    /// Starts a *live* apply: `steps` slow resources of `seconds` each, one after another, so
-    /// Terraform persists the state as each completes (at most every 20 s) while it holds the lock.
-    /// The apply is killed when the returned guard drops (so a failing test leaves nothing behind).
-    pub fn hold_live(&self, seconds: u32, steps: u32) -> LiveApply {
+    /// Starts a *live* apply: slow resources of `seconds` each, one after another, so Terraform
+    /// persists the state as each completes (at most every 20 s) while it holds the lock. It stays
+    /// live until the test releases it ([`LiveApply::release`]) or drops the guard (which kills
+    /// it, so a failing test leaves nothing behind): no timer decides when a live lock goes away,
+    /// however long the test's own steps (a cold build, a slow emulator) take.
+    pub fn hold_live(&self, seconds: u32) -> LiveApply {
         let out = self.run_ok(&[
             "hold".into(),
             "--seconds".into(),
             seconds.to_string(),
-            "--steps".into(),
-            steps.to_string(),
+            "--until-released".into(),
         ]);
         LiveApply {
             lock: parse_lock_line(&out),
+            release: Some(self.command(&["release".into()])),
         }
     }
 
@@ -383,12 +385,30 @@ impl Terraform {
     }
 }
 
-/// A running apply holding its lock; killed (process group, SIGKILL) on drop.
+/// A running apply holding its lock; killed (process group, SIGKILL) on drop unless released.
 pub struct LiveApply {
     pub lock: TerraformLock,
+    /// `tf.py release` for this apply's directory; `None` once it has been released.
+    release: Option<Command>,
 }
 
 impl LiveApply {
+    /// Lets the apply finish: Terraform completes its remaining steps at once, writes its state
+    /// and releases its own lock (`tf.py release` waits for exactly that).
+    pub fn release(&mut self) {
+        let Some(mut cmd) = self.release.take() else {
+            return;
+        };
+        let out = cmd.output().expect("run infra/terraform/tf.py release");
+        assert!(
+            out.status.success(),
+            "tf.py release failed ({:?}):\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Kills the apply now: its lock stays behind, stuck.
     pub fn kill(&self) {
         // `--` is essential: procps `kill -KILL -<n>` without it reads `-<n>` as options and
@@ -404,7 +424,9 @@ impl LiveApply {
 
 impl Drop for LiveApply {
     fn drop(&mut self) {
-        self.kill();
+        if self.release.is_some() {
+            self.kill();
+        }
     }
 }
 
