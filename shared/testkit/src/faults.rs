@@ -526,9 +526,7 @@ fn error_answer(service: &str, fault: Fault, request: &Head, request_id: u64) ->
             body = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code>\
                  <Message>{}</Message><RequestId>{id}</RequestId><HostId>{}</HostId></Error>",
-                err.code,
-                err.message,
-                request_id
+                err.code, err.message, request_id
             );
         }
     } else if let Some(content_type) = json_content_type {
@@ -633,7 +631,10 @@ fn s3_operation(method: &str, target: &str, copy_source: bool) -> String {
         ("POST", false, false) if has("uploadId") => "CompleteMultipartUpload",
         _ => {
             let sub = query.split(['=', '&']).next().unwrap_or("");
-            return format!("{method} {}?{sub}", if key.is_empty() { "bucket" } else { "object" });
+            return format!(
+                "{method} {}?{sub}",
+                if key.is_empty() { "bucket" } else { "object" }
+            );
         }
     };
     op.to_owned()
@@ -796,8 +797,7 @@ fn parse_chunked(buf: &[u8]) -> io::Result<Option<(usize, Vec<u8>)>> {
         let line = std::str::from_utf8(&buf[pos..pos + line_end])
             .map_err(|_| invalid("chunk size line is not UTF-8"))?;
         let size_text = line.split(';').next().unwrap_or("").trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
         pos += line_end + 2;
         if size == 0 {
             // Trailers, then an empty line.
@@ -878,8 +878,7 @@ fn request_framing(head: &Head) -> io::Result<Framing> {
 
 fn response_framing(request_method: &str, head: &Head) -> io::Result<Framing> {
     let status = head.status();
-    if request_method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304
-    {
+    if request_method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(Framing::Empty);
     }
     if head.chunked() {
@@ -1024,7 +1023,11 @@ mod tests {
             ("GET", "/", "ListBuckets"),
         ];
         for (method, target, expected) in cases {
-            assert_eq!(s3_operation(method, target, false), expected, "{method} {target}");
+            assert_eq!(
+                s3_operation(method, target, false),
+                expected,
+                "{method} {target}"
+            );
         }
         assert_eq!(s3_operation("PUT", "/b/k", true), "CopyObject");
         assert_eq!(s3_operation("GET", "/b?policy", false), "GET bucket?policy");
@@ -1093,7 +1096,8 @@ mod tests {
 
     #[test]
     fn query_throttling_is_an_error_response_document() {
-        let req = head("POST / HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n");
+        let req =
+            head("POST / HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n");
         let (h, body) = split_answer(&error_answer("sns", Fault::Throttle, &req, 3));
         assert_eq!(h.status(), 400);
         assert!(

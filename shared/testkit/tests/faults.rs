@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lockreaper_aws::{AwsError, AwsErrorKind};
 use lockreaper_testkit::faults::{Decision, Fault, FaultProxy, Rule};
@@ -313,7 +317,15 @@ async fn get_items_under(env: &TestEnv, table: &str, seed: u64) -> (Vec<Decision
         vec![Rule::new("dynamodb", "GetItem", 0.5, Fault::Throttle)],
     )
     .await;
-    let dynamodb = proxy.aws(&env.aws).dynamodb();
+    // The SDK's retry policy with a 1 ms backoff: which requests are faulted does not depend on
+    // how long the SDK waits between attempts, and 90 GetItems at the default backoff take a minute.
+    let mut aws = proxy.aws(&env.aws);
+    aws.sdk = aws
+        .sdk
+        .to_builder()
+        .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(1)))
+        .build();
+    let dynamodb = aws.dynamodb();
     let mut succeeded = Vec::new();
     for _ in 0..30 {
         let result = dynamodb
@@ -346,4 +358,55 @@ async fn the_same_seed_gives_the_same_fault_sequence() {
     );
     let pattern = |ds: &[Decision]| ds.iter().map(|d| d.fault.is_some()).collect::<Vec<_>>();
     assert_ne!(pattern(&first), pattern(&other), "the seed decides");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_delayed_past_the_attempt_timeout_makes_the_sdk_retry_an_applied_write() {
+    let env = TestEnv::new("faults-delayed").await;
+    let table = env.name("locks");
+    env.create_lock_table(&table, "LockID").await;
+    let proxy = FaultProxy::start(
+        &env.emulator.endpoint,
+        8,
+        vec![Rule::new(
+            "dynamodb",
+            "PutItem",
+            1.0,
+            Fault::DelayedAnswer(Duration::from_secs(3)),
+        )
+        .at_most(1)],
+    )
+    .await;
+    let mut aws = proxy.aws(&env.aws);
+    aws.sdk = aws
+        .sdk
+        .to_builder()
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_millis(800))
+                .build(),
+        )
+        .build();
+
+    let result = aws
+        .dynamodb()
+        .put_item()
+        .table_name(&table)
+        .item("LockID", s("state/app.tfstate"))
+        .item("Info", s(r#"{"ID":"delayed"}"#))
+        .condition_expression("attribute_not_exists(LockID)")
+        .send()
+        .await;
+    let err = AwsError::from_sdk(
+        result.expect_err("the retry finds the write whose answer came too late"),
+        "acquire lock",
+        &table,
+    );
+
+    assert_eq!(err.kind, AwsErrorKind::ConditionFailed, "{err}");
+    assert_eq!(
+        proxy.faulted_count("dynamodb", "PutItem", "DelayedAnswer"),
+        1
+    );
+    assert_eq!(proxy.request_count("dynamodb", "PutItem"), 2);
 }
