@@ -380,8 +380,11 @@ fn aws_error(service: &str, fault: Fault) -> Option<AwsErrorAnswer> {
         sender,
     };
     Some(match (service, fault) {
-        // DynamoDB: JSON 1.0, 400 with the namespaced `__type`, as in the DynamoDB developer
-        // guide's "Error handling" page and botocore's parser comment cited above.
+        // DynamoDB: JSON 1.0, 400 with the namespaced `__type`. The low-level response shown in
+        // the developer guide's "Error handling with DynamoDB" (docs.aws.amazon.com/amazondynamodb/
+        // latest/developerguide/Programming.Errors.html): `HTTP/1.1 400 Bad Request`,
+        // `x-amzn-RequestId`, `Content-Type: application/x-amz-json-1.0`,
+        // `{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":...}`.
         ("dynamodb", Fault::Throttle) => e(
             400,
             "Bad Request",
