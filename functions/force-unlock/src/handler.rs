@@ -176,13 +176,7 @@ impl ForceUnlock {
         let parsed = match ApprovalMessage::parse(message) {
             Ok(parsed) => parsed,
             Err(e) => {
-                let decision = Decision {
-                    action: None,
-                    source: None,
-                    approver: None,
-                    reason: None,
-                    at: now,
-                };
+                let decision = Decision::nobody(now);
                 let outcome = Outcome::BadMessage {
                     problem: e.to_string(),
                 };

@@ -573,27 +573,21 @@ impl Reaper {
         let previous = stored.as_ref().map(|s| &s.state);
         let mut new_state = AlertState::after_send(previous, &primary.lock_id, level, now);
         let mut offer = None;
-        match &plan.propose {
-            Propose::No => {}
-            Propose::New => match self.propose(&group, &verdict.reasons, now).await {
-                // Written to the ledger before the alert state: a proposal nobody was offered is
-                // harmless, an offered one missing from the ledger is not.
-                Ok((open, o)) => {
-                    judged.proposal_id = Some(open.proposal_id.clone());
-                    new_state.open_proposals.push(open);
-                    offer = Some(o);
-                }
-                Err(e) => {
-                    out.errors
-                        .push(format!("proposal for {}: {e}", primary.location));
-                }
-            },
-            Propose::Reoffer(open) => match self.reoffer(open, &group).await {
-                Some(o) => {
-                    judged.proposal_id = Some(open.proposal_id.clone());
-                    offer = Some(o);
-                }
-                None => match self.propose(&group, &verdict.reasons, now).await {
+        let reoffered = match &plan.propose {
+            Propose::Reoffer(open) => self.reoffer(open, &group).await.map(|o| (open, o)),
+            Propose::No | Propose::New => None,
+        };
+        match (&plan.propose, reoffered) {
+            (Propose::No, _) => {}
+            (_, Some((open, o))) => {
+                judged.proposal_id = Some(open.proposal_id.clone());
+                offer = Some(o);
+            }
+            // A new proposal, or one in place of an open proposal that can no longer be offered.
+            (Propose::New | Propose::Reoffer(_), None) => {
+                match self.propose(&group, &verdict.reasons, now).await {
+                    // Written to the ledger before the alert state: a proposal nobody was offered
+                    // is harmless, an offered one missing from the ledger is not.
                     Ok((open, o)) => {
                         judged.proposal_id = Some(open.proposal_id.clone());
                         new_state.open_proposals.push(open);
@@ -603,8 +597,8 @@ impl Reaper {
                         out.errors
                             .push(format!("proposal for {}: {e}", primary.location));
                     }
-                },
-            },
+                }
+            }
         }
         let won = match self
             .alert_states
@@ -689,13 +683,7 @@ impl Reaper {
                             None
                         }
                     };
-                    let decision = Decision {
-                        action: None,
-                        source: None,
-                        approver: None,
-                        reason: None,
-                        at: now,
-                    };
+                    let decision = Decision::nobody(now);
                     let outcome = Outcome::Withdrawn {
                         reason: w.reason.clone(),
                     };

@@ -78,6 +78,20 @@ pub struct Decision<'a> {
     pub at: DateTime<Utc>,
 }
 
+impl Decision<'_> {
+    /// No decision by anyone at `at`: a message that did not parse, or lockreaper's own action
+    /// (a proposal withdrawn because the lock came alive).
+    pub fn nobody(at: DateTime<Utc>) -> Self {
+        Decision {
+            action: None,
+            source: None,
+            approver: None,
+            reason: None,
+            at,
+        }
+    }
+}
+
 /// One version of the state object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateVersionInfo {
