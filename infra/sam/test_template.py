@@ -672,6 +672,18 @@ class Template(unittest.TestCase):
                 with self.subTest(type=ty, method=method):
                     self.assertTrue(keys, "writes the ledger with a key the contract test cannot derive")
 
+    def test_ledger_writes_live_only_in_the_modules_the_derivation_reads(self):
+        # a DynamoDB write anywhere else would escape the derivation; locks.rs deletes lock items
+        # in the lock tables, never in the ledger
+        allowed = set(LEDGER_MODULES.values()) | {"shared/aws/src/locks.rs"}
+        for path in rust_sources("shared/aws/src", "functions"):
+            rel = str(path.relative_to(ROOT))
+            if "/src/" not in rel:
+                continue  # tests and benches are not deployed
+            with self.subTest(file=rel):
+                if WRITE_CALL.search(path.read_text()):
+                    self.assertIn(rel, allowed)
+
     def test_each_role_writes_exactly_the_ledger_items_its_code_writes(self):
         for role, crate in self.ROLE_CRATES.items():
             derived = crate_ledger_writes(crate)
