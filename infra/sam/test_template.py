@@ -15,6 +15,10 @@ What is checked:
   pressed command publishes what force-unlock expects;
 - deletes: only force-unlock (and the reaper under AutoExpireOn) may delete; S3 deletes only
   `*.tflock`; wildcard resources only where AWS allows nothing else;
+- ledger writes: each role may write exactly the ledger item kinds (partition keys, through
+  `dynamodb:LeadingKeys`) and use exactly the write actions its Rust code does, derived from the
+  sources; audit records only appended, only by force-unlock and the auto-expiring reaper;
+  force-unlock lists the state buckets as the reaper does (a missing object is 404, not 403);
 - the slot lists: each list parameter admits at most 5 entries, and there are exactly 5 slots;
 - the stream mappings' settings, the ledger table's schema, the ExpireAfter mapping, defaults;
 - the alarms: each on the right metric, Throttles on every function, IteratorAge on the function the
@@ -224,6 +228,102 @@ def samconfig_overrides(text: str) -> dict[str, str]:
     deploy = tomllib.loads(text)["default"]["deploy"]["parameters"]
     return CfnParameterOverridesType().convert(deploy["parameter_overrides"], None, None)
 
+
+# ---------------------------------------------------------------- ledger writes, from the Rust code
+#
+# Which ledger item kinds (partition keys) each function writes, derived from the sources so that
+# the template's `dynamodb:LeadingKeys` grants cannot drift from the code:
+# 1. in each ledger module of shared/aws, the partition keys: the `*pk` builder functions
+#    (`fn lock_pk(..) -> String { format!("lock#{..}") }`) and literal keys (`"pk", S(format!("audit#…"))`,
+#    `"pk", S("unparseable".to_owned())`);
+# 2. per method: the DynamoDB write calls it makes (PutItem, UpdateItem, DeleteItem, BatchWriteItem,
+#    TransactWriteItems) itself or through the module's own helpers (`self.put_if(..)`,
+#    `self.decide(..)`), and the keys it names; a method writes the keys it names when it writes;
+# 3. per function crate: which methods it calls on its `Ledger`, `Proposals`, `AlertStates` and
+#    `Unlocker` fields.
+# Keys are IAM patterns: a prefix `lock#` becomes `lock#*`, an exact key stays as it is.
+
+LEDGER_MODULES = {
+    "Ledger": "shared/aws/src/ledger.rs",
+    "Proposals": "shared/aws/src/proposals.rs",
+    "AlertStates": "shared/aws/src/alert_state.rs",
+    "Unlocker": "shared/aws/src/unlock.rs",
+}
+DYNAMODB_WRITES = {
+    "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+    "transact_write_items": "dynamodb:TransactWriteItems",
+}
+WRITE_CALL = re.compile(r"\.\s*(" + "|".join(DYNAMODB_WRITES) + r")\s*\(\s*\)")
+PK_BUILDER = re.compile(r'(pub\s+)?fn\s+(\w*pk)\s*\([^)]*\)\s*->\s*String\s*\{\s*format!\(\s*"([a-z]+#)')
+LITERAL_PK = re.compile(
+    r'"pk"\s*,\s*AttributeValue::S\(\s*(?:format!\(\s*"([a-z]+#)|"([a-z][a-z-]*)"\.to_owned\(\))'
+)
+FN = re.compile(r"\bfn\s+(\w+)")
+SELF_CALL = re.compile(r"\b(?:self|Self)\s*(?:\.|::)\s*(\w+)\s*\(")
+
+
+def rust_functions(text: str) -> dict[str, str]:
+    """Each `fn` of a module (tests excluded) with its text up to the next `fn`."""
+    text = text.split("#[cfg(test)]")[0]
+    starts = list(FN.finditer(text))
+    return {m.group(1): text[m.start() : (starts[i + 1].start() if i + 1 < len(starts) else len(text))] for i, m in enumerate(starts)}
+
+
+def ledger_method_writes() -> dict[str, dict[str, tuple[set[str], set[str]]]]:
+    """{type: {method: (key patterns written, DynamoDB write actions)}} of the ledger modules."""
+    texts = {ty: (ROOT / path).read_text() for ty, path in LEDGER_MODULES.items()}
+    public_builders: dict[str, str] = {}
+    for text in texts.values():
+        for public, name, prefix in PK_BUILDER.findall(text):
+            if public:
+                public_builders[name] = prefix + "*"
+    out: dict[str, dict[str, tuple[set[str], set[str]]]] = {}
+    for ty, text in texts.items():
+        builders = dict(public_builders)
+        builders.update({name: prefix + "*" for public, name, prefix in PK_BUILDER.findall(text) if not public})
+        fns = rust_functions(text)
+        named: dict[str, set[str]] = {}
+        ops: dict[str, set[str]] = {}
+        calls: dict[str, set[str]] = {}
+        for name, body in fns.items():
+            keys = {p for b, p in builders.items() if b != name and re.search(rf"\b{b}\s*\(", body)}
+            keys |= {(prefix + "*") if prefix else exact for prefix, exact in LITERAL_PK.findall(body)}
+            named[name] = keys
+            ops[name] = {DYNAMODB_WRITES[c] for c in WRITE_CALL.findall(body)}
+            calls[name] = {c for c in SELF_CALL.findall(body) if c in fns and c != name}
+        writes = {name: (named[name] if ops[name] else set(), set(ops[name])) for name in fns}
+        changed = True
+        while changed:  # through the module's own helpers, to a fixed point
+            changed = False
+            for name in fns:
+                keys, actions = writes[name]
+                for callee in calls[name]:
+                    callee_keys, callee_actions = writes[callee]
+                    new_keys = keys | callee_keys | (named[name] if callee_actions else set())
+                    new_actions = actions | callee_actions
+                    if (new_keys, new_actions) != (keys, actions):
+                        keys, actions, changed = new_keys, new_actions, True
+                writes[name] = (keys, actions)
+        out[ty] = {name: w for name, w in writes.items() if w[1]}
+    return out
+
+
+def crate_ledger_writes(crate_dir: str) -> dict[str, tuple[set[str], set[str]]]:
+    """{ledger type: (key patterns, write actions)} a function crate writes through its fields."""
+    methods = ledger_method_writes()
+    text = "\n".join(p.read_text() for p in rust_sources(crate_dir))
+    fields = re.findall(r"\b(\w+)\s*:\s*&?\s*(" + "|".join(LEDGER_MODULES) + r")\b", text)
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for field, ty in set(fields):
+        for method in re.findall(rf"\b{field}\s*\.\s*(\w+)\s*\(", text):
+            if method in methods[ty]:
+                keys, actions = out.setdefault(ty, (set(), set()))
+                keys |= methods[ty][method][0]
+                actions |= methods[ty][method][1]
+    return out
 
 class Template(unittest.TestCase):
     @classmethod
@@ -522,6 +622,139 @@ class Template(unittest.TestCase):
             logs = [s for s in self.role_statements()[role] if any(a.startswith("logs:") for a in self.actions(s))]
             self.assertEqual([s["Resource"] for s in logs], [{"Fn::GetAtt": [group, "Arn"]}])
             self.assertNotIn("logs:CreateLogGroup", [a for s in logs for a in self.actions(s)])
+
+    # ---------------------------------------------------------------- ledger writes per role
+
+    LEDGER = {"Fn::GetAtt": ["LedgerTable", "Arn"]}
+    LEDGER_READS = {"dynamodb:GetItem", "dynamodb:Query"}
+    ROLE_CRATES = {"ReaperRole": "functions/reaper", "LockMetricsRole": "functions/lock-metrics", "ForceUnlockRole": "functions/force-unlock"}
+
+    def ledger_grants(self, logical: str) -> list[tuple[set[str], set[str] | None]]:
+        """(actions, key patterns or None when unconditioned) of each ledger statement of a role."""
+        out = []
+        for s in self.role_statements()[logical]:
+            if s.get("Resource") != self.LEDGER:
+                continue
+            condition = s.get("Condition")
+            keys = None
+            if condition is not None:
+                self.assertEqual(set(condition), {"ForAllValues:StringLike", "Null"}, s)
+                self.assertEqual(condition["Null"], {"dynamodb:LeadingKeys": "false"}, s)
+                self.assertEqual(set(condition["ForAllValues:StringLike"]), {"dynamodb:LeadingKeys"}, s)
+                keys = set(condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+            out.append((set(self.actions(s)), keys))
+        return out
+
+    def written_keys(self, logical: str) -> tuple[set[str], set[str]]:
+        """(key patterns, write actions) a role's ledger grants allow, checking each grant's form."""
+        keys: set[str] = set()
+        actions: set[str] = set()
+        for granted_actions, granted_keys in self.ledger_grants(logical):
+            writes = granted_actions - self.LEDGER_READS
+            with self.subTest(role=logical, actions=sorted(granted_actions)):
+                # an allow list: a wildcard or any other action (Scan, PartiQL*, Batch*) is refused
+                self.assertTrue(granted_actions <= self.LEDGER_READS | {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"})
+                if writes:
+                    self.assertEqual(writes, granted_actions, "reads and writes in one statement")
+                    self.assertIsNotNone(granted_keys, "a ledger write without a dynamodb:LeadingKeys condition")
+                    keys |= granted_keys
+                    actions |= writes
+                else:
+                    self.assertIsNone(granted_keys)
+        return keys, actions
+
+    def test_ledger_key_derivation_sees_every_write(self):
+        # a write method whose keys the derivation cannot name would be a hole in the checks below
+        for ty, methods in ledger_method_writes().items():
+            for method, (keys, _) in methods.items():
+                if method in ("put_if",) and ty == "Ledger":
+                    continue  # the private helper every Ledger method passes its key to
+                with self.subTest(type=ty, method=method):
+                    self.assertTrue(keys, "writes the ledger with a key the contract test cannot derive")
+
+    def test_ledger_writes_live_only_in_the_modules_the_derivation_reads(self):
+        # a DynamoDB write anywhere else would escape the derivation; locks.rs deletes lock items
+        # in the lock tables, never in the ledger
+        allowed = set(LEDGER_MODULES.values()) | {"shared/aws/src/locks.rs"}
+        for path in rust_sources("shared/aws/src", "functions"):
+            rel = str(path.relative_to(ROOT))
+            if "/src/" not in rel:
+                continue  # tests and benches are not deployed
+            with self.subTest(file=rel):
+                if WRITE_CALL.search(path.read_text()):
+                    self.assertIn(rel, allowed)
+
+    def test_each_role_writes_exactly_the_ledger_items_its_code_writes(self):
+        for role, crate in self.ROLE_CRATES.items():
+            derived = crate_ledger_writes(crate)
+            self.assertTrue(derived, f"{crate}: no ledger writes found; has the code changed shape?")
+            keys = set().union(*(k for k, _ in derived.values()))
+            actions = set().union(*(a for _, a in derived.values()))
+            granted_keys, granted_actions = self.written_keys(role)
+            if role == "ReaperRole":
+                # the Unlocker (audit records, forced markers) runs in the reaper only with AutoExpire
+                base = {ty: w for ty, w in derived.items() if ty != "Unlocker"}
+                base_keys = set().union(*(k for k, _ in base.values()))
+                base_actions = set().union(*(a for _, a in base.values()))
+                self.assertEqual(granted_keys, base_keys, role)
+                self.assertEqual(granted_actions, base_actions, role)
+                auto_keys, auto_actions = self.written_keys("ReaperAutoExpirePolicy")
+                self.assertEqual(self.res["ReaperAutoExpirePolicy"]["Condition"], "AutoExpireOn")
+                self.assertEqual(granted_keys | auto_keys, keys, "reaper with AutoExpire")
+                self.assertEqual(granted_actions | auto_actions, actions, "reaper with AutoExpire")
+            else:
+                self.assertEqual(granted_keys, keys, role)
+                self.assertEqual(granted_actions, actions, role)
+
+    def test_audit_records_are_only_appended_and_only_by_their_writers(self):
+        writers = {role for role, crate in self.ROLE_CRATES.items() if any("audit#*" in k for k, _ in crate_ledger_writes(crate).values())}
+        self.assertEqual(writers, {"ReaperRole", "ForceUnlockRole"})
+        granted = set()
+        for logical in self.role_statements():
+            for actions, keys in self.ledger_grants(logical):
+                if keys and "audit#*" in keys:
+                    with self.subTest(role=logical):
+                        # PutItem only, and in a statement of its own: no UpdateItem or DeleteItem of
+                        # an audit record, and no other item kind rides along
+                        self.assertEqual((actions, keys), ({"dynamodb:PutItem"}, {"audit#*"}))
+                    granted.add(logical)
+        # the reaper appends audit records only through its auto-expiry policy
+        self.assertEqual(granted, {"ForceUnlockRole", "ReaperAutoExpirePolicy"})
+
+    def test_readme_names_every_ledger_item_kind_a_role_writes(self):
+        readme = (ROOT / "infra/sam/README.md").read_text()
+        for role, crate in self.ROLE_CRATES.items():
+            for key in set().union(*(k for k, _ in crate_ledger_writes(crate).values())):
+                with self.subTest(role=role, key=key):
+                    self.assertTrue(f"`{key.rstrip('*')}" in readme, f"infra/sam/README.md does not name `{key}`")
+
+    # Item 8 of issue 11. S3 API reference, HeadObject (and GetObject), "Permissions": "If the object
+    # you request doesn't exist, the error that Amazon S3 returns depends on whether you also have
+    # the s3:ListBucket permission. If you have the s3:ListBucket permission on the bucket, Amazon S3
+    # returns an HTTP status code 404 Not Found error. If you don't have the s3:ListBucket
+    # permission, Amazon S3 returns an HTTP status code 403 Forbidden error."
+    # (docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html). force-unlock reads the state
+    # object and the lock file before it deletes; without ListBucket a missing one reads as 403.
+    def test_force_unlock_may_list_the_state_buckets_like_the_reaper(self):
+        def listing(logical: str) -> list[dict]:
+            return [s for s in self.role_statements()[logical] if "s3:ListBucket" in self.actions(s)]
+
+        reaper, force_unlock = listing("ReaperRole"), listing("ForceUnlockRole")
+        self.assertEqual(len(reaper), 1)
+        self.assertEqual(len(force_unlock), 1)
+        for key in ("Effect", "Action", "Resource", "Condition", "_if"):
+            with self.subTest(key=key):
+                self.assertEqual(force_unlock[0].get(key), reaper[0].get(key))
+        self.assertEqual(reaper[0]["_if"], "HasStateBuckets")
+        self.assertEqual(
+            reaper[0]["Condition"],
+            {"Fn::If": ["HasStateKeyPrefix", {"StringLike": {"s3:prefix": {"Fn::Sub": "${StateKeyPrefix}*"}}}, {"Ref": "AWS::NoValue"}]},
+        )
+        # and force-unlock does read state objects and lock files (HeadObject needs s3:GetObject)
+        gets = [s for s in self.role_statements()["ForceUnlockRole"] if "s3:GetObject" in self.actions(s)]
+        self.assertEqual(len(gets), 1)
+        state_reads = "\n".join(p.read_text() for p in rust_sources("shared/aws/src"))
+        self.assertRegex(state_reads, r"\.head_object\(\)")
 
     # ---------------------------------------------------------------- slots
 

@@ -12,9 +12,15 @@
 //! | `stream#<lock table>` | `<SequenceNumber>` | `claimed_at` | lock-metrics: a stream record already counted (idempotency for retried batches) | 2 days |
 //! | `state#<state path>` | `last-write` | `written_at`, `digest` | lock-metrics, from a digest item INSERT/MODIFY; only ever moves forward. The reaper reads it as liveness evidence | never |
 //! | `lock#<LockLocation::ledger_key()>` | `seen#<lock id>` | `first_seen` | lock-metrics on a Gyro INSERT/MODIFY, the reaper on first sight; the earliest time wins | 30 days |
-//! | `lock#<ledger key>` | `forced#<lock id>` | `forced_at`, `by` | force-unlock, *before* it deletes the lock; lock-metrics reads it to count the REMOVE as a forced release | 30 days |
+//! | `lock#<ledger key>` | `forced#<lock id>` | `forced_at`, `by` | force-unlock (and the reaper when auto-expiring: the same `Unlocker`), *before* it deletes the lock; lock-metrics reads it to count the REMOVE as a forced release | 30 days |
+//! | `lock#<ledger key>` | `snooze` | see `proposals.rs` | force-unlock, from a snooze command; the reaper reads it | the snooze |
+//! | `alerts#<table or bucket>` | `<ledger key>` | see `alert_state.rs` | the reaper: what it last reported for a lock | 30 days after the last message |
+//! | `unparseable` | `<location>` | `reported_at` | the reaper: an unparseable lock already reported | 30 days |
+//! | `proposal#<proposal id>` | `proposal` | see `proposals.rs` | the reaper (new, withdrawn) and force-unlock (claimed, completed, denied, withdrawn) | see `proposals.rs` |
+//! | `audit#<state path>` | `<time>#<audit id>` | `record`, `lock_id` | force-unlock (and the reaper when auto-expiring), before it deletes; never updated or deleted by lockreaper | 366 days |
 //!
-//! (The reaper and force-unlock add `sk = "alert"`, `pk = "proposal#…"` and `pk = "audit#…"` items.)
+//! Each function's IAM role may write only the partition keys of its rows here (`template.yaml`,
+//! `dynamodb:LeadingKeys`; checked against this code by `infra/sam/test_template.py`).
 //!
 //! # Counting each stream record once
 //!
