@@ -887,3 +887,104 @@ async fn an_approval_is_refused_when_the_holder_wrote_state_after_the_proposal()
     setup.results().await;
     drop(live);
 }
+
+/// Issue 11, item 8: force-unlock's role may list the state buckets (`s3:ListBucket`, checked
+/// against the template by `infra/sam/test_template.py`), so a lock file that is already gone reads
+/// as 404 — without it S3 answers 403 (S3 API reference, HeadObject "Permissions") — and the
+/// remaining DynamoDB item of the same lock is still released. A lock file S3 refuses to show
+/// (403 `AccessDenied`, e.g. a bucket policy) is "cannot tell": nothing at all is deleted, the
+/// result says why, and the delivery is answered (not retried forever by Lambda); once the read
+/// works again, the same approval releases both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_file_gone_404_still_releases_the_item_and_a_403_deletes_nothing() {
+    use lockreaper_testkit::faults::{Fault, FaultProxy, Rule};
+    use lockreaper_testkit::lambda::LambdaWatch;
+    use lockreaper_testkit::Emulator;
+
+    let setup = Setup::new("s3-403-404").await;
+    let (table, bucket) = (setup.env.name("locks"), setup.env.name("state"));
+    setup.env.create_lock_table(&table, "LockID").await;
+    setup.env.create_state_bucket(&bucket).await;
+
+    // 404: the lock file vanished (as when Terraform's own release raced the approval half-way).
+    let watch = setup.watch(None).await;
+    let tf = Terraform::init(
+        &setup.env,
+        &bucket,
+        "gone/terraform.tfstate",
+        Some(&table),
+        LockMode::Both,
+    );
+    let stuck = tf.stuck();
+    let item = setup.table_lock(&table, "LockID", &stuck.path).await;
+    let lock_key = format!("{}.tflock", stuck.state_key);
+    let file = setup.file_lock(&bucket, &lock_key).await;
+    let proposed = setup.propose(vec![item.clone(), file.clone()]).await;
+    setup
+        .env
+        .aws
+        .s3()
+        .delete_object()
+        .bucket(&bucket)
+        .key(&lock_key)
+        .send()
+        .await
+        .unwrap();
+    let response = setup.deliver(&watch, &proposed.token).await;
+    assert_eq!(outcomes(&response), ["unlocked"], "{response}");
+    assert!(!setup.item_exists(&table, "LockID", &stuck.path).await);
+    let audit = setup.audit(&stuck.path).await;
+    assert_eq!(
+        audit[0].outcomes,
+        [ArtefactOutcome::Deleted, ArtefactOutcome::AlreadyGone]
+    );
+    setup.result().await;
+    drop(watch);
+
+    // 403: every GetObject force-unlock sends is refused, as a bucket policy would.
+    let proxy = FaultProxy::start(
+        &Emulator::shared().endpoint,
+        8,
+        vec![Rule::new("s3", "GetObject", 1.0, Fault::AccessDenied)],
+    )
+    .await;
+    let mut vars = setup.function_env(None);
+    vars.push(("AWS_ENDPOINT_URL".to_owned(), proxy.url().to_owned()));
+    let denied_watch = LambdaWatch::start(PACKAGE, vars).await;
+    let tf = Terraform::init(
+        &setup.env,
+        &bucket,
+        "denied/terraform.tfstate",
+        Some(&table),
+        LockMode::Both,
+    );
+    let stuck = tf.stuck();
+    let item = setup.table_lock(&table, "LockID", &stuck.path).await;
+    let lock_key = format!("{}.tflock", stuck.state_key);
+    let file = setup.file_lock(&bucket, &lock_key).await;
+    let proposed = setup.propose(vec![item.clone(), file.clone()]).await;
+    let response = setup.deliver(&denied_watch, &proposed.token).await;
+    assert_eq!(outcomes(&response), ["failed"], "{response}");
+    assert!(
+        proxy.faulted_count("s3", "GetObject", "AccessDenied") >= 1,
+        "{}",
+        proxy.report()
+    );
+    assert!(setup.item_exists(&table, "LockID", &stuck.path).await);
+    assert!(setup.file_exists(&bucket, &lock_key).await);
+    let result = setup.result().await;
+    assert!(
+        description(chat(&result)).contains("AccessDenied"),
+        "the result names the refusal: {}",
+        description(chat(&result))
+    );
+    drop(denied_watch);
+
+    // The read works again: the same approval (its claim was given back) releases both.
+    let response = setup
+        .deliver(&setup.watch(None).await, &proposed.token)
+        .await;
+    assert_eq!(outcomes(&response), ["unlocked"], "{response}");
+    assert!(!setup.item_exists(&table, "LockID", &stuck.path).await);
+    assert!(!setup.file_exists(&bucket, &lock_key).await);
+}

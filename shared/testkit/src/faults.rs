@@ -47,6 +47,11 @@ pub enum Fault {
     /// The SDK retries it by status (aws-smithy-runtime `TRANSIENT_ERROR_STATUS_CODES`: 500, 502,
     /// 503, 504).
     InternalError,
+    /// S3 only: 403 `AccessDenied` ("Access Denied"), what S3 answers when a role or bucket policy
+    /// refuses the request — and, for GetObject/HeadObject of a key that does not exist, when the
+    /// caller lacks `s3:ListBucket` (S3 API reference, HeadObject "Permissions"). Not retried: the
+    /// SDK classifies 403 as neither throttling nor transient.
+    AccessDenied,
     /// The request is read, not forwarded, and the TCP connection is reset (RST). The SDK sees an
     /// I/O error, which aws-smithy-http-client's `to_connector_error` classifies as `io` and the
     /// retry classifier as transient.
@@ -429,6 +434,10 @@ fn aws_error(service: &str, fault: Fault) -> Option<AwsErrorAnswer> {
             "We encountered an internal error. Please try again.",
             false,
         ),
+        // "AccessDenied / Access Denied / 403 Forbidden": the S3 API reference's error code list.
+        ("s3", Fault::AccessDenied) => {
+            e(403, "Forbidden", "AccessDenied", "", "Access Denied", true)
+        }
         // Query protocol: `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/>`;
         // `Throttling` / 400 is botocore `_retry.json`'s "throttling" policy.
         ("sns" | "monitoring", Fault::Throttle) => e(
