@@ -809,3 +809,88 @@ async fn a_lock_table_without_a_stream_blocks_auto_expiry() {
     assert_eq!(scan.locks.len(), 1, "the lock is still there");
     assert_eq!(scan.locks[0].lock_id, stuck.lock_id);
 }
+
+/// Issue 11, item 3: the policy is chosen by where a lock is stored, never by the `Path` its own
+/// JSON claims. A lock stored under a path whose policy says `auto_expire: false`, whose `Info`
+/// was rewritten to name an unprotected path, is judged by the protected path's policy, reported as
+/// suspicious, and never expired (before, its claimed path's policy applied and auto-expiry
+/// deleted it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_claiming_another_path_is_judged_where_it_is_stored_and_never_auto_expired() {
+    let env = TestEnv::new("disguised").await;
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true")]).await;
+    let mut vars = d.env.clone();
+    let protected_glob = format!("{}/protected/*", d.bucket);
+    vars.push((
+        "LOCK_POLICY".into(),
+        format!(r#"[{{"path": "{protected_glob}", "auto_expire": false}}]"#),
+    ));
+    let tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "protected/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    );
+    let stuck = tf.stuck();
+    // Rewrite the lock's own JSON to claim an unprotected path (Terraform never does this; a buggy
+    // or hostile writer could).
+    let key = AttributeValue::S(stuck.path.clone());
+    let item = env
+        .aws
+        .dynamodb()
+        .get_item()
+        .table_name(&d.table)
+        .key("LockID", key.clone())
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let mut info: Value = serde_json::from_str(item["Info"].as_s().unwrap()).unwrap();
+    let claimed = format!("{}/scratch/terraform.tfstate", d.bucket);
+    info["Path"] = Value::String(claimed.clone());
+    let rewritten = info.to_string();
+    env.aws
+        .dynamodb()
+        .put_item()
+        .table_name(&d.table)
+        .item("LockID", key.clone())
+        .item("Info", AttributeValue::S(rewritten.clone()))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let watch = LambdaWatch::start("reaper", vars).await;
+    let outcome = watch.invoke("reaper", &scheduled_event()).await;
+    let judged = locks_by_path(&outcome, &stuck.path);
+    assert_eq!(judged.len(), 1, "judged where it is stored: {outcome:#}");
+    let judged = judged[0];
+    assert!(judged["expired"].is_null(), "{outcome:#}");
+    assert_eq!(judged["level"], "propose-unlock", "{outcome:#}");
+    let reasons = judged["reasons"].to_string();
+    assert!(
+        reasons.contains(&protected_glob),
+        "the protected path's policy: {reasons}"
+    );
+    assert!(reasons.contains("suspicious"), "{reasons}");
+    assert!(reasons.contains(&claimed), "{reasons}");
+    assert!(locks_by_path(&outcome, &claimed).is_empty(), "{outcome:#}");
+
+    // Still there, exactly as rewritten.
+    let still = env
+        .aws
+        .dynamodb()
+        .get_item()
+        .table_name(&d.table)
+        .key("LockID", key)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the lock is still held");
+    assert_eq!(still["Info"].as_s().unwrap(), &rewritten);
+}
