@@ -439,6 +439,8 @@ impl Reaper {
         // read the plan is still made (for the report) but not carried out: acting on half the
         // picture could send a duplicate alert or expire a snoozed lock.
         let mut unreadable_context = false;
+        // The open proposals' records as read here, so a re-offer does not read them again.
+        let mut open_records = HashMap::new();
         let (stored, snoozed_until) = if may_act {
             let mut stored = match self.stored_alert(&primary).await {
                 Ok(s) => s,
@@ -449,7 +451,8 @@ impl Reaper {
                 }
             };
             if let Some(s) = stored.as_mut() {
-                self.forget_closed_proposals(&mut s.state.open_proposals, out)
+                open_records = self
+                    .forget_closed_proposals(&mut s.state.open_proposals, out)
                     .await;
             }
             let snoozed_until = match self
@@ -574,7 +577,10 @@ impl Reaper {
         let mut new_state = AlertState::after_send(previous, &primary.lock_id, level, now);
         let mut offer = None;
         let reoffered = match &plan.propose {
-            Propose::Reoffer(open) => self.reoffer(open, &group).await.map(|o| (open, o)),
+            Propose::Reoffer(open) => self
+                .reoffer(open, open_records.get(&open.proposal_id), &group)
+                .await
+                .map(|o| (open, o)),
             Propose::No | Propose::New => None,
         };
         match (&plan.propose, reoffered) {
@@ -733,12 +739,21 @@ impl Reaper {
 
     /// Drops the proposals a person already used or denied (or force-unlock withdrew) from the
     /// list the decision re-offers from; one whose status cannot be read is kept (re-offering a
-    /// closed proposal only earns a "no longer usable" answer, never an unlock).
-    async fn forget_closed_proposals(&self, open: &mut Vec<OpenProposal>, out: &mut SweepOutcome) {
+    /// closed proposal only earns a "no longer usable" answer, never an unlock). Returns the
+    /// records read of those still open, by proposal ID.
+    async fn forget_closed_proposals(
+        &self,
+        open: &mut Vec<OpenProposal>,
+        out: &mut SweepOutcome,
+    ) -> HashMap<String, Proposal> {
         let mut still_open = Vec::with_capacity(open.len());
+        let mut records = HashMap::new();
         for proposal in open.drain(..) {
             match self.proposals.get(&proposal.proposal_id).await {
-                Ok(Some((_, ProposalStatus::Open))) => still_open.push(proposal),
+                Ok(Some((record, ProposalStatus::Open))) => {
+                    records.insert(proposal.proposal_id.clone(), record);
+                    still_open.push(proposal);
+                }
                 Ok(_) => {}
                 Err(e) => {
                     out.errors.push(e.to_string());
@@ -747,6 +762,7 @@ impl Reaper {
             }
         }
         *open = still_open;
+        records
     }
 
     async fn first_seen(
@@ -880,9 +896,22 @@ impl Reaper {
     /// the same proposal instead of opening another one). `None` when that proposal cannot be
     /// offered for exactly these artefacts (its id is malformed, it cannot be read, or the lock's
     /// artefacts changed since): the caller makes a new one.
-    async fn reoffer(&self, open: &OpenProposal, group: &LockGroup) -> Option<ApprovalOffer> {
+    /// `read`: the proposal's record when this sweep already read it (otherwise it is read here).
+    async fn reoffer(
+        &self,
+        open: &OpenProposal,
+        read: Option<&Proposal>,
+        group: &LockGroup,
+    ) -> Option<ApprovalOffer> {
         let id = decode_proposal_id(&open.proposal_id)?;
-        let (proposal, _) = self.proposals.get(&open.proposal_id).await.ok()??;
+        let fetched;
+        let proposal = match read {
+            Some(p) => p,
+            None => {
+                fetched = self.proposals.get(&open.proposal_id).await.ok()??.0;
+                &fetched
+            }
+        };
         let same = proposal.locks.len() == group.locks.len()
             && proposal
                 .locks
