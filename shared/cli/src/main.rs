@@ -105,6 +105,59 @@ enum Command {
         long_about = "Check the deployment's configuration against what AWS says, and print OK, WARN or FAIL for each check with a one-line fix: each lock table exists, is keyed on LockID or LockKey (S), has a NEW_AND_OLD_IMAGES stream and can be scanned; each bucket exists, has versioning enabled and can be listed; the ledger exists, is keyed on pk/sk and has TTL on expires_at; the approvals and alert topics exist and have subscribers. Read-only. Exit code 2 when any check FAILs."
     )]
     Doctor,
+
+    /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell)
+    #[command(
+        long_about = "Print a completion script for SHELL to stdout. Install it where your shell looks, e.g. \
+bash: lockreaper completions bash > ~/.local/share/bash-completion/completions/lockreaper; \
+zsh: lockreaper completions zsh > \"${fpath[1]}/_lockreaper\"; \
+fish: lockreaper completions fish > ~/.config/fish/completions/lockreaper.fish."
+    )]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff) to stdout, or write one page per command into a directory
+    #[command(
+        long_about = "Print the man page of lockreaper (roff) to stdout: lockreaper man | man -l -. \
+With --dir DIR, write lockreaper.1 and one page per command (lockreaper-locks.1, ...) into DIR, \
+e.g. --dir ~/.local/share/man/man1."
+    )]
+    Man {
+        /// Write lockreaper.1 and lockreaper-<command>.1 into this directory instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// Writes `lockreaper`'s completion script or man page(s): generated from the same clap definition
+/// that parses the command line, so they can never describe flags that do not exist.
+fn write_docs(command: &Command) -> Option<Result<(), String>> {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cli, "lockreaper", &mut std::io::stdout());
+            Some(Ok(()))
+        }
+        Command::Man { dir: None } => Some(
+            clap_mangen::Man::new(cli)
+                .render(&mut std::io::stdout())
+                .or_else(|e| match e.kind() {
+                    // `lockreaper man | head` closes the pipe early: not an error.
+                    std::io::ErrorKind::BrokenPipe => Ok(()),
+                    _ => Err(format!("cannot write the man page: {e}")),
+                }),
+        ),
+        Command::Man { dir: Some(dir) } => Some(
+            std::fs::create_dir_all(dir)
+                .and_then(|()| clap_mangen::generate_to(cli, dir))
+                .map(|()| eprintln!("lockreaper: man pages written to {}", dir.display()))
+                .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display())),
+        ),
+        _ => None,
+    }
 }
 
 async fn run(cli: Cli) -> Result<u8, Failure> {
@@ -129,6 +182,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Audit(args) => audit::run(settings, args).await,
         Command::Doctor => doctor::run(settings).await,
+        Command::Completions { .. } | Command::Man { .. } => Ok(0),
     }
 }
 
@@ -137,6 +191,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return failure::clap_exit(e),
     };
+    match write_docs(&cli.command) {
+        Some(Ok(())) => return ExitCode::SUCCESS,
+        Some(Err(e)) => {
+            eprintln!("lockreaper: {e}");
+            return ExitCode::from(failure::EXIT_PROBLEMS);
+        }
+        None => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

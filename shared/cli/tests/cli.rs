@@ -859,3 +859,94 @@ fn bad_configuration_exits_1_naming_the_variable_or_flag() {
         assert!(help.stdout.contains(needle), "{needle}: {}", help.stdout);
     }
 }
+
+/// Shell completions come from the same clap definition that parses the command line: every
+/// command is offered, and bash accepts the script (`bash -n` parses it without running it).
+#[test]
+fn completions_offer_every_command_and_bash_parses_the_script() {
+    let bash = run_with(&[], &["completions", "bash"]);
+    assert_eq!(bash.code, 0, "{bash:?}");
+    for command in [
+        "locks", "approve", "deny", "snooze", "audit", "doctor", "man",
+    ] {
+        assert!(
+            bash.stdout.contains(command),
+            "{command} missing:\n{}",
+            bash.stdout
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("lockreaper-completions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("lockreaper.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let run = run_with(&[], &["completions", shell]);
+        assert_eq!(run.code, 0, "{shell}: {run:?}");
+        assert!(run.stdout.contains("doctor"), "{shell}:\n{}", run.stdout);
+    }
+    let unknown = run_with(&[], &["completions", "tcsh"]);
+    assert_eq!(
+        unknown.code, 1,
+        "an unknown shell is a usage error: {unknown:?}"
+    );
+    assert!(unknown.stderr.contains("tcsh"), "{}", unknown.stderr);
+}
+
+/// The man page is roff that `man` itself renders; with `--dir`, one page per command.
+#[test]
+fn man_pages_render_and_name_every_command() {
+    let page = run_with(&[], &["man"]);
+    assert_eq!(page.code, 0, "{page:?}");
+    assert!(
+        page.stdout.contains("\n.TH lockreaper 1 "),
+        "{}",
+        page.stdout
+    );
+    assert!(
+        page.stdout.contains("LOCK_TABLES"),
+        "the page documents the environment:\n{}",
+        page.stdout
+    );
+
+    let dir = std::env::temp_dir().join(format!("lockreaper-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = run_with(&[], &["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for name in [
+        "lockreaper",
+        "lockreaper-locks",
+        "lockreaper-approve",
+        "lockreaper-doctor",
+    ] {
+        let file = dir.join(format!("{name}.1"));
+        assert!(file.is_file(), "{} not written", file.display());
+    }
+    // `man -l` renders a local file; groff is what renders it, and it must not complain.
+    if Command::new("man").arg("--version").output().is_ok() {
+        let rendered = Command::new("man")
+            .env("MANWIDTH", "100")
+            .env("MAN_KEEP_FORMATTING", "0")
+            .args(["-l", "-P", "cat"])
+            .arg(dir.join("lockreaper-locks.1"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&rendered.stdout);
+        assert!(
+            rendered.status.success(),
+            "{}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+        assert!(text.contains("--json"), "{text}");
+    }
+}
