@@ -59,15 +59,17 @@ def target_dir() -> Path:
     return Path(json.loads(out.stdout)["target_directory"])
 
 
-def built_template(template_text: str, build_dir: Path) -> str:
+def built_template(template_text: str, build_dir: Path | None = None, code_uri=None) -> str:
     """The production template with each function's CodeUri replaced by its build directory (as
-    `sam build` writes it: relative to the built template). Every function must be found exactly once."""
+    `sam build` writes it: relative to the built template), or by `code_uri(logical_id)` (`make
+    package`: the function's zip). Every function must be found exactly once."""
     text = template_text
-    for logical_id, (code_uri, _binary) in FUNCTIONS.items():
-        pattern = re.compile(rf"^(\s+CodeUri:\s*){re.escape(code_uri)}\s*$", re.MULTILINE)
-        text, count = pattern.subn(lambda m, lid=logical_id: f"{m.group(1)}{lid}", text)
+    new_uri = code_uri or (lambda logical_id: logical_id)
+    for logical_id, (source_uri, _binary) in FUNCTIONS.items():
+        pattern = re.compile(rf"^(\s+CodeUri:\s*){re.escape(source_uri)}\s*$", re.MULTILINE)
+        text, count = pattern.subn(lambda m, lid=logical_id: f"{m.group(1)}{new_uri(lid)}", text)
         if count != 1:
-            raise BuildFailed(f"template.yaml: expected exactly one `CodeUri: {code_uri}` ({logical_id}), found {count}")
+            raise BuildFailed(f"template.yaml: expected exactly one `CodeUri: {source_uri}` ({logical_id}), found {count}")
     return text
 
 

@@ -37,10 +37,17 @@ pub const REQUEST_ID: &str = "requestId";
 /// `field_<name>` instead, so that it never hides the severity or the request ID.
 const RESERVED: [&str; 2] = ["level", REQUEST_ID];
 
-/// Installs the JSON subscriber, writing to stdout. A second call (tests) keeps the first one.
+/// Installs the JSON subscriber, writing to stdout, and logs which lockreaper version starts (the
+/// workspace version, the one `make package` names its artefacts with). A second call (tests)
+/// keeps the first subscriber and logs nothing.
 pub fn init_json_logging() {
-    let _ = subscriber(std::io::stdout).try_init();
+    if subscriber(std::io::stdout).try_init().is_ok() {
+        tracing::info!(event = "start", version = VERSION);
+    }
 }
+
+/// lockreaper's version: `[workspace.package] version`, inherited by every crate.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The subscriber `init_json_logging` installs, writing to `writer` (tests capture it).
 pub fn subscriber<W>(writer: W) -> impl Subscriber + Send + Sync
