@@ -14,7 +14,7 @@ after table names. So every list parameter is read through SLOTS fixed slots (th
 empty entries, `"${List},,,,"`; slot i is element i, switched off by its condition when empty), and
 this script writes the slots out; the source says each thing once.
 
-Markers in the source (YAML comments, so the source stays readable as YAML):
+Markers in the source, each a comment line:
 
   # @slot-items <List>: <form>
       one list entry per slot, each `!If [Has<Item>N, !Sub [<form>, {<Var>: slot N}], NoValue]`.
@@ -27,9 +27,13 @@ Markers in the source (YAML comments, so the source stays readable as YAML):
       the lines once per slot; in them {{n}} is the slot number (1..SLOTS) and {{item}} the slot's
       value (`!Select [n-1, !Split [",", !Sub "${List},,,,"]]`).
   # @define <name> ... # @end     and     # @use <name>
-      a block of lines written once and used in several places (re-indented to the @use line).
+      a block of lines written once and used in several places (re-indented to the @use line; the
+      slot markers inside it are expanded where it is used).
 
-`<form>` is a `!Sub` string naming the slot's value as `${<Var>}` (`Name` for LockTables, `Bucket` for
+  ## <text>
+      a comment for readers of the source only (not copied to template.yaml).
+
+The source is template.yaml with these markers, not itself a valid template. `<form>` is a `!Sub` string naming the slot's value as `${<Var>}` (`Name` for LockTables, `Bucket` for
 StateBuckets, `Arn` for LockTableStreamArns).
 
 Usage: template_gen.py            write template.yaml
@@ -125,7 +129,7 @@ def take_block(lines: list[str], start: int, where: str) -> tuple[list[str], int
         m = MARKER.match(lines[end])
         if m and m["kind"] == "end":
             return lines[start + 1 : end], end + 1
-        if m and m["kind"] in ("for-each-slot", "define"):
+        if m and m["kind"] in ("for-each-slot", "define", "use"):
             raise SourceError(f"{where}: blocks do not nest (line {end + 1})")
     raise SourceError(f"{where}: no `# @end`")
 
@@ -133,12 +137,16 @@ def take_block(lines: list[str], start: int, where: str) -> tuple[list[str], int
 def generate(source: str) -> str:
     lines = source.splitlines()
     defined: dict[str, list[str]] = {}
+    used: set[str] = set()
     out: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i]
         m = MARKER.match(line)
         if not m:
+            if line.lstrip().startswith("##"):
+                i += 1  # a note for readers of the source only
+                continue
             if "{{" in line:
                 raise SourceError(f"line {i + 1}: {{{{…}}}} outside a `# @for-each-slot` block")
             out.append(line)
@@ -168,12 +176,13 @@ def generate(source: str) -> str:
         elif kind == "use":
             if arg not in defined:
                 raise SourceError(f"{where}: `{arg}` is not defined above")
-            out += reindent(defined[arg], indent)
-            i += 1
+            # spliced in unexpanded, so the markers inside the block are expanded where it is used
+            used.add(arg)
+            lines[i : i + 1] = reindent(defined[arg], indent)
         else:
             # any other `# @…` comment is a plain comment (none is used today; refuse typos)
             raise SourceError(f"{where}: unknown marker @{kind}")
-    unused = set(defined) - {MARKER.match(l)["arg"].strip() for l in lines if MARKER.match(l) and MARKER.match(l)["kind"] == "use"}
+    unused = set(defined) - used
     if unused:
         raise SourceError(f"defined but never used: {', '.join(sorted(unused))}")
     return HEADER + "\n".join(out) + "\n"
