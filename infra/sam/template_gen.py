@@ -30,6 +30,8 @@ Markers in the source, each a comment line:
       a block of lines written once and used in several places (re-indented to the @use line; the
       slot markers inside it are expanded where it is used).
 
+  {{SLOTS}}, {{SLOTS-1}}   (anywhere)
+      the number of slots, and one less.
   ## <text>
       a comment for readers of the source only (not copied to template.yaml).
 
@@ -52,8 +54,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "infra/sam/template.in.yaml"
 TARGET = ROOT / "template.yaml"
 
-# Entries per list parameter. Raising it: also raise the `{0,4}` in the three parameters'
-# AllowedPattern (test_template.py checks that a list of SLOTS+1 entries is refused).
+# Entries per list parameter: the only place the number is written. The source uses it as
+# {{SLOTS}} (descriptions) and {{SLOTS-1}} (the list parameters' AllowedPattern, so that a list
+# longer than its slots is refused, never left without its grant or its stream mapping).
 SLOTS = 5
 
 
@@ -147,6 +150,7 @@ def generate(source: str) -> str:
             if line.lstrip().startswith("##"):
                 i += 1  # a note for readers of the source only
                 continue
+            line = line.replace("{{SLOTS}}", str(SLOTS)).replace("{{SLOTS-1}}", str(SLOTS - 1))
             if "{{" in line:
                 raise SourceError(f"line {i + 1}: {{{{…}}}} outside a `# @for-each-slot` block")
             out.append(line)
@@ -188,6 +192,10 @@ def generate(source: str) -> str:
     return HEADER + "\n".join(out) + "\n"
 
 
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if template.yaml is not what the source generates")
@@ -195,12 +203,12 @@ def main() -> int:
     try:
         generated = generate(SOURCE.read_text())
     except SourceError as e:
-        print(f"{SOURCE.relative_to(ROOT)}: {e}", file=sys.stderr)
+        print(f"{shown(SOURCE)}: {e}", file=sys.stderr)
         return 1
     if args.check:
         if not TARGET.exists() or TARGET.read_text() != generated:
             print(
-                f"{TARGET.relative_to(ROOT)} is not what {SOURCE.relative_to(ROOT)} generates: run make template "
+                f"{shown(TARGET)} is not what {shown(SOURCE)} generates: run make template "
                 "(and edit the source, not template.yaml)",
                 file=sys.stderr,
             )
