@@ -132,7 +132,9 @@ def take_block(lines: list[str], start: int, where: str) -> tuple[list[str], int
         m = MARKER.match(lines[end])
         if m and m["kind"] == "end":
             return lines[start + 1 : end], end + 1
-        if m and m["kind"] in ("for-each-slot", "define", "use"):
+        # a `@use` may sit in a `@for-each-slot` block, not in a `@define` (which could use itself)
+        nested = ("for-each-slot", "define", "use") if MARKER.match(lines[start])["kind"] == "define" else ("for-each-slot", "define")
+        if m and m["kind"] in nested:
             raise SourceError(f"{where}: blocks do not nest (line {end + 1})")
     raise SourceError(f"{where}: no `# @end`")
 
@@ -169,10 +171,13 @@ def generate(source: str) -> str:
             i += 1
         elif kind == "for-each-slot":
             lst = slot_list(arg, where)
+            start = i
             block, i = take_block(lines, i, where)
             if not any("{{n}}" in l or "{{item}}" in l for l in block):
                 raise SourceError(f"{where}: the block uses neither {{{{n}}}} nor {{{{item}}}}")
-            out += for_each_slot(lst, block)
+            # spliced back unexpanded, so markers inside the block (e.g. `@use`) are expanded too
+            lines[start:i] = for_each_slot(lst, block)
+            i = start
         elif kind == "define":
             if not arg or arg in defined:
                 raise SourceError(f"{where}: a block needs a new name")

@@ -51,6 +51,10 @@ class Markers(unittest.TestCase):
         self.assertEqual(out[-1], "B: 1")
         self.assertEqual([l.split(":")[0] for l in out[1:-1]], [f"  M{n}" for n in range(1, SLOTS + 1)])
 
+    def test_markers_inside_a_for_each_slot_block_are_expanded(self):
+        out = expand("# @define body\n- x: 1\n# @end\n# @for-each-slot LockTables\nM{{n}}:\n  # @use body\n# @end\n")
+        self.assertEqual(out, [line for n in range(1, SLOTS + 1) for line in (f"M{n}:", "  - x: 1")])
+
     def test_define_and_use_reindent_and_expand_inside(self):
         source = (
             "# @define blk\n- Sid: S\n  Resource:\n  # @slot-items-given-first LockTables: ${Name}\n# @end\n"
@@ -78,6 +82,7 @@ class Markers(unittest.TestCase):
             "# @define a\nx\n# @end\n": "defined but never used: a",
             "# @define a\nx\n# @end\n# @define a\ny\n# @end\n": "a block needs a new name",
             "  # @for-each-slot LockTables\n  # @define b\n  # @end\n": "blocks do not nest",
+            "# @define a\n# @use a\n# @end\n# @use a\n": "blocks do not nest",
             "  x: {{n}}\n": "outside a `# @for-each-slot` block",
             "  # @slotitems LockTables: ${Name}\n": "unknown marker @slotitems",
         }
