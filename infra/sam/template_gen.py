@@ -35,8 +35,10 @@ Markers in the source, each a comment line:
   ## <text>
       a comment for readers of the source only (not copied to template.yaml).
 
-The source is template.yaml with these markers, not itself a valid template. `<form>` is a `!Sub` string naming the slot's value as `${<Var>}` (`Name` for LockTables, `Bucket` for
-StateBuckets, `Arn` for LockTableStreamArns).
+The source is template.yaml with these markers, not itself a valid template. `<form>` is a `!Sub`
+string naming the slot's value as `${<Var>}` (`Name` for LockTables, `Bucket` for StateBuckets, `Arn`
+for LockTableStreamArns). Markers inside a `@for-each-slot` block or a `@define`d block are expanded
+where the block lands; an error's line number then counts the lines expanded so far.
 
 Usage: template_gen.py            write template.yaml
        template_gen.py --check    exit 1 with "run make template" if template.yaml is not current
@@ -103,7 +105,7 @@ def slot_list(name: str, where: str) -> SlotList:
 def slot_items(indent: str, lst: SlotList, form: str, given_first: bool) -> list[str]:
     out: list[str] = []
     for index in range(SLOTS):
-        sub = [f"- !Sub", f"  - {form}", f"  - {lst.var}: {lst.item(index)}"]
+        sub = ["- !Sub", f"  - {form}", f"  - {lst.var}: {lst.item(index)}"]
         if index == 0 and given_first:
             out += [indent + line for line in sub]
         else:
@@ -128,12 +130,12 @@ def reindent(block: list[str], indent: str) -> list[str]:
 
 def take_block(lines: list[str], start: int, where: str) -> tuple[list[str], int]:
     """The lines after the marker at `start` up to its `# @end`, and the index after the end."""
+    # a `@use` may sit in a `@for-each-slot` block, not in a `@define` (which could use itself)
+    nested = {"for-each-slot", "define"} | ({"use"} if MARKER.match(lines[start])["kind"] == "define" else set())
     for end in range(start + 1, len(lines)):
         m = MARKER.match(lines[end])
         if m and m["kind"] == "end":
             return lines[start + 1 : end], end + 1
-        # a `@use` may sit in a `@for-each-slot` block, not in a `@define` (which could use itself)
-        nested = ("for-each-slot", "define", "use") if MARKER.match(lines[start])["kind"] == "define" else ("for-each-slot", "define")
         if m and m["kind"] in nested:
             raise SourceError(f"{where}: blocks do not nest (line {end + 1})")
     raise SourceError(f"{where}: no `# @end`")
@@ -189,7 +191,7 @@ def generate(source: str) -> str:
             used.add(arg)
             lines[i : i + 1] = reindent(defined[arg], indent)
         else:
-            # any other `# @…` comment is a plain comment (none is used today; refuse typos)
+            # refused rather than passed on as a comment: a mistyped marker must not vanish silently
             raise SourceError(f"{where}: unknown marker @{kind}")
     unused = set(defined) - used
     if unused:
