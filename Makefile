@@ -19,7 +19,7 @@ export SAM_CLI_TELEMETRY := 0
 AARCH64_TARGET := { rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu; }
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools deploy-tools test lint unit validate build-local build-arm64 deploy-local demo bench deploy undeploy fixtures emulator clean
+.PHONY: help tools deploy-tools test lint unit validate template build-local build-arm64 deploy-local demo bench deploy undeploy fixtures emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,10 +71,14 @@ build-arm64: deploy-tools ## sam build as for AWS (arm64, cargo-lambda + zig): t
 	  echo "    $$file: arm64 ELF, $$(( $$(stat -c %s $$file) / 1024 )) KiB"; \
 	done
 
-validate: deploy-tools ## template.yaml: cfn-lint, sam validate --lint, and the template's contract tests
+template: ## Regenerate template.yaml from infra/sam/template.in.yaml (the per-table/bucket/stream slots)
+	$(PYTHON) infra/sam/template_gen.py
+
+validate: deploy-tools ## template.yaml: current with its source, cfn-lint, sam validate --lint, and the template's contract tests
+	$(PYTHON) infra/sam/template_gen.py --check
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
 	$(DEPLOY_VENV)/bin/sam validate --lint --region us-east-1
-	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py infra/sam/test_local_build.py
+	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py infra/sam/test_effective_permissions.py infra/sam/test_template_gen.py infra/sam/test_local_build.py
 
 deploy-local: tools deploy-tools ## Deploy template.yaml to ministack and prove every resource is wired and fires
 	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py

@@ -19,7 +19,8 @@ What is checked:
   `dynamodb:LeadingKeys`) and use exactly the write actions its Rust code does, derived from the
   sources; audit records only appended, only by force-unlock and the auto-expiring reaper;
   force-unlock lists the state buckets as the reaper does (a missing object is 404, not 403);
-- the slot lists: each list parameter admits at most 5 entries, and there are exactly 5 slots;
+- the slot lists: each list parameter admits at most SLOTS entries, and there are exactly SLOTS slots
+  (SLOTS from infra/sam/template_gen.py, which writes them);
 - the stream mappings' settings, the ledger table's schema, the ExpireAfter mapping, defaults;
 - the alarms: each on the right metric, Throttles on every function, IteratorAge on the function the
   stream mappings feed (its threshold mapping, under the streams' 24 h), every alarm to the alert
@@ -41,10 +42,10 @@ from cfnlint.decode import decode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chatbot_buttons  # noqa: E402  (infra/sam/chatbot_buttons.py, shared with deploy_local.py)
+from template_gen import SLOTS  # noqa: E402  (the number of slots template.yaml is generated with)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
-SLOTS = 5
 
 # Read by the code but deliberately not set by the template (see its comment block).
 UNSET_ON_PURPOSE = {
