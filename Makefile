@@ -19,7 +19,7 @@ export SAM_CLI_TELEMETRY := 0
 AARCH64_TARGET := { rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu; }
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools deploy-tools test lint unit validate template build-local build-arm64 deploy-local demo bench deploy undeploy fixtures emulator clean
+.PHONY: help tools deploy-tools test lint unit validate template build-local build-arm64 deploy-local demo bench package deploy undeploy fixtures emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,11 +74,12 @@ build-arm64: deploy-tools ## sam build as for AWS (arm64, cargo-lambda + zig): t
 template: ## Regenerate template.yaml from infra/sam/template.in.yaml (the per-table/bucket/stream slots)
 	$(PYTHON) infra/sam/template_gen.py
 
-validate: deploy-tools ## template.yaml: current with its source, cfn-lint, sam validate --lint, and the template's contract tests
+validate: deploy-tools ## template.yaml: current with its source, cfn-lint, sam validate --lint, the template's contract tests; the release workflow (zizmor)
 	$(PYTHON) infra/sam/template_gen.py --check
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
 	$(DEPLOY_VENV)/bin/sam validate --lint --region us-east-1
-	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py infra/sam/test_effective_permissions.py infra/sam/test_template_gen.py infra/sam/test_local_build.py
+	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py infra/sam/test_effective_permissions.py infra/sam/test_template_gen.py infra/sam/test_local_build.py infra/scripts/test_package.py
+	$(DEPLOY_VENV)/bin/zizmor --offline --no-progress .github/workflows/
 
 deploy-local: tools deploy-tools ## Deploy template.yaml to ministack and prove every resource is wired and fires
 	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py
@@ -97,6 +98,10 @@ demo: ## The main job locally: the deployed stack on an emulator, real Terraform
 
 build-local: ## One release build of the three functions and the CLI, laid out as sam build's output (for ministack)
 	$(PYTHON) infra/sam/local_build.py >/dev/null
+
+package: deploy-tools ## Release artefacts in dist/: function zips + CLI for arm64 and x86_64, packaged templates, SHA256SUMS (deploy with no Rust toolchain)
+	$(AARCH64_TARGET)
+	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" $(PYTHON) infra/scripts/package.py
 
 deploy: deploy-tools ## Deploy to your AWS account: sam build (arm64) + sam deploy --guided (see infra/sam/README.md)
 	$(MAKE) --no-print-directory build-arm64
@@ -118,4 +123,4 @@ emulator: tools ## Run the emulator in the foreground (prints its endpoint; Ctrl
 
 clean: ## Remove build output and the tools virtualenv
 	cargo clean
-	rm -rf $(VENV) $(DEPLOY_VENV) infra/.work .aws-sam
+	rm -rf $(VENV) $(DEPLOY_VENV) infra/.work .aws-sam dist dist.partial

@@ -13,6 +13,7 @@ then writes:
                                                      zips above and Architecture fixed to <arch>
   dist/SHA256SUMS                                    sha256sum format: `sha256sum -c SHA256SUMS`
   dist/manifest.json                                 version, git commit, files, sizes, checksums
+  dist/LICENSE, dist/README.md                       what the templates' repository metadata names
 
 The version is the workspace's (`[workspace.package] version` in Cargo.toml: one place, which every
 crate inherits and the functions log at start). Before writing anything, the packages are checked:
@@ -57,6 +58,13 @@ ARCHES = {
 
 class PackageFailed(Exception):
     pass
+
+
+def sar_version(template_text: str) -> str | None:
+    """The Serverless Application Repository `SemanticVersion` in the template's metadata."""
+    match = re.search(r"^  AWS::ServerlessRepo::Application:\n(?:    .*\n)*?    SemanticVersion: (\S+)$",
+                      template_text, re.MULTILINE)
+    return match.group(1) if match else None
 
 
 def workspace_version() -> str:
@@ -157,6 +165,9 @@ def sha256(path: Path) -> str:
 def package(arches: list[str], dist: Path, log=sys.stderr) -> dict:
     version = workspace_version()
     template_text = local_build.TEMPLATE.read_text()
+    if sar_version(template_text) != version:
+        raise PackageFailed(f"template.yaml's SemanticVersion ({sar_version(template_text)}) is not the "
+                            f"workspace version {version}: change infra/sam/template.in.yaml, then `make template`")
     staging = dist.with_name(dist.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -176,6 +187,10 @@ def package(arches: list[str], dist: Path, log=sys.stderr) -> dict:
         shutil.copy2(cli, dest)
         dest.chmod(0o755)
         (staging / f"template-{arch}.yaml").write_text(packaged_template(template_text, version, arch))
+    # The packaged templates name these (Serverless Application Repository metadata: LicenseUrl,
+    # ReadmeUrl, relative to the template), so they travel with them.
+    for doc in ("LICENSE", "README.md"):
+        shutil.copy2(ROOT / doc, staging / doc)
     files = sorted(p for p in staging.iterdir() if p.is_file())
     sums = {p.name: sha256(p) for p in files}
     (staging / "SHA256SUMS").write_text("".join(f"{h}  {n}\n" for n, h in sums.items()))
