@@ -173,6 +173,7 @@ def package(arches: list[str], dist: Path, log=sys.stderr) -> dict:
     staging.mkdir(parents=True)
     for arch in arches:
         target = build(arch, log)
+        staging.mkdir(parents=True, exist_ok=True)
         for logical_id, (_uri, binary) in local_build.FUNCTIONS.items():
             built = target / "lambda" / binary / "bootstrap.zip"
             if not built.is_file():
