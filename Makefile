@@ -46,7 +46,7 @@ lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	@# One copy of each crypto crate we pick ourselves: ours must follow the SDK's majors.
-	@dups=$$(cargo tree --locked --workspace -d -e normal --prefix none --format '{p}' | grep -E '^(hmac|sha2|md-5|getrandom) ' | sort -u); \
+	@dups=$$(cargo tree --locked --workspace -d -e normal --prefix depth --format '{p}' | grep -E '^0(hmac|sha2|md-5|getrandom) ' | sort -u); \
 	  if [ -n "$$dups" ]; then echo "two versions of a crypto crate in the tree (align ours with the AWS SDK's):" >&2; echo "$$dups" >&2; exit 1; fi
 
 test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests, template checks, deploy to ministack, the demo as an end-to-end test
