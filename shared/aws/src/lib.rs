@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod inventory;
 pub mod ledger;
+pub mod ledger_schema;
 pub mod liveness;
 pub mod lock_files;
 pub mod lock_table;

@@ -18,32 +18,19 @@
 //! the MessageId) from a *replay* (anyone publishing the token again gets a new MessageId); see
 //! [`Claim::Resumed`].
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use lockreaper_core::approval::ApprovalSource;
 use lockreaper_core::proposal::{Proposal, ProposalStatus};
 use lockreaper_core::LockLocation;
 
 use crate::error::{AwsError, AwsErrorKind};
-use crate::ledger::{format_time, lock_pk, EXPIRES_AT, PK, SK};
-
-/// Sort key of a proposal item.
-pub const PROPOSAL_SK: &str = "proposal";
-/// Sort key of a lock's snooze item.
-pub const SNOOZE_SK: &str = "snooze";
-/// How long a proposal item outlives the proposal (for "already used" answers and forensics).
-pub const PROPOSAL_RETENTION: Duration = Duration::days(7);
-/// How long a snooze item outlives its end (TTL deletion is lazy; readers compare `until`).
-pub const SNOOZE_RETENTION: Duration = Duration::days(1);
+use crate::ledger_schema::{
+    expires_at, format_time, key, lock_pk, proposal_pk, s, string_attribute as string,
+    time_attribute as time, EXPIRES_AT, PROPOSAL_RETENTION, PROPOSAL_SK, SNOOZE_RETENTION,
+    SNOOZE_SK,
+};
 
 const STATUS: &str = "status";
-
-/// `proposal#<proposal id>`.
-pub fn proposal_pk(proposal_id: &str) -> String {
-    format!("proposal#{proposal_id}")
-}
 
 /// Who is deciding, for the proposal item.
 #[derive(Debug, Clone, Copy)]
@@ -116,27 +103,6 @@ pub struct Proposals {
     table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn time(item: &HashMap<String, AttributeValue>, name: &str) -> Option<DateTime<Utc>> {
-    string(item, name)
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 fn parse_status(text: &str) -> Option<ProposalStatus> {
     match text {
         "open" => Some(ProposalStatus::Open),
@@ -159,10 +125,6 @@ impl Proposals {
         &self.table
     }
 
-    fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
-    }
-
     fn error(&self, action: &'static str, message: String) -> AwsError {
         AwsError {
             kind: AwsErrorKind::Other,
@@ -177,12 +139,12 @@ impl Proposals {
     pub async fn put(&self, proposal: &Proposal) -> Result<(), AwsError> {
         let json = serde_json::to_string(proposal)
             .map_err(|e| self.error("encode proposal for", e.to_string()))?;
-        let mut item = Self::key(proposal_pk(&proposal.proposal_id), PROPOSAL_SK);
+        let mut item = key(proposal_pk(&proposal.proposal_id), PROPOSAL_SK);
         item.insert("proposal".to_owned(), s(json));
         item.insert(STATUS.to_owned(), s(ProposalStatus::Open.as_str()));
         item.insert(
             EXPIRES_AT.to_owned(),
-            n((proposal.expires_at + PROPOSAL_RETENTION).timestamp()),
+            expires_at(proposal.expires_at, PROPOSAL_RETENTION),
         );
         self.client
             .put_item()
@@ -212,7 +174,7 @@ impl Proposals {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .consistent_read(true)
             .send()
             .await
@@ -275,7 +237,7 @@ impl Proposals {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             // `status` is a DynamoDB reserved word.
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_values(":to", s(to.as_str()))
@@ -369,7 +331,7 @@ impl Proposals {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression(
                 "SET #status = :open REMOVE decided_at, decided_by, decided_via, delivery",
             )
@@ -398,7 +360,7 @@ impl Proposals {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression(
                 "SET #status = :withdrawn, decided_at = :at, withdrawn_reason = :reason",
             )
@@ -427,7 +389,7 @@ impl Proposals {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression("SET #status = :withdrawn, completed_at = :at, withdrawn_reason = :reason, #result = :result")
             .condition_expression(
                 "#status = :used AND delivery = :delivery AND attribute_not_exists(completed_at)",
@@ -458,7 +420,7 @@ impl Proposals {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression("SET completed_at = :at, #result = :result, audit_id = :audit")
             .condition_expression("#status = :used AND delivery = :delivery")
             .expression_attribute_names("#status", STATUS)
@@ -532,7 +494,7 @@ impl Proposals {
         by: Option<&str>,
         reason: Option<&str>,
     ) -> Result<(), AwsError> {
-        let mut item = Self::key(lock_pk(location), SNOOZE_SK);
+        let mut item = key(lock_pk(location), SNOOZE_SK);
         item.insert("until".to_owned(), s(format_time(until)));
         item.insert("lock_id".to_owned(), s(lock_id));
         if let Some(by) = by {
@@ -541,10 +503,7 @@ impl Proposals {
         if let Some(reason) = reason {
             item.insert("reason".to_owned(), s(reason));
         }
-        item.insert(
-            EXPIRES_AT.to_owned(),
-            n((until + SNOOZE_RETENTION).timestamp()),
-        );
+        item.insert(EXPIRES_AT.to_owned(), expires_at(until, SNOOZE_RETENTION));
         self.client
             .put_item()
             .table_name(&self.table)
@@ -569,7 +528,7 @@ impl Proposals {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(lock_pk(location), SNOOZE_SK)))
+            .set_key(Some(key(lock_pk(location), SNOOZE_SK)))
             .consistent_read(true)
             .send()
             .await
@@ -586,8 +545,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys() {
-        assert_eq!(proposal_pk("AAECAwQFBgcICQoL"), "proposal#AAECAwQFBgcICQoL");
+    fn statuses() {
         for status in [
             ProposalStatus::Open,
             ProposalStatus::Used,

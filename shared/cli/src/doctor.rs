@@ -360,7 +360,7 @@ async fn bucket(s3: &aws_sdk_s3::Client, scope: &BucketScope) -> Section {
 }
 
 async fn ledger_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> Section {
-    use lockreaper_aws::ledger::{EXPIRES_AT, PK, SK};
+    use lockreaper_aws::ledger_schema::{EXPIRES_AT, PK, SK};
     let title = format!("ledger {name}");
     let mut checks = Vec::new();
     match describe_table(dynamodb, name).await {
