@@ -26,14 +26,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lockreaper_aws::alert_state::{AlertStates, StoredAlert};
 use lockreaper_aws::cloudwatch::CloudWatchMetrics;
+use lockreaper_aws::inventory::{take_inventory, InventoryScope, LockFileBodies};
 use lockreaper_aws::ledger::Ledger;
 use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, TableStreams};
-use lockreaper_aws::lock_files::LockFileHead;
 use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::proposals::Proposals;
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::unlock::{UnlockRequest, UnlockResult, Unlocker};
-use lockreaper_aws::{AwsError, LockFiles, LockTable};
+use lockreaper_aws::AwsError;
 use lockreaper_core::alert::{self, AlertContext, AlertMessage, ApprovalOffer};
 use lockreaper_core::approval::{
     decode_proposal_id, encode_proposal_id, ApprovalSource, ApprovalToken, LockFingerprint,
@@ -329,79 +329,31 @@ impl Reaper {
         out
     }
 
-    /// Reads every lock; lock file bodies only for files old enough to matter.
+    /// Reads every lock ([`take_inventory`]); lock file bodies only for files old enough to matter.
     async fn take_stock(
         &self,
         now: DateTime<Utc>,
         out: &mut SweepOutcome,
     ) -> (Vec<LockRecord>, Vec<DigestRecord>, Vec<LockParseError>) {
-        let mut locks = Vec::new();
-        let mut digests = Vec::new();
-        let mut malformed = Vec::new();
-        let scans =
-            futures::future::join_all(self.config.sources.tables.iter().map(|t| async move {
-                LockTable::new(self.dynamodb.clone(), t)
-                    .scan(self.config.scan_segments)
-                    .await
-            }));
-        let files = LockFiles::new(self.s3.clone());
-        let listings =
-            futures::future::join_all(self.config.sources.buckets.iter().map(|b| files.list(b)));
-        let (scans, listings) = futures::join!(scans, listings);
-        for (scan, table) in scans.into_iter().zip(&self.config.sources.tables) {
-            match scan {
-                Ok(scan) => {
-                    out.aws_calls += scan.pages;
-                    locks.extend(scan.locks);
-                    digests.extend(scan.digests);
-                    malformed.extend(scan.malformed);
-                }
-                Err(e) => {
-                    out.aws_calls += 1;
-                    log_error("unreachable", &e);
-                    out.unreachable.push(e.to_string());
-                    out.incomplete_sources.insert(table.clone());
-                }
-            }
+        let scope = InventoryScope {
+            tables: &self.config.sources.tables,
+            buckets: &self.config.sources.buckets,
+            scan_segments: self.config.scan_segments,
+            lock_file_bodies: LockFileBodies::OldEnough {
+                now,
+                min_age: self.config.policy.min_warn_after(),
+            },
+        };
+        let inventory = take_inventory(&self.dynamodb, &self.s3, &scope).await;
+        out.aws_calls += inventory.calls;
+        out.young_lock_files += inventory.young_lock_files;
+        out.incomplete_sources
+            .extend(inventory.incomplete_sources());
+        for unreachable in &inventory.unreachable {
+            log_error("unreachable", &unreachable.error);
+            out.unreachable.push(unreachable.to_string());
         }
-        let min_warn = self.config.policy.min_warn_after();
-        let mut to_read: Vec<LockFileHead> = Vec::new();
-        for (listing, scope) in listings.into_iter().zip(&self.config.sources.buckets) {
-            match listing {
-                Ok((heads, pages)) => {
-                    out.aws_calls += pages;
-                    for head in heads {
-                        if lock_file_matters(&head, now, min_warn) {
-                            to_read.push(head);
-                        } else {
-                            out.young_lock_files += 1;
-                        }
-                    }
-                }
-                Err(e) => {
-                    out.aws_calls += 1;
-                    log_error("unreachable", &e);
-                    out.unreachable.push(format!("{scope}: {e}"));
-                    out.incomplete_sources.insert(scope.bucket.clone());
-                }
-            }
-        }
-        let bodies =
-            futures::future::join_all(to_read.iter().map(|h| files.read(&h.bucket, &h.key))).await;
-        out.aws_calls += to_read.len();
-        for (body, head) in bodies.into_iter().zip(&to_read) {
-            match body {
-                Ok(Some(Ok(lock))) => locks.push(lock),
-                Ok(Some(Err(bad))) => malformed.push(bad),
-                Ok(None) => {}
-                Err(e) => {
-                    log_error("unreachable", &e);
-                    out.unreachable.push(e.to_string());
-                    out.incomplete_sources.insert(head.bucket.clone());
-                }
-            }
-        }
-        (locks, digests, malformed)
+        (inventory.locks, inventory.digests, inventory.malformed)
     }
 
     /// Gathers the evidence for one lock, asks the core's [`decide`] for the plan, and carries it
@@ -1132,14 +1084,6 @@ fn in_scope(alert: &StoredAlert, buckets: &[BucketScope]) -> bool {
     }
 }
 
-/// A lock file younger than the smallest warn threshold needs no GET: nothing would be done with it.
-fn lock_file_matters(head: &LockFileHead, now: DateTime<Utc>, min_warn: Duration) -> bool {
-    match head.last_modified {
-        Some(t) => (now - t).to_std().unwrap_or_default() >= min_warn,
-        None => true,
-    }
-}
-
 fn log_error(event: &str, e: &AwsError) {
     tracing::error!(event, error = %e, kind = ?e.kind);
 }
@@ -1228,28 +1172,5 @@ mod tests {
                 "{expected:?} missing from:\n{text}"
             );
         }
-    }
-
-    #[test]
-    fn young_lock_files_are_not_fetched() {
-        let now = chrono::Utc::now();
-        let head = |age_secs: i64| LockFileHead {
-            bucket: "b".into(),
-            key: "k.tflock".into(),
-            etag: None,
-            last_modified: Some(now - chrono::Duration::seconds(age_secs)),
-            size: 200,
-        };
-        let warn = Duration::from_secs(3600);
-        assert!(!lock_file_matters(&head(10), now, warn));
-        assert!(lock_file_matters(&head(3600), now, warn));
-        let unknown = LockFileHead {
-            last_modified: None,
-            ..head(0)
-        };
-        assert!(
-            lock_file_matters(&unknown, now, warn),
-            "unknown age: read it"
-        );
     }
 }
