@@ -80,6 +80,11 @@ READ = re.compile(
 )
 
 
+# `Env::ledger_table()` / `Env::required_ledger_table()` (shared/core/src/config.rs): the one reader of
+# LEDGER_TABLE, which every function calls.
+LEDGER_TABLE_READ = re.compile(r"\.(?:required_)?ledger_table\(\s*\)")
+
+
 def env_reads(files: list[Path]) -> set[str]:
     """Environment variable names the code reads through `Env` or `std::env::var`."""
     consts: dict[str, str] = {}
@@ -90,6 +95,8 @@ def env_reads(files: list[Path]) -> set[str]:
         consts.update(CONST.findall(text))
     names: set[str] = set()
     for text in texts:
+        if LEDGER_TABLE_READ.search(text):
+            names.add("LEDGER_TABLE")
         for literal, const in READ.findall(text):
             if literal:
                 names.add(literal)

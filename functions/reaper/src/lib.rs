@@ -31,17 +31,17 @@ use lockreaper_aws::ledger::Ledger;
 use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, TableStreams};
 use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::proposals::Proposals;
+use lockreaper_aws::random::{audit_id, random_bytes};
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::unlock::{UnlockRequest, UnlockResult, Unlocker};
-use lockreaper_aws::AwsError;
+use lockreaper_aws::{AwsError, AwsErrorKind};
 use lockreaper_core::alert::{self, AlertContext, AlertMessage, ApprovalOffer};
 use lockreaper_core::approval::{
     decode_proposal_id, encode_proposal_id, ApprovalSource, ApprovalToken, LockFingerprint,
-    SigningKey,
+    SigningKey, PROPOSAL_ID_LEN,
 };
 use lockreaper_core::config::{
-    check_arn, check_table_name, format_duration, parse_bool, parse_duration, ConfigError, Env,
-    LockSources,
+    check_arn, format_duration, parse_bool, parse_duration, ConfigError, Env, LockSources,
 };
 use lockreaper_core::decision::{
     decide, EvidenceGap, LockEvidence, OpenProposal, Propose, Withdrawal,
@@ -98,10 +98,7 @@ impl ReaperConfig {
             "APPROVAL_SECRET_ARN",
             "a Secrets Manager secret ARN holding the approval signing key",
         );
-        let ledger_table = env.required(
-            "LEDGER_TABLE",
-            "the name of lockreaper's ledger DynamoDB table",
-        );
+        let ledger_table = env.required_ledger_table();
         let metrics_namespace = env.parsed(
             "METRICS_NAMESPACE",
             DEFAULT_NAMESPACE.to_owned(),
@@ -122,11 +119,6 @@ impl ReaperConfig {
                 if let Err(problem) = check_arn(value, "sns", "an SNS topic") {
                     env.error(ConfigError::new(name, problem));
                 }
-            }
-        }
-        if !ledger_table.is_empty() {
-            if let Err(problem) = check_table_name(&ledger_table) {
-                env.error(ConfigError::new("LEDGER_TABLE", problem));
             }
         }
         let deployment = env
@@ -476,13 +468,20 @@ impl Reaper {
 
         // Auto-expiry: the same conditional delete + audit path as an approved unlock.
         if plan.expire {
+            let audit_id = match audit_id() {
+                Ok(id) => id,
+                Err(e) => {
+                    out.errors.push(e.to_string());
+                    return judged;
+                }
+            };
             let request = UnlockRequest {
                 locks: &group.locks,
                 source: ApprovalSource::AutoExpire,
                 approver: None,
                 reason: Some(verdict.reasons.join(" ")),
                 proposal_id: None,
-                audit_id: random_id(),
+                audit_id,
             };
             match self.unlocker.unlock(request, now).await {
                 Ok(report) => {
@@ -808,8 +807,12 @@ impl Reaper {
         reasons: &[String],
         now: DateTime<Utc>,
     ) -> Result<(OpenProposal, ApprovalOffer), AwsError> {
-        let mut id = [0u8; 12];
-        fill_random(&mut id);
+        let id = random_bytes::<PROPOSAL_ID_LEN>("a proposal id").map_err(|e| AwsError {
+            kind: AwsErrorKind::Other,
+            action: "choose a proposal id for",
+            resource: group.primary().location.to_string(),
+            message: e.to_string(),
+        })?;
         let proposal_id = encode_proposal_id(&id);
         let ttl = chrono::Duration::from_std(self.config.approval_ttl)
             .unwrap_or_else(|_| chrono::Duration::hours(24));
@@ -1086,21 +1089,6 @@ fn in_scope(alert: &StoredAlert, buckets: &[BucketScope]) -> bool {
 
 fn log_error(event: &str, e: &AwsError) {
     tracing::error!(event, error = %e, kind = ?e.kind);
-}
-
-/// Fills `buf` from the operating system's randomness.
-pub fn fill_random(buf: &mut [u8]) {
-    if let Err(e) = getrandom::fill(buf) {
-        // No OS randomness means no safe proposal IDs; better to stop loudly.
-        panic!("the operating system's random number generator failed: {e}");
-    }
-}
-
-/// A random ID for audit records (24 hex characters).
-pub fn random_id() -> String {
-    let mut b = [0u8; 12];
-    fill_random(&mut b);
-    hex::encode(b)
 }
 
 #[cfg(test)]

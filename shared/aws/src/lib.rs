@@ -18,6 +18,7 @@ pub mod locks;
 pub mod logging;
 pub mod notify;
 pub mod proposals;
+pub mod random;
 pub mod secrets;
 pub mod state;
 pub mod unlock;

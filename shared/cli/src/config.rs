@@ -5,7 +5,7 @@
 //! the reaper rejects is rejected here with the same words, naming the variable and its flag.
 
 use aws_config::BehaviorVersion;
-use lockreaper_core::config::{check_arn, check_table_name};
+use lockreaper_core::config::check_arn;
 use lockreaper_core::config::{parse_bool, ConfigError, ConfigErrors, Env, LockSources};
 use lockreaper_core::policy::StaleLockPolicy;
 
@@ -13,7 +13,7 @@ use crate::failure::Failure;
 
 pub const LOCK_TABLES: &str = "LOCK_TABLES";
 pub const LOCK_BUCKETS: &str = "LOCK_BUCKETS";
-pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
+pub use lockreaper_core::config::LEDGER_TABLE;
 pub const APPROVAL_TOPIC_ARN: &str = "APPROVAL_TOPIC_ARN";
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 pub const S3_FORCE_PATH_STYLE: &str = "S3_FORCE_PATH_STYLE";
@@ -215,29 +215,6 @@ pub fn sources(env: &mut Env) -> LockSources {
     LockSources::from_env(env)
 }
 
-/// `LEDGER_TABLE`, checked, when set.
-pub fn ledger_table(env: &mut Env) -> Option<String> {
-    let name = env.get(LEDGER_TABLE)?.to_owned();
-    if let Err(problem) = check_table_name(&name) {
-        env.error(ConfigError::new(LEDGER_TABLE, problem));
-    }
-    Some(name)
-}
-
-/// `LEDGER_TABLE`, required.
-pub fn required_ledger_table(env: &mut Env, for_what: &str) -> String {
-    match ledger_table(env) {
-        Some(name) => name,
-        None => {
-            env.error(ConfigError::new(
-                LEDGER_TABLE,
-                format!("is not set; {for_what} needs lockreaper's ledger DynamoDB table name, e.g. `lockreaper-ledger`"),
-            ));
-            String::new()
-        }
-    }
-}
-
 /// A topic ARN variable, checked, when set.
 pub fn topic_arn(env: &mut Env, variable: &'static str) -> Option<String> {
     let arn = env.get(variable)?.to_owned();
@@ -286,6 +263,7 @@ pub async fn aws(settings: &Settings, s3_path_style: bool) -> Result<lockreaper_
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockreaper_core::config::check_table_name;
 
     #[test]
     fn errors_name_variable_and_flag() {

@@ -82,7 +82,7 @@ fn err_text(e: &AwsError) -> String {
 pub async fn run(settings: &Settings) -> Result<u8, Failure> {
     let mut env = settings.env();
     let sources = config::sources(&mut env);
-    let ledger = config::ledger_table(&mut env);
+    let ledger = env.ledger_table();
     let approval_topic = config::topic_arn(&mut env, APPROVAL_TOPIC_ARN);
     let alert_topic = config::topic_arn(&mut env, ALERT_TOPIC_ARN);
     let path_style = config::path_style(&mut env);

@@ -180,7 +180,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     let mut env = settings.env();
     let sources = config::sources(&mut env);
     let policy = config::policy(&mut env);
-    let ledger_table = config::ledger_table(&mut env);
+    let ledger_table = env.ledger_table();
     let path_style = config::path_style(&mut env);
     config::finish(env, ())?;
     let aws = config::aws(settings, path_style).await?;
