@@ -42,9 +42,11 @@ $(DEPLOY_STAMP): infra/requirements-deploy.txt infra/sam/requirements-ministack.
 
 deploy-tools: $(DEPLOY_STAMP) ## Install the pinned SAM CLI, cfn-lint and ministack into infra/.venv-deploy
 
-lint: ## cargo fmt --check and clippy with warnings denied
+lint: ## cargo fmt --check, clippy with warnings denied, and the architecture invariants (ARCHITECTURE.md)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(PYTHON) -m unittest infra/scripts/test_check_architecture.py
+	$(PYTHON) infra/scripts/check_architecture.py
 
 test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests, template checks, deploy to ministack, the demo as an end-to-end test
 	$(VENV)/bin/python -m unittest infra/terraform/test_tf.py

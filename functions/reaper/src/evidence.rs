@@ -6,9 +6,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use lockreaper_aws::alert_state::StoredAlert;
-use lockreaper_aws::inventory::{take_inventory, InventoryScope, LockFileBodies};
-use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, TableStreams};
-use lockreaper_aws::state::StateObjects;
+use lockreaper_aws::inventory::{InventoryScope, LockFileBodies};
+use lockreaper_aws::liveness::{gather_liveness, stream_gap, TableStreams};
 use lockreaper_aws::AwsError;
 use lockreaper_core::decision::{EvidenceGap, OpenProposal};
 use lockreaper_core::policy::Liveness;
@@ -47,7 +46,7 @@ impl Reaper {
                 min_age: self.config.policy.min_warn_after(),
             },
         };
-        let inventory = take_inventory(&self.dynamodb, &self.s3, &scope).await;
+        let inventory = self.readers.take_inventory(&scope).await;
         out.aws_calls += inventory.calls;
         out.young_lock_files += inventory.young_lock_files;
         out.incomplete_sources
@@ -194,7 +193,7 @@ impl Reaper {
     ) -> (Liveness, Vec<EvidenceGap>) {
         if let LockLocation::DynamoDb { table, .. } = &lock.location {
             if lock.kind == LockKind::TerraformDynamoDb
-                && learn_table_stream(&self.dynamodb, table, streams).await
+                && self.readers.learn_table_stream(table, streams).await
             {
                 out.aws_calls += 1;
                 if let Some(Err(problem)) = streams.get(table) {
@@ -210,7 +209,7 @@ impl Reaper {
         let evidence = gather_liveness(
             lock,
             Some(&self.ledger),
-            &StateObjects::new(self.s3.clone()),
+            &self.readers.state_objects(),
             digest,
         )
         .await;

@@ -32,6 +32,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lockreaper_aws::alert_state::AlertStates;
 use lockreaper_aws::cloudwatch::CloudWatchMetrics;
+use lockreaper_aws::inventory::LockReaders;
 use lockreaper_aws::ledger::Ledger;
 use lockreaper_aws::liveness::TableStreams;
 use lockreaper_aws::notify::Notifier;
@@ -65,8 +66,8 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 pub struct Reaper {
     pub config: ReaperConfig,
     pub signing_key: SigningKey,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub s3: aws_sdk_s3::Client,
+    /// Lock tables, lock files and state objects.
+    pub readers: LockReaders,
     pub alerts: Notifier,
     pub alert_states: AlertStates,
     pub ledger: Ledger,
@@ -87,8 +88,7 @@ impl Reaper {
             metrics: CloudWatchMetrics::new(aws.cloudwatch(), &config.metrics_namespace),
             unlocker: Unlocker::new(dynamodb.clone(), s3.clone(), &config.ledger_table),
             proposals: Proposals::new(dynamodb.clone(), &config.ledger_table),
-            dynamodb,
-            s3,
+            readers: LockReaders::new(aws),
             config,
         }
     }

@@ -12,9 +12,44 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use lockreaper_core::{BucketScope, DigestRecord, LockParseError, LockRecord};
 
+use crate::config::Aws;
 use crate::error::AwsError;
+use crate::liveness::{learn_table_stream, TableStreams};
 use crate::lock_files::{LockFileHead, LockFiles};
 use crate::lock_table::LockTable;
+use crate::state::StateObjects;
+
+/// The clients that read locks and their evidence (lock tables, lock files, state objects), built
+/// once per process: what a function holds to take stock, so no SDK type reaches its code.
+#[derive(Clone, Debug)]
+pub struct LockReaders {
+    dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+impl LockReaders {
+    pub fn new(aws: &Aws) -> LockReaders {
+        LockReaders {
+            dynamodb: aws.dynamodb(),
+            s3: aws.s3(),
+        }
+    }
+
+    /// [`take_inventory`] with these clients.
+    pub async fn take_inventory(&self, scope: &InventoryScope<'_>) -> Inventory {
+        take_inventory(&self.dynamodb, &self.s3, scope).await
+    }
+
+    /// [`learn_table_stream`] with these clients.
+    pub async fn learn_table_stream(&self, table: &str, streams: &mut TableStreams) -> bool {
+        learn_table_stream(&self.dynamodb, table, streams).await
+    }
+
+    /// The state objects, for liveness evidence.
+    pub fn state_objects(&self) -> StateObjects {
+        StateObjects::new(self.s3.clone())
+    }
+}
 
 /// What to read, and how.
 #[derive(Debug, Clone)]

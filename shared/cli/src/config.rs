@@ -4,7 +4,6 @@
 //! use ([`lockreaper_core::config::Env`], [`LockSources`], [`StaleLockPolicy`]), so a value that
 //! the reaper rejects is rejected here with the same words, naming the variable and its flag.
 
-use aws_config::BehaviorVersion;
 use lockreaper_core::config::check_arn;
 use lockreaper_core::config::{parse_bool, ConfigError, ConfigErrors, Env, LockSources};
 use lockreaper_core::policy::StaleLockPolicy;
@@ -237,27 +236,19 @@ pub fn policy(env: &mut Env) -> StaleLockPolicy {
 /// SDK clients from the standard AWS environment, with `--region`, `--profile` and
 /// `--endpoint-url` applied on top. A missing region is a usage error (every call would fail).
 pub async fn aws(settings: &Settings, s3_path_style: bool) -> Result<lockreaper_aws::Aws, Failure> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = settings.region.as_deref().filter(|r| !r.trim().is_empty()) {
-        loader = loader.region(aws_config::Region::new(region.trim().to_owned()));
-    }
-    if let Some(profile) = settings.profile.as_deref().filter(|p| !p.trim().is_empty()) {
-        loader = loader.profile_name(profile.trim());
-    }
-    if let Some(url) = settings
-        .endpoint_url
-        .as_deref()
-        .filter(|u| !u.trim().is_empty())
-    {
-        loader = loader.endpoint_url(url.trim());
-    }
-    let sdk = loader.load().await;
-    if sdk.region().is_none() {
+    let aws = lockreaper_aws::Aws::with_overrides(
+        settings.region.as_deref(),
+        settings.profile.as_deref(),
+        settings.endpoint_url.as_deref(),
+        s3_path_style,
+    )
+    .await;
+    if !aws.has_region() {
         return Err(Failure::usage(
             "no AWS region is configured; set AWS_REGION (or pass --region, or give your AWS profile a region), e.g. `AWS_REGION=eu-west-1`",
         ));
     }
-    Ok(lockreaper_aws::Aws { sdk, s3_path_style })
+    Ok(aws)
 }
 
 #[cfg(test)]
