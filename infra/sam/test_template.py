@@ -968,7 +968,7 @@ class Template(unittest.TestCase):
         oldest = self.res["OldestLockAgeAlarm"]["Properties"]
         self.assertEqual(oldest["Threshold"], {"Fn::FindInMap": ["ExpireAfterSeconds", {"Ref": "ExpireAfter"}, "Seconds"]})
         self.assertIn("OldestLockAgeSeconds", json.dumps(oldest["Metrics"]))
-        reaper_rs = (ROOT / "functions/reaper/src/lib.rs").read_text()
+        reaper_rs = (ROOT / "functions/reaper/src/metrics.rs").read_text()
         self.assertIn('OLDEST_LOCK_AGE_SECONDS: &str = "OldestLockAgeSeconds"', reaper_rs)
         self.assertIn('SWEEP_ERRORS: &str = "SweepErrors"', reaper_rs)
         errors = {r["Properties"]["Dimensions"][0]["Value"]["Ref"] for r in self.res.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "Errors"}
