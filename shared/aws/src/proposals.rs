@@ -96,6 +96,20 @@ pub enum Deny {
     Unknown,
 }
 
+/// How [`Proposals::decide_or_read`] went. One value per call, returned and matched at once, so
+/// the size of the record it may carry costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
+enum Attempt {
+    /// This call moved the proposal.
+    Made,
+    /// It was not open: the proposal as read after the refused write (`None`: no such
+    /// proposal); `retried` when it was found open once and a second write was refused too.
+    Refused {
+        record: Option<ProposalRecord>,
+        retried: bool,
+    },
+}
+
 /// Proposals and snoozes in the ledger table.
 #[derive(Clone, Debug)]
 pub struct Proposals {
@@ -258,6 +272,39 @@ impl Proposals {
         )
     }
 
+    /// Moves an open proposal to `to`; when that write is refused, reads the proposal to say why.
+    /// Open again (a claim given back between the write and the read): tries once more rather
+    /// than loop. The shape both [`Proposals::claim`] and [`Proposals::deny`] share.
+    async fn decide_or_read(
+        &self,
+        proposal_id: &str,
+        to: ProposalStatus,
+        claimant: &Claimant<'_>,
+        now: DateTime<Utc>,
+        action: &'static str,
+    ) -> Result<Attempt, AwsError> {
+        if self.decide(proposal_id, to, claimant, now, action).await? {
+            return Ok(Attempt::Made);
+        }
+        let first = self.record(proposal_id).await?;
+        if !first
+            .as_ref()
+            .is_some_and(|r| r.status == ProposalStatus::Open)
+        {
+            return Ok(Attempt::Refused {
+                record: first,
+                retried: false,
+            });
+        }
+        if self.decide(proposal_id, to, claimant, now, action).await? {
+            return Ok(Attempt::Made);
+        }
+        Ok(Attempt::Refused {
+            record: self.record(proposal_id).await?,
+            retried: true,
+        })
+    }
+
     /// Uses the proposal for an approved unlock, at most once (see the module docs). On a lost
     /// race the proposal is re-read to say why.
     pub async fn claim(
@@ -266,24 +313,31 @@ impl Proposals {
         claimant: &Claimant<'_>,
         now: DateTime<Utc>,
     ) -> Result<Claim, AwsError> {
-        if self
-            .decide(
+        let attempt = self
+            .decide_or_read(
                 proposal_id,
                 ProposalStatus::Used,
                 claimant,
                 now,
                 "claim proposal in ledger",
             )
-            .await?
-        {
-            return Ok(Claim::Claimed);
-        }
-        let Some(record) = self.record(proposal_id).await? else {
-            return Ok(Claim::Unknown);
+            .await?;
+        let (record, retried) = match attempt {
+            Attempt::Made => return Ok(Claim::Claimed),
+            Attempt::Refused {
+                record: None,
+                retried: _,
+            } => return Ok(Claim::Unknown),
+            Attempt::Refused {
+                record: Some(record),
+                retried,
+            } => (record, retried),
         };
         Ok(match record.status {
+            // Only at the first read: after a second attempt, a use is someone else's.
             ProposalStatus::Used
-                if record.decided.delivery.as_deref() == Some(claimant.delivery)
+                if !retried
+                    && record.decided.delivery.as_deref() == Some(claimant.delivery)
                     && !claimant.delivery.is_empty() =>
             {
                 if record.decided.completed_at.is_some() {
@@ -292,34 +346,9 @@ impl Proposals {
                     Claim::Resumed
                 }
             }
-            ProposalStatus::Used => Claim::AlreadyUsed(record.decided),
             ProposalStatus::Denied => Claim::Denied(record.decided),
             ProposalStatus::Withdrawn => Claim::Withdrawn(record.decided),
-            // Released between our write and our read: someone else's attempt failed and gave
-            // it back. Try once more rather than loop.
-            ProposalStatus::Open => {
-                if self
-                    .decide(
-                        proposal_id,
-                        ProposalStatus::Used,
-                        claimant,
-                        now,
-                        "claim proposal in ledger",
-                    )
-                    .await?
-                {
-                    Claim::Claimed
-                } else {
-                    match self.record(proposal_id).await? {
-                        None => Claim::Unknown,
-                        Some(r) if r.status == ProposalStatus::Denied => Claim::Denied(r.decided),
-                        Some(r) if r.status == ProposalStatus::Withdrawn => {
-                            Claim::Withdrawn(r.decided)
-                        }
-                        Some(r) => Claim::AlreadyUsed(r.decided),
-                    }
-                }
-            }
+            ProposalStatus::Used | ProposalStatus::Open => Claim::AlreadyUsed(record.decided),
         })
     }
 
@@ -443,46 +472,26 @@ impl Proposals {
         claimant: &Claimant<'_>,
         now: DateTime<Utc>,
     ) -> Result<Deny, AwsError> {
-        if self
-            .decide(
+        let attempt = self
+            .decide_or_read(
                 proposal_id,
                 ProposalStatus::Denied,
                 claimant,
                 now,
                 "deny proposal in ledger",
             )
-            .await?
-        {
-            return Ok(Deny::Denied);
-        }
-        for attempt in 0..2 {
-            match self.record(proposal_id).await? {
-                None => return Ok(Deny::Unknown),
-                Some(r) => match r.status {
-                    ProposalStatus::Denied => return Ok(Deny::AlreadyDenied(r.decided)),
-                    ProposalStatus::Used => return Ok(Deny::AlreadyUsed(r.decided)),
-                    ProposalStatus::Withdrawn => return Ok(Deny::Withdrawn(r.decided)),
-                    // Open again: a claim was given back between our write and our read. Try
-                    // once more rather than loop.
-                    ProposalStatus::Open if attempt == 0 => {
-                        if self
-                            .decide(
-                                proposal_id,
-                                ProposalStatus::Denied,
-                                claimant,
-                                now,
-                                "deny proposal in ledger",
-                            )
-                            .await?
-                        {
-                            return Ok(Deny::Denied);
-                        }
-                    }
-                    ProposalStatus::Open => return Ok(Deny::AlreadyUsed(r.decided)),
-                },
-            }
-        }
-        Ok(Deny::Unknown)
+            .await?;
+        Ok(match attempt {
+            Attempt::Made => Deny::Denied,
+            Attempt::Refused { record: None, .. } => Deny::Unknown,
+            Attempt::Refused {
+                record: Some(r), ..
+            } => match r.status {
+                ProposalStatus::Denied => Deny::AlreadyDenied(r.decided),
+                ProposalStatus::Withdrawn => Deny::Withdrawn(r.decided),
+                ProposalStatus::Used | ProposalStatus::Open => Deny::AlreadyUsed(r.decided),
+            },
+        })
     }
 
     /// No alerts for the lock at `location` until `until` (replaces an earlier snooze).
