@@ -56,7 +56,6 @@ pub use metrics::{
     ACTIVE_LOCKS, OLDEST_LOCK_AGE_SECONDS, STALE_LOCKS, SWEEP_ERRORS, UNPARSEABLE_LOCKS,
 };
 
-use evidence::Gathered;
 use metrics::{container_of_error, count_group, ContainerStats};
 
 /// Stop starting new locks when less than this is left before the Lambda deadline.
@@ -261,25 +260,17 @@ impl Reaper {
         // Evidence costs calls: only gather it for locks old enough for the plan to be more than
         // "nothing" (expire_after may undercut warn_after when overrides combine).
         let may_act = age.is_some_and(|a| a >= threshold.warn_after.min(threshold.expire_after));
-        let Gathered {
-            liveness,
-            gaps,
-            stored,
-            snoozed_until,
-            open_records,
-            unreadable_context,
-        } = self.gather(&primary, may_act, digests, streams, out).await;
+        let gathered = self.gather(&primary, may_act, digests, streams, out).await;
+        let stored = gathered.stored.as_ref();
         let plan = decide(
             &self.config.policy,
             &LockEvidence {
                 lock: &primary,
-                liveness: &liveness,
-                gaps: &gaps,
-                alert: stored.as_ref().map(|s| &s.state),
-                snoozed_until,
-                open_proposals: stored
-                    .as_ref()
-                    .map_or(&[], |s| s.state.open_proposals.as_slice()),
+                liveness: &gathered.liveness,
+                gaps: &gathered.gaps,
+                alert: stored.map(|s| &s.state),
+                snoozed_until: gathered.snoozed_until,
+                open_proposals: stored.map_or(&[], |s| s.state.open_proposals.as_slice()),
             },
             now,
         );
@@ -310,11 +301,20 @@ impl Reaper {
             alive = verdict.alive,
             evidence_gaps = verdict.gaps.len(),
         );
-        if self.config.dry_run || unreadable_context {
+        if self.config.dry_run || gathered.unreadable_context {
             return judged;
         }
-        self.carry_out(&plan, &group, stored, &open_records, now, out, &mut judged)
-            .await;
+        let open_records = gathered.open_records;
+        self.carry_out(
+            &plan,
+            &group,
+            gathered.stored,
+            &open_records,
+            now,
+            out,
+            &mut judged,
+        )
+        .await;
         judged
     }
 }
