@@ -42,9 +42,11 @@ $(DEPLOY_STAMP): infra/requirements-deploy.txt infra/sam/requirements-ministack.
 
 deploy-tools: $(DEPLOY_STAMP) ## Install the pinned SAM CLI, cfn-lint and ministack into infra/.venv-deploy
 
-lint: ## cargo fmt --check and clippy with warnings denied
+lint: ## cargo fmt --check, clippy with warnings denied, and the architecture invariants (ARCHITECTURE.md)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(PYTHON) -m unittest infra/scripts/test_check_architecture.py
+	$(PYTHON) infra/scripts/check_architecture.py
 	@# One copy of each crypto crate we pick ourselves: ours must follow the SDK's majors.
 	@dups=$$(cargo tree --locked --workspace -d -e normal --prefix depth --format '{p}' | grep -E '^0(hmac|sha2|md-5|getrandom) ' | sort -u); \
 	  if [ -n "$$dups" ]; then echo "two versions of a crypto crate in the tree (align ours with the AWS SDK's):" >&2; echo "$$dups" >&2; exit 1; fi

@@ -81,6 +81,11 @@ READ = re.compile(
 )
 
 
+# `Env::ledger_table()` / `Env::required_ledger_table()` (shared/core/src/config.rs): the one reader of
+# LEDGER_TABLE, which every function calls.
+LEDGER_TABLE_READ = re.compile(r"\.(?:required_)?ledger_table\(\s*\)")
+
+
 def env_reads(files: list[Path]) -> set[str]:
     """Environment variable names the code reads through `Env` or `std::env::var`."""
     consts: dict[str, str] = {}
@@ -91,6 +96,8 @@ def env_reads(files: list[Path]) -> set[str]:
         consts.update(CONST.findall(text))
     names: set[str] = set()
     for text in texts:
+        if LEDGER_TABLE_READ.search(text):
+            names.add("LEDGER_TABLE")
         for literal, const in READ.findall(text):
             if literal:
                 names.add(literal)
@@ -234,12 +241,15 @@ def samconfig_overrides(text: str) -> dict[str, str]:
 #
 # Which ledger item kinds (partition keys) each function writes, derived from the sources so that
 # the template's `dynamodb:LeadingKeys` grants cannot drift from the code:
-# 1. in each ledger module of shared/aws, the partition keys: the `*pk` builder functions
-#    (`fn lock_pk(..) -> String { format!("lock#{..}") }`) and literal keys (`"pk", S(format!("audit#…"))`,
-#    `"pk", S("unparseable".to_owned())`);
+# 1. the partition keys: the `*pk` builder functions of the ledger schema (shared/aws/src/ledger_schema.rs)
+#    and of each ledger module (`fn lock_pk(..) -> String { format!("lock#{..}") }`), the schema's exact
+#    keys (`pub const UNPARSEABLE_PK: &str = "unparseable";`) and literal keys
+#    (`"pk", S(format!("audit#…"))`, `"pk", S("unparseable".to_owned())`);
 # 2. per method: the DynamoDB write calls it makes (PutItem, UpdateItem, DeleteItem, BatchWriteItem,
-#    TransactWriteItems) itself or through the module's own helpers (`self.put_if(..)`,
-#    `self.decide(..)`), and the keys it names; a method writes the keys it names when it writes;
+#    TransactWriteItems) itself, through the module's own helpers (`self.put_if(..)`,
+#    `self.decide(..)`) or through a field of another ledger type (the `Unlocker`'s
+#    `self.ledger.record_forced_release_for_audit(..)`), and the keys it names; a method writes the
+#    keys it names when it writes;
 # 3. per function crate: which methods it calls on its `Ledger`, `Proposals`, `AlertStates` and
 #    `Unlocker` fields.
 # Keys are IAM patterns: a prefix `lock#` becomes `lock#*`, an exact key stays as it is.
@@ -257,6 +267,8 @@ DYNAMODB_WRITES = {
     "batch_write_item": "dynamodb:BatchWriteItem",
     "transact_write_items": "dynamodb:TransactWriteItems",
 }
+LEDGER_SCHEMA = "shared/aws/src/ledger_schema.rs"
+KEY_CONST = re.compile(r'pub\s+const\s+(\w+_PK)\s*:\s*&str\s*=\s*"([a-z][a-z-]*)"\s*;')
 WRITE_CALL = re.compile(r"\.\s*(" + "|".join(DYNAMODB_WRITES) + r")\s*\(\s*\)")
 PK_BUILDER = re.compile(r'(pub\s+)?fn\s+(\w*pk)\s*\([^)]*\)\s*->\s*String\s*\{\s*format!\(\s*"([a-z]+#)')
 LITERAL_PK = re.compile(
@@ -276,39 +288,49 @@ def rust_functions(text: str) -> dict[str, str]:
 def ledger_method_writes() -> dict[str, dict[str, tuple[set[str], set[str]]]]:
     """{type: {method: (key patterns written, DynamoDB write actions)}} of the ledger modules."""
     texts = {ty: (ROOT / path).read_text() for ty, path in LEDGER_MODULES.items()}
-    public_builders: dict[str, str] = {}
+    schema = (ROOT / LEDGER_SCHEMA).read_text().split("#[cfg(test)]")[0]
+    public_builders = {name: prefix + "*" for _, name, prefix in PK_BUILDER.findall(schema)}
+    key_consts = dict(KEY_CONST.findall(schema))
     for text in texts.values():
         for public, name, prefix in PK_BUILDER.findall(text):
             if public:
                 public_builders[name] = prefix + "*"
-    out: dict[str, dict[str, tuple[set[str], set[str]]]] = {}
+    named: dict[tuple[str, str], set[str]] = {}
+    ops: dict[tuple[str, str], set[str]] = {}
+    calls: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for ty, text in texts.items():
         builders = dict(public_builders)
         builders.update({name: prefix + "*" for public, name, prefix in PK_BUILDER.findall(text) if not public})
         fns = rust_functions(text)
-        named: dict[str, set[str]] = {}
-        ops: dict[str, set[str]] = {}
-        calls: dict[str, set[str]] = {}
+        fields = {f: fty for f, fty in re.findall(r"\b(\w+)\s*:\s*(" + "|".join(LEDGER_MODULES) + r")\s*,", text) if fty != ty}
         for name, body in fns.items():
             keys = {p for b, p in builders.items() if b != name and re.search(rf"\b{b}\s*\(", body)}
             keys |= {(prefix + "*") if prefix else exact for prefix, exact in LITERAL_PK.findall(body)}
-            named[name] = keys
-            ops[name] = {DYNAMODB_WRITES[c] for c in WRITE_CALL.findall(body)}
-            calls[name] = {c for c in SELF_CALL.findall(body) if c in fns and c != name}
-        writes = {name: (named[name] if ops[name] else set(), set(ops[name])) for name in fns}
-        changed = True
-        while changed:  # through the module's own helpers, to a fixed point
-            changed = False
-            for name in fns:
-                keys, actions = writes[name]
-                for callee in calls[name]:
-                    callee_keys, callee_actions = writes[callee]
-                    new_keys = keys | callee_keys | (named[name] if callee_actions else set())
-                    new_actions = actions | callee_actions
-                    if (new_keys, new_actions) != (keys, actions):
-                        keys, actions, changed = new_keys, new_actions, True
-                writes[name] = (keys, actions)
-        out[ty] = {name: w for name, w in writes.items() if w[1]}
+            keys |= {value for const, value in key_consts.items() if re.search(rf"\b{const}\b", body)}
+            named[(ty, name)] = keys
+            ops[(ty, name)] = {DYNAMODB_WRITES[c] for c in WRITE_CALL.findall(body)}
+            own = {(ty, c) for c in SELF_CALL.findall(body) if c in fns and c != name}
+            through = {(fty, m) for f, fty in fields.items() for m in re.findall(rf"\bself\s*\.\s*{f}\s*\.\s*(\w+)\s*\(", body)}
+            calls[(ty, name)] = own | through
+    writes = {k: (named[k] if ops[k] else set(), set(ops[k])) for k in named}
+    changed = True
+    while changed:  # through the modules' own helpers and other ledger types' methods, to a fixed point
+        changed = False
+        for k in writes:
+            keys, actions = writes[k]
+            for callee in calls[k]:
+                if callee not in writes:
+                    continue
+                callee_keys, callee_actions = writes[callee]
+                new_keys = keys | callee_keys | (named[k] if callee_actions else set())
+                new_actions = actions | callee_actions
+                if (new_keys, new_actions) != (keys, actions):
+                    keys, actions, changed = new_keys, new_actions, True
+            writes[k] = (keys, actions)
+    out: dict[str, dict[str, tuple[set[str], set[str]]]] = {ty: {} for ty in LEDGER_MODULES}
+    for (ty, name), w in writes.items():
+        if w[1]:
+            out[ty][name] = w
     return out
 
 
@@ -796,9 +818,9 @@ class Template(unittest.TestCase):
 
     def test_ledger_table(self):
         p = self.res["LedgerTable"]["Properties"]
-        ledger_rs = (ROOT / "shared/aws/src/ledger.rs").read_text()
+        schema_rs = (ROOT / LEDGER_SCHEMA).read_text()
         for const, attr in (("PK", "pk"), ("SK", "sk"), ("EXPIRES_AT", "expires_at")):
-            self.assertIn(f'pub const {const}: &str = "{attr}";', ledger_rs)
+            self.assertIn(f'pub const {const}: &str = "{attr}";', schema_rs)
         self.assertEqual(p["BillingMode"], "PAY_PER_REQUEST")
         self.assertEqual(p["KeySchema"], [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
         self.assertEqual(p["TimeToLiveSpecification"], {"AttributeName": "expires_at", "Enabled": True})
@@ -947,7 +969,7 @@ class Template(unittest.TestCase):
         oldest = self.res["OldestLockAgeAlarm"]["Properties"]
         self.assertEqual(oldest["Threshold"], {"Fn::FindInMap": ["ExpireAfterSeconds", {"Ref": "ExpireAfter"}, "Seconds"]})
         self.assertIn("OldestLockAgeSeconds", json.dumps(oldest["Metrics"]))
-        reaper_rs = (ROOT / "functions/reaper/src/lib.rs").read_text()
+        reaper_rs = (ROOT / "functions/reaper/src/metrics.rs").read_text()
         self.assertIn('OLDEST_LOCK_AGE_SECONDS: &str = "OldestLockAgeSeconds"', reaper_rs)
         self.assertIn('SWEEP_ERRORS: &str = "SweepErrors"', reaper_rs)
         errors = {r["Properties"]["Dimensions"][0]["Value"]["Ref"] for r in self.res.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "Errors"}

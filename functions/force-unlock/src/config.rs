@@ -1,6 +1,6 @@
 //! force-unlock's configuration, from the environment, with errors that name the variable.
 
-use lockreaper_core::config::{check_arn, check_table_name, ConfigError, ConfigErrors, Env};
+use lockreaper_core::config::{check_arn, ConfigError, ConfigErrors, Env};
 
 /// Everything force-unlock reads from its environment (besides the standard AWS SDK variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub const LEDGER_TABLE: &'static str = "LEDGER_TABLE";
+    pub const LEDGER_TABLE: &'static str = lockreaper_core::config::LEDGER_TABLE;
     pub const ALERT_TOPIC_ARN: &'static str = "ALERT_TOPIC_ARN";
     pub const APPROVAL_SECRET_ARN: &'static str = "APPROVAL_SECRET_ARN";
     pub const APPROVER_ALLOW_LIST: &'static str = "APPROVER_ALLOW_LIST";
@@ -26,12 +26,7 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigErrors> {
         let mut env = Env::new(vars);
-        let ledger_table = env.required(Self::LEDGER_TABLE, "the ledger DynamoDB table name");
-        if !ledger_table.is_empty() {
-            if let Err(problem) = check_table_name(&ledger_table) {
-                env.error(ConfigError::new(Self::LEDGER_TABLE, problem));
-            }
-        }
+        let ledger_table = env.required_ledger_table();
         let alert_topic_arn = env.required(
             Self::ALERT_TOPIC_ARN,
             "the ARN of the alert SNS topic, e.g. `arn:aws:sns:eu-west-1:111122223333:lockreaper-alerts`",

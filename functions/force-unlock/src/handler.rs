@@ -293,10 +293,10 @@ impl ForceUnlock {
         let proposal = &record.proposal;
         let id = proposal.proposal_id.as_str();
         // Drawn before the claim, so that a failure here leaves nothing to give back.
-        let audit_id = match new_audit_id() {
+        let audit_id = match lockreaper_aws::random::audit_id() {
             Ok(audit_id) => audit_id,
             Err(problem) => {
-                let outcome = Outcome::failed_before_any_delete(None, problem);
+                let outcome = Outcome::failed_before_any_delete(None, problem.to_string());
                 return Ok(self
                     .finish(message_id, Some(proposal), decision, outcome)
                     .await);
@@ -777,14 +777,6 @@ fn prior_use(decided: &Decided) -> PriorUse {
         via: decided.via.clone(),
         at: decided.at,
     }
-}
-
-/// 16 random bytes as hex.
-fn new_audit_id() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| format!("no randomness for an audit id from the operating system: {e}"))?;
-    Ok(hex::encode(bytes))
 }
 
 fn outcome_of(report: &UnlockReport) -> Outcome {

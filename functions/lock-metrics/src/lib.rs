@@ -8,8 +8,7 @@
 
 pub mod handler;
 
-use lockreaper_core::config::check_table_name;
-use lockreaper_core::config::{ConfigError, ConfigErrors, Env};
+use lockreaper_core::config::{ConfigErrors, Env};
 use lockreaper_core::metrics::{parse_namespace, DEFAULT_NAMESPACE};
 
 pub use handler::LockMetrics;
@@ -24,7 +23,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub const LEDGER_TABLE: &'static str = "LEDGER_TABLE";
+    pub const LEDGER_TABLE: &'static str = lockreaper_core::config::LEDGER_TABLE;
     pub const METRICS_NAMESPACE: &'static str = "METRICS_NAMESPACE";
 
     /// Reads and checks every variable; reports every problem at once, each naming the variable
@@ -32,15 +31,8 @@ impl Config {
     pub fn from_env(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigErrors> {
-        const LEDGER_FORM: &str = "the name of lockreaper's DynamoDB ledger table (3–255 characters: letters, digits, `_`, `-`, `.`), e.g. `lockreaper-ledger`";
         let mut env = Env::new(vars);
-        let ledger_table = env.required(Self::LEDGER_TABLE, LEDGER_FORM);
-        if !ledger_table.is_empty() && check_table_name(&ledger_table).is_err() {
-            env.error(ConfigError::new(
-                Self::LEDGER_TABLE,
-                format!("{ledger_table:?} is not a DynamoDB table name; expected {LEDGER_FORM}"),
-            ));
-        }
+        let ledger_table = env.required_ledger_table();
         let namespace = env.parsed(
             Self::METRICS_NAMESPACE,
             DEFAULT_NAMESPACE.to_owned(),

@@ -1,7 +1,8 @@
 //! The reaper's memory of what it told people, so it alerts once per lock per escalation level,
 //! reminds at an interval, and says "resolved" when an alerted lock goes away.
 //!
-//! Ledger items: `pk = "alerts#<table or bucket>"`, `sk = <LockLocation::ledger_key()>`, holding the
+//! Ledger items ([`crate::ledger_schema`]): `pk = "alerts#<table or bucket>"`,
+//! `sk = <LockLocation::ledger_key()>`, holding the
 //! `AlertState` JSON, the lock's location and state path (for the resolved message) and a `version`
 //! number. Every write is conditional on the version that was read, so when two sweeps overlap only
 //! one of them wins the right to send: the other's write fails and it sends nothing.
@@ -15,10 +16,10 @@ use lockreaper_core::policy::AlertState;
 use lockreaper_core::LockLocation;
 
 use crate::error::{AwsError, AwsErrorKind};
-
-/// How long an alert state survives without being refreshed (a lock alerted on is re-written
-/// every reminder; this only cleans up after a removed deployment).
-const ALERT_STATE_TTL_SECS: i64 = 30 * 86_400;
+use crate::ledger_schema::{
+    alerts_pk, expires_at, format_time, key, s, ALERT_STATE_TTL, EXPIRES_AT, PK, SK,
+    UNPARSEABLE_PK, UNPARSEABLE_TTL,
+};
 
 /// One stored alert state, with what a conditional update needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +35,6 @@ pub struct StoredAlert {
 pub struct AlertStates {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
-}
-
-fn pk(container: &str) -> String {
-    format!("alerts#{container}")
 }
 
 impl AlertStates {
@@ -58,7 +55,7 @@ impl AlertStates {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk(container)))
+                .expression_attribute_values(":pk", s(alerts_pk(container)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -95,29 +92,23 @@ impl AlertStates {
             resource: format!("{location} ({what})"),
             message: e.to_string(),
         };
-        let item: HashMap<String, AttributeValue> = [
-            ("pk", AttributeValue::S(pk(location.container()))),
-            ("sk", AttributeValue::S(location.ledger_key())),
+        let mut item = key(alerts_pk(location.container()), location.ledger_key());
+        item.extend([
             (
-                "state",
-                AttributeValue::S(serde_json::to_string(state).map_err(|e| encode("state", e))?),
+                "state".to_owned(),
+                s(serde_json::to_string(state).map_err(|e| encode("state", e))?),
             ),
             (
-                "location",
-                AttributeValue::S(
-                    serde_json::to_string(location).map_err(|e| encode("location", e))?,
-                ),
+                "location".to_owned(),
+                s(serde_json::to_string(location).map_err(|e| encode("location", e))?),
             ),
-            ("state_path", AttributeValue::S(state_path.to_owned())),
-            ("version", AttributeValue::N(version.to_string())),
+            ("state_path".to_owned(), s(state_path)),
+            ("version".to_owned(), AttributeValue::N(version.to_string())),
             (
-                "expires_at",
-                AttributeValue::N((state.last_sent.timestamp() + ALERT_STATE_TTL_SECS).to_string()),
+                EXPIRES_AT.to_owned(),
+                expires_at(state.last_sent, ALERT_STATE_TTL),
             ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        ]);
         let request = self
             .dynamodb
             .put_item()
@@ -139,8 +130,10 @@ impl AlertStates {
             self.dynamodb
                 .delete_item()
                 .table_name(&self.table)
-                .key("pk", AttributeValue::S(pk(location.container())))
-                .key("sk", AttributeValue::S(location.ledger_key()))
+                .set_key(Some(key(
+                    alerts_pk(location.container()),
+                    location.ledger_key(),
+                )))
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
                 .send()
@@ -160,13 +153,10 @@ impl AlertStates {
             self.dynamodb
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", AttributeValue::S("unparseable".to_owned()))
-                .item("sk", AttributeValue::S(location.to_owned()))
-                .item("reported_at", AttributeValue::S(now.to_rfc3339()))
-                .item(
-                    "expires_at",
-                    AttributeValue::N((now.timestamp() + ALERT_STATE_TTL_SECS).to_string()),
-                )
+                .item(PK, s(UNPARSEABLE_PK))
+                .item(SK, s(location))
+                .item("reported_at", s(format_time(now)))
+                .item(EXPIRES_AT, expires_at(now, UNPARSEABLE_TTL))
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
                 .await,
@@ -180,8 +170,7 @@ impl AlertStates {
         self.dynamodb
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S("unparseable".to_owned()))
-            .key("sk", AttributeValue::S(location.to_owned()))
+            .set_key(Some(key(UNPARSEABLE_PK, location)))
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(e, "forget unparseable lock in", &self.table))?;

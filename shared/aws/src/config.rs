@@ -65,6 +65,40 @@ impl Aws {
         Ok(Aws { sdk, s3_path_style })
     }
 
+    /// Loads from the standard AWS environment with a region, profile and endpoint URL applied on
+    /// top (the CLI's `--region`, `--profile`, `--endpoint-url`); blank values are ignored.
+    pub async fn with_overrides(
+        region: Option<&str>,
+        profile: Option<&str>,
+        endpoint_url: Option<&str>,
+        s3_path_style: bool,
+    ) -> Self {
+        let given = |v: Option<&str>| {
+            v.map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = given(region) {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        if let Some(profile) = given(profile) {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = given(endpoint_url) {
+            loader = loader.endpoint_url(url);
+        }
+        Aws {
+            sdk: loader.load().await,
+            s3_path_style,
+        }
+    }
+
+    /// Whether a region is configured (every call fails without one).
+    pub fn has_region(&self) -> bool {
+        self.sdk.region().is_some()
+    }
+
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.sdk)
     }

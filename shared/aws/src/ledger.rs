@@ -1,26 +1,9 @@
 //! lockreaper's own DynamoDB table, the **ledger**: what the functions remember between runs.
 //!
-//! # Schema
-//!
-//! One table, partition key `pk` (S), sort key `sk` (S), Time to Live on `expires_at` (N, epoch
-//! seconds). Times are RFC 3339 UTC strings with milliseconds and a `Z`
-//! (`2026-11-26T00:03:30.000Z`, [`format_time`]): one fixed width, so strings order like the times
-//! they name, which the conditional writes below rely on.
-//!
-//! | `pk` | `sk` | attributes | written by | expires |
-//! | --- | --- | --- | --- | --- |
-//! | `stream#<lock table>` | `<SequenceNumber>` | `claimed_at` | lock-metrics: a stream record already counted (idempotency for retried batches) | 2 days |
-//! | `state#<state path>` | `last-write` | `written_at`, `digest` | lock-metrics, from a digest item INSERT/MODIFY; only ever moves forward. The reaper reads it as liveness evidence | never |
-//! | `lock#<LockLocation::ledger_key()>` | `seen#<lock id>` | `first_seen` | lock-metrics on a Gyro INSERT/MODIFY, the reaper on first sight; the earliest time wins | 30 days |
-//! | `lock#<ledger key>` | `forced#<lock id>` | `forced_at`, `by` | force-unlock (and the reaper when auto-expiring: the same `Unlocker`), *before* it deletes the lock; lock-metrics reads it to count the REMOVE as a forced release | 30 days |
-//! | `lock#<ledger key>` | `snooze` | see `proposals.rs` | force-unlock, from a snooze command; the reaper reads it | the snooze |
-//! | `alerts#<table or bucket>` | `<ledger key>` | see `alert_state.rs` | the reaper: what it last reported for a lock | 30 days after the last message |
-//! | `unparseable` | `<location>` | `reported_at` | the reaper: an unparseable lock already reported | 30 days |
-//! | `proposal#<proposal id>` | `proposal` | see `proposals.rs` | the reaper (new, withdrawn) and force-unlock (claimed, completed, denied, withdrawn) | see `proposals.rs` |
-//! | `audit#<state path>` | `<time>#<audit id>` | `record`, `lock_id` | force-unlock (and the reaper when auto-expiring), before it deletes; never updated or deleted by lockreaper | 366 days |
-//!
-//! Each function's IAM role may write only the partition keys of its rows here (`template.yaml`,
-//! `dynamodb:LeadingKeys`; checked against this code by `infra/sam/test_template.py`).
+//! Its schema — every item kind's keys, attributes and lifetime, and the time format — lives in
+//! [`crate::ledger_schema`]; this module reads and writes the items lock-metrics and the reaper
+//! keep about locks and states (stream claims, last state writes, first-seen times, forced-release
+//! markers). Proposals, snoozes, alert states and audit records have their own modules.
 //!
 //! # Counting each stream record once
 //!
@@ -47,54 +30,15 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use lockreaper_core::LockLocation;
 
 use crate::error::AwsError;
-
-/// Partition key attribute.
-pub const PK: &str = "pk";
-/// Sort key attribute.
-pub const SK: &str = "sk";
-/// Time to Live attribute (epoch seconds).
-pub const EXPIRES_AT: &str = "expires_at";
-/// Sort key of the last state write of a state path.
-pub const LAST_WRITE_SK: &str = "last-write";
-
-/// How long a stream record claim is kept (stream records live 24 h).
-pub const CLAIM_TTL: Duration = Duration::days(2);
-/// How long a first-seen time or a forced-release marker is kept.
-pub const LOCK_NOTE_TTL: Duration = Duration::days(30);
-
-/// `stream#<lock table>`.
-pub fn stream_pk(lock_table: &str) -> String {
-    format!("stream#{lock_table}")
-}
-
-/// `state#<state path>`.
-pub fn state_pk(state_path: &str) -> String {
-    format!("state#{state_path}")
-}
-
-/// `lock#<ledger key>`.
-pub fn lock_pk(location: &LockLocation) -> String {
-    format!("lock#{}", location.ledger_key())
-}
-
-/// `seen#<lock id>`.
-pub fn seen_sk(lock_id: &str) -> String {
-    format!("seen#{lock_id}")
-}
-
-/// `forced#<lock id>`.
-pub fn forced_sk(lock_id: &str) -> String {
-    format!("forced#{lock_id}")
-}
-
-/// The ledger's time format: RFC 3339, UTC, milliseconds, `Z`.
-pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use crate::ledger_schema::{
+    expires_at, forced_sk, format_time, key, lock_pk, s, seen_sk, state_pk, stream_pk,
+    string_attribute, time_attribute, CLAIM_TTL, EXPIRES_AT, FIRST_SEEN_TTL, FORCED_MARKER_TTL,
+    LAST_WRITE_SK,
+};
 
 /// Whether a claim was taken now or existed already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,23 +64,6 @@ pub struct Ledger {
     table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn expires(after: Duration) -> AttributeValue {
-    AttributeValue::N((Utc::now() + after).timestamp().to_string())
-}
-
-fn time_attribute(item: &HashMap<String, AttributeValue>, name: &str) -> Option<DateTime<Utc>> {
-    match item.get(name) {
-        Some(AttributeValue::S(text)) => DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
-        _ => None,
-    }
-}
-
 impl Ledger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Ledger {
@@ -147,10 +74,6 @@ impl Ledger {
 
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
-        HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
     }
 
     /// A conditional put: `Ok(true)` written, `Ok(false)` when the condition did not hold.
@@ -176,14 +99,14 @@ impl Ledger {
     async fn get(
         &self,
         pk: String,
-        sk: String,
+        sk: impl Into<String>,
         action: &'static str,
     ) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(pk, sk)))
+            .set_key(Some(key(pk, sk)))
             .consistent_read(true)
             .send()
             .await
@@ -193,9 +116,9 @@ impl Ledger {
 
     /// Claims a stream record (`stream#<lock table>` / `<record id>`) unless it was claimed before.
     pub async fn claim_record(&self, lock_table: &str, record_id: &str) -> Result<Claim, AwsError> {
-        let mut item = Self::key(stream_pk(lock_table), record_id.to_owned());
+        let mut item = key(stream_pk(lock_table), record_id);
         item.insert("claimed_at".to_owned(), s(format_time(Utc::now())));
-        item.insert(EXPIRES_AT.to_owned(), expires(CLAIM_TTL));
+        item.insert(EXPIRES_AT.to_owned(), expires_at(Utc::now(), CLAIM_TTL));
         let claimed = self
             .put_if(
                 item,
@@ -216,7 +139,7 @@ impl Ledger {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(stream_pk(lock_table), record_id.to_owned())))
+            .set_key(Some(key(stream_pk(lock_table), record_id)))
             .send()
             .await
             .map_err(|e| {
@@ -230,7 +153,7 @@ impl Ledger {
         Ok(self
             .get(
                 stream_pk(lock_table),
-                record_id.to_owned(),
+                record_id,
                 "read stream record claim from ledger",
             )
             .await?
@@ -246,7 +169,7 @@ impl Ledger {
         digest: Option<&str>,
     ) -> Result<bool, AwsError> {
         let at = format_time(written_at);
-        let mut item = Self::key(state_pk(state_path), LAST_WRITE_SK.to_owned());
+        let mut item = key(state_pk(state_path), LAST_WRITE_SK);
         item.insert("written_at".to_owned(), s(at.clone()));
         if let Some(digest) = digest {
             item.insert("digest".to_owned(), s(digest));
@@ -265,17 +188,14 @@ impl Ledger {
         let item = self
             .get(
                 state_pk(state_path),
-                LAST_WRITE_SK.to_owned(),
+                LAST_WRITE_SK,
                 "read last state write from ledger",
             )
             .await?;
         Ok(item.and_then(|item| {
             Some(StateWrite {
                 written_at: time_attribute(&item, "written_at")?,
-                digest: match item.get("digest") {
-                    Some(AttributeValue::S(d)) => Some(d.clone()),
-                    _ => None,
-                },
+                digest: string_attribute(&item, "digest"),
             })
         }))
     }
@@ -289,9 +209,12 @@ impl Ledger {
         seen_at: DateTime<Utc>,
     ) -> Result<bool, AwsError> {
         let at = format_time(seen_at);
-        let mut item = Self::key(lock_pk(location), seen_sk(lock_id));
+        let mut item = key(lock_pk(location), seen_sk(lock_id));
         item.insert("first_seen".to_owned(), s(at.clone()));
-        item.insert(EXPIRES_AT.to_owned(), expires(LOCK_NOTE_TTL));
+        item.insert(
+            EXPIRES_AT.to_owned(),
+            expires_at(Utc::now(), FIRST_SEEN_TTL),
+        );
         self.put_if(
             item,
             "attribute_not_exists(pk) OR first_seen > :t",
@@ -317,7 +240,8 @@ impl Ledger {
         Ok(item.and_then(|item| time_attribute(&item, "first_seen")))
     }
 
-    /// Marks a lock as force-unlocked by lockreaper; force-unlock calls this *before* it deletes.
+    /// Marks a lock as force-unlocked by lockreaper, *before* it is deleted, so that lock-metrics
+    /// counts the stream REMOVE as a forced release. `by`: the approver, or how the unlock came in.
     pub async fn record_forced_release(
         &self,
         location: &LockLocation,
@@ -325,10 +249,26 @@ impl Ledger {
         at: DateTime<Utc>,
         by: &str,
     ) -> Result<(), AwsError> {
-        let mut item = Self::key(lock_pk(location), forced_sk(lock_id));
+        self.record_forced_release_for_audit(location, lock_id, at, by, None)
+            .await
+    }
+
+    /// [`Ledger::record_forced_release`], naming the audit record of the unlock (the `Unlocker`).
+    pub async fn record_forced_release_for_audit(
+        &self,
+        location: &LockLocation,
+        lock_id: &str,
+        at: DateTime<Utc>,
+        by: &str,
+        audit_id: Option<&str>,
+    ) -> Result<(), AwsError> {
+        let mut item = key(lock_pk(location), forced_sk(lock_id));
         item.insert("forced_at".to_owned(), s(format_time(at)));
         item.insert("by".to_owned(), s(by));
-        item.insert(EXPIRES_AT.to_owned(), expires(LOCK_NOTE_TTL));
+        if let Some(audit_id) = audit_id {
+            item.insert("audit_id".to_owned(), s(audit_id));
+        }
+        item.insert(EXPIRES_AT.to_owned(), expires_at(at, FORCED_MARKER_TTL));
         self.client
             .put_item()
             .table_name(&self.table)
@@ -336,6 +276,22 @@ impl Ledger {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(e, "record forced release in ledger", &self.table))?;
+        Ok(())
+    }
+
+    /// Removes a forced-release marker: the lock turned out to be released by its holder.
+    pub async fn remove_forced_release(
+        &self,
+        location: &LockLocation,
+        lock_id: &str,
+    ) -> Result<(), AwsError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(lock_pk(location), forced_sk(lock_id))))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "remove forced-release marker", &self.table))?;
         Ok(())
     }
 
@@ -353,30 +309,5 @@ impl Ledger {
             )
             .await?
             .is_some())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn keys_and_times() {
-        let location = LockLocation::DynamoDb {
-            table: "tf-locks".to_owned(),
-            key_attribute: "LockID".to_owned(),
-            key: "b/env:/x/k".to_owned(),
-        };
-        assert_eq!(lock_pk(&location), "lock#dynamodb/tf-locks/b/env:/x/k");
-        assert_eq!(seen_sk("id"), "seen#id");
-        assert_eq!(forced_sk("id"), "forced#id");
-        assert_eq!(stream_pk("t"), "stream#t");
-        assert_eq!(state_pk("b/k"), "state#b/k");
-        let t = Utc.with_ymd_and_hms(2026, 11, 26, 0, 3, 30).unwrap();
-        assert_eq!(format_time(t), "2026-11-26T00:03:30.000Z");
-        // Fixed width: string order is time order.
-        let later = t + Duration::milliseconds(5);
-        assert!(format_time(t) < format_time(later));
     }
 }

@@ -18,32 +18,19 @@
 //! the MessageId) from a *replay* (anyone publishing the token again gets a new MessageId); see
 //! [`Claim::Resumed`].
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use lockreaper_core::approval::ApprovalSource;
 use lockreaper_core::proposal::{Proposal, ProposalStatus};
 use lockreaper_core::LockLocation;
 
 use crate::error::{AwsError, AwsErrorKind};
-use crate::ledger::{format_time, lock_pk, EXPIRES_AT, PK, SK};
-
-/// Sort key of a proposal item.
-pub const PROPOSAL_SK: &str = "proposal";
-/// Sort key of a lock's snooze item.
-pub const SNOOZE_SK: &str = "snooze";
-/// How long a proposal item outlives the proposal (for "already used" answers and forensics).
-pub const PROPOSAL_RETENTION: Duration = Duration::days(7);
-/// How long a snooze item outlives its end (TTL deletion is lazy; readers compare `until`).
-pub const SNOOZE_RETENTION: Duration = Duration::days(1);
+use crate::ledger_schema::{
+    expires_at, format_time, key, lock_pk, proposal_pk, s, string_attribute as string,
+    time_attribute as time, EXPIRES_AT, PROPOSAL_RETENTION, PROPOSAL_SK, SNOOZE_RETENTION,
+    SNOOZE_SK,
+};
 
 const STATUS: &str = "status";
-
-/// `proposal#<proposal id>`.
-pub fn proposal_pk(proposal_id: &str) -> String {
-    format!("proposal#{proposal_id}")
-}
 
 /// Who is deciding, for the proposal item.
 #[derive(Debug, Clone, Copy)]
@@ -109,32 +96,25 @@ pub enum Deny {
     Unknown,
 }
 
+/// How [`Proposals::decide_or_read`] went. One value per call, returned and matched at once, so
+/// the size of the record it may carry costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
+enum Attempt {
+    /// This call moved the proposal.
+    Made,
+    /// It was not open: the proposal as read after the refused write (`None`: no such
+    /// proposal); `retried` when it was found open once and a second write was refused too.
+    Refused {
+        record: Option<ProposalRecord>,
+        retried: bool,
+    },
+}
+
 /// Proposals and snoozes in the ledger table.
 #[derive(Clone, Debug)]
 pub struct Proposals {
     client: aws_sdk_dynamodb::Client,
     table: String,
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn time(item: &HashMap<String, AttributeValue>, name: &str) -> Option<DateTime<Utc>> {
-    string(item, name)
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn parse_status(text: &str) -> Option<ProposalStatus> {
@@ -159,10 +139,6 @@ impl Proposals {
         &self.table
     }
 
-    fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
-    }
-
     fn error(&self, action: &'static str, message: String) -> AwsError {
         AwsError {
             kind: AwsErrorKind::Other,
@@ -177,12 +153,12 @@ impl Proposals {
     pub async fn put(&self, proposal: &Proposal) -> Result<(), AwsError> {
         let json = serde_json::to_string(proposal)
             .map_err(|e| self.error("encode proposal for", e.to_string()))?;
-        let mut item = Self::key(proposal_pk(&proposal.proposal_id), PROPOSAL_SK);
+        let mut item = key(proposal_pk(&proposal.proposal_id), PROPOSAL_SK);
         item.insert("proposal".to_owned(), s(json));
         item.insert(STATUS.to_owned(), s(ProposalStatus::Open.as_str()));
         item.insert(
             EXPIRES_AT.to_owned(),
-            n((proposal.expires_at + PROPOSAL_RETENTION).timestamp()),
+            expires_at(proposal.expires_at, PROPOSAL_RETENTION),
         );
         self.client
             .put_item()
@@ -212,7 +188,7 @@ impl Proposals {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .consistent_read(true)
             .send()
             .await
@@ -275,7 +251,7 @@ impl Proposals {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             // `status` is a DynamoDB reserved word.
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_values(":to", s(to.as_str()))
@@ -296,6 +272,39 @@ impl Proposals {
         )
     }
 
+    /// Moves an open proposal to `to`; when that write is refused, reads the proposal to say why.
+    /// Open again (a claim given back between the write and the read): tries once more rather
+    /// than loop. The shape both [`Proposals::claim`] and [`Proposals::deny`] share.
+    async fn decide_or_read(
+        &self,
+        proposal_id: &str,
+        to: ProposalStatus,
+        claimant: &Claimant<'_>,
+        now: DateTime<Utc>,
+        action: &'static str,
+    ) -> Result<Attempt, AwsError> {
+        if self.decide(proposal_id, to, claimant, now, action).await? {
+            return Ok(Attempt::Made);
+        }
+        let first = self.record(proposal_id).await?;
+        if !first
+            .as_ref()
+            .is_some_and(|r| r.status == ProposalStatus::Open)
+        {
+            return Ok(Attempt::Refused {
+                record: first,
+                retried: false,
+            });
+        }
+        if self.decide(proposal_id, to, claimant, now, action).await? {
+            return Ok(Attempt::Made);
+        }
+        Ok(Attempt::Refused {
+            record: self.record(proposal_id).await?,
+            retried: true,
+        })
+    }
+
     /// Uses the proposal for an approved unlock, at most once (see the module docs). On a lost
     /// race the proposal is re-read to say why.
     pub async fn claim(
@@ -304,24 +313,31 @@ impl Proposals {
         claimant: &Claimant<'_>,
         now: DateTime<Utc>,
     ) -> Result<Claim, AwsError> {
-        if self
-            .decide(
+        let attempt = self
+            .decide_or_read(
                 proposal_id,
                 ProposalStatus::Used,
                 claimant,
                 now,
                 "claim proposal in ledger",
             )
-            .await?
-        {
-            return Ok(Claim::Claimed);
-        }
-        let Some(record) = self.record(proposal_id).await? else {
-            return Ok(Claim::Unknown);
+            .await?;
+        let (record, retried) = match attempt {
+            Attempt::Made => return Ok(Claim::Claimed),
+            Attempt::Refused {
+                record: None,
+                retried: _,
+            } => return Ok(Claim::Unknown),
+            Attempt::Refused {
+                record: Some(record),
+                retried,
+            } => (record, retried),
         };
         Ok(match record.status {
+            // Only at the first read: after a second attempt, a use is someone else's.
             ProposalStatus::Used
-                if record.decided.delivery.as_deref() == Some(claimant.delivery)
+                if !retried
+                    && record.decided.delivery.as_deref() == Some(claimant.delivery)
                     && !claimant.delivery.is_empty() =>
             {
                 if record.decided.completed_at.is_some() {
@@ -330,34 +346,9 @@ impl Proposals {
                     Claim::Resumed
                 }
             }
-            ProposalStatus::Used => Claim::AlreadyUsed(record.decided),
             ProposalStatus::Denied => Claim::Denied(record.decided),
             ProposalStatus::Withdrawn => Claim::Withdrawn(record.decided),
-            // Released between our write and our read: someone else's attempt failed and gave
-            // it back. Try once more rather than loop.
-            ProposalStatus::Open => {
-                if self
-                    .decide(
-                        proposal_id,
-                        ProposalStatus::Used,
-                        claimant,
-                        now,
-                        "claim proposal in ledger",
-                    )
-                    .await?
-                {
-                    Claim::Claimed
-                } else {
-                    match self.record(proposal_id).await? {
-                        None => Claim::Unknown,
-                        Some(r) if r.status == ProposalStatus::Denied => Claim::Denied(r.decided),
-                        Some(r) if r.status == ProposalStatus::Withdrawn => {
-                            Claim::Withdrawn(r.decided)
-                        }
-                        Some(r) => Claim::AlreadyUsed(r.decided),
-                    }
-                }
-            }
+            ProposalStatus::Used | ProposalStatus::Open => Claim::AlreadyUsed(record.decided),
         })
     }
 
@@ -369,7 +360,7 @@ impl Proposals {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression(
                 "SET #status = :open REMOVE decided_at, decided_by, decided_via, delivery",
             )
@@ -398,7 +389,7 @@ impl Proposals {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression(
                 "SET #status = :withdrawn, decided_at = :at, withdrawn_reason = :reason",
             )
@@ -427,7 +418,7 @@ impl Proposals {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression("SET #status = :withdrawn, completed_at = :at, withdrawn_reason = :reason, #result = :result")
             .condition_expression(
                 "#status = :used AND delivery = :delivery AND attribute_not_exists(completed_at)",
@@ -458,7 +449,7 @@ impl Proposals {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression("SET completed_at = :at, #result = :result, audit_id = :audit")
             .condition_expression("#status = :used AND delivery = :delivery")
             .expression_attribute_names("#status", STATUS)
@@ -481,46 +472,26 @@ impl Proposals {
         claimant: &Claimant<'_>,
         now: DateTime<Utc>,
     ) -> Result<Deny, AwsError> {
-        if self
-            .decide(
+        let attempt = self
+            .decide_or_read(
                 proposal_id,
                 ProposalStatus::Denied,
                 claimant,
                 now,
                 "deny proposal in ledger",
             )
-            .await?
-        {
-            return Ok(Deny::Denied);
-        }
-        for attempt in 0..2 {
-            match self.record(proposal_id).await? {
-                None => return Ok(Deny::Unknown),
-                Some(r) => match r.status {
-                    ProposalStatus::Denied => return Ok(Deny::AlreadyDenied(r.decided)),
-                    ProposalStatus::Used => return Ok(Deny::AlreadyUsed(r.decided)),
-                    ProposalStatus::Withdrawn => return Ok(Deny::Withdrawn(r.decided)),
-                    // Open again: a claim was given back between our write and our read. Try
-                    // once more rather than loop.
-                    ProposalStatus::Open if attempt == 0 => {
-                        if self
-                            .decide(
-                                proposal_id,
-                                ProposalStatus::Denied,
-                                claimant,
-                                now,
-                                "deny proposal in ledger",
-                            )
-                            .await?
-                        {
-                            return Ok(Deny::Denied);
-                        }
-                    }
-                    ProposalStatus::Open => return Ok(Deny::AlreadyUsed(r.decided)),
-                },
-            }
-        }
-        Ok(Deny::Unknown)
+            .await?;
+        Ok(match attempt {
+            Attempt::Made => Deny::Denied,
+            Attempt::Refused { record: None, .. } => Deny::Unknown,
+            Attempt::Refused {
+                record: Some(r), ..
+            } => match r.status {
+                ProposalStatus::Denied => Deny::AlreadyDenied(r.decided),
+                ProposalStatus::Withdrawn => Deny::Withdrawn(r.decided),
+                ProposalStatus::Used | ProposalStatus::Open => Deny::AlreadyUsed(r.decided),
+            },
+        })
     }
 
     /// No alerts for the lock at `location` until `until` (replaces an earlier snooze).
@@ -532,7 +503,7 @@ impl Proposals {
         by: Option<&str>,
         reason: Option<&str>,
     ) -> Result<(), AwsError> {
-        let mut item = Self::key(lock_pk(location), SNOOZE_SK);
+        let mut item = key(lock_pk(location), SNOOZE_SK);
         item.insert("until".to_owned(), s(format_time(until)));
         item.insert("lock_id".to_owned(), s(lock_id));
         if let Some(by) = by {
@@ -541,10 +512,7 @@ impl Proposals {
         if let Some(reason) = reason {
             item.insert("reason".to_owned(), s(reason));
         }
-        item.insert(
-            EXPIRES_AT.to_owned(),
-            n((until + SNOOZE_RETENTION).timestamp()),
-        );
+        item.insert(EXPIRES_AT.to_owned(), expires_at(until, SNOOZE_RETENTION));
         self.client
             .put_item()
             .table_name(&self.table)
@@ -569,7 +537,7 @@ impl Proposals {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(lock_pk(location), SNOOZE_SK)))
+            .set_key(Some(key(lock_pk(location), SNOOZE_SK)))
             .consistent_read(true)
             .send()
             .await
@@ -586,8 +554,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys() {
-        assert_eq!(proposal_pk("AAECAwQFBgcICQoL"), "proposal#AAECAwQFBgcICQoL");
+    fn statuses() {
         for status in [
             ProposalStatus::Open,
             ProposalStatus::Used,

@@ -29,14 +29,11 @@ use lockreaper_core::{LockKind, LockLocation, LockRecord, StatePath, TableEntry}
 use serde::Serialize;
 
 use crate::error::AwsError;
+use crate::ledger::Ledger;
+use crate::ledger_schema::{audit_pk, audit_sk, expires_at, s, AUDIT_TTL, EXPIRES_AT, PK, SK};
 use crate::lock_table::LockTable;
 use crate::locks::{DeleteOutcome, LockStore, Reread};
 use crate::state::{StateObjects, StateVersion};
-
-/// How long "forced" markers live: long enough for the stream REMOVE to be processed.
-const FORCED_MARKER_TTL_SECS: i64 = 2 * 86_400;
-/// How long audit records live: a year.
-const AUDIT_TTL_SECS: i64 = 366 * 86_400;
 
 /// Who asked for the unlock and why.
 #[derive(Debug, Clone)]
@@ -93,6 +90,8 @@ pub struct Unlocker {
     store: LockStore,
     dynamodb: aws_sdk_dynamodb::Client,
     state: StateObjects,
+    /// Forced-release markers.
+    ledger: Ledger,
     ledger_table: String,
 }
 
@@ -102,11 +101,13 @@ impl Unlocker {
         s3: aws_sdk_s3::Client,
         ledger_table: impl Into<String>,
     ) -> Self {
+        let ledger_table = ledger_table.into();
         Unlocker {
             store: LockStore::new(dynamodb.clone(), s3.clone()),
+            ledger: Ledger::new(dynamodb.clone(), &ledger_table),
             dynamodb,
             state: StateObjects::new(s3),
-            ledger_table: ledger_table.into(),
+            ledger_table,
         }
     }
 
@@ -315,29 +316,13 @@ impl Unlocker {
             resource: audit.state_path.clone(),
             message: e.to_string(),
         })?;
-        let item: HashMap<String, AttributeValue> = [
-            (
-                "pk",
-                AttributeValue::S(format!("audit#{}", audit.state_path)),
-            ),
-            (
-                "sk",
-                AttributeValue::S(format!(
-                    "{}#{}",
-                    crate::ledger::format_time(audit.at),
-                    audit.audit_id
-                )),
-            ),
-            ("record", AttributeValue::S(record)),
-            ("lock_id", AttributeValue::S(audit.lock_id.clone())),
-            (
-                "expires_at",
-                AttributeValue::N((audit.at.timestamp() + AUDIT_TTL_SECS).to_string()),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let item = HashMap::from([
+            (PK.to_owned(), s(audit_pk(&audit.state_path))),
+            (SK.to_owned(), s(audit_sk(audit.at, &audit.audit_id))),
+            ("record".to_owned(), s(record)),
+            ("lock_id".to_owned(), s(audit.lock_id.clone())),
+            (EXPIRES_AT.to_owned(), expires_at(audit.at, AUDIT_TTL)),
+        ]);
         self.dynamodb
             .put_item()
             .table_name(&self.ledger_table)
@@ -352,18 +337,10 @@ impl Unlocker {
 
     async fn remove_forced_marker(&self, lock: &LockRecord) {
         let result = self
-            .dynamodb
-            .delete_item()
-            .table_name(&self.ledger_table)
-            .key(
-                "pk",
-                AttributeValue::S(format!("lock#{}", lock.location.ledger_key())),
-            )
-            .key("sk", AttributeValue::S(format!("forced#{}", lock.lock_id)))
-            .send()
+            .ledger
+            .remove_forced_release(&lock.location, &lock.lock_id)
             .await;
         if let Err(e) = result {
-            let e = AwsError::from_sdk(e, "remove forced-release marker", &self.ledger_table);
             tracing::warn!(event = "forced-marker-not-removed", location = %lock.location, error = %e, "the lock was already gone at delete time, but its forced-release marker could not be removed: its release may be counted as forced");
         }
     }
@@ -374,39 +351,20 @@ impl Unlocker {
         audit: &AuditRecord,
         now: DateTime<Utc>,
     ) -> Result<(), AwsError> {
-        // `by`, as `Ledger::record_forced_release` writes it: the approver, or how it came in.
+        // `by`: the approver, or how the unlock came in.
         let by = audit
             .approver
             .clone()
             .unwrap_or_else(|| audit.source.as_str().to_owned());
-        self.dynamodb
-            .put_item()
-            .table_name(&self.ledger_table)
-            .item(
-                "pk",
-                AttributeValue::S(format!("lock#{}", lock.location.ledger_key())),
+        self.ledger
+            .record_forced_release_for_audit(
+                &lock.location,
+                &lock.lock_id,
+                now,
+                &by,
+                Some(&audit.audit_id),
             )
-            .item("sk", AttributeValue::S(format!("forced#{}", lock.lock_id)))
-            .item("audit_id", AttributeValue::S(audit.audit_id.clone()))
-            .item("by", AttributeValue::S(by))
-            .item(
-                "forced_at",
-                AttributeValue::S(crate::ledger::format_time(now)),
-            )
-            .item(
-                "expires_at",
-                AttributeValue::N((now.timestamp() + FORCED_MARKER_TTL_SECS).to_string()),
-            )
-            .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    e,
-                    "write forced-release marker to ledger",
-                    &self.ledger_table,
-                )
-            })?;
-        Ok(())
     }
 }
 
@@ -421,7 +379,7 @@ pub async fn audit_trail(
         .query()
         .table_name(ledger_table)
         .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("audit#{state_path}")))
+        .expression_attribute_values(":pk", s(audit_pk(state_path)))
         .scan_index_forward(false)
         .limit(limit)
         .consistent_read(true)

@@ -6,14 +6,11 @@
 //! machine's clock: a token that says it expired would be refused anyway), the snooze duration,
 //! and that the message it built parses back, with [`ApprovalMessage::parse`], to what was asked.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use lockreaper_aws::notify::Notifier;
 use lockreaper_core::approval::{
-    strip_token_decoration, ApprovalMessage, ApprovalToken, PROPOSAL_ID_LEN,
+    strip_token_decoration, ApprovalMessage, ApprovalRequest, ApprovalToken, TokenFormError,
 };
-use serde_json::{Map, Value};
 
 use crate::config::{self, Settings, APPROVAL_TOPIC_ARN};
 use crate::failure::{Failure, EXIT_OK};
@@ -57,35 +54,22 @@ pub struct Common {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Approve,
-    Deny,
-    Snooze,
-}
+/// What is asked: the core's approval actions, the same the force-unlock function reads.
+pub use lockreaper_core::approval::ApprovalAction as Action;
 
-impl Action {
-    fn name(self) -> &'static str {
-        match self {
-            Action::Approve => "approve",
-            Action::Deny => "deny",
-            Action::Snooze => "snooze",
-        }
-    }
-
-    fn next(self, duration: Option<&str>) -> String {
-        let rest = match self {
-            Action::Approve => "checks that the lock is still exactly the one proposed, records the audit entry, deletes the lock conditionally".to_owned(),
-            Action::Deny => "closes the proposal and leaves the lock alone".to_owned(),
-            Action::Snooze => format!(
-                "silences alerts for this lock for {}",
-                duration.unwrap_or("the given time")
-            ),
-        };
-        format!(
-            "Next: the force-unlock function verifies the token (signature, expiry, single use), {rest}, and posts the result to the alert thread."
-        )
-    }
+/// What happens next, for the person who asked.
+fn next(action: Action, duration: Option<&str>) -> String {
+    let rest = match action {
+        Action::Approve => "checks that the lock is still exactly the one proposed, records the audit entry, deletes the lock conditionally".to_owned(),
+        Action::Deny => "closes the proposal and leaves the lock alone".to_owned(),
+        Action::Snooze => format!(
+            "silences alerts for this lock for {}",
+            duration.unwrap_or("the given time")
+        ),
+    };
+    format!(
+        "Next: the force-unlock function verifies the token (signature, expiry, single use), {rest}, and posts the result to the alert thread."
+    )
 }
 
 /// Checks the token's shape and written expiry; returns it without decoration.
@@ -96,49 +80,41 @@ pub fn check_token(raw: &str, now: DateTime<Utc>) -> Result<String, String> {
         ApprovalToken::PREFIX,
         ApprovalToken::LEN - ApprovalToken::PREFIX.len()
     );
-    if token.is_empty() {
-        return Err(format!("TOKEN is empty; {form}"));
-    }
-    let Some(body) = token.strip_prefix(ApprovalToken::PREFIX) else {
-        return Err(format!(
+    // The token's form and its written expiry, read as the core reads them (no key here, so
+    // nothing in it is trusted: a token that says it expired would be refused anyway).
+    let decoded = ApprovalToken::decode_unverified(token).map_err(|e| match e {
+        TokenFormError::Empty => format!("TOKEN is empty; {form}"),
+        TokenFormError::NoPrefix { .. } => format!(
             "TOKEN does not start with `{}`; {form}",
             ApprovalToken::PREFIX
-        ));
-    };
-    let chars = token.chars().count();
-    if chars != ApprovalToken::LEN {
-        return Err(format!(
-            "TOKEN has {chars} characters, expected {} (truncated or pasted twice?); {form}",
+        ),
+        TokenFormError::Length { chars } => format!(
+            "TOKEN has {} characters, expected {} (truncated or pasted twice?); {form}",
+            chars + ApprovalToken::PREFIX.len(),
             ApprovalToken::LEN
-        ));
-    }
-    if let Some(bad) = body
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-    {
-        return Err(format!(
+        ),
+        TokenFormError::NotBase64Character(bad) => format!(
             "TOKEN contains {bad:?}, which is not a base64url character (A-Z, a-z, 0-9, -, _); {form}"
-        ));
-    }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|e| format!("TOKEN is not valid base64url ({e}); {form}"))?;
-    // Layout (see lockreaper_core::approval): proposal id (12) | expires_at u32 BE (4) | ...
-    if let Some(expiry) = bytes.get(PROPOSAL_ID_LEN..PROPOSAL_ID_LEN + 4) {
-        let mut be = [0u8; 4];
-        be.copy_from_slice(expiry);
-        let expires_at = DateTime::from_timestamp(i64::from(u32::from_be_bytes(be)), 0);
-        if let Some(at) = expires_at.filter(|at| now >= *at) {
-            return Err(format!(
-                "the token expired at {} (by this machine's clock); the force-unlock function would refuse it: use the token of a newer alert",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ));
+        ),
+        TokenFormError::NotBase64(e) => format!("TOKEN is not valid base64url ({e}); {form}"),
+        TokenFormError::BodyLength { bytes } => {
+            format!("TOKEN decodes to {bytes} bytes, which is not a token; {form}")
         }
+        TokenFormError::ExpiryOutOfRange => format!("TOKEN has an impossible expiry; {form}"),
+    })?;
+    if now >= decoded.expires_at {
+        return Err(format!(
+            "the token expired at {} (by this machine's clock); the force-unlock function would refuse it: use the token of a newer alert",
+            decoded
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
     }
     Ok(token.to_owned())
 }
 
-/// The JSON message, exactly as force-unlock reads it (absent fields are left out).
+/// The JSON message, exactly as force-unlock reads it: the core's wire format
+/// ([`ApprovalRequest`]; absent fields are left out).
 pub fn message(
     action: Action,
     token: &str,
@@ -146,22 +122,7 @@ pub fn message(
     approver: Option<&str>,
     reason: Option<&str>,
 ) -> String {
-    let mut fields = Map::new();
-    fields.insert("action".into(), Value::from(action.name()));
-    fields.insert("token".into(), Value::from(token));
-    fn non_blank(v: Option<&str>) -> Option<&str> {
-        v.map(str::trim).filter(|v| !v.is_empty())
-    }
-    if let Some(a) = non_blank(approver) {
-        fields.insert("approver".into(), Value::from(a));
-    }
-    if let Some(r) = non_blank(reason) {
-        fields.insert("reason".into(), Value::from(r));
-    }
-    if let Some(d) = duration {
-        fields.insert("for".into(), Value::from(d.trim()));
-    }
-    Value::Object(fields).to_string()
+    ApprovalRequest::new(action, token, duration, approver, reason).to_json()
 }
 
 pub async fn run(
@@ -183,7 +144,7 @@ pub async fn run(
     // What force-unlock will read: refuse here anything it would refuse (snooze too long, a
     // message over the size limit, ...), and make sure it reads what was asked.
     let parsed = ApprovalMessage::parse(&text).map_err(Failure::usage)?;
-    if parsed.message.action() != action.name() || parsed.message.token() != token {
+    if parsed.message.kind() != action || parsed.message.token() != token {
         return Err(Failure::usage(format!(
             "the message {text} would be read as `{}` of another token; please report this",
             parsed.message.action()
@@ -211,7 +172,7 @@ pub async fn run(
         "Published {} for token {shown}… to {topic} (SNS message id {message_id}).",
         action.name()
     );
-    println!("{}", action.next(duration.map(str::trim)));
+    println!("{}", next(action, duration.map(str::trim)));
     if action == Action::Approve {
         println!("Afterwards `lockreaper audit <state path>` shows the audit record.");
     }
@@ -221,7 +182,8 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lockreaper_core::approval::{LockFingerprint, SigningKey};
+    use lockreaper_core::approval::{LockFingerprint, SigningKey, PROPOSAL_ID_LEN};
+    use serde_json::Value;
 
     fn token(expires_at: DateTime<Utc>) -> String {
         let key = SigningKey::from_secret(&"k".repeat(40)).unwrap();

@@ -50,7 +50,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         ));
     }
     let mut env = settings.env();
-    let ledger = config::required_ledger_table(&mut env, "`lockreaper audit`");
+    let ledger = env.required_ledger_table();
     let path_style = config::path_style(&mut env);
     config::finish(env, ())?;
     let aws = config::aws(settings, path_style).await?;

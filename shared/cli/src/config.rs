@@ -4,8 +4,7 @@
 //! use ([`lockreaper_core::config::Env`], [`LockSources`], [`StaleLockPolicy`]), so a value that
 //! the reaper rejects is rejected here with the same words, naming the variable and its flag.
 
-use aws_config::BehaviorVersion;
-use lockreaper_core::config::{check_arn, check_table_name};
+use lockreaper_core::config::check_arn;
 use lockreaper_core::config::{parse_bool, ConfigError, ConfigErrors, Env, LockSources};
 use lockreaper_core::policy::StaleLockPolicy;
 
@@ -13,7 +12,7 @@ use crate::failure::Failure;
 
 pub const LOCK_TABLES: &str = "LOCK_TABLES";
 pub const LOCK_BUCKETS: &str = "LOCK_BUCKETS";
-pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
+pub use lockreaper_core::config::LEDGER_TABLE;
 pub const APPROVAL_TOPIC_ARN: &str = "APPROVAL_TOPIC_ARN";
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 pub const S3_FORCE_PATH_STYLE: &str = "S3_FORCE_PATH_STYLE";
@@ -215,29 +214,6 @@ pub fn sources(env: &mut Env) -> LockSources {
     LockSources::from_env(env)
 }
 
-/// `LEDGER_TABLE`, checked, when set.
-pub fn ledger_table(env: &mut Env) -> Option<String> {
-    let name = env.get(LEDGER_TABLE)?.to_owned();
-    if let Err(problem) = check_table_name(&name) {
-        env.error(ConfigError::new(LEDGER_TABLE, problem));
-    }
-    Some(name)
-}
-
-/// `LEDGER_TABLE`, required.
-pub fn required_ledger_table(env: &mut Env, for_what: &str) -> String {
-    match ledger_table(env) {
-        Some(name) => name,
-        None => {
-            env.error(ConfigError::new(
-                LEDGER_TABLE,
-                format!("is not set; {for_what} needs lockreaper's ledger DynamoDB table name, e.g. `lockreaper-ledger`"),
-            ));
-            String::new()
-        }
-    }
-}
-
 /// A topic ARN variable, checked, when set.
 pub fn topic_arn(env: &mut Env, variable: &'static str) -> Option<String> {
     let arn = env.get(variable)?.to_owned();
@@ -260,32 +236,25 @@ pub fn policy(env: &mut Env) -> StaleLockPolicy {
 /// SDK clients from the standard AWS environment, with `--region`, `--profile` and
 /// `--endpoint-url` applied on top. A missing region is a usage error (every call would fail).
 pub async fn aws(settings: &Settings, s3_path_style: bool) -> Result<lockreaper_aws::Aws, Failure> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = settings.region.as_deref().filter(|r| !r.trim().is_empty()) {
-        loader = loader.region(aws_config::Region::new(region.trim().to_owned()));
-    }
-    if let Some(profile) = settings.profile.as_deref().filter(|p| !p.trim().is_empty()) {
-        loader = loader.profile_name(profile.trim());
-    }
-    if let Some(url) = settings
-        .endpoint_url
-        .as_deref()
-        .filter(|u| !u.trim().is_empty())
-    {
-        loader = loader.endpoint_url(url.trim());
-    }
-    let sdk = loader.load().await;
-    if sdk.region().is_none() {
+    let aws = lockreaper_aws::Aws::with_overrides(
+        settings.region.as_deref(),
+        settings.profile.as_deref(),
+        settings.endpoint_url.as_deref(),
+        s3_path_style,
+    )
+    .await;
+    if !aws.has_region() {
         return Err(Failure::usage(
             "no AWS region is configured; set AWS_REGION (or pass --region, or give your AWS profile a region), e.g. `AWS_REGION=eu-west-1`",
         ));
     }
-    Ok(lockreaper_aws::Aws { sdk, s3_path_style })
+    Ok(aws)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockreaper_core::config::check_table_name;
 
     #[test]
     fn errors_name_variable_and_flag() {

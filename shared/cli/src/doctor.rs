@@ -82,7 +82,7 @@ fn err_text(e: &AwsError) -> String {
 pub async fn run(settings: &Settings) -> Result<u8, Failure> {
     let mut env = settings.env();
     let sources = config::sources(&mut env);
-    let ledger = config::ledger_table(&mut env);
+    let ledger = env.ledger_table();
     let approval_topic = config::topic_arn(&mut env, APPROVAL_TOPIC_ARN);
     let alert_topic = config::topic_arn(&mut env, ALERT_TOPIC_ARN);
     let path_style = config::path_style(&mut env);
@@ -360,7 +360,7 @@ async fn bucket(s3: &aws_sdk_s3::Client, scope: &BucketScope) -> Section {
 }
 
 async fn ledger_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> Section {
-    use lockreaper_aws::ledger::{EXPIRES_AT, PK, SK};
+    use lockreaper_aws::ledger_schema::{EXPIRES_AT, PK, SK};
     let title = format!("ledger {name}");
     let mut checks = Vec::new();
     match describe_table(dynamodb, name).await {

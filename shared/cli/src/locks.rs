@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use lockreaper_aws::inventory::take_inventory;
+use lockreaper_aws::inventory::{take_inventory, InventoryScope, LockFileBodies};
 use lockreaper_aws::ledger::Ledger;
 use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, TableStreams};
 use lockreaper_aws::state::StateObjects;
@@ -180,7 +180,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     let mut env = settings.env();
     let sources = config::sources(&mut env);
     let policy = config::policy(&mut env);
-    let ledger_table = config::ledger_table(&mut env);
+    let ledger_table = env.ledger_table();
     let path_style = config::path_style(&mut env);
     config::finish(env, ())?;
     let aws = config::aws(settings, path_style).await?;
@@ -209,7 +209,14 @@ async fn gather(
 ) -> LocksReport {
     let dynamodb = aws.dynamodb();
     let s3 = aws.s3();
-    let inventory = take_inventory(&dynamodb, &s3, &sources.tables, &sources.buckets).await;
+    let scope = InventoryScope {
+        tables: &sources.tables,
+        buckets: &sources.buckets,
+        scan_segments: 1,
+        // A person asked: every lock file, however young.
+        lock_file_bodies: LockFileBodies::All,
+    };
+    let inventory = take_inventory(&dynamodb, &s3, &scope).await;
     let digests: HashMap<&str, &str> = inventory
         .digests
         .iter()
@@ -268,7 +275,11 @@ async fn gather(
             reason: m.failure.to_string(),
         })
         .collect();
-    let unreachable: Vec<Unreachable> = inventory.unreachable.iter().map(unreachable).collect();
+    let unreachable: Vec<Unreachable> = inventory
+        .unreachable
+        .iter()
+        .map(|u| unreachable(&u.error))
+        .collect();
     let complete = unparseable.is_empty() && unreachable.is_empty() && evidence_errors.is_empty();
     LocksReport {
         schema: SCHEMA,

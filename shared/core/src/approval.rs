@@ -329,6 +329,57 @@ impl ApprovalToken {
         format!("{}{}", Self::PREFIX, URL_SAFE_NO_PAD.encode(&body))
     }
 
+    /// Reads `token` (surrounding whitespace and quotes tolerated) **without** checking its
+    /// signature: its form, and the proposal id, expiry and fingerprint it carries. For what a
+    /// holder of no key can check (the CLI: a token the alert says expired, or a mistyped one);
+    /// only [`ApprovalToken::verify`] makes any of it trustworthy.
+    pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, TokenFormError> {
+        let token = strip_token_decoration(token);
+        if token.is_empty() {
+            return Err(TokenFormError::Empty);
+        }
+        let Some(encoded) = token.strip_prefix(Self::PREFIX) else {
+            return Err(TokenFormError::NoPrefix {
+                other_version: looks_like_other_version(token),
+            });
+        };
+        let chars = encoded.chars().count();
+        if chars != Self::BODY_CHARS {
+            return Err(TokenFormError::Length { chars });
+        }
+        if let Some(bad) = encoded
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(TokenFormError::NotBase64Character(bad));
+        }
+        let body = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|e| TokenFormError::NotBase64(e.to_string()))?;
+        let body: [u8; Self::BODY_LEN] = body
+            .try_into()
+            .map_err(|body: Vec<u8>| TokenFormError::BodyLength { bytes: body.len() })?;
+        let mut signed = [0u8; Self::SIGNED_LEN];
+        signed.copy_from_slice(&body[..Self::SIGNED_LEN]);
+        let mut signature = [0u8; Self::SIGNATURE_LEN];
+        signature.copy_from_slice(&body[Self::SIGNED_LEN..]);
+        let mut proposal_id = [0u8; PROPOSAL_ID_LEN];
+        proposal_id.copy_from_slice(&signed[..PROPOSAL_ID_LEN]);
+        let mut expires = [0u8; 4];
+        expires.copy_from_slice(&signed[PROPOSAL_ID_LEN..PROPOSAL_ID_LEN + 4]);
+        let expires_at = DateTime::from_timestamp(i64::from(u32::from_be_bytes(expires)), 0)
+            .ok_or(TokenFormError::ExpiryOutOfRange)?;
+        let mut fingerprint = [0u8; LockFingerprint::LEN];
+        fingerprint.copy_from_slice(&signed[PROPOSAL_ID_LEN + 4..]);
+        Ok(UnverifiedToken {
+            proposal_id,
+            expires_at,
+            fingerprint: LockFingerprint(fingerprint),
+            signed,
+            signature,
+        })
+    }
+
     /// Checks `token` (surrounding whitespace and quotes tolerated) against `key` at `now`: form,
     /// version, signature (constant-time) and only then expiry, so a forged token never learns
     /// more than "bad signature". A token is expired from its `expires_at` second on.
@@ -337,76 +388,86 @@ impl ApprovalToken {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedApproval, TokenError> {
-        let token = strip_token_decoration(token);
-        if token.is_empty() {
-            return Err(TokenError::Malformed("the token is empty".into()));
-        }
-        let Some(encoded) = token.strip_prefix(Self::PREFIX) else {
-            return Err(if looks_like_other_version(token) {
-                TokenError::UnknownVersion
-            } else {
-                TokenError::Malformed(format!(
-                    "it does not start with `{}` (a lockreaper approval token looks like `{}` \
-                     followed by {} characters)",
-                    Self::PREFIX,
-                    Self::PREFIX,
-                    Self::BODY_CHARS
-                ))
-            });
-        };
-        let chars = encoded.chars().count();
-        if chars != Self::BODY_CHARS {
-            return Err(TokenError::Malformed(format!(
-                "it has {} characters after `{}`, expected {} (truncated or pasted twice?)",
-                chars,
-                Self::PREFIX,
-                Self::BODY_CHARS
-            )));
-        }
-        if let Some(bad) = encoded
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-        {
-            return Err(TokenError::Malformed(format!(
-                "it contains {bad:?}, which is not a base64url character (A-Z, a-z, 0-9, -, _)"
-            )));
-        }
-        let body = URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map_err(|e| TokenError::Malformed(format!("it is not valid base64url ({e})")))?;
-        if body.len() != Self::BODY_LEN {
-            return Err(TokenError::Malformed(format!(
-                "it decodes to {} bytes, expected {}",
-                body.len(),
-                Self::BODY_LEN
-            )));
-        }
-        let (signed, signature) = body.split_at(Self::SIGNED_LEN);
+        let token = Self::decode_unverified(token).map_err(TokenError::from)?;
         let mut mac = key.mac();
         mac.update(Self::PREFIX.as_bytes());
-        mac.update(signed);
+        mac.update(&token.signed);
         // Constant-time comparison of the first SIGNATURE_LEN bytes of the tag (the length is
-        // fixed above, so an empty signature can never pass).
-        mac.verify_truncated_left(signature)
+        // fixed by the token's form, so an empty signature can never pass).
+        mac.verify_truncated_left(&token.signature)
             .map_err(|_| TokenError::BadSignature)?;
-
-        let (proposal_id, rest) = signed.split_at(PROPOSAL_ID_LEN);
-        let (expires, fingerprint) = rest.split_at(4);
-        let mut expires_bytes = [0u8; 4];
-        expires_bytes.copy_from_slice(expires);
-        let expires_at = DateTime::from_timestamp(i64::from(u32::from_be_bytes(expires_bytes)), 0)
-            .ok_or_else(|| TokenError::Malformed("its expiry is out of range".into()))?;
-        let mut fingerprint_bytes = [0u8; LockFingerprint::LEN];
-        fingerprint_bytes.copy_from_slice(fingerprint);
-        if now >= expires_at {
+        if now >= token.expires_at {
             return Err(TokenError::Expired {
-                expired_at: expires_at,
+                expired_at: token.expires_at,
             });
         }
         Ok(VerifiedApproval {
-            proposal_id: URL_SAFE_NO_PAD.encode(proposal_id),
-            fingerprint: LockFingerprint(fingerprint_bytes),
-            expires_at,
+            proposal_id: encode_proposal_id(&token.proposal_id),
+            fingerprint: token.fingerprint,
+            expires_at: token.expires_at,
+        })
+    }
+}
+
+/// What a token says, read without its signature checked ([`ApprovalToken::decode_unverified`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnverifiedToken {
+    pub proposal_id: [u8; PROPOSAL_ID_LEN],
+    pub expires_at: DateTime<Utc>,
+    pub fingerprint: LockFingerprint,
+    signed: [u8; ApprovalToken::SIGNED_LEN],
+    signature: [u8; ApprovalToken::SIGNATURE_LEN],
+}
+
+/// What is wrong with a token's form (no key involved). Callers word it for their readers;
+/// [`TokenError`] is force-unlock's wording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFormError {
+    Empty,
+    /// It does not start with `lr1.`; `other_version` when it starts with `lr<digits>.`.
+    NoPrefix {
+        other_version: bool,
+    },
+    /// `chars` characters after the prefix instead of the 54 of every token.
+    Length {
+        chars: usize,
+    },
+    NotBase64Character(char),
+    NotBase64(String),
+    BodyLength {
+        bytes: usize,
+    },
+    ExpiryOutOfRange,
+}
+
+impl From<TokenFormError> for TokenError {
+    fn from(e: TokenFormError) -> TokenError {
+        let p = ApprovalToken::PREFIX;
+        TokenError::Malformed(match e {
+            TokenFormError::Empty => "the token is empty".into(),
+            TokenFormError::NoPrefix {
+                other_version: true,
+            } => return TokenError::UnknownVersion,
+            TokenFormError::NoPrefix {
+                other_version: false,
+            } => format!(
+                "it does not start with `{p}` (a lockreaper approval token looks like `{p}` \
+                 followed by {} characters)",
+                ApprovalToken::BODY_CHARS
+            ),
+            TokenFormError::Length { chars } => format!(
+                "it has {chars} characters after `{p}`, expected {} (truncated or pasted twice?)",
+                ApprovalToken::BODY_CHARS
+            ),
+            TokenFormError::NotBase64Character(bad) => format!(
+                "it contains {bad:?}, which is not a base64url character (A-Z, a-z, 0-9, -, _)"
+            ),
+            TokenFormError::NotBase64(e) => format!("it is not valid base64url ({e})"),
+            TokenFormError::BodyLength { bytes } => format!(
+                "it decodes to {bytes} bytes, expected {}",
+                ApprovalToken::BODY_LEN
+            ),
+            TokenFormError::ExpiryOutOfRange => "its expiry is out of range".into(),
         })
     }
 }
@@ -487,41 +548,81 @@ pub enum ApprovalMessageError {
     SnoozeTooLong { requested: Duration, max: Duration },
 }
 
-/// The JSON form (CLI and integrations). Unknown fields are refused, so a typo such as
-/// `"aprover"` fails loudly instead of being ignored.
-#[derive(Deserialize)]
+/// The JSON wire format of a message on the approvals topic — what the CLI (and any integration)
+/// publishes and what [`ApprovalMessage::parse`] reads for force-unlock:
+/// `{"action"?, "token", "approver"?, "reason"?, "for"?}`, absent fields left out. Unknown fields
+/// are refused, so a typo such as `"aprover"` fails loudly instead of being ignored. `action` stays
+/// text on the wire so an unknown one is answered with [`ApprovalMessageError::UnknownAction`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonMessage {
-    action: Option<String>,
-    token: Option<String>,
-    approver: Option<String>,
-    reason: Option<String>,
-    #[serde(rename = "for")]
-    for_: Option<String>,
+pub struct ApprovalRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A snooze's duration (`2h`, `1d`, `1h30m`); only with `snooze`.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Action {
+impl ApprovalRequest {
+    /// A request for `action` on `token`; a blank approver or reason is left out, the duration
+    /// is trimmed.
+    pub fn new(
+        action: ApprovalAction,
+        token: &str,
+        duration: Option<&str>,
+        approver: Option<&str>,
+        reason: Option<&str>,
+    ) -> ApprovalRequest {
+        ApprovalRequest {
+            action: Some(action.name().to_owned()),
+            token: Some(token.to_owned()),
+            approver: non_blank(approver.map(str::to_owned)),
+            reason: non_blank(reason.map(str::to_owned)),
+            for_: duration.map(|d| d.trim().to_owned()),
+        }
+    }
+
+    /// The message text to publish.
+    pub fn to_json(&self) -> String {
+        // Serialising a struct of strings to a string cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What an approval message asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalAction {
+    /// Release the lock the token's proposal names.
     Approve,
+    /// Drop the proposal; leave the lock alone.
     Deny,
+    /// No alerts for the proposal's lock for a while.
     Snooze,
 }
 
-impl Action {
-    fn parse(name: &str) -> Option<Action> {
+impl ApprovalAction {
+    /// `approve`, `deny` or `snooze`, any case.
+    pub fn parse(name: &str) -> Option<ApprovalAction> {
         match name.to_ascii_lowercase().as_str() {
-            "approve" => Some(Action::Approve),
-            "deny" => Some(Action::Deny),
-            "snooze" => Some(Action::Snooze),
+            "approve" => Some(ApprovalAction::Approve),
+            "deny" => Some(ApprovalAction::Deny),
+            "snooze" => Some(ApprovalAction::Snooze),
             _ => None,
         }
     }
 
-    fn name(self) -> &'static str {
+    /// `approve`, `deny` or `snooze`.
+    pub fn name(self) -> &'static str {
         match self {
-            Action::Approve => "approve",
-            Action::Deny => "deny",
-            Action::Snooze => "snooze",
+            ApprovalAction::Approve => "approve",
+            ApprovalAction::Deny => "deny",
+            ApprovalAction::Snooze => "snooze",
         }
     }
 }
@@ -561,7 +662,7 @@ fn quote_problem(problem: &str) -> String {
 }
 
 fn build(
-    action: Action,
+    action: ApprovalAction,
     token: Option<String>,
     duration: Option<&str>,
     approver: Option<String>,
@@ -576,22 +677,22 @@ fn build(
             action: action.name(),
         })?;
     Ok(match action {
-        Action::Approve | Action::Deny if duration.is_some() => {
+        ApprovalAction::Approve | ApprovalAction::Deny if duration.is_some() => {
             return Err(ApprovalMessageError::DurationWithoutSnooze {
                 action: action.name(),
             })
         }
-        Action::Approve => ApprovalMessage::Approve {
+        ApprovalAction::Approve => ApprovalMessage::Approve {
             token,
             approver,
             reason,
         },
-        Action::Deny => ApprovalMessage::Deny {
+        ApprovalAction::Deny => ApprovalMessage::Deny {
             token,
             approver,
             reason,
         },
-        Action::Snooze => ApprovalMessage::Snooze {
+        ApprovalAction::Snooze => ApprovalMessage::Snooze {
             token,
             duration: snooze_duration(
                 duration
@@ -627,15 +728,15 @@ impl ApprovalMessage {
             return Err(ApprovalMessageError::Empty);
         }
         if text.starts_with('{') {
-            let json: JsonMessage = serde_json::from_str(text)
+            let json: ApprovalRequest = serde_json::from_str(text)
                 .map_err(|e| ApprovalMessageError::InvalidJson(quote(&e.to_string())))?;
             let action = match non_blank(json.action) {
-                None => Action::Approve,
-                Some(name) => {
-                    Action::parse(&name).ok_or_else(|| ApprovalMessageError::UnknownAction {
+                None => ApprovalAction::Approve,
+                Some(name) => ApprovalAction::parse(&name).ok_or_else(|| {
+                    ApprovalMessageError::UnknownAction {
                         action: quote(&name),
-                    })?
-                }
+                    }
+                })?,
             };
             let message = build(
                 action,
@@ -653,11 +754,17 @@ impl ApprovalMessage {
         let mut words = text.split_whitespace();
         let first = words.next().unwrap_or_default();
         let rest: Vec<&str> = words.collect();
-        let action = Action::parse(first);
+        let action = ApprovalAction::parse(first);
         let (message, source) = match (action, rest.as_slice()) {
             // One word that is not an action: a bare token from a chat button.
             (None, []) => (
-                build(Action::Approve, Some(first.to_owned()), None, None, None)?,
+                build(
+                    ApprovalAction::Approve,
+                    Some(first.to_owned()),
+                    None,
+                    None,
+                    None,
+                )?,
                 ApprovalSource::ChatButton,
             ),
             (None, _) => {
@@ -668,8 +775,10 @@ impl ApprovalMessage {
             (Some(action), rest) => {
                 let token = rest.first().map(|t| (*t).to_owned());
                 let (duration, reason_words) = match (action, rest) {
-                    (Action::Snooze, [_, duration, reason @ ..]) => (Some(*duration), reason),
-                    (Action::Snooze, _) if token.is_some() => {
+                    (ApprovalAction::Snooze, [_, duration, reason @ ..]) => {
+                        (Some(*duration), reason)
+                    }
+                    (ApprovalAction::Snooze, _) if token.is_some() => {
                         return Err(ApprovalMessageError::MissingSnoozeDuration)
                     }
                     (_, [_, reason @ ..]) => (None, reason),
@@ -687,10 +796,15 @@ impl ApprovalMessage {
 
     /// `approve`, `deny` or `snooze`.
     pub fn action(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// What is asked for.
+    pub fn kind(&self) -> ApprovalAction {
         match self {
-            ApprovalMessage::Approve { .. } => "approve",
-            ApprovalMessage::Deny { .. } => "deny",
-            ApprovalMessage::Snooze { .. } => "snooze",
+            ApprovalMessage::Approve { .. } => ApprovalAction::Approve,
+            ApprovalMessage::Deny { .. } => ApprovalAction::Deny,
+            ApprovalMessage::Snooze { .. } => ApprovalAction::Snooze,
         }
     }
 

@@ -1033,3 +1033,114 @@ fn a_proposal_fingerprint_binds_every_artefact_in_order() {
         assert!(!fingerprint.matches_all(&changed), "{changed:#?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// One wire format: what the CLI publishes is what force-unlock parses
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn approval_requests_round_trip_through_the_parser() {
+    let token = ApprovalToken::issue(
+        &key(),
+        PROPOSAL,
+        LockFingerprint::from_bytes([1; 8]),
+        at(EXPIRY),
+    );
+    let cases = [
+        (
+            ApprovalRequest::new(
+                ApprovalAction::Approve,
+                &token,
+                None,
+                Some(" ana "),
+                Some("stuck"),
+            ),
+            ApprovalMessage::Approve {
+                token: token.clone(),
+                approver: Some("ana".into()),
+                reason: Some("stuck".into()),
+            },
+        ),
+        (
+            ApprovalRequest::new(ApprovalAction::Deny, &token, None, None, Some("  ")),
+            ApprovalMessage::Deny {
+                token: token.clone(),
+                approver: None,
+                reason: None,
+            },
+        ),
+        (
+            ApprovalRequest::new(ApprovalAction::Snooze, &token, Some(" 1h30m "), None, None),
+            ApprovalMessage::Snooze {
+                token: token.clone(),
+                duration: Duration::from_secs(5400),
+                approver: None,
+                reason: None,
+            },
+        ),
+    ];
+    for (request, expected) in cases {
+        let text = request.to_json();
+        let parsed = ApprovalMessage::parse(&text).unwrap();
+        assert_eq!(parsed.message, expected, "{text}");
+        assert_eq!(parsed.source, ApprovalSource::Json);
+        assert_eq!(parsed.message.kind(), expected.kind());
+        // Absent fields are left out of the message, not sent as null.
+        assert!(!text.contains("null"), "{text}");
+    }
+    // The wire type is the parser's: an unknown field is refused.
+    let typo = r#"{"action":"deny","token":"x","aprover":"ana"}"#;
+    assert!(matches!(
+        ApprovalMessage::parse(typo),
+        Err(ApprovalMessageError::InvalidJson(_))
+    ));
+}
+
+#[test]
+fn unverified_decoding_reads_what_was_issued_and_refuses_what_verify_refuses() {
+    let fingerprint = LockFingerprint::from_bytes([9; 8]);
+    let token = ApprovalToken::issue(&key(), PROPOSAL, fingerprint, at(EXPIRY));
+    let decoded = ApprovalToken::decode_unverified(&format!(" '{token}' ")).unwrap();
+    assert_eq!(decoded.proposal_id, PROPOSAL);
+    assert_eq!(decoded.fingerprint, fingerprint);
+    assert_eq!(decoded.expires_at, at(EXPIRY));
+    // A token signed with another key still decodes (nothing is trusted), but does not verify.
+    let other = SigningKey::from_secret(&"z".repeat(40)).unwrap();
+    let forged = ApprovalToken::issue(&other, PROPOSAL, fingerprint, at(EXPIRY));
+    assert!(ApprovalToken::decode_unverified(&forged).is_ok());
+    assert_eq!(
+        ApprovalToken::verify(&key(), &forged, at(EXPIRY - 1)),
+        Err(TokenError::BadSignature)
+    );
+    for (bad, form) in [
+        ("", TokenFormError::Empty),
+        (
+            "lr2.abc",
+            TokenFormError::NoPrefix {
+                other_version: true,
+            },
+        ),
+        (
+            "xyz",
+            TokenFormError::NoPrefix {
+                other_version: false,
+            },
+        ),
+        (&token[..40], TokenFormError::Length { chars: 36 }),
+        (
+            &format!("{}!", &token[..57]),
+            TokenFormError::NotBase64Character('!'),
+        ),
+    ] {
+        assert_eq!(
+            ApprovalToken::decode_unverified(bad),
+            Err(form.clone()),
+            "{bad:?}"
+        );
+        assert_eq!(
+            ApprovalToken::verify(&key(), bad, at(0)),
+            Err(TokenError::from(form)),
+            "{bad:?}"
+        );
+    }
+}

@@ -36,6 +36,10 @@ impl std::fmt::Debug for ConfigErrors {
     }
 }
 
+/// The variable naming lockreaper's own DynamoDB table, the ledger (every function and the CLI).
+pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
+const LEDGER_TABLE_FORM: &str = "the name of lockreaper's DynamoDB ledger table (3–255 characters: letters, digits, `_`, `-`, `.`), e.g. `lockreaper-ledger`";
+
 /// Environment variables, as a map, with typed accessors that collect errors.
 pub struct Env {
     vars: HashMap<String, String>,
@@ -102,6 +106,27 @@ impl Env {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// `LEDGER_TABLE`, when set: lockreaper's ledger table, checked as a DynamoDB table name. The
+    /// one place the functions and the CLI read and check it, so they say the same.
+    pub fn ledger_table(&mut self) -> Option<String> {
+        let name = self.get(LEDGER_TABLE)?.to_owned();
+        if let Err(problem) = check_table_name(&name) {
+            self.errors.push(ConfigError::new(LEDGER_TABLE, problem));
+        }
+        Some(name)
+    }
+
+    /// `LEDGER_TABLE`, required ([`Env::ledger_table`]); records an error if missing.
+    pub fn required_ledger_table(&mut self) -> String {
+        self.ledger_table().unwrap_or_else(|| {
+            self.errors.push(ConfigError::new(
+                LEDGER_TABLE,
+                format!("is not set; expected {LEDGER_TABLE_FORM}"),
+            ));
+            String::new()
+        })
     }
 
     pub fn error(&mut self, error: ConfigError) {

@@ -14,7 +14,6 @@ pub mod parse;
 pub mod path;
 pub mod policy;
 pub mod proposal;
-pub mod report;
 pub mod stream;
 mod text;
 pub mod unlock_message;

@@ -302,7 +302,7 @@ impl Drop for LambdaWatch {
 /// Creates lockreaper's ledger table: `pk` (S) hash key, `sk` (S) range key, on demand (the TTL
 /// attribute `expires_at` needs no definition).
 pub async fn create_ledger_table(env: &TestEnv, table: &str) {
-    use lockreaper_aws::ledger::{PK, SK};
+    use lockreaper_aws::ledger_schema::{PK, SK};
     let attribute = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
