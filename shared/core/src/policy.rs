@@ -559,10 +559,8 @@ fn policy_note(thresholds: &ResolvedThresholds) -> String {
     }
 }
 
-/// `2025-03-04 09:15:27 UTC`: how times appear in reasons and alerts.
-pub fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
+/// How times appear in reasons, messages and the CLI (defined with the messages).
+pub use crate::messages::fmt_time;
 
 /// Evidence about whether a lock's holder is still at work, gathered by the reaper.
 ///

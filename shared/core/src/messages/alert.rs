@@ -8,37 +8,22 @@
 //! [`APPROVAL_TOKEN_KEY`] and `EQUALS` on [`APPROVAL_TOPIC_KEY`]) appear only on messages that
 //! carry an approval token, i.e. only when the reaper made an [`ApprovalOffer`].
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::text::{clip, md_safe, one_line, printable_ascii, shell_word, subject};
+use super::{fmt_time, Approval, Fact, Message, RenderedMessage, Section, Step, Style};
 use crate::config::format_duration;
 use crate::decision::GapCause;
 use crate::model::{LockCreated, LockKind, LockLocation, LockRecord};
 use crate::parse::LockParseError;
-use crate::policy::{fmt_time, AlertKind, AlertState, Level, Verdict};
-use crate::text::{
-    clip, heading, md_code, md_safe, one_line, plain, printable_ascii, shell_word, sns_message,
-    subject_line, wrap,
-};
+use crate::policy::{AlertKind, AlertState, Level, Verdict};
 
-pub use crate::text::SUBJECT_MAX;
-/// Where the approval token sits in the chat notification: `metadata.additionalContext.approvalToken`
-/// (the custom actions' variable `token` = `event.metadata.additionalContext.approvalToken`, with a
-/// `HAS_VALUE` criterion; see `template.yaml`).
-pub const APPROVAL_TOKEN_KEY: &str = "approvalToken";
-/// Where the approvals topic's ARN sits beside the token: the custom actions' variable `topic`, with
-/// an `EQUALS` criterion on the stack's own topic. Carried in the notification so the buttons'
-/// commands stay under Chatbot's 100-character `CommandText` limit whatever the topic ARN's length.
-pub const APPROVAL_TOPIC_KEY: &str = "approvalTopic";
-/// The chat button text people are told to press; the custom action's `ButtonText` must match.
-pub const APPROVE_BUTTON: &str = "Approve unlock";
-/// The chat button that denies the proposal (publishes `deny <token>`).
-pub const DENY_BUTTON: &str = "Deny";
-/// The chat button that snoozes the proposal's alerts for two hours (publishes `snooze <token> 2h`).
-pub const SNOOZE_BUTTON: &str = "Snooze 2h";
+pub use super::chatbot::{
+    APPROVAL_TOKEN_KEY, APPROVAL_TOPIC_KEY, APPROVE_BUTTON, DENY_BUTTON, SNOOZE_BUTTON,
+};
+pub use super::SUBJECT_MAX;
 
 /// `metadata.eventType` values.
 pub const EVENT_LOCK_HELD: &str = "LockHeld";
@@ -56,6 +41,22 @@ pub struct ApprovalOffer {
     /// The topic the approval Lambda listens on; publishing the token there approves the unlock.
     pub approval_topic_arn: String,
     pub expires_at: DateTime<Utc>,
+}
+
+impl ApprovalOffer {
+    /// The offer as a message carries it, with the command that approves it by hand.
+    fn approval(&self) -> Approval {
+        Approval {
+            token: self.token.clone(),
+            topic_arn: self.approval_topic_arn.clone(),
+            expires_at: self.expires_at,
+            command: format!(
+                "aws sns publish --topic-arn {} --message {}",
+                shell_word(&self.approval_topic_arn),
+                shell_word(&self.token)
+            ),
+        }
+    }
 }
 
 /// Who is speaking: which lockreaper deployment sent the alert.
@@ -77,24 +78,8 @@ impl AlertContext {
     }
 }
 
-/// One alert, in every form it is delivered in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertMessage {
-    /// SNS `Subject` (used by email): printable ASCII, at most [`SUBJECT_MAX`] characters.
-    pub subject: String,
-    /// The Amazon Q Developer / AWS Chatbot custom notification.
-    pub chat: Value,
-    /// Plain text for email, wrapped near 72 columns.
-    pub email: String,
-}
-
-impl AlertMessage {
-    /// The SNS `Message` for `Publish` with `MessageStructure=json` (see [`crate::text::sns_message`]
-    /// for which protocol reads which form).
-    pub fn sns_message(&self) -> String {
-        sns_message(&self.subject, &self.chat, &self.email)
-    }
-}
+/// One alert, in every form it is delivered in (subject, chat notification, e-mail text).
+pub type AlertMessage = RenderedMessage;
 
 /// The chat `threadId` for a lock location: the first 32 hex digits of the SHA-256 of its display
 /// form (`dynamodb://tf-locks (LockID = "…")`, `s3://bucket/key.tflock`). Stable across lock IDs,
@@ -145,7 +130,6 @@ pub fn lock_alert(
         ),
     };
     let reminder_note = if reminder { " (reminder)" } else { "" };
-    let title = format!("{emoji} {headline}{reminder_note}");
     let subject_lead = match verdict.level {
         Level::Fresh | Level::Warn => format!("Lock held {held}: "),
         Level::ProposeUnlock => format!("Stale lock held {held}: "),
@@ -170,65 +154,62 @@ pub fn lock_alert(
         Level::AutoExpire => "This lock looks stuck and auto-expiry is on for its path: lockreaper is releasing it. The outcome follows in this thread.".to_owned(),
     };
 
-    // Facts, as (label, value); chat renders values as code where they are identifiers.
-    let mut facts: Vec<(&str, String, bool)> = vec![("State", path.clone(), true)];
+    let mut facts = vec![Fact::new("State", path.clone(), Style::Code)];
     if let Some(ws) = &workspace {
-        facts.push(("Workspace", clip(ws), true));
+        facts.push(Fact::new("Workspace", clip(ws), Style::Code));
     }
-    facts.push(("Where", one_line(&lock.location.to_string()), true));
-    facts.push(("Lock ID", clip(&lock.lock_id), true));
-    facts.push((
-        "Held by",
-        lock.who.as_deref().map_or("unknown".to_owned(), clip),
-        lock.who.is_some(),
+    facts.push(Fact::new(
+        "Where",
+        one_line(&lock.location.to_string()),
+        Style::Code,
     ));
+    facts.push(Fact::new("Lock ID", clip(&lock.lock_id), Style::Code));
+    facts.push(match lock.who.as_deref() {
+        Some(who) => Fact::new("Held by", clip(who), Style::Code),
+        None => Fact::new("Held by", "unknown", Style::Verbatim),
+    });
     if let Some(op) = &lock.operation {
-        facts.push(("Operation", clip(op), false));
+        facts.push(Fact::new("Operation", clip(op), Style::Verbatim));
     }
-    facts.push((
+    facts.push(Fact::new(
         "Tool",
         match &lock.tool_version {
             Some(v) => format!("{} {}", lock.kind.tool(), clip(v)),
             None => lock.kind.tool().to_owned(),
         },
-        false,
+        Style::Verbatim,
     ));
-    facts.push(("Taken", taken_text(lock, verdict.age), false));
+    facts.push(Fact::new(
+        "Taken",
+        taken_text(lock, verdict.age),
+        Style::Verbatim,
+    ));
     if let Some(info) = lock.info.as_deref().filter(|i| !i.trim().is_empty()) {
-        facts.push(("Info", clip(info), false));
+        facts.push(Fact::new("Info", clip(info), Style::Verbatim));
     }
-    facts.push(("Deployment", clip(&context.deployment), false));
+    facts.push(Fact::new(
+        "Deployment",
+        clip(&context.deployment),
+        Style::Verbatim,
+    ));
 
-    let liveness = liveness_lines(lock, verdict);
-    let reasons: Vec<String> = verdict.reasons.iter().map(|r| sentence(r)).collect();
-    let steps = next_steps(lock, verdict, approval, workspace.as_deref());
-
-    // Chat.
-    let mut description = format!("{status}\n");
-    for (label, value, code) in &facts {
-        let value = if *code { md_code(value) } else { value.clone() };
-        let _ = writeln!(description, "• {label}: {value}");
-    }
-    description.push_str("\nLiveness:\n");
-    for line in &liveness {
-        let _ = writeln!(description, "• {line}");
-    }
-    description.push_str("\nWhy:\n");
-    for reason in &reasons {
-        let _ = writeln!(description, "• {reason}");
-    }
-    let mut additional = serde_json::Map::new();
-    if let Some(offer) = approval {
-        additional.insert(APPROVAL_TOKEN_KEY.to_owned(), json!(offer.token));
-        additional.insert(
-            APPROVAL_TOPIC_KEY.to_owned(),
-            json!(offer.approval_topic_arn),
-        );
-    }
-    additional.insert("lockId".to_owned(), json!(lock.lock_id));
-    additional.insert("statePath".to_owned(), json!(lock.state_path));
-    additional.insert("lockKind".to_owned(), json!(lock.kind.as_str()));
-    additional.insert("level".to_owned(), json!(verdict.level.as_str()));
+    let sections = vec![
+        Section {
+            title: "Liveness",
+            style: Style::Verbatim,
+            items: liveness_lines(lock, verdict),
+        },
+        Section {
+            title: "Why",
+            style: Style::Markdown,
+            items: verdict.reasons.iter().map(|r| sentence(r)).collect(),
+        },
+    ];
+    let mut machine = serde_json::Map::new();
+    machine.insert("lockId".to_owned(), json!(lock.lock_id));
+    machine.insert("statePath".to_owned(), json!(lock.state_path));
+    machine.insert("lockKind".to_owned(), json!(lock.kind.as_str()));
+    machine.insert("level".to_owned(), json!(verdict.level.as_str()));
     let mut keywords = vec![
         "lockreaper".to_owned(),
         lock.kind.as_str().to_owned(),
@@ -242,55 +223,33 @@ pub fn lock_alert(
         level_word(verdict.level),
         lock.kind.tool(),
     );
-    let chat = chat_notification(ChatParts {
+
+    RenderedMessage::of(&Message {
+        subject,
+        emoji,
+        title: format!("{headline}{reminder_note}"),
+        plain_title: None,
+        status,
+        facts,
+        fact_column: None,
+        sections,
+        steps: next_steps(lock, verdict, approval, workspace.as_deref()),
+        steps_numbered: true,
+        sender: sender(context),
         id: format!(
             "{thread}-{}-{}",
             verdict.level.as_str(),
             verdict.age.map_or(0, |a| a.as_secs())
         ),
-        title,
-        description: description.trim_end().to_owned(),
-        next_steps: steps.iter().map(|s| s.chat.clone()).collect(),
-        keywords,
-        thread,
+        thread: Some(thread),
         summary,
         event_type: event,
+        keywords,
         related: related_resources(lock, &context.partition),
-        additional,
-        custom_actions: true,
-    });
-
-    // Email.
-    let mut email = heading(&format!("{headline}{reminder_note}"));
-    email.push_str(&wrap(&status, "", ""));
-    email.push('\n');
-    let label_width = facts.iter().map(|(l, _, _)| l.len()).max().unwrap_or(0) + 2;
-    for (label, value, _) in &facts {
-        let lead = format!("{:<label_width$}", format!("{label}:"));
-        let _ = writeln!(email, "{lead}{value}");
-    }
-    email.push_str("\nLiveness\n");
-    for line in &liveness {
-        email.push_str(&wrap(line, "  - ", "    "));
-    }
-    email.push_str("\nWhy\n");
-    for reason in &reasons {
-        email.push_str(&wrap(&plain(reason), "  - ", "    "));
-    }
-    email.push_str("\nWhat to do\n");
-    for (i, step) in steps.iter().enumerate() {
-        email.push_str(&wrap(&step.text, &format!("  {}. ", i + 1), "     "));
-        for command in &step.commands {
-            let _ = writeln!(email, "\n       {command}\n");
-        }
-    }
-    email.push_str(&footer(context));
-
-    AlertMessage {
-        subject,
-        chat,
-        email,
-    }
+        context: machine,
+        approval: approval.map(ApprovalOffer::approval),
+        actions_enabled: true,
+    })
 }
 
 /// "Lock released": the lock that was alerted on is gone (released by its holder or unlocked).
@@ -304,14 +263,13 @@ pub fn resolved_alert(
     let path = one_line(state_path);
     let where_ = one_line(&location.to_string());
     let thread = thread_id(location);
-    let title = format!(":white_check_mark: Lock released: {path}");
     let status =
         "The lock lockreaper alerted on is gone: its holder released it or someone unlocked it.";
-    let facts = [
-        ("State", path.clone(), true),
-        ("Where", where_, true),
-        ("Lock ID", clip(&previous.lock_id), true),
-        (
+    let facts = vec![
+        Fact::new("State", path.clone(), Style::Code),
+        Fact::new("Where", where_, Style::Code),
+        Fact::new("Lock ID", clip(&previous.lock_id), Style::Code),
+        Fact::new(
             "First alert",
             format!(
                 "{} (last: {}, level {})",
@@ -319,49 +277,37 @@ pub fn resolved_alert(
                 fmt_time(previous.last_sent),
                 previous.level
             ),
-            false,
+            Style::Verbatim,
         ),
-        ("Deployment", clip(&context.deployment), false),
+        Fact::new("Deployment", clip(&context.deployment), Style::Verbatim),
     ];
     let advice = "If it was force-unlocked rather than released, review a plan before the next change (`terraform plan`, or `gyro up` for Gyro) to see what the interrupted run left behind.";
 
-    let mut description = format!("{status}\n");
-    for (label, value, code) in &facts {
-        let value = if *code { md_code(value) } else { value.clone() };
-        let _ = writeln!(description, "• {label}: {value}");
-    }
-    let mut additional = serde_json::Map::new();
-    additional.insert("lockId".to_owned(), json!(previous.lock_id));
-    additional.insert("statePath".to_owned(), json!(state_path));
-    let chat = chat_notification(ChatParts {
+    let mut machine = serde_json::Map::new();
+    machine.insert("lockId".to_owned(), json!(previous.lock_id));
+    machine.insert("statePath".to_owned(), json!(state_path));
+    RenderedMessage::of(&Message {
+        subject: subject(&context.deployment, "Lock released: ", state_path),
+        emoji: ":white_check_mark:",
+        title: format!("Lock released: {path}"),
+        plain_title: None,
+        status: status.to_owned(),
+        facts,
+        fact_column: None,
+        sections: Vec::new(),
+        steps: vec![Step::text(advice)],
+        steps_numbered: false,
+        sender: sender(context),
         id: format!("{thread}-resolved-{}", previous.last_sent.timestamp()),
-        title,
-        description: description.trim_end().to_owned(),
-        next_steps: vec![advice.to_owned()],
-        keywords: vec!["lockreaper".to_owned(), "resolved".to_owned()],
-        thread,
+        thread: Some(thread),
         summary: format!("Lock released on {path}"),
         event_type: EVENT_LOCK_RESOLVED,
+        keywords: vec!["lockreaper".to_owned(), "resolved".to_owned()],
         related: Vec::new(),
-        additional,
-        custom_actions: false,
-    });
-
-    let mut email = heading(&format!("Lock released: {path}"));
-    email.push_str(&wrap(status, "", ""));
-    email.push('\n');
-    for (label, value, _) in &facts {
-        let _ = writeln!(email, "{:<13}{value}", format!("{label}:"));
-    }
-    email.push_str("\nWhat to do\n");
-    email.push_str(&wrap(&plain(advice), "  - ", "    "));
-    email.push_str(&footer(context));
-
-    AlertMessage {
-        subject: subject(&context.deployment, "Lock released: ", state_path),
-        chat,
-        email,
-    }
+        context: machine,
+        approval: None,
+        actions_enabled: false,
+    })
 }
 
 /// "Unparseable lock — inspect by hand": something in a lock store that lockreaper cannot read.
@@ -371,102 +317,46 @@ pub fn unparseable_alert(error: &LockParseError, context: &AlertContext) -> Aler
     // `error.location` is the lock location's display form, so this threads with the lock's alerts.
     let thread = thread_id_of(&error.location);
     let problem = clip(&error.failure.to_string());
-    let title = format!(":grey_question: Unparseable lock — inspect by hand: {where_}");
     let status = "lockreaper found an entry in a lock store that it cannot read as a lock. It never expires or proposes unlocking what it cannot read, so a person must look.";
     let steps = [
         "Inspect the entry by hand, with `aws dynamodb get-item` for a table item or `aws s3 cp` for a lock file.",
         "If it is a lock nobody holds any more, release it with the tool that took it, or delete it by hand once you are sure.",
         "If it is a format lockreaper should understand, report it together with the raw entry.",
     ];
-
-    let description = format!(
-        "{status}\n• Where: {}\n• Problem: {problem}\n• Deployment: {}",
-        md_code(&where_),
-        clip(&context.deployment)
-    );
-    let mut additional = serde_json::Map::new();
-    additional.insert("location".to_owned(), json!(error.location));
-    additional.insert("problem".to_owned(), json!(error.failure.to_string()));
-    let chat = chat_notification(ChatParts {
-        id: format!("{thread}-unparseable"),
-        title,
-        description,
-        next_steps: steps.iter().map(|s| (*s).to_owned()).collect(),
-        keywords: vec!["lockreaper".to_owned(), "unparseable".to_owned()],
-        thread,
-        summary: format!("Unparseable lock at {where_}"),
-        event_type: EVENT_LOCK_UNPARSEABLE,
-        related: Vec::new(),
-        additional,
-        custom_actions: false,
-    });
-
-    let mut email = heading("Unparseable lock - inspect by hand");
-    email.push_str(&wrap(status, "", ""));
-    email.push('\n');
-    let _ = writeln!(email, "Where:       {where_}");
-    email.push_str(&wrap(&plain(&problem), "Problem:     ", "             "));
-    let _ = writeln!(email, "Deployment:  {}", clip(&context.deployment));
-    email.push_str("\nWhat to do\n");
-    for (i, step) in steps.iter().enumerate() {
-        email.push_str(&wrap(&plain(step), &format!("  {}. ", i + 1), "     "));
-    }
-    email.push_str(&footer(context));
-
-    AlertMessage {
+    let mut machine = serde_json::Map::new();
+    machine.insert("location".to_owned(), json!(error.location));
+    machine.insert("problem".to_owned(), json!(error.failure.to_string()));
+    RenderedMessage::of(&Message {
         subject: subject(
             &context.deployment,
             "Unparseable lock - inspect by hand: ",
             &error.location,
         ),
-        chat,
-        email,
-    }
-}
-
-struct ChatParts {
-    id: String,
-    title: String,
-    description: String,
-    next_steps: Vec<String>,
-    keywords: Vec<String>,
-    thread: String,
-    summary: String,
-    event_type: &'static str,
-    related: Vec<String>,
-    additional: serde_json::Map<String, Value>,
-    custom_actions: bool,
-}
-
-/// The custom notification schema: `version`, `source` and `content.description` are required.
-fn chat_notification(parts: ChatParts) -> Value {
-    json!({
-        "version": "1.0",
-        "source": "custom",
-        "id": parts.id,
-        "content": {
-            "textType": "client-markdown",
-            "title": parts.title,
-            "description": parts.description,
-            "nextSteps": parts.next_steps,
-            "keywords": parts.keywords,
-        },
-        "metadata": {
-            "threadId": parts.thread,
-            "summary": parts.summary,
-            "eventType": parts.event_type,
-            "relatedResources": parts.related,
-            "additionalContext": parts.additional,
-            "enableCustomActions": parts.custom_actions,
-        },
+        emoji: ":grey_question:",
+        title: format!("Unparseable lock — inspect by hand: {where_}"),
+        plain_title: Some("Unparseable lock - inspect by hand".to_owned()),
+        status: status.to_owned(),
+        facts: vec![
+            Fact::new("Where", where_.clone(), Style::Code),
+            Fact::new("Problem", problem, Style::Markdown),
+            Fact::new("Deployment", clip(&context.deployment), Style::Verbatim),
+        ],
+        // This alert's e-mail has always aligned its values at column 13.
+        fact_column: Some(13),
+        sections: Vec::new(),
+        steps: steps.into_iter().map(Step::text).collect(),
+        steps_numbered: true,
+        sender: sender(context),
+        id: format!("{thread}-unparseable"),
+        thread: Some(thread),
+        summary: format!("Unparseable lock at {where_}"),
+        event_type: EVENT_LOCK_UNPARSEABLE,
+        keywords: vec!["lockreaper".to_owned(), "unparseable".to_owned()],
+        related: Vec::new(),
+        context: machine,
+        approval: None,
+        actions_enabled: false,
     })
-}
-
-/// A next step: a sentence (chat form uses backticks) plus commands set apart in email.
-struct Step {
-    chat: String,
-    text: String,
-    commands: Vec<String>,
 }
 
 fn liveness_lines(lock: &LockRecord, verdict: &Verdict) -> Vec<String> {
@@ -556,35 +446,18 @@ fn next_steps(
             "Nothing to do unless the holder is in fact alive: lockreaper releases this lock with a conditional delete and records it in the audit trail.",
         ));
     } else {
-        steps.push(Step::text(&format!(
+        steps.push(Step::text(format!(
             "Check whether {who}{op} is still at work (CI job, terminal, a prompt waiting for confirmation). Never unlock a lock someone still holds."
         )));
         if verdict.level == Level::Warn && approval.is_none() {
-            steps.push(Step::text(&format!(
+            steps.push(Step::text(format!(
                 "If it is still running, there is nothing to do. If it is stuck, lockreaper proposes an unlock once it is held {}.",
                 format_duration(verdict.thresholds.expire_after)
             )));
         }
     }
     match approval {
-        Some(offer) => {
-            let command = format!(
-                "aws sns publish --topic-arn {} --message {}",
-                shell_word(&offer.approval_topic_arn),
-                shell_word(&offer.token)
-            );
-            steps.push(Step {
-                chat: format!(
-                    "If nobody holds it, press *{APPROVE_BUTTON}* below, or run `{command}`; *{DENY_BUTTON}* drops the proposal, *{SNOOZE_BUTTON}* silences it for two hours. The approval expires at {}.",
-                    fmt_time(offer.expires_at)
-                ),
-                text: format!(
-                    "If nobody holds it, approve the unlock: press \"{APPROVE_BUTTON}\" in chat, or run the command below. The approval expires at {}.",
-                    fmt_time(offer.expires_at)
-                ),
-                commands: vec![command],
-            });
-        }
+        Some(_) => steps.push(Step::Approve),
         None if verdict.level == Level::ProposeUnlock => steps.push(Step::text(
             "No approval is attached to this message; release the lock by hand as below if you are sure.",
         )),
@@ -602,23 +475,9 @@ fn next_steps(
     } else {
         format!("Outside chat, release it by hand {dir}")
     };
-    steps.push(Step {
-        chat: format!("{by_hand}: `{}`", md_safe(&unlock)),
-        text: plain(&format!("{by_hand}:")),
-        commands: vec![unlock],
-    });
+    steps.push(Step::with_command(format!("{by_hand}:"), unlock));
     steps.push(Step::text(plan_advice));
     steps
-}
-
-impl Step {
-    fn text(s: &str) -> Step {
-        Step {
-            chat: s.to_owned(),
-            text: plain(s),
-            commands: Vec::new(),
-        }
-    }
 }
 
 fn related_resources(lock: &LockRecord, partition: &str) -> Vec<String> {
@@ -665,9 +524,10 @@ fn taken_text(lock: &LockRecord, age: Option<std::time::Duration>) -> String {
     }
 }
 
-fn footer(context: &AlertContext) -> String {
+/// The signature: `lockreaper (<deployment>)`.
+fn sender(context: &AlertContext) -> String {
     format!(
-        "\n--\nSent by lockreaper ({}).\n",
+        "lockreaper ({})",
         printable_ascii(&clip(&context.deployment))
     )
 }
@@ -683,21 +543,6 @@ fn sentence(s: &str) -> String {
         out.push('.');
     }
     out
-}
-
-/// `[deployment] lead path`, printable ASCII, at most [`SUBJECT_MAX`] characters. When too long the
-/// path loses its start (`...` + the end, which names the state), then the deployment is cut.
-fn subject(deployment: &str, lead: &str, path: &str) -> String {
-    let mut deployment = printable_ascii(deployment.trim());
-    if deployment.chars().count() > 30 {
-        deployment = deployment.chars().take(27).collect::<String>() + "...";
-    }
-    let prefix = if deployment.is_empty() {
-        printable_ascii(lead)
-    } else {
-        format!("[{deployment}] {}", printable_ascii(lead))
-    };
-    subject_line(&prefix, path)
 }
 
 #[cfg(test)]
