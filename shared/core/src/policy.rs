@@ -261,116 +261,90 @@ impl StaleLockPolicy {
             .chain(gaps.iter().cloned())
             .collect();
         let declared_elsewhere = lock.declared_path_mismatch();
-        let mut reasons = Vec::new();
+        let mut why = Vec::new();
 
-        let at_least = matches!(lock.created, LockCreated::FirstSeen(_));
-        let held = |age: Duration| {
-            if at_least {
-                format!("at least {}", format_duration(age))
-            } else {
-                format_duration(age)
-            }
+        let held = |age: Duration| Held {
+            age,
+            at_least: matches!(lock.created, LockCreated::FirstSeen(_)),
         };
+        let matched = || thresholds.matched.clone();
 
         let level = match age {
             None => {
-                reasons.push(
-                    "age unknown until first seen: the lock records no creation time and lockreaper has not seen it before; its age is counted from this sweep"
-                        .to_owned(),
-                );
+                why.push(Reason::AgeUnknown);
                 Level::Fresh
             }
             Some(age) if age >= thresholds.expire_after => {
-                reasons.push(format!(
-                    "held {}, past the {} expiry threshold{}",
-                    held(age),
-                    format_duration(thresholds.expire_after),
-                    policy_note(&thresholds),
-                ));
+                why.push(Reason::PastExpiry {
+                    held: held(age),
+                    expire_after: thresholds.expire_after,
+                    matched: matched(),
+                });
                 if let Some(written) = write {
-                    reasons.push(format!(
-                        "state written at {} after the lock was taken: holder probably alive, so it is not proposed for unlock",
-                        fmt_time(written)
-                    ));
+                    why.push(Reason::WrittenAfterLock {
+                        at: written,
+                        so_not_proposed: true,
+                    });
                     Level::Warn
                 } else if thresholds.auto_expire
                     && !digest_mismatch
                     && gaps.is_empty()
                     && declared_elsewhere.is_none()
                 {
-                    reasons.push(
-                        "no state write since the lock was taken and auto-expiry is on for this path: lockreaper releases it"
-                            .to_owned(),
-                    );
+                    why.push(Reason::AutoExpiring);
                     Level::AutoExpire
                 } else {
-                    reasons.push(
-                        "no state write seen since the lock was taken (not proof the holder is gone: plans and long single resource operations write no state)"
-                            .to_owned(),
-                    );
+                    why.push(Reason::NoWriteSinceLock);
                     if thresholds.auto_expire && !gaps.is_empty() {
-                        reasons.push(
-                            "liveness could not be fully checked (see below), so although auto-expiry is on for this path, lockreaper does not release it: a person must approve the unlock"
-                                .to_owned(),
-                        );
+                        why.push(Reason::AutoExpiryBlockedByGaps);
                     }
                     if !thresholds.auto_expire {
-                        reasons.push(match &thresholds.auto_expire_from {
-                            Some(p) => format!(
-                                "auto-expiry is disabled for this path by the LOCK_POLICY entry `{p}`: a person must approve the unlock"
-                            ),
-                            None => "auto-expiry is off (AUTO_EXPIRE=false): a person must approve the unlock".to_owned(),
+                        why.push(Reason::AutoExpiryOff {
+                            by_pattern: thresholds.auto_expire_from.clone(),
                         });
                     }
                     Level::ProposeUnlock
                 }
             }
             Some(age) if age >= thresholds.warn_after => {
-                reasons.push(format!(
-                    "held {}, past the {} warning threshold{}; it will be proposed for unlock at {}",
-                    held(age),
-                    format_duration(thresholds.warn_after),
-                    policy_note(&thresholds),
-                    format_duration(thresholds.expire_after),
-                ));
+                why.push(Reason::PastWarning {
+                    held: held(age),
+                    warn_after: thresholds.warn_after,
+                    matched: matched(),
+                    expire_after: thresholds.expire_after,
+                });
                 if let Some(written) = write {
-                    reasons.push(format!(
-                        "state written at {} after the lock was taken: holder probably alive",
-                        fmt_time(written)
-                    ));
+                    why.push(Reason::WrittenAfterLock {
+                        at: written,
+                        so_not_proposed: false,
+                    });
                 }
                 Level::Warn
             }
             Some(age) => {
-                reasons.push(format!(
-                    "held {}, under the {} warning threshold",
-                    held(age),
-                    format_duration(thresholds.warn_after)
-                ));
+                why.push(Reason::UnderWarning {
+                    held: held(age),
+                    warn_after: thresholds.warn_after,
+                });
                 Level::Fresh
             }
         };
 
         if digest_mismatch && level >= Level::Warn {
-            reasons.push(
-                "the state digest in the lock table does not match the state object: the last state write may be incomplete, so this lock is never expired automatically and a person must check the state before unlocking"
-                    .to_owned(),
-            );
+            why.push(Reason::DigestMismatch);
         }
 
         if level >= Level::Warn && !alive {
-            reasons.extend(gaps.iter().map(EvidenceGap::sentence));
+            why.extend(gaps.iter().cloned().map(Reason::Gap));
         }
-        if let Some(declared) = declared_elsewhere
-            .as_deref()
-            .filter(|_| level >= Level::Warn)
-        {
-            reasons.push(format!(
-                "suspicious: the lock's own JSON names the state path {declared:?}, but it is stored as {:?}; lockreaper judges it by where it is stored and never releases it automatically",
-                lock.state_path
-            ));
+        if let Some(declared) = declared_elsewhere.filter(|_| level >= Level::Warn) {
+            why.push(Reason::DeclaredElsewhere {
+                declared,
+                stored: lock.state_path.clone(),
+            });
         }
 
+        let reasons = why.iter().map(ToString::to_string).collect();
         Verdict {
             level,
             age,
@@ -378,6 +352,7 @@ impl StaleLockPolicy {
             alive,
             liveness: *liveness,
             gaps,
+            why,
             reasons,
         }
     }
@@ -544,21 +519,6 @@ fn json_type(value: &serde_json::Value) -> &'static str {
     }
 }
 
-/// ` (LOCK_POLICY `a/*`)` when an override applied, for the threshold sentences.
-fn policy_note(thresholds: &ResolvedThresholds) -> String {
-    match thresholds.matched.as_slice() {
-        [] => String::new(),
-        [one] => format!(" (LOCK_POLICY `{one}`)"),
-        many => format!(
-            " (LOCK_POLICY {})",
-            many.iter()
-                .map(|p| format!("`{p}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// How times appear in reasons, messages and the CLI (defined with the messages).
 pub use crate::messages::fmt_time;
 
@@ -661,8 +621,69 @@ pub struct Verdict {
     /// Liveness evidence that was missing or could not be read (the lock kind's own gaps
     /// included); any gap keeps the lock from being expired automatically.
     pub gaps: Vec<EvidenceGap>,
-    /// Why, in sentences people read in the alert (lowercase, no final full stop).
+    /// Why, as structured values (worded in [`crate::messages::reasons`]).
+    #[serde(skip)]
+    pub why: Vec<Reason>,
+    /// Why, in the sentences people read in alerts and the CLI (lowercase, no final full stop):
+    /// `why`, worded.
     pub reasons: Vec<String>,
+}
+
+/// A lock's age as a reason states it: a lower bound when the age counts from first sight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub age: Duration,
+    /// The lock records no time; the age counts from when lockreaper first saw it.
+    pub at_least: bool,
+}
+
+/// One reason for a [`Verdict`]: what the policy found, as a value; the words are in
+/// [`crate::messages::reasons`], so every channel says the same thing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// No creation time and not seen before: the age counts from this sweep.
+    AgeUnknown,
+    UnderWarning {
+        held: Held,
+        warn_after: Duration,
+    },
+    /// Past `warn_after`; proposed for unlock at `expire_after`. `matched`: the `LOCK_POLICY`
+    /// patterns that applied.
+    PastWarning {
+        held: Held,
+        warn_after: Duration,
+        matched: Vec<String>,
+        expire_after: Duration,
+    },
+    PastExpiry {
+        held: Held,
+        expire_after: Duration,
+        matched: Vec<String>,
+    },
+    /// Liveness: the state was written at `at`, after the lock was taken. `so_not_proposed`: the
+    /// lock is past expiry and this is why it is not proposed.
+    WrittenAfterLock {
+        at: DateTime<Utc>,
+        so_not_proposed: bool,
+    },
+    /// Liveness: nothing shows the holder at work (which does not show it is gone).
+    NoWriteSinceLock,
+    AutoExpiring,
+    /// Auto-expiry is on, but some liveness evidence is missing.
+    AutoExpiryBlockedByGaps,
+    /// Auto-expiry is off, by a `LOCK_POLICY` pattern or by `AUTO_EXPIRE=false`.
+    AutoExpiryOff {
+        by_pattern: Option<String>,
+    },
+    /// The `-md5` digest contradicts the state object.
+    DigestMismatch,
+    /// Liveness evidence that could not be read or does not exist.
+    Gap(EvidenceGap),
+    /// The lock's own JSON names another state path than where it is stored.
+    DeclaredElsewhere {
+        declared: String,
+        stored: String,
+    },
 }
 
 /// What the stored alert state of a lock looks like (kept in the ledger as JSON).

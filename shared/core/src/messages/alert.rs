@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::reasons::evidence_lines;
 use super::text::{clip, md_safe, one_line, printable_ascii, shell_word, subject};
 use super::{fmt_time, Approval, Fact, Message, RenderedMessage, Section, Step, Style};
 use crate::config::format_duration;
-use crate::decision::GapCause;
 use crate::model::{LockCreated, LockKind, LockLocation, LockRecord};
 use crate::parse::LockParseError;
 use crate::policy::{AlertKind, AlertState, Level, Verdict};
@@ -197,7 +197,7 @@ pub fn lock_alert(
         Section {
             title: "Liveness",
             style: Style::Verbatim,
-            items: liveness_lines(lock, verdict),
+            items: evidence_lines(lock, verdict),
         },
         Section {
             title: "Why",
@@ -357,66 +357,6 @@ pub fn unparseable_alert(error: &LockParseError, context: &AlertContext) -> Aler
         approval: None,
         actions_enabled: false,
     })
-}
-
-fn liveness_lines(lock: &LockRecord, verdict: &Verdict) -> Vec<String> {
-    let created = lock.created.at();
-    let live = &verdict.liveness;
-    let relation = |t: DateTime<Utc>| match created {
-        Some(c) if t > c => "after the lock was taken",
-        Some(_) => "before the lock was taken",
-        None => "lock time unknown",
-    };
-    let mut lines = Vec::new();
-    match live.state_last_modified {
-        Some(t) => lines.push(format!(
-            "State object last written {} ({})",
-            fmt_time(t),
-            relation(t)
-        )),
-        None => lines.push("State object's last write: not known".to_owned()),
-    }
-    for gap in &verdict.gaps {
-        lines.push(match gap.cause {
-            GapCause::Unreadable => format!(
-                "Could not read {}: {}",
-                gap.source_name(),
-                clip(&gap.problem)
-            ),
-            GapCause::Missing => format!(
-                "No evidence from {}: {}",
-                gap.source_name(),
-                clip(&gap.problem)
-            ),
-        });
-    }
-    if let Some(t) = live.last_state_write {
-        lines.push(format!(
-            "Last state write seen on the lock table stream: {} ({})",
-            fmt_time(t),
-            relation(t)
-        ));
-    }
-    match live.digest_matches_state {
-        Some(true) => lines.push("State digest matches the state object".to_owned()),
-        Some(false) => lines.push(
-            "State digest does NOT match the state object: the last state write may be incomplete"
-                .to_owned(),
-        ),
-        None => {}
-    }
-    if verdict.alive {
-        lines.push(
-            "The holder made progress after taking the lock: it is probably still running (if it was interrupted, a partial apply is likely)".to_owned());
-    } else if created.is_some() && !verdict.gaps.is_empty() {
-        lines.push(
-            "No state write seen since the lock was taken in what could be read, which does not show the holder is gone"
-                .to_owned(),
-        );
-    } else if created.is_some() {
-        lines.push("No state write seen since the lock was taken".to_owned());
-    }
-    lines
 }
 
 fn next_steps(

@@ -5,6 +5,8 @@
 //!   unparseable entry) and [`unlock`] (force-unlock's result after an approval, denial or snooze).
 //!   They decide the title, facts, sections, steps, thread and machine-readable context, and never
 //!   format for a channel.
+//! - Words for the decision's values: [`reasons`] (a verdict's reasons, liveness evidence and
+//!   evidence gaps, withdrawals), used by every builder and by the CLI.
 //! - Renderers (how it looks): [`chatbot`] (the Amazon Q Developer in chat applications, ex-AWS
 //!   Chatbot, custom notification JSON), [`email`] (plain text wrapped near 72 columns) and [`sns`]
 //!   (the `MessageStructure=json` envelope that carries both to every subscription).
@@ -16,6 +18,7 @@
 pub mod alert;
 pub mod chatbot;
 pub mod email;
+pub mod reasons;
 pub mod sns;
 pub(crate) mod text;
 pub mod unlock;
@@ -191,5 +194,102 @@ impl RenderedMessage {
     /// The chat thread this message is posted in, if any.
     pub fn thread_id(&self) -> Option<&str> {
         self.chat["metadata"]["threadId"].as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn message() -> Message {
+        Message {
+            subject: "[dev] Test: a/b".to_owned(),
+            emoji: ":lock:",
+            title: "Test `a/b`".to_owned(),
+            plain_title: None,
+            status: "Something about `a/b`.".to_owned(),
+            facts: vec![
+                Fact::new("State", "a/b", Style::Code),
+                Fact::new("By", "<@U1> `x`", Style::Quoted),
+            ],
+            fact_column: None,
+            sections: vec![
+                Section {
+                    title: "Empty",
+                    style: Style::Verbatim,
+                    items: Vec::new(),
+                },
+                Section {
+                    title: "Why",
+                    style: Style::Markdown,
+                    items: vec!["held `5h`".to_owned()],
+                },
+            ],
+            steps: vec![Step::Approve, Step::with_command("Run:", "tf plan")],
+            steps_numbered: false,
+            sender: "lockreaper (dev)".to_owned(),
+            id: "id-1".to_owned(),
+            thread: None,
+            summary: "sum".to_owned(),
+            event_type: "Test",
+            keywords: vec!["k".to_owned()],
+            related: Vec::new(),
+            context: serde_json::Map::new(),
+            approval: None,
+            actions_enabled: false,
+        }
+    }
+
+    /// What each renderer does with the model: styles, empty sections, an approval step with no
+    /// approval attached, bulleted steps, the signature, and a message posted on its own.
+    #[test]
+    fn renderers_apply_the_model() {
+        let rendered = RenderedMessage::of(&message());
+        let chat = &rendered.chat;
+        assert_eq!(chat["content"]["title"], ":lock: Test `a/b`");
+        assert_eq!(
+            chat["content"]["description"],
+            "Something about `a/b`.\n• State: `a/b`\n• By: ‹@U1› 'x'\n\nWhy:\n• held `5h`"
+        );
+        assert_eq!(
+            chat["content"]["nextSteps"],
+            serde_json::json!(["Run: `tf plan`"])
+        );
+        assert_eq!(rendered.thread_id(), None);
+        assert!(chat["metadata"].get("threadId").is_none());
+        assert_eq!(
+            rendered.email,
+            "Test `a/b`\n==========\n\nSomething about a/b.\n\nState: a/b\nBy:    <@U1> `x`\n\nWhy\n  - held 5h\n\nWhat to do\n  - Run:\n\n       tf plan\n\n\n--\nSent by lockreaper (dev).\n"
+        );
+    }
+
+    /// An approval puts its token where the chat buttons read it and its command in every form.
+    #[test]
+    fn an_approval_reaches_every_channel() {
+        let mut m = message();
+        m.approval = Some(Approval {
+            token: "v1.tok".to_owned(),
+            topic_arn: "arn:aws:sns:us-east-1:1:t".to_owned(),
+            expires_at: Utc.with_ymd_and_hms(2025, 3, 4, 9, 0, 0).unwrap(),
+            command: "aws sns publish --topic-arn arn:aws:sns:us-east-1:1:t --message v1.tok"
+                .to_owned(),
+        });
+        let rendered = RenderedMessage::of(&m);
+        let context = &rendered.chat["metadata"]["additionalContext"];
+        assert_eq!(context[chatbot::APPROVAL_TOKEN_KEY], "v1.tok");
+        assert_eq!(
+            context[chatbot::APPROVAL_TOPIC_KEY],
+            "arn:aws:sns:us-east-1:1:t"
+        );
+        let first = rendered.chat["content"]["nextSteps"][0].as_str().unwrap();
+        assert!(first.contains("*Approve unlock*"), "{first}");
+        assert!(first.contains("`aws sns publish"), "{first}");
+        assert!(rendered
+            .email
+            .contains("press \"Approve unlock\" in\n    chat, or run the command below. The approval expires at 2025-03-04\n    09:00:00 UTC.\n\n       aws sns publish"), "{}", rendered.email);
+        let envelope: Value = serde_json::from_str(&rendered.sns_message()).unwrap();
+        assert_eq!(envelope["sms"], "[dev] Test: a/b");
+        assert_eq!(envelope["email"], rendered.email.as_str());
     }
 }
