@@ -14,7 +14,7 @@ use super::text::clip;
 use crate::config::format_duration;
 use crate::decision::{EvidenceGap, GapCause};
 use crate::model::LockRecord;
-use crate::policy::{Held, Reason, Verdict};
+use crate::policy::{Held, Liveness, Reason, Verdict};
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -239,6 +239,45 @@ pub(crate) fn evidence_lines(lock: &LockRecord, verdict: &Verdict) -> Vec<String
         lines.push("No state write seen since the lock was taken".to_owned());
     }
     lines
+}
+
+/// The liveness evidence in a few words, for a terminal table (`lockreaper locks`' EVIDENCE
+/// column): a write after the lock (`created`) and how long ago, or that none was seen; the
+/// digest check; whether some evidence could not be read (`incomplete`). `-` when nothing is
+/// known.
+pub fn evidence_summary(
+    live: &Liveness,
+    created: Option<DateTime<Utc>>,
+    state_object_exists: Option<bool>,
+    incomplete: bool,
+    now: DateTime<Utc>,
+) -> String {
+    let mut parts = Vec::new();
+    match live.write_after(created) {
+        Some(t) => parts.push(format!(
+            "state written {} ago, after the lock",
+            format_duration((now - t).to_std().unwrap_or_default())
+        )),
+        None if live.state_last_modified.is_some() || live.last_state_write.is_some() => {
+            parts.push("no state write since the lock".to_owned())
+        }
+        None if state_object_exists == Some(false) => parts.push("no state object yet".to_owned()),
+        None if created.is_none() => parts.push("age unknown".to_owned()),
+        None => {}
+    }
+    match live.digest_matches_state {
+        Some(true) => parts.push("digest matches state".to_owned()),
+        Some(false) => parts.push("DIGEST DOES NOT MATCH STATE".to_owned()),
+        None => {}
+    }
+    if incomplete {
+        parts.push("evidence incomplete (see below)".to_owned());
+    }
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join("; ")
+    }
 }
 
 #[cfg(test)]
