@@ -400,12 +400,7 @@ fn view(
 }
 
 fn short_kind(kind: &str) -> &'static str {
-    match kind {
-        k if k == LockKind::TerraformDynamoDb.as_str() => "tf/dynamodb",
-        k if k == LockKind::TerraformS3LockFile.as_str() => "tf/lockfile",
-        k if k == LockKind::GyroDynamoDb.as_str() => "gyro/dynamodb",
-        _ => "?",
-    }
+    LockKind::from_name(kind).map_or("?", LockKind::short_name)
 }
 
 /// `OperationTypeApply` → `apply`; Gyro command lines cut to 30 characters.

@@ -22,8 +22,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::{gyro, Tool};
 use crate::messages::reasons::WithdrawalCause;
-use crate::model::{LockKind, LockRecord};
+use crate::model::LockRecord;
 use crate::policy::{
     alert_action, AlertAction, AlertState, Level, Liveness, StaleLockPolicy, Verdict,
 };
@@ -92,12 +93,12 @@ impl EvidenceGap {
     /// The gaps a lock has by its kind alone, whatever was read: a Gyro lock names no state object
     /// and Gyro writes nothing lockreaper sees, so nothing can ever show its holder is alive.
     pub fn inherent(lock: &LockRecord) -> Vec<EvidenceGap> {
-        match lock.kind {
-            LockKind::GyroDynamoDb => vec![EvidenceGap::missing(
+        match lock.kind.tool_kind() {
+            Tool::Gyro => vec![EvidenceGap::missing(
                 EvidenceSource::AnySource,
-                "a Gyro lock has no state object and Gyro writes nothing lockreaper can see",
+                gyro::NO_LIVENESS,
             )],
-            LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
+            Tool::Terraform => {
                 if lock.terraform_state().is_none() {
                     vec![EvidenceGap::missing(
                         EvidenceSource::StateObject,

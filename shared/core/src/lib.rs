@@ -7,6 +7,7 @@
 pub mod approval;
 pub mod config;
 pub mod decision;
+pub mod kinds;
 pub mod messages;
 pub mod metrics;
 pub mod model;

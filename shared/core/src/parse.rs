@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_dynamo::{AttributeValue, Item};
 
+use crate::kinds::{gyro, terraform};
 use crate::model::{
     DeletePrecondition, DigestRecord, LockCreated, LockKind, LockLocation, LockRecord, TableEntry,
 };
@@ -32,9 +33,9 @@ pub const MAX_LOCK_ID_BYTES: usize = 256;
 pub const MAX_STATE_PATH_BYTES: usize = 63 + 1 + 1024;
 
 /// Terraform/OpenTofu key attribute.
-pub const TERRAFORM_KEY: &str = "LockID";
+pub const TERRAFORM_KEY: &str = terraform::KEY_ATTRIBUTE;
 /// Gyro key attribute.
-pub const GYRO_KEY: &str = "LockKey";
+pub const GYRO_KEY: &str = gyro::KEY_ATTRIBUTE;
 
 /// Why a lock item or lock file could not be understood, and which one it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,15 +133,15 @@ pub fn parse_table_item(table: &str, item: &Item) -> Result<TableEntry, LockPars
             key: key.to_owned(),
         };
         let err = |failure| LockParseError::at(&location, failure);
-        if let Some(info) = item.get("Info") {
-            let info = string_attribute("Info", info).map_err(err)?;
+        if let Some(info) = item.get(terraform::INFO_ATTRIBUTE) {
+            let info = string_attribute(terraform::INFO_ATTRIBUTE, info).map_err(err)?;
             return parse_terraform_info(location.clone(), info, None, |info| {
                 DeletePrecondition::InfoEquals(info.to_owned())
             })
             .map(TableEntry::Lock);
         }
-        if let Some(digest) = item.get("Digest") {
-            let digest = string_attribute("Digest", digest).map_err(err)?;
+        if let Some(digest) = item.get(terraform::DIGEST_ATTRIBUTE) {
+            let digest = string_attribute(terraform::DIGEST_ATTRIBUTE, digest).map_err(err)?;
             return Ok(TableEntry::Digest(digest_record(table, key, Some(digest))));
         }
         if key.ends_with(DIGEST_SUFFIX) {
@@ -269,16 +270,16 @@ fn parse_gyro(
     item: &Item,
 ) -> Result<LockRecord, LockParseError> {
     let err = |failure| LockParseError::at(&location, failure);
-    let gyro_id = match item.get("GyroId") {
-        Some(v) => string_attribute("GyroId", v).map_err(err)?,
+    let gyro_id = match item.get(gyro::ID_ATTRIBUTE) {
+        Some(v) => string_attribute(gyro::ID_ATTRIBUTE, v).map_err(err)?,
         None => return Err(err(ParseFailure::MissingGyroId)),
     };
     if gyro_id.trim().is_empty() {
         return Err(err(ParseFailure::MissingGyroId));
     }
     check_id_size(gyro_id).map_err(err)?;
-    let lock_info = match item.get("GyroLockInfo") {
-        Some(v) => Some(string_attribute("GyroLockInfo", v).map_err(err)?),
+    let lock_info = match item.get(gyro::INFO_ATTRIBUTE) {
+        Some(v) => Some(string_attribute(gyro::INFO_ATTRIBUTE, v).map_err(err)?),
         None => None,
     };
     let raw = serde_json::json!({

@@ -16,7 +16,7 @@ use super::reasons::evidence_lines;
 use super::text::{clip, md_safe, one_line, printable_ascii, shell_word, subject};
 use super::{fmt_time, Approval, Fact, Message, RenderedMessage, Section, Step, Style};
 use crate::config::format_duration;
-use crate::model::{LockCreated, LockKind, LockLocation, LockRecord};
+use crate::model::{LockCreated, LockLocation, LockRecord};
 use crate::parse::LockParseError;
 use crate::policy::{AlertKind, AlertState, Level, Verdict};
 
@@ -372,14 +372,6 @@ fn next_steps(
         format!(" running `{}`", md_safe(&clip(o)))
     });
     let unlock = lock.manual_unlock_command();
-    let plan_advice = match lock.kind {
-        LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
-            "After unlocking, run `terraform plan` before anything else to see what the interrupted run left behind."
-        }
-        LockKind::GyroDynamoDb => {
-            "After unlocking, run `gyro up` and read the proposed changes before confirming, to see what the interrupted run left behind."
-        }
-    };
     let mut steps = Vec::new();
     if verdict.level == Level::AutoExpire {
         steps.push(Step::text(
@@ -403,20 +395,14 @@ fn next_steps(
         )),
         None => {}
     }
-    let dir = match (lock.kind, workspace) {
-        (LockKind::GyroDynamoDb, _) => "from the Gyro project".to_owned(),
-        (_, Some(ws)) => {
-            format!("from the configuration that uses this state, in workspace `{ws}`")
-        }
-        (_, None) => "from the configuration that uses this state".to_owned(),
-    };
+    let dir = lock.kind.where_to_release(workspace);
     let by_hand = if verdict.level == Level::AutoExpire {
         format!("If the automatic release fails, release it by hand {dir}")
     } else {
         format!("Outside chat, release it by hand {dir}")
     };
     steps.push(Step::with_command(format!("{by_hand}:"), unlock));
-    steps.push(Step::text(plan_advice));
+    steps.push(Step::text(lock.kind.after_unlocking()));
     steps
 }
 

@@ -4,6 +4,7 @@
 use super::*;
 use crate::messages::text::wrap;
 use crate::model::DeletePrecondition;
+use crate::model::LockKind;
 use crate::parse::ParseFailure;
 use crate::policy::{Liveness, StaleLockPolicy};
 use chrono::TimeZone;

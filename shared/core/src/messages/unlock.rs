@@ -22,7 +22,7 @@ use serde_json::json;
 use super::text::{clip, md_code, md_safe, md_text, one_line, shell_word, subject};
 use super::{fmt_time, Fact, Message, RenderedMessage, Section, Step, Style};
 use crate::approval::ApprovalSource;
-use crate::model::{LockKind, LockRecord};
+use crate::model::LockRecord;
 use crate::proposal::{ArtefactOutcome, Proposal};
 
 pub use super::SUBJECT_MAX;
@@ -590,22 +590,12 @@ impl Texts {
     }
 }
 
+/// What to review after `lock` was released, as its tool does it.
 fn plan_advice(lock: &LockRecord) -> String {
-    match lock.kind {
-        LockKind::GyroDynamoDb => "Review `gyro diff` before the next `gyro up`: the interrupted run may have changed some resources and not others.".to_owned(),
-        LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
-            let ws = lock
-                .terraform_state()
-                .and_then(|s| s.workspace(None).map(str::to_owned));
-            match ws {
-                Some(ws) => format!(
-                    "Run `terraform plan` (in workspace `{}`) before the next apply: the interrupted run may have changed some resources and not others.",
-                    md_safe(&clip(&ws))
-                ),
-                None => "Run `terraform plan` before the next apply: the interrupted run may have changed some resources and not others.".to_owned(),
-            }
-        }
-    }
+    let workspace = lock
+        .terraform_state()
+        .and_then(|s| s.workspace(None).map(|ws| md_safe(&clip(ws))));
+    lock.kind.after_release(workspace.as_deref())
 }
 
 /// How to get the previous state version back, with the exact command when the path parses.

@@ -2,6 +2,7 @@
 //! advice people need after a forced unlock.
 
 use super::*;
+use crate::model::LockKind;
 use crate::model::{DeletePrecondition, LockCreated, LockLocation};
 use chrono::TimeZone;
 use serde_json::Value;
