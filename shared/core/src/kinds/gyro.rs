@@ -4,7 +4,12 @@
 //! state object and no writes lockreaper can see (so nothing can show the holder is alive, and a
 //! Gyro lock is never released automatically). A delete is conditional on `GyroId`
 //! ([`crate::DeletePrecondition::GyroIdEquals`]), exactly what `gyro state force-unlock` does.
-//! Parsing is in [`crate::parse`].
+//! Parsed here (`parse_item`, behind [`crate::parse_table_item`]).
+
+use serde_dynamo::Item;
+
+use crate::model::{DeletePrecondition, LockCreated, LockKind, LockLocation, LockRecord};
+use crate::parse::{check_id_size, check_size, string_attribute, LockParseError, ParseFailure};
 
 /// For people.
 pub const TOOL_NAME: &str = "Gyro";
@@ -34,3 +39,59 @@ pub const AFTER_RELEASE: &str = "Review `gyro diff` before the next `gyro up`: t
 /// Why no liveness evidence can exist for a Gyro lock (an evidence gap every Gyro lock has).
 pub const NO_LIVENESS: &str =
     "a Gyro lock has no state object and Gyro writes nothing lockreaper can see";
+
+/// A Gyro lock table item keyed `LockKey` = `key` at `location`.
+pub(crate) fn parse_item(
+    location: LockLocation,
+    key: &str,
+    item: &Item,
+) -> Result<LockRecord, LockParseError> {
+    let err = |failure| LockParseError::at(&location, failure);
+    let gyro_id = match item.get(ID_ATTRIBUTE) {
+        Some(v) => string_attribute(ID_ATTRIBUTE, v).map_err(err)?,
+        None => return Err(err(ParseFailure::MissingGyroId)),
+    };
+    if gyro_id.trim().is_empty() {
+        return Err(err(ParseFailure::MissingGyroId));
+    }
+    check_id_size(gyro_id).map_err(err)?;
+    let lock_info = match item.get(INFO_ATTRIBUTE) {
+        Some(v) => Some(string_attribute(INFO_ATTRIBUTE, v).map_err(err)?),
+        None => None,
+    };
+    let raw = serde_json::json!({
+        "LockKey": key,
+        "GyroId": gyro_id,
+        "GyroLockInfo": lock_info,
+    })
+    .to_string();
+    check_size(raw.len()).map_err(err)?;
+    let (who, operation) = lock_info.map(parse_gyro_lock_info).unwrap_or((None, None));
+    Ok(LockRecord {
+        kind: LockKind::GyroDynamoDb,
+        lock_id: gyro_id.to_owned(),
+        who,
+        operation,
+        tool_version: None,
+        created: LockCreated::Unknown,
+        state_path: key.to_owned(),
+        info: lock_info.map(str::to_owned),
+        last_modified: None,
+        precondition: DeletePrecondition::GyroIdEquals(gyro_id.to_owned()),
+        raw,
+        location,
+    })
+}
+
+/// Gyro writes `Locked by '<user>' running '<args>' at '<HH:mm:ss zzz, MMM-dd>'.`; the time has no year
+/// and a local zone, so only the user and command are worth reading.
+fn parse_gyro_lock_info(text: &str) -> (Option<String>, Option<String>) {
+    fn quoted_after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
+        let rest = &text[text.find(marker)? + marker.len()..];
+        let end = rest.find('\'')?;
+        Some(&rest[..end])
+    }
+    let who = quoted_after(text, "Locked by '").map(str::to_owned);
+    let operation = quoted_after(text, "running '").map(str::to_owned);
+    (who, operation)
+}
