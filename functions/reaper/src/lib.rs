@@ -809,7 +809,7 @@ impl Reaper {
         out: &mut SweepOutcome,
     ) -> (Liveness, Vec<EvidenceGap>) {
         if let LockLocation::DynamoDb { table, .. } = &lock.location {
-            if lock.kind == LockKind::TerraformDynamoDb
+            if lock.kind.state_writes_on_table_stream()
                 && learn_table_stream(&self.dynamodb, table, streams).await
             {
                 out.aws_calls += 1;

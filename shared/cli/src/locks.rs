@@ -225,7 +225,7 @@ async fn gather(
     let mut streams = TableStreams::new();
     for lock in &inventory.locks {
         if let LockLocation::DynamoDb { table, .. } = &lock.location {
-            if lock.kind == LockKind::TerraformDynamoDb {
+            if lock.kind.state_writes_on_table_stream() {
                 learn_table_stream(&dynamodb, table, &mut streams).await;
             }
         }

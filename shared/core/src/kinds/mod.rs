@@ -89,6 +89,14 @@ impl LockKind {
         self.tool_kind() == Tool::Terraform
     }
 
+    /// Whether the lock table's stream shows this lock's state writes (a liveness signal):
+    /// Terraform rewrites the `-md5` digest item in the lock table after every state write, and
+    /// lock-metrics records each one from the stream. A table without a stream is then an
+    /// evidence gap for these locks. Lock files and Gyro locks have no such signal.
+    pub fn state_writes_on_table_stream(self) -> bool {
+        matches!(self, LockKind::TerraformDynamoDb)
+    }
+
     /// The command that releases a lock of this kind with ID `lock_id` by hand.
     pub fn manual_unlock_command(self, lock_id: &str) -> String {
         match self.tool_kind() {
