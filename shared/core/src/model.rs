@@ -138,9 +138,8 @@ impl LockRecord {
         if !self.kind.is_terraform() {
             return None;
         }
-        let info: serde_json::Value = serde_json::from_str(&self.raw).ok()?;
-        let declared = info.get("Path")?.as_str()?;
-        (!declared.is_empty() && declared != self.state_path).then(|| declared.to_owned())
+        let declared = crate::kinds::terraform::declared_path(&self.raw)?;
+        (!declared.is_empty() && declared != self.state_path).then_some(declared)
     }
 
     /// The Terraform state location this lock protects, when it is a Terraform lock.

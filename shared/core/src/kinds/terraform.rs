@@ -48,6 +48,14 @@ pub fn where_to_release(workspace: Option<&str>) -> String {
     }
 }
 
+/// The state path a lock's own JSON (`raw`, as stored) declares in `Path`, if it parses. A lock is
+/// judged by where it is stored; a different `Path` is suspicious
+/// ([`LockRecord::declared_path_mismatch`]).
+pub fn declared_path(raw: &str) -> Option<String> {
+    let info: serde_json::Value = serde_json::from_str(raw).ok()?;
+    Some(info.get("Path")?.as_str()?.to_owned())
+}
+
 /// An alert's advice for after the unlock.
 pub const AFTER_UNLOCKING: &str = "After unlocking, run `terraform plan` before anything else to see what the interrupted run left behind.";
 
