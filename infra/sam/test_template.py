@@ -142,8 +142,8 @@ def duration_seconds(text: str) -> int:
 
 def lock_policy_entry_fields() -> dict[str, str]:
     """`PolicyEntry`'s fields and their JSON types, read from the Rust struct the reaper parses
-    LOCK_POLICY into (shared/core/src/policy.rs), so a new or renamed field reaches this check."""
-    policy_rs = (ROOT / "shared/core/src/policy.rs").read_text()
+    LOCK_POLICY into (shared/core/src/policy/env.rs), so a new or renamed field reaches this check."""
+    policy_rs = (ROOT / "shared/core/src/policy/env.rs").read_text()
     m = re.search(r"#\[serde\(deny_unknown_fields\)\]\s*struct PolicyEntry \{(.*?)\n\}", policy_rs, re.S)
     if not m:
         raise AssertionError("policy.rs: `struct PolicyEntry` with deny_unknown_fields not found")
@@ -155,7 +155,7 @@ def lock_policy_entry_fields() -> dict[str, str]:
 
 
 def lock_policy_problems(text: str, warn_after: str, expire_after: str) -> list[str]:
-    """What the reaper's LOCK_POLICY parser (shared/core/src/policy.rs, `parse_lock_policy`) refuses
+    """What the reaper's LOCK_POLICY parser (shared/core/src/policy/env.rs, `parse_lock_policy`) refuses
     in `text`, with the stack's WarnAfter/ExpireAfter as the globals. Empty means accepted."""
     if text == "":
         return []  # unset: no overrides
@@ -444,7 +444,7 @@ class Template(unittest.TestCase):
         return json.loads((ROOT / "infra/sam/fixtures" / name).read_text())
 
     def alert_rs_const(self, name: str) -> str:
-        alert_rs = (ROOT / "shared/core/src/alert.rs").read_text()
+        alert_rs = (ROOT / "shared/core/src/messages/chatbot.rs").read_text()
         return re.search(rf'pub const {name}: &str = "([^"]+)";', alert_rs).group(1)
 
     def test_chat_buttons_have_the_working_form(self):
@@ -940,8 +940,8 @@ class Template(unittest.TestCase):
 
     def test_lock_policy_check_agrees_with_the_reaper(self):
         # The Python check above against the examples the Rust code and the template give, and
-        # against what policy.rs refuses (its error messages name each case).
-        policy_rs = (ROOT / "shared/core/src/policy.rs").read_text()
+        # against what policy/env.rs refuses (its error messages name each case).
+        policy_rs = (ROOT / "shared/core/src/policy/env.rs").read_text()
         rust_example = re.search(r'const LOCK_POLICY_EXAMPLE: &str = r#"(.*?)"#;', policy_rs).group(1)
         template_example = self.params["LockPolicy"]["Description"].split("e.g.", 1)[1].strip()
         for accepted in (rust_example, template_example, "", '[{"path": "a/*", "auto_expire": true}]'):

@@ -12,7 +12,7 @@ use lockreaper_aws::AwsError;
 use lockreaper_core::decision::{EvidenceGap, OpenProposal};
 use lockreaper_core::policy::Liveness;
 use lockreaper_core::proposal::{Proposal, ProposalStatus};
-use lockreaper_core::{DigestRecord, LockKind, LockLocation, LockParseError, LockRecord};
+use lockreaper_core::{DigestRecord, LockLocation, LockParseError, LockRecord};
 
 use crate::{log_error, Reaper, SweepOutcome};
 
@@ -192,7 +192,7 @@ impl Reaper {
         out: &mut SweepOutcome,
     ) -> (Liveness, Vec<EvidenceGap>) {
         if let LockLocation::DynamoDb { table, .. } = &lock.location {
-            if lock.kind == LockKind::TerraformDynamoDb
+            if lock.kind.state_writes_on_table_stream()
                 && self.readers.learn_table_stream(table, streams).await
             {
                 out.aws_calls += 1;

@@ -9,7 +9,7 @@ use lockreaper_core::decision::{EvidenceGap, EvidenceSource};
 use std::collections::HashMap;
 
 use lockreaper_core::policy::Liveness;
-use lockreaper_core::{LockKind, LockLocation, LockRecord};
+use lockreaper_core::{LockLocation, LockRecord};
 
 use crate::error::AwsError;
 use crate::ledger::Ledger;
@@ -107,11 +107,12 @@ pub async fn learn_table_stream(
 /// never sees its state writes, so the ledger holds no evidence for it), or when whether it has
 /// one could not be learnt. `None` for other locks, and for tables not in `streams`.
 pub fn stream_gap(lock: &LockRecord, streams: &TableStreams) -> Option<EvidenceGap> {
-    let (LockLocation::DynamoDb { table, .. }, LockKind::TerraformDynamoDb) =
-        (&lock.location, lock.kind)
-    else {
+    let LockLocation::DynamoDb { table, .. } = &lock.location else {
         return None;
     };
+    if !lock.kind.state_writes_on_table_stream() {
+        return None;
+    }
     match streams.get(table)? {
         Ok(true) => None,
         Ok(false) => Some(EvidenceGap::missing(

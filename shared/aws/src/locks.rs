@@ -6,6 +6,7 @@
 //! reported as [`DeleteOutcome::Changed`], a clean refusal — never retried, never forced.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use lockreaper_core::kinds::{gyro, terraform};
 use lockreaper_core::{DeletePrecondition, LockLocation, LockParseError, LockRecord, TableEntry};
 
 use crate::error::{AwsError, AwsErrorKind};
@@ -89,7 +90,7 @@ impl LockStore {
                 },
                 DeletePrecondition::InfoEquals(seen),
             ) => {
-                self.delete_item(table, key_attribute, key, "Info", seen, &resource)
+                self.delete_item(table, key_attribute, key, terraform::INFO_ATTRIBUTE, seen, &resource)
                     .await
             }
             (
@@ -100,7 +101,7 @@ impl LockStore {
                 },
                 DeletePrecondition::GyroIdEquals(seen),
             ) => {
-                self.delete_item(table, key_attribute, key, "GyroId", seen, &resource)
+                self.delete_item(table, key_attribute, key, gyro::ID_ATTRIBUTE, seen, &resource)
                     .await
             }
             // An empty ETag would go out as `If-Match: `, which S3 (or a proxy) may treat as no

@@ -265,7 +265,10 @@ impl Unlocker {
         });
         if let Some(table) = table {
             match LockTable::new(self.dynamodb.clone(), &table)
-                .get("LockID", &state.digest_item_key())
+                .get(
+                    lockreaper_core::kinds::terraform::KEY_ATTRIBUTE,
+                    &state.digest_item_key(),
+                )
                 .await
             {
                 Ok(Some(Ok(TableEntry::Digest(d)))) => check.digest = d.digest,

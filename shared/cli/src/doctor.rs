@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::types::BucketVersioningStatus;
 use lockreaper_aws::{AwsError, AwsErrorKind, BucketScope};
+use lockreaper_core::kinds::{gyro, terraform};
 
 use crate::config::{self, setting_name, Settings, ALERT_TOPIC_ARN, APPROVAL_TOPIC_ARN};
 use crate::failure::{concise, Failure, EXIT_OK, EXIT_PROBLEMS};
@@ -220,10 +221,10 @@ async fn lock_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> Section 
         )),
         Ok(desc) => {
             match single_string_hash_key(&desc) {
-                Ok(key) if key == "LockID" => {
+                Ok(key) if key == terraform::KEY_ATTRIBUTE => {
                     checks.push(ok("exists, keyed on LockID (S): a Terraform/OpenTofu lock table"))
                 }
-                Ok(key) if key == "LockKey" => {
+                Ok(key) if key == gyro::KEY_ATTRIBUTE => {
                     checks.push(ok("exists, keyed on LockKey (S): a Gyro lock table"))
                 }
                 Ok(key) => checks.push(fail(

@@ -16,6 +16,7 @@ use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::{AwsError, AwsErrorKind};
 use lockreaper_core::config::{format_duration, LockSources};
 use lockreaper_core::decision::{decide, EvidenceGap, LockEvidence};
+use lockreaper_core::messages::reasons::evidence_summary;
 use lockreaper_core::policy::{Level, Liveness, StaleLockPolicy};
 use lockreaper_core::{LockCreated, LockKind, LockLocation, LockRecord};
 use serde::Serialize;
@@ -231,7 +232,7 @@ async fn gather(
     let mut streams = TableStreams::new();
     for lock in &inventory.locks {
         if let LockLocation::DynamoDb { table, .. } = &lock.location {
-            if lock.kind == LockKind::TerraformDynamoDb {
+            if lock.kind.state_writes_on_table_stream() {
                 learn_table_stream(&dynamodb, table, &mut streams).await;
             }
         }
@@ -409,17 +410,8 @@ fn view(
     }
 }
 
-fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
-    format_duration((now - t).to_std().unwrap_or_default())
-}
-
 fn short_kind(kind: &str) -> &'static str {
-    match kind {
-        k if k == LockKind::TerraformDynamoDb.as_str() => "tf/dynamodb",
-        k if k == LockKind::TerraformS3LockFile.as_str() => "tf/lockfile",
-        k if k == LockKind::GyroDynamoDb.as_str() => "gyro/dynamodb",
-        _ => "?",
-    }
+    LockKind::from_name(kind).map_or("?", LockKind::short_name)
 }
 
 /// `OperationTypeApply` → `apply`; Gyro command lines cut to 30 characters.
@@ -439,34 +431,22 @@ fn short_operation(operation: Option<&str>) -> String {
     }
 }
 
-/// The EVIDENCE column: what says the holder is alive, or that nothing does.
+/// The EVIDENCE column: what says the holder is alive, or that nothing does (worded with the
+/// alerts' reasons, in `lockreaper_core::messages::reasons`).
 fn evidence_text(lock: &LockView, now: DateTime<Utc>, has_errors: bool) -> String {
     let l = &lock.liveness;
-    let mut parts = Vec::new();
-    match l.state_written_after_lock {
-        Some(t) => parts.push(format!("state written {} ago, after the lock", ago(now, t))),
-        None if l.state_last_modified.is_some() || l.last_state_write.is_some() => {
-            parts.push("no state write since the lock".to_owned())
-        }
-        None if l.state_object_exists == Some(false) => {
-            parts.push("no state object yet".to_owned())
-        }
-        None if lock.created.is_none() => parts.push("age unknown".to_owned()),
-        None => {}
-    }
-    match l.digest_matches_state {
-        Some(true) => parts.push("digest matches state".to_owned()),
-        Some(false) => parts.push("DIGEST DOES NOT MATCH STATE".to_owned()),
-        None => {}
-    }
-    if has_errors {
-        parts.push("evidence incomplete (see below)".to_owned());
-    }
-    if parts.is_empty() {
-        "-".to_owned()
-    } else {
-        parts.join("; ")
-    }
+    let liveness = Liveness {
+        state_last_modified: l.state_last_modified,
+        last_state_write: l.last_state_write,
+        digest_matches_state: l.digest_matches_state,
+    };
+    evidence_summary(
+        &liveness,
+        lock.created,
+        l.state_object_exists,
+        has_errors,
+        now,
+    )
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -22,9 +22,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{LockKind, LockRecord};
+use crate::kinds::{gyro, Tool};
+use crate::messages::reasons::WithdrawalCause;
+use crate::model::LockRecord;
 use crate::policy::{
-    alert_action, fmt_time, AlertAction, AlertState, Level, Liveness, StaleLockPolicy, Verdict,
+    alert_action, AlertAction, AlertState, Level, Liveness, StaleLockPolicy, Verdict,
 };
 
 /// Where evidence that a lock's holder is alive comes from.
@@ -91,12 +93,12 @@ impl EvidenceGap {
     /// The gaps a lock has by its kind alone, whatever was read: a Gyro lock names no state object
     /// and Gyro writes nothing lockreaper sees, so nothing can ever show its holder is alive.
     pub fn inherent(lock: &LockRecord) -> Vec<EvidenceGap> {
-        match lock.kind {
-            LockKind::GyroDynamoDb => vec![EvidenceGap::missing(
+        match lock.kind.tool_kind() {
+            Tool::Gyro => vec![EvidenceGap::missing(
                 EvidenceSource::AnySource,
-                "a Gyro lock has no state object and Gyro writes nothing lockreaper can see",
+                gyro::NO_LIVENESS,
             )],
-            LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
+            Tool::Terraform => {
                 if lock.terraform_state().is_none() {
                     vec![EvidenceGap::missing(
                         EvidenceSource::StateObject,
@@ -119,18 +121,7 @@ impl EvidenceGap {
 
     /// The sentence in an alert's reasons.
     pub fn sentence(&self) -> String {
-        match self.cause {
-            GapCause::Unreadable => format!(
-                "could not check {} ({}): a lock whose liveness cannot be checked is never released automatically",
-                self.source.describe(),
-                self.problem
-            ),
-            GapCause::Missing => format!(
-                "no liveness evidence from {}: {}; such a lock is never released automatically",
-                self.source.describe(),
-                self.problem
-            ),
-        }
+        crate::messages::reasons::gap_sentence(self)
     }
 }
 
@@ -206,30 +197,31 @@ pub fn decide(policy: &StaleLockPolicy, evidence: &LockEvidence<'_>, now: DateTi
         if proposal.lock_id != lock.lock_id {
             withdraw.push(Withdrawal {
                 proposal: proposal.clone(),
-                reason: format!(
-                    "the lock it was made for ({}) is gone; the lock now there ({}) is another one",
-                    proposal.lock_id, lock.lock_id
-                ),
+                reason: WithdrawalCause::AnotherLock {
+                    proposed: &proposal.lock_id,
+                    now: &lock.lock_id,
+                }
+                .to_string(),
             });
         } else if let Some(written) = evidence.liveness.write_after(Some(proposal.proposed_at)) {
             withdraw.push(Withdrawal {
                 proposal: proposal.clone(),
-                reason: format!(
-                    "state written at {}, after the unlock was proposed at {}: the holder is alive",
-                    fmt_time(written),
-                    fmt_time(proposal.proposed_at)
-                ),
+                reason: WithdrawalCause::WrittenAfterProposal {
+                    written,
+                    proposed_at: proposal.proposed_at,
+                }
+                .to_string(),
             });
         } else if let Some(written) = evidence.liveness.write_after(lock.created.at()) {
             // Written before the proposal but after the lock was taken: the proposal was made
             // without this evidence (it could not be read then).
             withdraw.push(Withdrawal {
                 proposal: proposal.clone(),
-                reason: format!(
-                    "state written at {}, after the lock was taken (evidence not available when the unlock was proposed at {}): the holder is alive",
-                    fmt_time(written),
-                    fmt_time(proposal.proposed_at)
-                ),
+                reason: WithdrawalCause::WrittenUnseen {
+                    written,
+                    proposed_at: proposal.proposed_at,
+                }
+                .to_string(),
             });
         } else if now < proposal.expires_at {
             still_open.push(proposal);

@@ -3,6 +3,7 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::model::LockKind;
 use crate::model::{DeletePrecondition, LockCreated, LockLocation};
 use crate::policy::AlertKind;
 

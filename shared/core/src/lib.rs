@@ -4,10 +4,11 @@
 //! **Invariant:** this crate never imports an AWS SDK type, an async runtime or a clock. Time,
 //! keys and configuration are passed in; I/O lives in `lockreaper-aws`. That keeps every decision here a pure function with unit tests.
 
-pub mod alert;
 pub mod approval;
 pub mod config;
 pub mod decision;
+pub mod kinds;
+pub mod messages;
 pub mod metrics;
 pub mod model;
 pub mod parse;
@@ -15,9 +16,9 @@ pub mod path;
 pub mod policy;
 pub mod proposal;
 pub mod stream;
-mod text;
-pub mod unlock_message;
 
+/// The alert and unlock-result builders, by the names callers have always used.
+pub use messages::{alert, unlock as unlock_message};
 pub use model::{
     DeletePrecondition, DigestRecord, LockCreated, LockKind, LockLocation, LockRecord, TableEntry,
 };

@@ -7,45 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Which tool wrote a lock, and in which store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "kebab-case")]
-pub enum LockKind {
-    /// Terraform/OpenTofu S3 backend with `dynamodb_table`: item `{LockID, Info}`.
-    #[serde(rename = "terraform-dynamodb")]
-    TerraformDynamoDb,
-    /// Terraform/OpenTofu ≥ 1.10 S3 backend with `use_lockfile`: object `<state key>.tflock`.
-    #[serde(rename = "terraform-s3-lockfile")]
-    TerraformS3LockFile,
-    /// Gyro's `aws::dynamo-db` lock backend: item `{LockKey, GyroId, GyroLockInfo?}`.
-    #[serde(rename = "gyro-dynamodb")]
-    GyroDynamoDb,
-}
-
-impl LockKind {
-    /// A short stable name, used as the `LockKind` metric dimension and in log lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockKind::TerraformDynamoDb => "terraform-dynamodb",
-            LockKind::TerraformS3LockFile => "terraform-s3-lockfile",
-            LockKind::GyroDynamoDb => "gyro-dynamodb",
-        }
-    }
-
-    /// The tool family, for people: "Terraform/OpenTofu" or "Gyro".
-    pub fn tool(self) -> &'static str {
-        match self {
-            LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => "Terraform/OpenTofu",
-            LockKind::GyroDynamoDb => "Gyro",
-        }
-    }
-}
-
-impl std::fmt::Display for LockKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::kinds::LockKind;
 
 /// Where a lock (or digest) physically lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -173,25 +135,19 @@ impl LockRecord {
     /// (`state_path`, from the `LockID` or the lock file's key). Terraform writes the two alike,
     /// so a difference means the lock was written by hand or by something else: suspicious.
     pub fn declared_path_mismatch(&self) -> Option<String> {
-        if !matches!(
-            self.kind,
-            LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile
-        ) {
+        if !self.kind.is_terraform() {
             return None;
         }
-        let info: serde_json::Value = serde_json::from_str(&self.raw).ok()?;
-        let declared = info.get("Path")?.as_str()?;
-        (!declared.is_empty() && declared != self.state_path).then(|| declared.to_owned())
+        let declared = crate::kinds::terraform::declared_path(&self.raw)?;
+        (!declared.is_empty() && declared != self.state_path).then_some(declared)
     }
 
     /// The Terraform state location this lock protects, when it is a Terraform lock.
     pub fn terraform_state(&self) -> Option<crate::path::StatePath> {
-        match self.kind {
-            LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
-                crate::path::StatePath::parse(&self.state_path).ok()
-            }
-            LockKind::GyroDynamoDb => None,
+        if !self.kind.is_terraform() {
+            return None;
         }
+        crate::path::StatePath::parse(&self.state_path).ok()
     }
 
     /// How long the lock has been held at `now`, as far as is known (at least this long for a
@@ -203,12 +159,7 @@ impl LockRecord {
 
     /// The command that releases this lock by hand, for people outside chat.
     pub fn manual_unlock_command(&self) -> String {
-        match self.kind {
-            LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
-                format!("terraform force-unlock {}", self.lock_id)
-            }
-            LockKind::GyroDynamoDb => format!("gyro state force-unlock --lock-id {}", self.lock_id),
-        }
+        self.kind.manual_unlock_command(&self.lock_id)
     }
 }
 

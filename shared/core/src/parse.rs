@@ -5,15 +5,17 @@
 //! [`parse_lock_file`] for an S3 `.tflock` object. Both classify by *attributes*, never by key suffix
 //! alone, and both fail with a [`LockParseError`] that names the item and the reason. A malformed lock
 //! is something a person must look at: callers report it and never delete it.
+//!
+//! This module recognises which tool an item belongs to and holds what every format shares (size
+//! limits, errors, attribute reading); each tool's own format is parsed in its module under
+//! [`crate::kinds`].
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_dynamo::{AttributeValue, Item};
 
-use crate::model::{
-    DeletePrecondition, DigestRecord, LockCreated, LockKind, LockLocation, LockRecord, TableEntry,
-};
-use crate::path::{StatePath, DIGEST_SUFFIX, LOCK_FILE_SUFFIX};
+pub use crate::kinds::terraform::{is_lock_file_key, parse_lock_file};
+use crate::kinds::{gyro, terraform};
+use crate::model::{LockLocation, TableEntry};
 
 /// Terraform's lock JSON is ~250 bytes; anything near this size is not a lock we understand, and
 /// reading it whole into alerts and audit records would do harm.
@@ -32,9 +34,9 @@ pub const MAX_LOCK_ID_BYTES: usize = 256;
 pub const MAX_STATE_PATH_BYTES: usize = 63 + 1 + 1024;
 
 /// Terraform/OpenTofu key attribute.
-pub const TERRAFORM_KEY: &str = "LockID";
+pub const TERRAFORM_KEY: &str = terraform::KEY_ATTRIBUTE;
 /// Gyro key attribute.
-pub const GYRO_KEY: &str = "LockKey";
+pub const GYRO_KEY: &str = gyro::KEY_ATTRIBUTE;
 
 /// Why a lock item or lock file could not be understood, and which one it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,36 +89,12 @@ pub enum ParseFailure {
 }
 
 impl LockParseError {
-    fn at(location: &LockLocation, failure: ParseFailure) -> Self {
+    pub(crate) fn at(location: &LockLocation, failure: ParseFailure) -> Self {
         LockParseError {
             location: location.to_string(),
             failure,
         }
     }
-}
-
-/// Terraform's `statemgr.LockInfo` as JSON. Unknown fields are ignored (forward compatibility);
-/// missing string fields read as empty, as Go would marshal its zero values.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct TerraformLockInfo {
-    #[serde(rename = "ID", default)]
-    id: String,
-    #[serde(default)]
-    operation: String,
-    #[serde(default)]
-    info: String,
-    #[serde(default)]
-    who: String,
-    #[serde(default)]
-    version: String,
-    #[serde(default)]
-    created: Option<String>,
-    /// Read only to bound its size (an oversized `Path` would make the lock's alert, which names a
-    /// mismatching declared path, too large for SNS). A lock is judged by where it is stored, never
-    /// by this (`LockRecord::declared_path_mismatch` compares the two).
-    #[serde(default)]
-    path: String,
 }
 
 /// Parses one item of a lock table (Terraform/OpenTofu or Gyro) into a lock or a digest record.
@@ -131,25 +109,7 @@ pub fn parse_table_item(table: &str, item: &Item) -> Result<TableEntry, LockPars
             key_attribute: TERRAFORM_KEY.to_owned(),
             key: key.to_owned(),
         };
-        let err = |failure| LockParseError::at(&location, failure);
-        if let Some(info) = item.get("Info") {
-            let info = string_attribute("Info", info).map_err(err)?;
-            return parse_terraform_info(location.clone(), info, None, |info| {
-                DeletePrecondition::InfoEquals(info.to_owned())
-            })
-            .map(TableEntry::Lock);
-        }
-        if let Some(digest) = item.get("Digest") {
-            let digest = string_attribute("Digest", digest).map_err(err)?;
-            return Ok(TableEntry::Digest(digest_record(table, key, Some(digest))));
-        }
-        if key.ends_with(DIGEST_SUFFIX) {
-            // Terragrunt's `backend migrate` writes a digest item holding only `LockID`.
-            return Ok(TableEntry::Digest(digest_record(table, key, None)));
-        }
-        return Err(err(ParseFailure::Unrecognised {
-            attributes: attribute_names(item),
-        }));
+        return terraform::parse_item(table, key, location, item);
     }
     if let Some(value) = item.get(GYRO_KEY) {
         let key = string_attribute(GYRO_KEY, value).map_err(|failure| LockParseError {
@@ -161,7 +121,7 @@ pub fn parse_table_item(table: &str, item: &Item) -> Result<TableEntry, LockPars
             key_attribute: GYRO_KEY.to_owned(),
             key: key.to_owned(),
         };
-        return parse_gyro(location, key, item).map(TableEntry::Lock);
+        return gyro::parse_item(location, key, item).map(TableEntry::Lock);
     }
     Err(LockParseError {
         location: format!(
@@ -170,152 +130,6 @@ pub fn parse_table_item(table: &str, item: &Item) -> Result<TableEntry, LockPars
         ),
         failure: ParseFailure::NoLockKey,
     })
-}
-
-/// Parses an S3 `.tflock` object (Terraform/OpenTofu ≥ 1.10, `use_lockfile = true`).
-///
-/// `etag` is exactly as S3 returned it (with its quotes); it becomes the `If-Match` precondition.
-pub fn parse_lock_file(
-    bucket: &str,
-    key: &str,
-    body: &[u8],
-    etag: &str,
-    last_modified: Option<DateTime<Utc>>,
-) -> Result<LockRecord, LockParseError> {
-    let location = LockLocation::S3 {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-    };
-    let err = |failure| LockParseError::at(&location, failure);
-    let state =
-        StatePath::from_lock_file(bucket, key).ok_or_else(|| err(ParseFailure::NotALockFile))?;
-    // The ETag is the delete's only precondition: a blank one (the SDK's answer had none) would
-    // send `If-Match: ` and leave it to S3 whether that still conditions anything.
-    if etag.trim().is_empty() {
-        return Err(err(ParseFailure::MissingETag));
-    }
-    let text = std::str::from_utf8(body).map_err(|_| err(ParseFailure::NotUtf8))?;
-    parse_terraform_info(location.clone(), text, Some(state.lock_path()), |_| {
-        DeletePrecondition::ETagMatches(etag.to_owned())
-    })
-    .map(|mut record| {
-        record.kind = LockKind::TerraformS3LockFile;
-        record.last_modified = last_modified;
-        record
-    })
-}
-
-fn parse_terraform_info(
-    location: LockLocation,
-    raw: &str,
-    fallback_path: Option<String>,
-    precondition: impl FnOnce(&str) -> DeletePrecondition,
-) -> Result<LockRecord, LockParseError> {
-    let err = |failure| LockParseError::at(&location, failure);
-    check_size(raw.len()).map_err(err)?;
-    // serde reads a struct from a JSON array of its field values too; Terraform writes an object,
-    // and an array of bare values is nothing a person could check before approving an unlock.
-    if raw
-        .trim_start_matches([' ', '\t', '\n', '\r'])
-        .starts_with('[')
-    {
-        return Err(err(ParseFailure::NotJson {
-            detail: "it is a JSON array; Terraform's lock info is a JSON object".to_owned(),
-        }));
-    }
-    let info: TerraformLockInfo = serde_json::from_str(raw).map_err(|e| {
-        err(ParseFailure::NotJson {
-            detail: e.to_string(),
-        })
-    })?;
-    if info.id.trim().is_empty() {
-        return Err(err(ParseFailure::MissingId));
-    }
-    check_id_size(&info.id).map_err(err)?;
-    if info.path.len() > MAX_STATE_PATH_BYTES {
-        return Err(err(ParseFailure::PathTooLong {
-            size: info.path.len(),
-            limit: MAX_STATE_PATH_BYTES,
-        }));
-    }
-    let created = match info.created.as_deref() {
-        None | Some("") => return Err(err(ParseFailure::MissingCreated)),
-        Some(value) => parse_created(value).map_err(err)?,
-    };
-    // Where the lock is (its `LockID`, or the lock file's key), never the path its JSON claims:
-    // policy, liveness and alerts must be about the state this lock actually blocks. A `Path`
-    // that disagrees is reported as suspicious ([`LockRecord::declared_path_mismatch`]).
-    let state_path = fallback_path.unwrap_or_else(|| location.key().to_owned());
-    let precondition = precondition(raw);
-    Ok(LockRecord {
-        kind: LockKind::TerraformDynamoDb,
-        lock_id: info.id,
-        who: non_empty(info.who),
-        operation: non_empty(info.operation),
-        tool_version: non_empty(info.version),
-        created: LockCreated::Recorded(created),
-        state_path,
-        info: non_empty(info.info),
-        last_modified: None,
-        precondition,
-        raw: raw.to_owned(),
-        location,
-    })
-}
-
-fn parse_gyro(
-    location: LockLocation,
-    key: &str,
-    item: &Item,
-) -> Result<LockRecord, LockParseError> {
-    let err = |failure| LockParseError::at(&location, failure);
-    let gyro_id = match item.get("GyroId") {
-        Some(v) => string_attribute("GyroId", v).map_err(err)?,
-        None => return Err(err(ParseFailure::MissingGyroId)),
-    };
-    if gyro_id.trim().is_empty() {
-        return Err(err(ParseFailure::MissingGyroId));
-    }
-    check_id_size(gyro_id).map_err(err)?;
-    let lock_info = match item.get("GyroLockInfo") {
-        Some(v) => Some(string_attribute("GyroLockInfo", v).map_err(err)?),
-        None => None,
-    };
-    let raw = serde_json::json!({
-        "LockKey": key,
-        "GyroId": gyro_id,
-        "GyroLockInfo": lock_info,
-    })
-    .to_string();
-    check_size(raw.len()).map_err(err)?;
-    let (who, operation) = lock_info.map(parse_gyro_lock_info).unwrap_or((None, None));
-    Ok(LockRecord {
-        kind: LockKind::GyroDynamoDb,
-        lock_id: gyro_id.to_owned(),
-        who,
-        operation,
-        tool_version: None,
-        created: LockCreated::Unknown,
-        state_path: key.to_owned(),
-        info: lock_info.map(str::to_owned),
-        last_modified: None,
-        precondition: DeletePrecondition::GyroIdEquals(gyro_id.to_owned()),
-        raw,
-        location,
-    })
-}
-
-/// Gyro writes `Locked by '<user>' running '<args>' at '<HH:mm:ss zzz, MMM-dd>'.`; the time has no year
-/// and a local zone, so only the user and command are worth reading.
-fn parse_gyro_lock_info(text: &str) -> (Option<String>, Option<String>) {
-    fn quoted_after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
-        let rest = &text[text.find(marker)? + marker.len()..];
-        let end = rest.find('\'')?;
-        Some(&rest[..end])
-    }
-    let who = quoted_after(text, "Locked by '").map(str::to_owned);
-    let operation = quoted_after(text, "running '").map(str::to_owned);
-    (who, operation)
 }
 
 /// Parses Go's `time.Time` JSON (RFC 3339 with 0–9 fractional digits) into UTC.
@@ -328,16 +142,7 @@ pub fn parse_created(value: &str) -> Result<DateTime<Utc>, ParseFailure> {
         })
 }
 
-fn digest_record(table: &str, key: &str, digest: Option<&str>) -> DigestRecord {
-    DigestRecord {
-        table: table.to_owned(),
-        item_key: key.to_owned(),
-        state_path: key.strip_suffix(DIGEST_SUFFIX).unwrap_or(key).to_owned(),
-        digest: digest.map(str::to_owned),
-    }
-}
-
-fn check_size(size: usize) -> Result<(), ParseFailure> {
+pub(crate) fn check_size(size: usize) -> Result<(), ParseFailure> {
     if size == 0 {
         Err(ParseFailure::Empty)
     } else if size > MAX_LOCK_BYTES {
@@ -350,7 +155,7 @@ fn check_size(size: usize) -> Result<(), ParseFailure> {
     }
 }
 
-fn check_id_size(id: &str) -> Result<(), ParseFailure> {
+pub(crate) fn check_id_size(id: &str) -> Result<(), ParseFailure> {
     if id.len() > MAX_LOCK_ID_BYTES {
         Err(ParseFailure::IdTooLong {
             size: id.len(),
@@ -361,7 +166,7 @@ fn check_id_size(id: &str) -> Result<(), ParseFailure> {
     }
 }
 
-fn string_attribute<'a>(
+pub(crate) fn string_attribute<'a>(
     attribute: &'static str,
     value: &'a AttributeValue,
 ) -> Result<&'a str, ParseFailure> {
@@ -389,7 +194,7 @@ fn type_name(value: &AttributeValue) -> &'static str {
     }
 }
 
-fn attribute_names(item: &Item) -> String {
+pub(crate) fn attribute_names(item: &Item) -> String {
     let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
     names.sort_unstable();
     if names.is_empty() {
@@ -399,13 +204,8 @@ fn attribute_names(item: &Item) -> String {
     }
 }
 
-fn non_empty(s: String) -> Option<String> {
+pub(crate) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
-}
-
-/// Whether an S3 key names a Terraform lock file.
-pub fn is_lock_file_key(key: &str) -> bool {
-    key.len() > LOCK_FILE_SUFFIX.len() && key.ends_with(LOCK_FILE_SUFFIX)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Fixtures under `infra/fixtures/terraform/` were captured from real Terraform 1.15 (see its README).
 
 use super::*;
+use crate::model::{DeletePrecondition, DigestRecord, LockCreated, LockKind, LockRecord};
 use std::collections::HashMap;
 
 const TF_INFO: &str = r#"{"ID":"f3c2a4d8-6b1e-9c07-2a5d-8e41b9f0c3a7","Operation":"OperationTypeApply","Info":"","Who":"runner@ip-10-0-1-23","Version":"1.10.5","Created":"2025-03-04T09:15:27.483920118Z","Path":"acme-tfstate/env:/staging/network/terraform.tfstate"}"#;

@@ -6,10 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Suffix of the S3-native lock file (`use_lockfile = true`).
-pub const LOCK_FILE_SUFFIX: &str = ".tflock";
-/// Suffix of the DynamoDB digest item's `LockID`.
-pub const DIGEST_SUFFIX: &str = "-md5";
+pub use crate::kinds::terraform::{DIGEST_SUFFIX, LOCK_FILE_SUFFIX};
 /// Terraform's default `workspace_key_prefix`.
 pub const DEFAULT_WORKSPACE_KEY_PREFIX: &str = "env:";
 

@@ -2,10 +2,13 @@
 //! users are told to run.
 
 use super::*;
+use crate::messages::text::wrap;
 use crate::model::DeletePrecondition;
+use crate::model::LockKind;
 use crate::parse::ParseFailure;
 use crate::policy::{Liveness, StaleLockPolicy};
 use chrono::TimeZone;
+use serde_json::Value;
 
 const TF_PATH: &str = "acme-tfstate/env:/prod/network.tfstate";
 const LOCK_ID: &str = "f3c2a4d8-6b1e-9c07-2a5d-8e41b9f0c3a7";

@@ -2,8 +2,10 @@
 //! advice people need after a forced unlock.
 
 use super::*;
+use crate::model::LockKind;
 use crate::model::{DeletePrecondition, LockCreated, LockLocation};
 use chrono::TimeZone;
+use serde_json::Value;
 
 const TF_PATH: &str = "acme-tfstate/env:/prod/network.tfstate";
 const LOCK_ID: &str = "f3c2a4d8-6b1e-9c07-2a5d-8e41b9f0c3a7";

@@ -17,17 +17,15 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::text::{clip, md_code, md_safe, md_text, one_line, shell_word, subject};
+use super::{fmt_time, Fact, Message, RenderedMessage, Section, Step, Style};
 use crate::approval::ApprovalSource;
-use crate::model::{LockKind, LockRecord};
+use crate::model::LockRecord;
 use crate::proposal::{ArtefactOutcome, Proposal};
-use crate::text::{
-    clip, heading, md_code, md_safe, one_line, plain, printable_ascii, shell_word, sns_message,
-    subject_line, wrap,
-};
 
-pub use crate::text::SUBJECT_MAX;
+pub use super::SUBJECT_MAX;
 
 /// `metadata.eventType` values.
 pub const EVENT_UNLOCKED: &str = "LockUnlocked";
@@ -42,29 +40,8 @@ pub const EVENT_UNLOCK_FAILED: &str = "LockUnlockFailed";
 /// At most this many error lines are listed.
 const ERRORS_MAX: usize = 5;
 
-/// One result, in every form it is delivered in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResultMessage {
-    /// SNS `Subject` (used by email): printable ASCII, at most [`SUBJECT_MAX`] characters.
-    pub subject: String,
-    /// The custom notification for chat.
-    pub chat: Value,
-    /// Plain text for email, wrapped near 72 columns.
-    pub email: String,
-}
-
-impl ResultMessage {
-    /// The SNS `Message` for `Publish` with `MessageStructure=json`, in the same forms as alerts
-    /// (see [`crate::text::sns_message`]), so every subscription of the alert topic reads both alike.
-    pub fn sns_message(&self) -> String {
-        sns_message(&self.subject, &self.chat, &self.email)
-    }
-
-    /// The chat thread this message is posted in, if any.
-    pub fn thread_id(&self) -> Option<&str> {
-        self.chat["metadata"]["threadId"].as_str()
-    }
-}
+/// One result, in every form it is delivered in (subject, chat notification, e-mail text).
+pub type ResultMessage = RenderedMessage;
 
 /// Who asked for what, as far as the message said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,26 +239,25 @@ pub fn result_message(
     let text = Texts::of(primary, decision, outcome);
 
     // Facts about the lock and the decision.
-    let mut facts: Vec<(&str, String, bool)> = Vec::new();
+    let mut facts = Vec::new();
     if let Some(lock) = primary {
-        facts.push(("State", one_line(&lock.state_path), true));
+        facts.push(Fact::new("State", one_line(&lock.state_path), Style::Code));
         if let Some(ws) = lock
             .terraform_state()
             .and_then(|s| s.workspace(None).map(str::to_owned))
         {
-            facts.push(("Workspace", clip(&ws), true));
+            facts.push(Fact::new("Workspace", clip(&ws), Style::Code));
         }
-        facts.push(("Lock ID", clip(&lock.lock_id), true));
-        facts.push((
-            "Held by",
-            lock.who.as_deref().map_or("unknown".to_owned(), clip),
-            lock.who.is_some(),
-        ));
+        facts.push(Fact::new("Lock ID", clip(&lock.lock_id), Style::Code));
+        facts.push(match lock.who.as_deref() {
+            Some(who) => Fact::new("Held by", clip(who), Style::Code),
+            None => Fact::new("Held by", "unknown", Style::Quoted),
+        });
         if let Some(op) = &lock.operation {
-            facts.push(("Operation", clip(op), false));
+            facts.push(Fact::new("Operation", clip(op), Style::Quoted));
         }
         if let Some(at) = lock.created.at() {
-            facts.push(("Taken", fmt_time(at), false));
+            facts.push(Fact::new("Taken", fmt_time(at), Style::Quoted));
         }
     }
     if let Some(proposal) = proposal {
@@ -295,23 +271,27 @@ pub fn result_message(
                 ),
                 None => one_line(&lock.location.to_string()),
             };
-            facts.push(("Where", what, true));
+            facts.push(Fact::new("Where", what, Style::Code));
         }
     }
     if let Some(action) = decision.action {
-        facts.push(("Request", action.to_owned(), false));
+        facts.push(Fact::new("Request", action, Style::Quoted));
     }
-    facts.push(("By", approver_text(decision), false));
+    facts.push(Fact::new("By", approver_text(decision), Style::Quoted));
     if let Some(reason) = decision.reason {
-        facts.push(("Reason", clip(reason), false));
+        facts.push(Fact::new("Reason", clip(reason), Style::Quoted));
     }
     if let Some(proposal) = proposal {
-        facts.push(("Proposal", clip(&proposal.proposal_id), true));
+        facts.push(Fact::new(
+            "Proposal",
+            clip(&proposal.proposal_id),
+            Style::Code,
+        ));
     }
     if let Some(audit) = audit_id(outcome) {
-        facts.push(("Audit ID", clip(audit), true));
+        facts.push(Fact::new("Audit ID", clip(audit), Style::Code));
     }
-    facts.push(("At", fmt_time(decision.at), false));
+    facts.push(Fact::new("At", fmt_time(decision.at), Style::Quoted));
 
     let state_lines = match outcome {
         Outcome::Unlocked {
@@ -319,53 +299,32 @@ pub fn result_message(
         } => state_lines(state),
         _ => Vec::new(),
     };
-    let errors = outcome_errors(outcome);
+    let sections = vec![
+        Section {
+            title: "State check",
+            style: Style::Markdown,
+            items: state_lines,
+        },
+        Section {
+            title: "Errors",
+            style: Style::Code,
+            items: outcome_errors(outcome),
+        },
+    ];
 
-    // Chat.
-    let mut description = format!("{}\n", text.status);
-    for (label, value, code) in &facts {
-        let value = if *code {
-            md_code(value)
-        } else {
-            md_text(value)
-        };
-        let _ = writeln!(description, "• {label}: {value}");
-    }
-    if !state_lines.is_empty() {
-        description.push_str("\nState check:\n");
-        for line in &state_lines {
-            let _ = writeln!(description, "• {line}");
-        }
-    }
-    if !errors.is_empty() {
-        description.push_str("\nErrors:\n");
-        for line in &errors {
-            let _ = writeln!(description, "• {}", md_code(line));
-        }
-    }
-    let mut additional = serde_json::Map::new();
-    additional.insert("outcome".to_owned(), json!(outcome.as_str()));
+    let mut machine = serde_json::Map::new();
+    machine.insert("outcome".to_owned(), json!(outcome.as_str()));
     if let Some(proposal) = proposal {
-        additional.insert("proposalId".to_owned(), json!(proposal.proposal_id));
+        machine.insert("proposalId".to_owned(), json!(proposal.proposal_id));
     }
     if let Some(lock) = primary {
-        additional.insert("lockId".to_owned(), json!(lock.lock_id));
-        additional.insert("statePath".to_owned(), json!(lock.state_path));
-        additional.insert("lockKind".to_owned(), json!(lock.kind.as_str()));
+        machine.insert("lockId".to_owned(), json!(lock.lock_id));
+        machine.insert("statePath".to_owned(), json!(lock.state_path));
+        machine.insert("lockKind".to_owned(), json!(lock.kind.as_str()));
     }
     if let Some(audit) = audit_id(outcome) {
-        additional.insert("auditId".to_owned(), json!(audit));
+        machine.insert("auditId".to_owned(), json!(audit));
     }
-    let mut metadata = serde_json::Map::new();
-    if let Some(proposal) = proposal {
-        metadata.insert("threadId".to_owned(), json!(proposal.thread_id));
-    }
-    metadata.insert("summary".to_owned(), json!(text.summary));
-    metadata.insert("eventType".to_owned(), json!(outcome.event_type()));
-    metadata.insert("relatedResources".to_owned(), json!(Vec::<String>::new()));
-    metadata.insert("additionalContext".to_owned(), Value::Object(additional));
-    // Results never carry an approval token: no buttons.
-    metadata.insert("enableCustomActions".to_owned(), json!(false));
     let id = match proposal {
         Some(p) => format!(
             "{}-{}-{}",
@@ -379,61 +338,33 @@ pub fn result_message(
             decision.at.timestamp()
         ),
     };
-    let chat = json!({
-        "version": "1.0",
-        "source": "custom",
-        "id": id,
-        "content": {
-            "textType": "client-markdown",
-            "title": format!("{} {}", text.emoji, text.title),
-            "description": description.trim_end(),
-            "nextSteps": text.steps.iter().map(Step::chat).collect::<Vec<_>>(),
-            "keywords": ["lockreaper", outcome.as_str()],
-        },
-        "metadata": metadata,
-    });
-
-    // Email.
-    let mut email = heading(&text.title);
-    email.push_str(&wrap(&plain(&text.status), "", ""));
-    email.push('\n');
-    let label_width = facts.iter().map(|(l, _, _)| l.len()).max().unwrap_or(0) + 2;
-    for (label, value, _) in &facts {
-        let lead = format!("{:<label_width$}", format!("{label}:"));
-        let _ = writeln!(email, "{lead}{value}");
-    }
-    if !state_lines.is_empty() {
-        email.push_str("\nState check\n");
-        for line in &state_lines {
-            email.push_str(&wrap(&plain(line), "  - ", "    "));
-        }
-    }
-    if !errors.is_empty() {
-        email.push_str("\nErrors\n");
-        for line in &errors {
-            email.push_str(&wrap(line, "  - ", "    "));
-        }
-    }
-    if !text.steps.is_empty() {
-        email.push_str("\nWhat to do\n");
-        for (i, step) in text.steps.iter().enumerate() {
-            email.push_str(&wrap(
-                &plain(&step.text),
-                &format!("  {}. ", i + 1),
-                "     ",
-            ));
-            if let Some(command) = &step.command {
-                let _ = writeln!(email, "\n       {command}\n");
-            }
-        }
-    }
-    email.push_str("\n--\nSent by lockreaper force-unlock.\n");
-
-    ResultMessage {
-        subject: subject(&text.subject_lead, path.as_deref()),
-        chat,
-        email,
-    }
+    RenderedMessage::of(&Message {
+        subject: subject(
+            "lockreaper",
+            &text.subject_lead,
+            path.as_deref().unwrap_or_default(),
+        ),
+        emoji: text.emoji,
+        title: text.title,
+        plain_title: None,
+        status: text.status,
+        facts,
+        fact_column: None,
+        sections,
+        steps: text.steps,
+        steps_numbered: true,
+        sender: "lockreaper force-unlock".to_owned(),
+        id,
+        thread: proposal.map(|p| p.thread_id.clone()),
+        summary: text.summary,
+        event_type: outcome.event_type(),
+        keywords: vec!["lockreaper".to_owned(), outcome.as_str().to_owned()],
+        related: Vec::new(),
+        context: machine,
+        // Results never carry an approval token: no buttons.
+        approval: None,
+        actions_enabled: false,
+    })
 }
 
 /// The words of one message.
@@ -481,9 +412,9 @@ impl Texts {
                     ..
                 }) = state
                 {
-                    steps.push("The state object does not match its `-md5` digest: a state write was cut off. Inspect the state before any apply; Terraform will refuse to read it until the digest is fixed.".to_owned().into());
+                    steps.push(Step::text("The state object does not match its `-md5` digest: a state write was cut off. Inspect the state before any apply; Terraform will refuse to read it until the digest is fixed."));
                 }
-                steps.push(plan.clone().into());
+                steps.push(Step::text(plan.clone()));
                 if let Some(StateFindings {
                     previous_version: Some(prev),
                     state: state_path,
@@ -497,7 +428,7 @@ impl Texts {
                     ..
                 }) = state
                 {
-                    steps.push("Turn on versioning for the state bucket: without it there is no rollback point after an interrupted apply.".to_owned().into());
+                    steps.push(Step::text("Turn on versioning for the state bucket: without it there is no rollback point after an interrupted apply."));
                 }
                 t(
                     ":unlock:",
@@ -533,7 +464,7 @@ impl Texts {
                     new_alert,
                 ];
                 steps.extend(manual);
-                let steps = steps.into_iter().map(Step::from).collect();
+                let steps = text_steps(steps);
                 t(
                     ":x:",
                     format!("Unlock failed: {path}"),
@@ -659,22 +590,12 @@ impl Texts {
     }
 }
 
+/// What to review after `lock` was released, as its tool does it.
 fn plan_advice(lock: &LockRecord) -> String {
-    match lock.kind {
-        LockKind::GyroDynamoDb => "Review `gyro diff` before the next `gyro up`: the interrupted run may have changed some resources and not others.".to_owned(),
-        LockKind::TerraformDynamoDb | LockKind::TerraformS3LockFile => {
-            let ws = lock
-                .terraform_state()
-                .and_then(|s| s.workspace(None).map(str::to_owned));
-            match ws {
-                Some(ws) => format!(
-                    "Run `terraform plan` (in workspace `{}`) before the next apply: the interrupted run may have changed some resources and not others.",
-                    md_safe(&clip(&ws))
-                ),
-                None => "Run `terraform plan` before the next apply: the interrupted run may have changed some resources and not others.".to_owned(),
-            }
-        }
-    }
+    let workspace = lock
+        .terraform_state()
+        .and_then(|s| s.workspace(None).map(|ws| md_safe(&clip(ws))));
+    lock.kind.after_release(workspace.as_deref())
 }
 
 /// How to get the previous state version back, with the exact command when the path parses.
@@ -702,40 +623,8 @@ fn rollback_advice(state_path: &str, version_id: &str) -> Step {
     }
 }
 
-/// A next step: a sentence, and a command that email sets apart on a line of its own.
-struct Step {
-    text: String,
-    command: Option<String>,
-}
-
-impl Step {
-    fn with_command(text: &str, command: String) -> Step {
-        Step {
-            text: text.to_owned(),
-            command: Some(command),
-        }
-    }
-
-    /// The chat form: the sentence, then the command as code.
-    fn chat(&self) -> String {
-        match &self.command {
-            Some(c) => format!("{} {}", self.text, md_code(c)),
-            None => self.text.clone(),
-        }
-    }
-}
-
-impl From<String> for Step {
-    fn from(text: String) -> Step {
-        Step {
-            text,
-            command: None,
-        }
-    }
-}
-
 fn text_steps(steps: Vec<String>) -> Vec<Step> {
-    steps.into_iter().map(Step::from).collect()
+    steps.into_iter().map(Step::text).collect()
 }
 
 fn plan_advice_generic() -> String {
@@ -860,25 +749,8 @@ fn prior_text(prior: &PriorUse) -> String {
     out
 }
 
-fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
 fn trim_stop(s: &str) -> &str {
     s.trim_end_matches('.')
-}
-
-/// Text from the outside (approver, reason, lock fields, quoted input) outside code spans: no
-/// backticks, and no angle brackets, which chat clients turn into mentions and links.
-fn md_text(s: &str) -> String {
-    s.replace('`', "'").replace('<', "‹").replace('>', "›")
-}
-
-/// `[lockreaper] <lead><path>`, printable ASCII, at most [`SUBJECT_MAX`] characters; a long path
-/// loses its start (`...` + the end, which names the state).
-fn subject(lead: &str, path: Option<&str>) -> String {
-    let prefix = format!("[lockreaper] {}", printable_ascii(lead));
-    subject_line(&prefix, path.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -891,8 +763,10 @@ mod rollback_tests {
             "acme/env:/blue/net.tfstate",
             "s3://acme/env:/blue/net.tfstate",
         ] {
-            let step = rollback_advice(path, "v123");
-            let command = step.command.unwrap_or_default();
+            let crate::messages::Step::Do { command, .. } = rollback_advice(path, "v123") else {
+                panic!("the rollback advice is a step with a command");
+            };
+            let command = command.unwrap_or_default();
             assert!(
                 command.contains("--bucket acme --key 'env:/blue/net.tfstate' --version-id v123")
                     || command
@@ -904,5 +778,5 @@ mod rollback_tests {
 }
 
 #[cfg(test)]
-#[path = "unlock_message_tests.rs"]
+#[path = "unlock_tests.rs"]
 mod tests;

@@ -1,4 +1,4 @@
-//! Text helpers shared by every message people read (alerts, unlock results): one-line and
+//! Text helpers shared by every message people read (alerts, unlock results) and their renderers: one-line and
 //! length-capped fields, Markdown-safe chat text, shell-safe words, SNS-safe subjects, and plain
 //! e-mail text wrapped at [`WIDTH`] columns.
 
@@ -98,7 +98,7 @@ pub(crate) fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
 
 /// `prefix` + `path` as an SNS subject: printable ASCII, at most [`SUBJECT_MAX`] characters. When
 /// too long the path loses its start (`...` + the end, which names the state).
-pub(crate) fn subject_line(prefix: &str, path: &str) -> String {
+fn subject_line(prefix: &str, path: &str) -> String {
     let path = printable_ascii(path.trim());
     let budget = SUBJECT_MAX.saturating_sub(prefix.len());
     let path = if path.len() <= budget {
@@ -113,27 +113,29 @@ pub(crate) fn subject_line(prefix: &str, path: &str) -> String {
     subject.trim().to_owned()
 }
 
-/// The SNS `Message` for `Publish` with `MessageStructure=json`: one string per delivery
-/// protocol, each subscription reading the key of its protocol and falling back to `default`.
-///
-/// - `default`, `email`: the plain text (email subscriptions; anything not listed).
-/// - `https`: the chat notification JSON. Amazon Q Developer in chat applications (AWS
-///   Chatbot) subscribes to the topic over HTTPS and reads this key.
-/// - `sqs`, `lambda`, `http`, `email-json`, `firehose`: the chat notification JSON too, the
-///   structured form for programs (the end-to-end tests read it from an SQS subscription).
-/// - `sms`: the subject alone (an SMS carries 140 bytes).
-pub(crate) fn sns_message(subject: &str, chat: &serde_json::Value, email: &str) -> String {
-    let chat = chat.to_string();
-    serde_json::json!({
-        "default": email,
-        "email": email,
-        "https": chat,
-        "http": chat,
-        "sqs": chat,
-        "lambda": chat,
-        "email-json": chat,
-        "firehose": chat,
-        "sms": subject,
-    })
-    .to_string()
+/// `2025-03-04 09:15:27 UTC`: how times appear in reasons, alerts, results and the CLI.
+pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Text from the outside (approver, reason, lock fields, quoted input) outside code spans: no
+/// backticks, and no angle brackets, which chat clients turn into mentions and links.
+pub(crate) fn md_text(s: &str) -> String {
+    s.replace('`', "'").replace('<', "‹").replace('>', "›")
+}
+
+/// `[sender] lead path`, printable ASCII, at most [`SUBJECT_MAX`] characters: `sender` is the
+/// deployment for alerts, `lockreaper` for force-unlock's results. When too long the path loses
+/// its start (`...` + the end, which names the state), then a sender over 30 characters is cut.
+pub(crate) fn subject(sender: &str, lead: &str, path: &str) -> String {
+    let mut sender = printable_ascii(sender.trim());
+    if sender.chars().count() > 30 {
+        sender = sender.chars().take(27).collect::<String>() + "...";
+    }
+    let prefix = if sender.is_empty() {
+        printable_ascii(lead)
+    } else {
+        format!("[{sender}] {}", printable_ascii(lead))
+    };
+    subject_line(&prefix, path)
 }
