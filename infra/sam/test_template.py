@@ -43,6 +43,7 @@ from cfnlint.decode import decode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chatbot_buttons  # noqa: E402  (infra/sam/chatbot_buttons.py, shared with deploy_local.py)
 from template_gen import SLOTS  # noqa: E402  (the number of slots template.yaml is generated with)
+from test_guardrails import VPC_ENI_ACTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -607,7 +608,10 @@ class Template(unittest.TestCase):
                         self.assertTrue(arns and all(a.endswith("*.tflock") for a in arns), arns)
 
     def test_wildcard_resources_only_where_aws_allows_nothing_else(self):
-        allowed = {"cloudwatch:PutMetricData", "dynamodb:ListStreams"}
+        # The ENI actions of a function in a VPC: AWSLambdaVPCAccessExecutionRole grants them on "*"
+        # and DescribeNetworkInterfaces "only works if it's allowed on all resources" (Lambda
+        # Developer Guide, configuration-vpc); they are present only with SubnetIds (test_guardrails).
+        allowed = {"cloudwatch:PutMetricData", "dynamodb:ListStreams"} | set(VPC_ENI_ACTIONS)
         for logical, stmts in self.role_statements().items():
             for s in stmts:
                 if s.get("Resource") == "*":
