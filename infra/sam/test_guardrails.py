@@ -170,5 +170,178 @@ class Guardrails(unittest.TestCase):
                 self.assertEqual(matching[0].get("Condition"), v.get("Condition"))
 
 
+# ---------------------------------------------------------------- customer-managed KMS keys
+
+LOCK_KEYS = [f"arn:aws:kms:eu-west-1:123456789012:key/1111111{i}-aaaa-bbbb-cccc-000000000000" for i in (1, 2)]
+BUCKET_KEY = "arn:aws:kms:eu-west-1:123456789012:key/22222222-aaaa-bbbb-cccc-000000000000"
+TOPIC_KEY = "arn:aws:kms:eu-west-1:123456789012:key/33333333-aaaa-bbbb-cccc-000000000000"
+LEDGER_KEY = "arn:aws:kms:eu-west-1:123456789012:key/44444444-aaaa-bbbb-cccc-000000000000"
+KEYS = {
+    "LockTableKmsKeyArns": ",".join(LOCK_KEYS),
+    "StateBucketKmsKeyArns": BUCKET_KEY,
+    "TopicKmsKeyArn": TOPIC_KEY,
+    "LedgerKmsKeyArn": LEDGER_KEY,
+}
+
+
+def via(service: str) -> str:
+    return '{"StringEquals": {"kms:ViaService": "%s.eu-west-1.amazonaws.com"}}' % service
+
+
+def decrypt(keys: list[str], service: str) -> set[str]:
+    return {f"Allow kms:Decrypt {k} {via(service)}" for k in keys}
+
+
+PUBLISH = {f"Allow {a} {TOPIC_KEY} {via('sns')}" for a in ("kms:GenerateDataKey*", "kms:Decrypt")}
+# Exactly what each role may do with each key (reads: Decrypt; publishing to an encrypted topic:
+# GenerateDataKey* + Decrypt; nobody Encrypts, nobody touches a key outside its service).
+EXPECTED_KMS = {
+    "ReaperRole": decrypt(LOCK_KEYS, "dynamodb") | decrypt([BUCKET_KEY], "s3") | decrypt([LEDGER_KEY], "dynamodb") | PUBLISH,
+    "ForceUnlockRole": decrypt(LOCK_KEYS, "dynamodb") | decrypt([BUCKET_KEY], "s3") | decrypt([LEDGER_KEY], "dynamodb") | PUBLISH,
+    "LockMetricsRole": decrypt(LOCK_KEYS, "dynamodb") | decrypt([LEDGER_KEY], "dynamodb"),
+    "ChatRole": PUBLISH,
+}
+
+
+class CustomerManagedKeys(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.t = load_template()
+
+    def test_each_role_gets_exactly_its_key_grants(self):
+        for name, base in PARAMETER_SETS.items():
+            with self.subTest(parameters=name):
+                roles = effective(self.t, {**base, **KEYS})["roles"]
+                for logical, grants in roles.items():
+                    kms = {g for g in grants if " kms:" in g}
+                    self.assertEqual(kms, EXPECTED_KMS[logical], logical)
+
+    def test_no_key_grant_without_a_key(self):
+        for name, base in PARAMETER_SETS.items():
+            with self.subTest(parameters=name):
+                for logical, grants in effective(self.t, base)["roles"].items():
+                    self.assertFalse([g for g in grants if " kms:" in g], logical)
+
+    def test_each_key_parameter_grants_only_its_own_key(self):
+        for parameter, value in KEYS.items():
+            with self.subTest(parameter=parameter):
+                roles = effective(self.t, {**WITH_SLACK, parameter: value})["roles"]
+                keys = set(value.split(","))
+                for logical, grants in roles.items():
+                    for g in (g for g in grants if " kms:" in g):
+                        self.assertIn(g.split()[2], keys, f"{logical}: {g}")
+
+    def test_topics_and_ledger_use_the_keys(self):
+        r = Resolver(self.t, {**DEFAULTS, **KEYS})
+        for topic in ("AlertTopic", "ApprovalTopic"):
+            self.assertEqual(r.value(self.t["Resources"][topic]["Properties"])["KmsMasterKeyId"], TOPIC_KEY)
+        sse = r.value(self.t["Resources"]["LedgerTable"]["Properties"])["SSESpecification"]
+        self.assertEqual(sse, {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": LEDGER_KEY})
+        r = Resolver(self.t, DEFAULTS)
+        for topic in ("AlertTopic", "ApprovalTopic"):
+            self.assertNotIn("KmsMasterKeyId", r.value(self.t["Resources"][topic]["Properties"]))
+        self.assertEqual(r.value(self.t["Resources"]["LedgerTable"]["Properties"])["SSESpecification"], {"SSEEnabled": True})
+
+    def test_key_parameters_take_key_arns_not_aliases(self):
+        import re
+
+        for parameter in KEYS:
+            pattern = re.compile(self.t["Parameters"][parameter]["AllowedPattern"])
+            with self.subTest(parameter=parameter):
+                self.assertTrue(pattern.fullmatch(""))
+                self.assertTrue(pattern.fullmatch(LOCK_KEYS[0]))
+                self.assertFalse(pattern.fullmatch("arn:aws:kms:eu-west-1:123456789012:alias/tf-state"))
+                self.assertFalse(pattern.fullmatch("alias/tf-state"))
+        self.assertTrue(re.fullmatch(self.t["Parameters"]["LockTableKmsKeyArns"]["AllowedPattern"], KEYS["LockTableKmsKeyArns"]))
+        self.assertFalse(re.fullmatch(self.t["Parameters"]["TopicKmsKeyArn"]["AllowedPattern"], KEYS["LockTableKmsKeyArns"]))
+
+    def test_readme_gives_the_key_policy_statements(self):
+        readme = (ROOT / "infra/sam/README.md").read_text()
+        section = readme.split("### Customer-managed KMS keys")[1].split("\n## ")[0]
+        for needed in (
+            "cloudwatch.amazonaws.com",  # alarms publish to the encrypted alert topic
+            "ChatRoleArn",  # the chat role publishes approvals
+            "ApprovalPublisherArns",
+            "kms:ViaService",
+            "kms:GenerateDataKey*",
+            "ReaperRoleArn",
+            "ForceUnlockRoleArn",
+            "LockMetricsRoleArn",
+            "alias/aws/sns",
+        ):
+            self.assertIn(needed, section)
+
+
+# ---------------------------------------------------------------- the kill switch
+
+
+class KillSwitch(unittest.TestCase):
+    """UnlocksPaused=true: no role may delete a lock item or a lock file, whatever else is set."""
+
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.t = load_template()
+
+    @staticmethod
+    def deletes_of_locks(grants: list[str]) -> list[str]:
+        out = []
+        for g in grants:
+            _, action, resource = g.split()[:3]
+            if "*" in action.split(":")[1] and action != "kms:GenerateDataKey*":
+                out.append(g)  # a wildcard action could include a delete
+            elif action.split(":")[1].startswith("Delete"):
+                if action == "dynamodb:DeleteItem" and resource == "<LedgerTable.Arn>":
+                    continue  # lockreaper's own bookkeeping (proposals, markers), not a lock
+                if action == "ec2:DeleteNetworkInterface":
+                    continue  # the functions' own network interfaces in a VPC
+                out.append(g)
+        return out
+
+    def test_paused_no_role_may_delete_a_lock(self):
+        for name, base in PARAMETER_SETS.items():
+            for extra in ({}, {"SubnetIds": SUBNETS, "SecurityGroupIds": SECURITY_GROUPS, **KEYS}):
+                with self.subTest(parameters=name, more=sorted(extra)):
+                    roles = effective(self.t, {**base, **extra, "UnlocksPaused": "true"})["roles"]
+                    for logical, grants in roles.items():
+                        self.assertEqual(self.deletes_of_locks(grants), [], logical)
+
+    def test_the_check_sees_the_deletes_when_not_paused(self):
+        # guards the test above: the same check finds force-unlock's and the auto-expiring reaper's
+        # deletes in the same parameter sets when unpaused
+        five = effective(self.t, WITH_SLACK)["roles"]
+        self.assertEqual(len(self.deletes_of_locks(five["ForceUnlockRole"])), 10)  # 5 tables + 5 buckets
+        self.assertEqual(len(self.deletes_of_locks(five["ReaperRole"])), 10)  # AutoExpire=true
+
+    def test_pausing_removes_the_deletes_and_nothing_else(self):
+        for name, base in PARAMETER_SETS.items():
+            with self.subTest(parameters=name):
+                running = effective(self.t, base)
+                paused = effective(self.t, {**base, "UnlocksPaused": "true"})
+                self.assertEqual(running["resources"], paused["resources"])
+                for logical, grants in running["roles"].items():
+                    removed = set(grants) - set(paused["roles"][logical])
+                    self.assertEqual(set(paused["roles"][logical]) - set(grants), set(), logical)
+                    self.assertEqual(removed, set(self.deletes_of_locks(grants)), logical)
+
+    def test_the_functions_are_told(self):
+        for paused in ("true", "false"):
+            r = Resolver(self.t, {**DEFAULTS, "UnlocksPaused": paused})
+            for fn in ("ReaperFunction", "ForceUnlockFunction"):
+                env = r.value(self.t["Resources"][fn]["Properties"]["Environment"]["Variables"])
+                self.assertEqual(env["UNLOCKS_PAUSED"], paused, fn)
+        self.assertEqual(self.t["Parameters"]["UnlocksPaused"]["Default"], "false")
+
+    def test_readme_runbook_starts_with_the_kill_switch(self):
+        readme = (ROOT / "infra/sam/README.md").read_text()
+        section = readme.split("## Something went wrong")[1].split("\n## ")[0]
+        first_step = section.split("\n1. ")[1].split("\n2. ")[0]
+        self.assertIn("UnlocksPaused=true", first_step)
+        self.assertIn("UNLOCKS_PAUSED", readme)  # the next step (the functions reading it) is noted
+
+
 if __name__ == "__main__":
     unittest.main()
