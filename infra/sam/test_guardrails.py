@@ -133,7 +133,7 @@ class Guardrails(unittest.TestCase):
         readme = (ROOT / "infra/sam/README.md").read_text()
         section = readme.split("### Running in a VPC")[1].split("\n## ")[0]
         for needed in ("dynamodb", "s3", "sns", "secretsmanager", "monitoring", "NAT", "Gateway", "Interface"):
-            self.assertIn(needed, section)
+            self.assertTrue(needed in section, "missing from infra/sam/README.md: " + repr(needed))
 
     # ---------------------------------------------------------------- role names and ARNs
 
@@ -156,8 +156,8 @@ class Guardrails(unittest.TestCase):
 
     def test_named_roles_are_documented_with_their_capability(self):
         readme = (ROOT / "infra/sam/README.md").read_text()
-        self.assertIn("CAPABILITY_NAMED_IAM", readme)
-        self.assertIn("RoleNamePrefix", readme)
+        self.assertTrue("CAPABILITY_NAMED_IAM" in readme, "missing from infra/sam/README.md: " + repr("CAPABILITY_NAMED_IAM"))
+        self.assertTrue("RoleNamePrefix" in readme, "missing from infra/sam/README.md: " + repr("RoleNamePrefix"))
 
     def test_every_role_arn_is_an_output(self):
         outputs = self.t["Outputs"]
@@ -271,7 +271,7 @@ class CustomerManagedKeys(unittest.TestCase):
             "LockMetricsRoleArn",
             "alias/aws/sns",
         ):
-            self.assertIn(needed, section)
+            self.assertTrue(needed in section, "missing from infra/sam/README.md: " + repr(needed))
 
 
 # ---------------------------------------------------------------- the kill switch
@@ -340,7 +340,227 @@ class KillSwitch(unittest.TestCase):
         section = readme.split("## Something went wrong")[1].split("\n## ")[0]
         first_step = section.split("\n1. ")[1].split("\n2. ")[0]
         self.assertIn("UnlocksPaused=true", first_step)
-        self.assertIn("UNLOCKS_PAUSED", readme)  # the next step (the functions reading it) is noted
+        self.assertTrue("UNLOCKS_PAUSED" in readme, "missing from infra/sam/README.md: " + repr("UNLOCKS_PAUSED"))  # the next step (the functions reading it) is noted
+
+
+# ---------------------------------------------------------------- the deployer policy
+
+DEPLOYER_POLICY = ROOT / "infra/sam/deployer-policy.json"
+PLACEHOLDERS = {
+    "REGION": "eu-west-1",
+    "ACCOUNT": "123456789012",
+    "ARTIFACT_BUCKET": "aws-sam-cli-managed-default-samclisourcebucket-abc",
+    "APPROVAL_TOPIC_NAME": "lockreaper-ok",
+    "ROLE_PREFIX": "lockreaper",
+    "STACK": "lockreaper",
+}
+
+# What `sam deploy` itself calls besides CloudFormation's resource handlers (the change set, the
+# artefact upload, passing the roles to their services).
+SAM_DEPLOY_ACTIONS = {
+    "cloudformation:CreateChangeSet", "cloudformation:DeleteChangeSet", "cloudformation:DeleteStack",
+    "cloudformation:DescribeChangeSet", "cloudformation:DescribeStackEvents",
+    "cloudformation:DescribeStackResource", "cloudformation:DescribeStackResources",
+    "cloudformation:DescribeStacks", "cloudformation:ExecuteChangeSet", "cloudformation:GetTemplate",
+    "cloudformation:GetTemplateSummary", "cloudformation:ListStackResources",
+    "cloudformation:UpdateStack", "cloudformation:ValidateTemplate",
+    "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket", "s3:PutObject",
+}
+
+# Handler permissions (create, update, delete) the policy leaves out, each because the template does
+# not use the feature it serves. A property the template starts to use shows up here as missing.
+UNUSED_FEATURES = {
+    "AWS::DynamoDB::Table": {
+        "replicas (global tables)": ["dynamodb:AssociateTableReplica", "dynamodb:CreateTableReplica"],
+        "ImportSourceSpecification (import from S3)": [
+            "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:DescribeImport", "dynamodb:GetItem",
+            "dynamodb:ImportTable", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan",
+            "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents",
+            "s3:GetObjectMetadata",
+        ],
+        "ResourcePolicy": ["dynamodb:DeleteResourcePolicy", "dynamodb:PutResourcePolicy"],
+        "KinesisStreamSpecification": [
+            "dynamodb:DisableKinesisStreamingDestination", "dynamodb:EnableKinesisStreamingDestination",
+            "dynamodb:UpdateKinesisStreamingDestination", "kinesis:DescribeStream", "kinesis:PutRecords",
+        ],
+        "ContributorInsightsSpecification": ["dynamodb:UpdateContributorInsights"],
+        "a key alias (LedgerKmsKeyArn takes a key ARN)": ["kms:ListAliases"],
+    },
+    "AWS::IAM::ManagedPolicy": {
+        "Groups, Users (the chat policy attaches to a role)": [
+            "iam:AttachGroupPolicy", "iam:AttachUserPolicy", "iam:DetachGroupPolicy", "iam:DetachUserPolicy",
+        ],
+    },
+    "AWS::IAM::Policy": {
+        "Groups, Users (the auto-expire policy attaches to a role)": [
+            "iam:DeleteGroupPolicy", "iam:DeleteUserPolicy", "iam:GetGroupPolicy", "iam:GetUserPolicy",
+            "iam:PutGroupPolicy", "iam:PutUserPolicy",
+        ],
+    },
+    "AWS::Lambda::Function": {
+        "FileSystemConfigs": ["elasticfilesystem:DescribeMountTargets", "s3files:ListMountTargets"],
+        "RuntimeManagementConfig, RecursiveLoop": [
+            "lambda:PutRuntimeManagementConfig", "lambda:PutFunctionRecursionConfig", "lambda:AssociateRuntimeAlias",
+        ],
+        "CodeSigningConfigArn": [
+            "lambda:DeleteFunctionCodeSigningConfig", "lambda:GetCodeSigningConfig", "lambda:PutFunctionCodeSigningConfig",
+        ],
+        "Layers": ["lambda:GetLayerVersion"],
+        "capacity providers": ["lambda:PassCapacityProvider", "lambda:PutFunctionScalingConfig"],
+        "Code.S3ObjectVersion (sam deploy uploads a new key per build)": ["s3:GetObjectVersion"],
+    },
+    "AWS::Logs::LogGroup": {
+        "KmsKeyId": ["logs:AssociateKmsKey", "logs:DisassociateKmsKey"],
+        "DataProtectionPolicy, FieldIndexPolicies, ResourcePolicyDocument, DeletionProtection, BearerTokenAuthentication": [
+            "logs:DeleteDataProtectionPolicy", "logs:DeleteIndexPolicy", "logs:DeleteResourcePolicy",
+            "logs:PutDataProtectionPolicy", "logs:PutIndexPolicy", "logs:PutResourcePolicy",
+            "logs:PutLogGroupDeletionProtection", "logs:PutBearerTokenAuthentication",
+        ],
+        "log delivery to Firehose or S3": ["firehose:TagDeliveryStream", "logs:CreateLogDelivery", "s3:REST.PUT.OBJECT"],
+    },
+    "AWS::SNS::Topic": {"DataProtectionPolicy": ["sns:PutDataProtectionPolicy"]},
+    "AWS::SecretsManager::Secret": {
+        "ReplicaRegions": ["secretsmanager:RemoveRegionsFromReplication", "secretsmanager:ReplicateSecretToRegions"],
+    },
+}
+
+# Statements on "*": actions without resource-level permissions, or scoped by a condition instead.
+UNSCOPED = {
+    "TemplateChecks": "ValidateTemplate and GetTemplateSummary of a template not yet a stack take no resource",
+    "StreamMappings": "event source mappings are created before they have an ARN; scoped by lambda:FunctionArn",
+    "FunctionsInAVpc": "EC2 Describe* actions have no resource-level permissions",
+    "LogResourcePolicies": "DescribeResourcePolicies has no resource-level permissions",
+    "GenerateTheSigningKey": "GetRandomPassword takes no resource",
+    "ChatChannelAndButtons": "the Chatbot configuration and custom action ARNs are global and generated",
+}
+
+
+def resource_schemas() -> dict[str, dict]:
+    """CloudFormation's registry schemas (shipped with cfn-lint), by resource type."""
+    import json
+
+    import cfnlint
+
+    base = Path(cfnlint.__file__).parent / "data/schemas"
+    provider = json.loads((base / "providers/us-east-1.json").read_text())
+    return {t: base / f"resources/{h}.json" for t, h in provider.items()}
+
+
+def deployed_resource_types(template: dict) -> set[str]:
+    """The resource types `sam deploy` creates: the template after the SAM transform (offline),
+    every resource whatever its condition."""
+    import copy
+    import json
+    import os
+
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    t = copy.deepcopy(json.loads(json.dumps(template, default=str)))
+    for r in t["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            r["Properties"]["CodeUri"] = "s3://artefacts/code.zip"  # what `sam package` writes
+    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+    out = transform(t, {}, NoManagedPolicies())
+    return {r["Type"] for r in out["Resources"].values()}
+
+
+class DeployerPolicy(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        import json
+
+        cls.t = load_template()
+        text = DEPLOYER_POLICY.read_text()
+        for placeholder, value in PLACEHOLDERS.items():
+            text = text.replace(placeholder, value)
+        cls.policy = json.loads(text)
+        cls.actions = {a for s in cls.policy["Statement"] for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+        cls.types = deployed_resource_types(cls.t)
+        schemas = resource_schemas()
+        cls.handler_permissions = {}  # what create, update and delete need: required
+        cls.read_permissions = {}  # what the read handler needs (drift detection): allowed
+        for t in cls.types:
+            handlers = json.loads(schemas[t].read_text()).get("handlers", {})
+            cls.handler_permissions[t] = {p for k in ("create", "update", "delete") for p in handlers.get(k, {}).get("permissions", [])}
+            cls.read_permissions[t] = set(handlers.get("read", {}).get("permissions", []))
+
+    def allowed(self, action: str) -> bool:
+        import fnmatch
+
+        return any(fnmatch.fnmatchcase(action, a) for a in self.actions)
+
+    def test_transform_sees_every_kind_of_resource(self):
+        # guards the check below: the SAM-generated types are there, and the conditional chat ones
+        self.assertGreaterEqual(
+            self.types,
+            {"AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::Events::Rule", "AWS::SNS::Subscription",
+             "AWS::Lambda::EventInvokeConfig", "AWS::Lambda::EventSourceMapping", "AWS::Chatbot::CustomAction",
+             "AWS::Chatbot::SlackChannelConfiguration", "AWS::IAM::Role", "AWS::DynamoDB::Table"},
+        )
+
+    def test_every_resource_type_is_covered(self):
+        for t in sorted(self.types):
+            unused = {a for actions in UNUSED_FEATURES.get(t, {}).values() for a in actions}
+            with self.subTest(type=t):
+                missing = sorted(p for p in self.handler_permissions[t] - unused if not self.allowed(p))
+                self.assertEqual(missing, [], f"the deployer policy lacks what CloudFormation needs for {t}")
+                # an exclusion must name something the handler really asks for
+                self.assertLessEqual(unused, self.handler_permissions[t])
+
+    def test_every_action_is_needed(self):
+        needed = set(SAM_DEPLOY_ACTIONS).union(*self.handler_permissions.values(), *self.read_permissions.values())
+        self.assertEqual(sorted(a for a in self.actions if a not in needed), [])
+        self.assertNotIn("*", "".join(a for a in self.actions))  # no wildcard actions
+
+    def test_scoped_to_the_stack_where_iam_allows(self):
+        for s in self.policy["Statement"]:
+            with self.subTest(sid=s["Sid"]):
+                self.assertEqual(s["Effect"], "Allow")
+                resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+                if "*" in resources:
+                    self.assertIn(s["Sid"], UNSCOPED)
+        self.assertEqual(
+            {s["Sid"] for s in self.policy["Statement"] if "*" in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])},
+            set(UNSCOPED),
+        )
+
+    def test_the_named_resources_fall_under_their_statements(self):
+        import fnmatch
+
+        r = Resolver(self.t, DEFAULTS)
+        by_sid = {s["Sid"]: s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]] for s in self.policy["Statement"]}
+        region, account = PLACEHOLDERS["REGION"], PLACEHOLDERS["ACCOUNT"]
+        named = {
+            "Functions": [
+                f"arn:aws:lambda:{region}:{account}:function:{r.value(self.t['Resources'][f]['Properties']['FunctionName'])}"
+                for f in ("ReaperFunction", "LockMetricsFunction", "ForceUnlockFunction")
+            ],
+            "LogGroups": [
+                f"arn:aws:logs:{region}:{account}:log-group:{r.value(self.t['Resources'][g]['Properties']['LogGroupName'])}"
+                for g in ("ReaperLogGroup", "LockMetricsLogGroup", "ForceUnlockLogGroup")
+            ],
+            "TopicsAndSubscriptions": [f"arn:aws:sns:{region}:{account}:{r.value(self.t['Parameters']['ApprovalTopicName']['Default'])}"],
+            "AlarmsAndDashboard": [
+                f"arn:aws:cloudwatch::{account}:dashboard/"
+                + r.value(self.t["Resources"]["Dashboard"]["Properties"]["DashboardName"]).replace("eu-west-1", region)
+            ],
+        }
+        for sid, arns in named.items():
+            for arn in arns:
+                with self.subTest(sid=sid, arn=arn):
+                    self.assertTrue(any(fnmatch.fnmatchcase(arn, pattern) for pattern in by_sid[sid]), by_sid[sid])
+
+    def test_readme_points_at_the_policy(self):
+        readme = (ROOT / "infra/sam/README.md").read_text()
+        self.assertTrue("infra/sam/deployer-policy.json" in readme, "missing from infra/sam/README.md: " + repr("infra/sam/deployer-policy.json"))
+        for placeholder in PLACEHOLDERS:
+            self.assertTrue(f"`{placeholder}`" in readme, "missing from infra/sam/README.md: " + repr(f"`{placeholder}`"))
 
 
 if __name__ == "__main__":
