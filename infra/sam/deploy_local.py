@@ -26,7 +26,9 @@ What it does, one narrated line per step:
      resolves, every criterion holds, each press publishes what force-unlock parses), "presses"
      Approve unlock by publishing exactly what its command publishes, and checks that force-unlock
      released exactly that lock and lock-metrics counted a forced release;
-  8. updates the stack with AutoExpire=true: the reaper's role gains its delete policy;
+  8. updates the stack with AutoExpire=true: the reaper's role gains its delete policy; then pulls
+     the kill switch (UnlocksPaused=true) with named roles and a permissions boundary
+     (RoleNamePrefix, PermissionsBoundary, CAPABILITY_NAMED_IAM): no role keeps a delete of a lock;
   9. `sam delete` removes the stack (the ledger table is retained on purpose);
 then stops the emulator (and every function process it started) and removes the temporary directory.
 
@@ -79,9 +81,10 @@ EXPECTED_ENV = {
         "LOCK_TABLES", "LOCK_BUCKETS", "WARN_AFTER", "EXPIRE_AFTER", "REMIND_EVERY", "AUTO_EXPIRE",
         "LOCK_POLICY", "APPROVAL_TTL", "DRY_RUN", "ALERT_TOPIC_ARN", "APPROVAL_TOPIC_ARN",
         "APPROVAL_SECRET_ARN", "LEDGER_TABLE", "METRICS_NAMESPACE", "DEPLOYMENT_NAME", "SCAN_SEGMENTS",
+        "UNLOCKS_PAUSED",
     },
     "lock-metrics": {"LEDGER_TABLE", "METRICS_NAMESPACE"},
-    "force-unlock": {"LEDGER_TABLE", "ALERT_TOPIC_ARN", "APPROVAL_SECRET_ARN", "APPROVER_ALLOW_LIST"},
+    "force-unlock": {"LEDGER_TABLE", "ALERT_TOPIC_ARN", "APPROVAL_SECRET_ARN", "APPROVER_ALLOW_LIST", "UNLOCKS_PAUSED"},
 }
 
 BOLD, RED, GREEN, RESET = (
@@ -374,7 +377,7 @@ def main() -> int:
             # ministack cannot create an alarm on a metric query: leaves out OldestLockAgeAlarm only.
             "LocalEmulator": "true",
         }
-        def deploy(params: dict[str, str], log: str) -> float:
+        def deploy(params: dict[str, str], log: str, capability: str = "CAPABILITY_IAM") -> float:
             return run(
                 [
                     str(SAM), "deploy",
@@ -382,7 +385,7 @@ def main() -> int:
                     "--stack-name", STACK,
                     "--s3-bucket", deploy_bucket,
                     "--region", REGION,
-                    "--capabilities", "CAPABILITY_IAM",
+                    "--capabilities", capability,
                     "--no-confirm-changeset", "--no-fail-on-empty-changeset", "--no-progressbar",
                     "--parameter-overrides", *[f"{k}={v}" for k, v in params.items()],
                 ],
@@ -683,6 +686,51 @@ def main() -> int:
         check("dynamodb:DeleteItem" in doc and "*.tflock" in doc, "…DeleteItem on the lock tables, DeleteObject on *.tflock", doc)
         env_now = lam.get_function_configuration(FunctionName=functions["reaper"]["FunctionName"])["Environment"]["Variables"]
         check(env_now["AUTO_EXPIRE"] == "true", "and the reaper's AUTO_EXPIRE=true")
+
+        # The kill switch, deployed as an operator would pull it (a parameter update, no rebuild),
+        # together with the org guardrails that need CAPABILITY_NAMED_IAM.
+        prefix = f"lr-{STACK}"[:40]
+        boundary = f"arn:aws:iam::000000000000:policy/{prefix}-boundary"
+        took = deploy(
+            {**overrides, "AutoExpire": "true", "UnlocksPaused": "true", "RoleNamePrefix": prefix, "PermissionsBoundary": boundary},
+            "sam-deploy-paused.log",
+            "CAPABILITY_NAMED_IAM",
+        )
+        stack = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+        check(stack["StackStatus"] == "UPDATE_COMPLETE", f"UnlocksPaused=true, RoleNamePrefix, PermissionsBoundary deployed in {took:.0f}s (CAPABILITY_NAMED_IAM)", stack["StackStatus"])
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        role_names = {key: outputs[key].rsplit("/", 1)[-1] for key in ("ReaperRoleArn", "LockMetricsRoleArn", "ForceUnlockRoleArn")}
+        check(
+            role_names == {"ReaperRoleArn": f"{prefix}-reaper", "LockMetricsRoleArn": f"{prefix}-lock-metrics", "ForceUnlockRoleArn": f"{prefix}-force-unlock"},
+            "the roles carry the prefix names, and their ARNs are outputs",
+            role_names,
+        )
+        for key, role in role_names.items():
+            got = aws.iam.get_role(RoleName=role)["Role"].get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+            if got is None:
+                print(f"    -- emulator gap: ministack does not report {role}'s PermissionsBoundary (checked in test_guardrails.py)", flush=True)
+            else:
+                check(got == boundary, f"{role} has the permissions boundary", got)
+            statements = [
+                st
+                for name in aws.iam.list_role_policies(RoleName=role)["PolicyNames"]
+                for st in aws.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]["Statement"]
+            ]
+
+            def listed(value) -> list:
+                return value if isinstance(value, list) else [value]
+
+            lock_tables = {f":table/{lock_table}", f":table/{gyro_table}"}
+            deletes = [
+                st for st in statements
+                if "s3:DeleteObject" in listed(st["Action"])
+                or ("dynamodb:DeleteItem" in listed(st["Action"]) and any(r.endswith(t) for r in listed(st["Resource"]) for t in lock_tables))
+            ]
+            check(statements, f"{role}: its inline policies read back", statements)
+            check(not deletes, f"{role}: no delete of a lock item or lock file while paused", deletes)
+        for name in ("reaper", "force-unlock"):
+            env_now = lam.get_function_configuration(FunctionName=functions[name]["FunctionName"])["Environment"]["Variables"]
+            check(env_now.get("UNLOCKS_PAUSED") == "true", f"{name}: UNLOCKS_PAUSED=true")
 
         step(9, "sam delete removes the stack (the ledger table is retained)")
         took = run(

@@ -41,6 +41,8 @@ FUNCTIONS = {
     "ForceUnlockFunction": ("functions/force-unlock", "force-unlock"),
 }
 CLI_PACKAGE, CLI_BINARY = "lockreaper-cli", "lockreaper"
+# Files the template's metadata (AWS::ServerlessRepo::Application LicenseUrl, ReadmeUrl) names.
+METADATA_FILES = ("LICENSE", "README.md")
 PACKAGES = ["reaper", "lock-metrics", "force-unlock", CLI_PACKAGE]
 
 
@@ -93,6 +95,11 @@ def build(log=sys.stderr) -> dict:
         tmp = dest / "bootstrap.tmp"
         shutil.copy2(src, tmp)
         os.replace(tmp, dest / "bootstrap")
+    # The template's Serverless Application Repository metadata names LICENSE and README.md relative
+    # to the template; `sam deploy` uploads them, so they must be next to the built template (`sam
+    # build` rewrites those paths instead; a copy keeps this template identical but for CodeUri).
+    for doc in METADATA_FILES:
+        shutil.copy2(ROOT / doc, BUILD_DIR / doc)
     (BUILD_DIR / "template.yaml").write_text(template)
     cli = release / CLI_BINARY
     if not cli.is_file():

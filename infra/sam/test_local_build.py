@@ -55,6 +55,15 @@ class LocalBuildMatchesTheTemplate(unittest.TestCase):
             built["Resources"][logical_id]["Properties"]["CodeUri"] = self.functions[logical_id]["Properties"]["CodeUri"]
         self.assertEqual(built, self.template)
 
+    def test_every_local_file_the_metadata_names_travels_with_the_built_template(self) -> None:
+        # `sam deploy` uploads the Serverless Application Repository metadata's LicenseUrl and
+        # ReadmeUrl (samcli METADATA_WITH_LOCAL_PATHS): a path the build dir lacks fails the deploy.
+        sar = self.template["Metadata"]["AWS::ServerlessRepo::Application"]
+        named = {sar["LicenseUrl"], sar["ReadmeUrl"]}
+        self.assertEqual(named, set(lb.METADATA_FILES))
+        for name in named:
+            self.assertTrue((lb.ROOT / name).is_file(), name)
+
     def test_a_function_missing_from_the_template_is_an_error_not_a_silent_skip(self) -> None:
         text = lb.TEMPLATE.read_text().replace("CodeUri: functions/reaper", "CodeUri: functions/renamed")
         with self.assertRaisesRegex(lb.BuildFailed, r"expected exactly one `CodeUri: functions/reaper`"):

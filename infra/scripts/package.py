@@ -190,7 +190,7 @@ def package(arches: list[str], dist: Path, log=sys.stderr) -> dict:
         (staging / f"template-{arch}.yaml").write_text(packaged_template(template_text, version, arch))
     # The packaged templates name these (Serverless Application Repository metadata: LicenseUrl,
     # ReadmeUrl, relative to the template), so they travel with them.
-    for doc in ("LICENSE", "README.md"):
+    for doc in local_build.METADATA_FILES:
         shutil.copy2(ROOT / doc, staging / doc)
     files = sorted(p for p in staging.iterdir() if p.is_file())
     sums = {p.name: sha256(p) for p in files}
