@@ -254,6 +254,22 @@ impl FaultProxy {
         }
     }
 
+    /// As [`FaultProxy::aws`], with the timeouts and bounded retries every function's clients have
+    /// (`lockreaper_aws::config::timeout_config` / `retry_config`, what `Aws::from_env` loads in
+    /// Lambda), so an in-process handler under test retries a fault exactly as it would deployed.
+    pub fn function_aws(&self, base: &Aws) -> Aws {
+        Aws {
+            sdk: base
+                .sdk
+                .to_builder()
+                .endpoint_url(&self.url)
+                .timeout_config(lockreaper_aws::config::timeout_config())
+                .retry_config(lockreaper_aws::config::retry_config())
+                .build(),
+            s3_path_style: base.s3_path_style,
+        }
+    }
+
     /// Environment for a child process (a function under `cargo lambda watch`): `base` (e.g.
     /// [`crate::Emulator::env`]) with `AWS_ENDPOINT_URL` pointing at this proxy.
     pub fn env(&self, base: Vec<(String, String)>) -> Vec<(String, String)> {
