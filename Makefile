@@ -115,7 +115,7 @@ FAULT_SCENARIOS := 7
 faults: tools ## Fault scenarios, long round (FAULT_SEEDS=12, FAULT_RATE=0.4): table of requests faulted and invariants held; fails if one did not hold
 	@rows=$$(mktemp); trap 'rm -f "$$rows"' EXIT; start=$$(date +%s); status=0; \
 	FAULT_SEEDS='$(FAULT_SEEDS)' FAULT_RATE='$(FAULT_RATE)' FAULT_REPORT="$$rows" \
-	  cargo test --locked -p lock-metrics -p force-unlock -p reaper --test faults -- --test-threads 3 || status=$$?; \
+	  cargo test --locked --no-fail-fast -p lock-metrics -p force-unlock -p reaper --test faults -- --test-threads 3 || status=$$?; \
 	echo "==> fault scenarios: FAULT_SEEDS=$(FAULT_SEEDS) FAULT_RATE=$(FAULT_RATE), $$(( $$(date +%s) - start ))s"; \
 	$(PYTHON) infra/scripts/fault_table.py "$$rows" --expect $(FAULT_SCENARIOS) && exit $$status
 
