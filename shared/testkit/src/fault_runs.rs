@@ -91,8 +91,8 @@ pub struct Row {
     pub rate: f64,
     /// Requests the proxies saw, faulted or not.
     pub requests: u64,
-    /// Requests faulted, per fault label (the AWS error code sent, or `ConnectionReset`,
-    /// `DelayedAnswer`, `LostAnswer`).
+    /// Requests faulted, per service and fault label (`dynamodb ThrottlingException`: the AWS
+    /// error code sent, or `ConnectionReset`, `DelayedAnswer`, `LostAnswer`).
     pub faulted: BTreeMap<String, u64>,
     pub invariants_checked: u64,
     pub invariants_held: u64,
@@ -124,8 +124,12 @@ impl FaultRun {
     /// Adds what one seed's proxy saw and did.
     pub fn add_proxy(&mut self, proxy: &FaultProxy) {
         self.row.requests += proxy.requests().values().sum::<u64>();
-        for ((_, _, label), n) in proxy.faulted() {
-            *self.row.faulted.entry(label).or_insert(0) += n;
+        for ((service, _, label), n) in proxy.faulted() {
+            *self
+                .row
+                .faulted
+                .entry(format!("{service} {label}"))
+                .or_insert(0) += n;
         }
     }
 
