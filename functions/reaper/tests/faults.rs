@@ -4,8 +4,11 @@
 //! past the proxy, not against what the sweep reports.
 //!
 //! The sweeps call the library's `Reaper::sweep` (what the Lambda handler calls) in-process with the
-//! SDK configuration the handler builds (standard retries), pointed at the proxy, so that the proxy
-//! sees, and the seed decides, every request the sweep makes.
+//! SDK configuration the handler builds (the functions' timeouts and standard retries), pointed at
+//! the proxy, so that the proxy sees, and the seed decides, every request the sweep makes.
+//!
+//! Seeds and fault share of the throttling scenario: `FAULT_SEEDS`, `FAULT_RATE`; its result row
+//! goes to `FAULT_REPORT` (see `lockreaper_testkit::fault_runs`).
 
 #![allow(clippy::unwrap_used)]
 
