@@ -47,7 +47,7 @@ lint: ## cargo fmt --check and clippy with warnings denied
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests, template checks, deploy to ministack, the demo as an end-to-end test
-	$(VENV)/bin/python -m unittest infra/terraform/test_tf.py
+	$(VENV)/bin/python -m unittest infra/terraform/test_tf.py infra/scripts/test_fault_table.py
 	cargo test --workspace --locked
 	$(MAKE) --no-print-directory validate
 	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py
