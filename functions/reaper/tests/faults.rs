@@ -4,8 +4,11 @@
 //! past the proxy, not against what the sweep reports.
 //!
 //! The sweeps call the library's `Reaper::sweep` (what the Lambda handler calls) in-process with the
-//! SDK configuration the handler builds (standard retries), pointed at the proxy, so that the proxy
-//! sees, and the seed decides, every request the sweep makes.
+//! SDK configuration the handler builds (the functions' timeouts and standard retries), pointed at
+//! the proxy, so that the proxy sees, and the seed decides, every request the sweep makes.
+//!
+//! Seeds and fault share of the throttling scenario: `FAULT_SEEDS`, `FAULT_RATE`; its result row
+//! goes to `FAULT_REPORT` (see `lockreaper_testkit::fault_runs`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,6 +17,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lockreaper_core::approval::SigningKey;
 use lockreaper_core::config::Env;
+use lockreaper_testkit::fault_runs::{FaultRun, FaultSettings};
 use lockreaper_testkit::faults::{Fault, FaultProxy, Rule};
 use lockreaper_testkit::lambda::create_ledger_table;
 use lockreaper_testkit::{eventually, LiveApply, LockMode, Terraform, TestEnv};
@@ -102,10 +106,47 @@ impl Setup {
         let config = ReaperConfig::from_env(&mut vars);
         let config = vars.finish(config).unwrap();
         Reaper::new(
-            &proxy.aws(&self.env.aws),
+            &proxy.function_aws(&self.env.aws),
             config,
             SigningKey::from_secret(SECRET).unwrap(),
         )
+    }
+
+    /// Whether the live lock's DynamoDB item and its `.tflock` file still hold the live apply's
+    /// lock ID, read from the emulator itself.
+    async fn live_lock_state(&self) -> (bool, bool) {
+        let item = self
+            .env
+            .aws
+            .dynamodb()
+            .get_item()
+            .table_name(&self.table)
+            .key("LockID", AttributeValue::S(self.live.lock.path.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item;
+        let item_held = item
+            .as_ref()
+            .and_then(|i| i.get("Info"))
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|i| i.contains(&self.live.lock.lock_id));
+        let file_held = match self
+            .env
+            .aws
+            .s3()
+            .get_object()
+            .bucket(&self.bucket)
+            .key("app/terraform.tfstate.tflock")
+            .send()
+            .await
+        {
+            Ok(out) => String::from_utf8_lossy(&out.body.collect().await.unwrap().into_bytes())
+                .contains(&self.live.lock.lock_id),
+            Err(_) => false,
+        };
+        (item_held, file_held)
     }
 
     /// The live lock, read from the emulator itself: the DynamoDB item's `Info` still names the
@@ -153,48 +194,63 @@ impl Setup {
     }
 }
 
-/// Five sweeps with `AUTO_EXPIRE=true` while ~30% of every DynamoDB and S3 request is throttled
-/// (each a mix of the services' throttling answers and 500s), seeded: the live lock is never
-/// released. A sweep may fail or report errors under these faults; it may not delete.
+/// Sweeps with `AUTO_EXPIRE=true` while a seeded share of every DynamoDB and S3 request is
+/// throttled (each a mix of the services' throttling answers and 500s; `FAULT_RATE`, default 0.3),
+/// three sweeps per seed (`FAULT_SEEDS`, default 2), each seed with its own proxy and the same live
+/// lock: the live lock is never released. A sweep may fail or report errors under these faults; it
+/// may not delete. One result row to `FAULT_REPORT`.
 #[tokio::test(flavor = "multi_thread")]
 async fn sweeps_under_throttling_never_release_a_live_lock() {
-    let setup = live_lock("faults-live-sweeps").await;
-    let proxy = FaultProxy::start(
-        &setup.env.emulator.endpoint,
-        2026,
-        vec![
-            Rule::new("dynamodb", "*", 0.2, Fault::Throttle),
-            Rule::new("dynamodb", "*", 0.05, Fault::DynamoDbThrottlingException),
-            Rule::new("dynamodb", "*", 0.05, Fault::InternalError),
-            Rule::new("s3", "*", 0.25, Fault::Throttle),
-            Rule::new("s3", "*", 0.05, Fault::InternalError),
-        ],
-    )
-    .await;
-    let reaper = setup.reaper(&proxy);
-
-    for sweep in 1..=5 {
-        let outcome = reaper.sweep(chrono::Utc::now(), None).await;
-        eprintln!(
-            "sweep {sweep}: locks judged {:?}, errors {:?}, unreachable {:?}",
-            outcome
-                .locks
-                .iter()
-                .map(|l| (&l.lock_id, l.level.as_str(), l.alive, &l.expired))
-                .collect::<Vec<_>>(),
-            outcome.errors,
-            outcome.unreachable
-        );
-        setup
-            .assert_lock_held(&format!("by sweep {sweep}"), &proxy)
-            .await;
-    }
-    eprintln!("requests faulted:\n{}", proxy.report());
-    assert!(
-        proxy.total_faulted() > 0,
-        "the faults were injected:\n{}",
-        proxy.report()
+    let settings = FaultSettings::from_env(2, 0.3);
+    let mut run = FaultRun::new(
+        "reaper: live lock, AUTO_EXPIRE, throttling + 5xx",
+        &settings,
     );
+    let setup = live_lock("faults-live-sweeps").await;
+    for &seed in &settings.seeds {
+        let rate = settings.rate;
+        let proxy = FaultProxy::start(
+            &setup.env.emulator.endpoint,
+            seed,
+            vec![
+                Rule::new("dynamodb", "*", rate * 2.0 / 3.0, Fault::Throttle),
+                Rule::new(
+                    "dynamodb",
+                    "*",
+                    rate / 6.0,
+                    Fault::DynamoDbThrottlingException,
+                ),
+                Rule::new("dynamodb", "*", rate / 6.0, Fault::InternalError),
+                Rule::new("s3", "*", rate * 5.0 / 6.0, Fault::Throttle),
+                Rule::new("s3", "*", rate / 6.0, Fault::InternalError),
+            ],
+        )
+        .await;
+        let reaper = setup.reaper(&proxy);
+        for sweep in 1..=3 {
+            let outcome = reaper.sweep(chrono::Utc::now(), None).await;
+            eprintln!(
+                "seed {seed} sweep {sweep}: locks judged {:?}, errors {:?}, unreachable {:?}",
+                outcome
+                    .locks
+                    .iter()
+                    .map(|l| (&l.lock_id, l.level.as_str(), l.alive, &l.expired))
+                    .collect::<Vec<_>>(),
+                outcome.errors,
+                outcome.unreachable
+            );
+            let (item, file) = setup.live_lock_state().await;
+            run.check(item, || {
+                format!("seed {seed}: the live lock's DynamoDB item was released by sweep {sweep}")
+            });
+            run.check(file, || {
+                format!("seed {seed}: the live lock's .tflock file was released by sweep {sweep}")
+            });
+        }
+        eprintln!("seed {seed}: requests faulted:\n{}", proxy.report());
+        run.add_proxy(&proxy);
+    }
+    run.finish();
 }
 
 /// The same sweep when throttling outlasts the SDK's retries on exactly one read: the state

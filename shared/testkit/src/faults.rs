@@ -83,6 +83,7 @@ pub struct Rule {
     share: f64,
     fault: Fault,
     at_most: Option<u64>,
+    after: u64,
 }
 
 impl Rule {
@@ -108,7 +109,15 @@ impl Rule {
             share,
             fault,
             at_most: None,
+            after: 0,
         }
+    }
+
+    /// Leaves the first `n` requests of each matching (service, operation) alone (e.g. a
+    /// proposal's claim, to fault the completion written after it).
+    pub fn after(mut self, n: u64) -> Rule {
+        self.after = n;
+        self
     }
 
     /// Faults at most `n` requests in all (e.g. only the first attempt of a write).
@@ -174,7 +183,7 @@ impl Shared {
             if !rule.matches(service, operation) {
                 continue;
             }
-            if rule.at_most.is_some_and(|n| tally.fired[i] >= n) {
+            if rule.at_most.is_some_and(|n| tally.fired[i] >= n) || k < rule.after {
                 continue;
             }
             if unit_draw(self.seed, i as u64, service, operation, k) < rule.share {
@@ -250,6 +259,22 @@ impl FaultProxy {
     pub fn aws(&self, base: &Aws) -> Aws {
         Aws {
             sdk: base.sdk.to_builder().endpoint_url(&self.url).build(),
+            s3_path_style: base.s3_path_style,
+        }
+    }
+
+    /// As [`FaultProxy::aws`], with the timeouts and bounded retries every function's clients have
+    /// (`lockreaper_aws::config::timeout_config` / `retry_config`, what `Aws::from_env` loads in
+    /// Lambda), so an in-process handler under test retries a fault exactly as it would deployed.
+    pub fn function_aws(&self, base: &Aws) -> Aws {
+        Aws {
+            sdk: base
+                .sdk
+                .to_builder()
+                .endpoint_url(&self.url)
+                .timeout_config(lockreaper_aws::config::timeout_config())
+                .retry_config(lockreaper_aws::config::retry_config())
+                .build(),
             s3_path_style: base.s3_path_style,
         }
     }

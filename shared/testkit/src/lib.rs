@@ -15,6 +15,7 @@
 
 pub mod bench;
 pub mod cuttable;
+pub mod fault_runs;
 pub mod faults;
 pub mod lambda;
 pub mod notifications;

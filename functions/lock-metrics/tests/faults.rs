@@ -1,0 +1,356 @@
+//! lock-metrics under AWS faults (`lockreaper_testkit::faults`): real stream records of real
+//! Terraform lock activity, handled by `LockMetrics::handle` (what the Lambda handler calls) with
+//! the functions' own SDK timeouts and retries, pointed at a seeded fault proxy in front of the
+//! emulator. Lambda's retry of a partial batch failure is simulated as the event source mapping
+//! does it: the batch is delivered again from the lowest failed sequence number (the records after
+//! it come again too), and the whole batch after an invocation error, until nothing fails.
+//!
+//! The invariants are checked against the emulator's final state, read directly (not through the
+//! proxy, and not from the function's own report): the CloudWatch sums of `LocksAcquired`,
+//! `LocksReleased`, `StateWrites` and the sample count of `LockHoldSeconds` are exactly what the
+//! records hold (nothing double-counted after redelivery, nothing lost), every record's claim is in
+//! the ledger, and the ledger's last state write of each state path is the last digest record's.
+//!
+//! Seeds and fault share: `FAULT_SEEDS`, `FAULT_RATE`; one result row per scenario to
+//! `FAULT_REPORT` (see `lockreaper_testkit::fault_runs`). Each seed gets a fresh ledger table and
+//! metrics namespace, and the same records.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use lambda_runtime::{Context, LambdaEvent};
+use lock_metrics::LockMetrics;
+use lockreaper_aws::{CloudWatchMetrics, Ledger};
+use lockreaper_testkit::fault_runs::{FaultRun, FaultSettings};
+use lockreaper_testkit::faults::{Fault, FaultProxy, Rule};
+use lockreaper_testkit::lambda::{stream_event, stream_records};
+use lockreaper_testkit::{LockMode, Terraform, TestEnv};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+const TF: Option<&str> = Some("terraform-dynamodb");
+/// Deliveries of one batch before the scenario gives up (Lambda would go on for the records'
+/// 24 hours; at the shares used here every batch is done within a few).
+const MAX_DELIVERIES: usize = 25;
+
+/// The stream records of real Terraform lock activity in one lock table, and what they must count.
+struct Recorded {
+    table: String,
+    records: Vec<Value>,
+    acquired: f64,
+    released: f64,
+    state_writes: f64,
+    /// State path → the time of its last digest record.
+    last_writes: BTreeMap<String, DateTime<Utc>>,
+}
+
+fn key_of(record: &Value) -> &str {
+    record["dynamodb"]["Keys"]["LockID"]["S"].as_str().unwrap()
+}
+
+fn sequence_number(record: &Value) -> &str {
+    record["dynamodb"]["SequenceNumber"].as_str().unwrap()
+}
+
+/// Two state paths in one table: `a` applied twice (lock taken and released twice, its digest
+/// inserted then modified), `b` applied once and then left stuck (killed mid-apply).
+async fn record_terraform_activity() -> Recorded {
+    let env = TestEnv::new("faults-stream-records").await;
+    let (table, bucket) = (env.name("locks"), env.name("state"));
+    env.create_lock_table(&table, "LockID").await;
+    env.create_state_bucket(&bucket).await;
+    let a = Terraform::init(
+        &env,
+        &bucket,
+        "a/terraform.tfstate",
+        Some(&table),
+        LockMode::DynamoDb,
+    );
+    let b = Terraform::init(
+        &env,
+        &bucket,
+        "b/terraform.tfstate",
+        Some(&table),
+        LockMode::DynamoDb,
+    );
+    for tf in [&a, &a, &b] {
+        let (code, out) = tf.apply();
+        assert_eq!(code, 0, "{out}");
+    }
+    b.stuck();
+    let records = stream_records(&env, &table).await;
+
+    let mut recorded = Recorded {
+        table,
+        records: records.clone(),
+        acquired: 0.0,
+        released: 0.0,
+        state_writes: 0.0,
+        last_writes: BTreeMap::new(),
+    };
+    for record in &records {
+        let key = key_of(record);
+        let change = record["eventName"].as_str().unwrap();
+        match (key.strip_suffix("-md5"), change) {
+            (None, "INSERT") => recorded.acquired += 1.0,
+            (None, "REMOVE") => recorded.released += 1.0,
+            (Some(path), "INSERT" | "MODIFY") => {
+                recorded.state_writes += 1.0;
+                let at = DateTime::from_timestamp(
+                    record["dynamodb"]["ApproximateCreationDateTime"]
+                        .as_i64()
+                        .unwrap(),
+                    0,
+                )
+                .unwrap();
+                recorded.last_writes.insert(path.to_owned(), at);
+            }
+            other => panic!("unexpected record from Terraform: {other:?}"),
+        }
+    }
+    // What real Terraform wrote: 4 locks taken (one still held), 3 released, 3 state writes.
+    assert_eq!(
+        (
+            recorded.acquired,
+            recorded.released,
+            recorded.state_writes,
+            records.len()
+        ),
+        (4.0, 3.0, 3.0, 10),
+        "{:?}",
+        records
+            .iter()
+            .map(|r| (key_of(r), r["eventName"].as_str()))
+            .collect::<Vec<_>>()
+    );
+    recorded
+}
+
+/// `records` with `from` replaced by `to` in their `eventSourceARN`.
+fn retarget(records: &[Value], from: &str, to: &str) -> Vec<Value> {
+    records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let arn = r["eventSourceARN"].as_str().unwrap();
+            let arn = arn.replace(&format!(":table/{from}/"), &format!(":table/{to}/"));
+            assert!(arn.contains(to), "{arn}");
+            r["eventSourceARN"] = Value::String(arn);
+            r
+        })
+        .collect()
+}
+
+/// One Terraform run per test process, shared by the scenarios (each seed has its own ledger and
+/// namespace, so the same records count afresh).
+async fn recorded() -> &'static Recorded {
+    static RECORDED: OnceCell<Recorded> = OnceCell::const_new();
+    RECORDED.get_or_init(record_terraform_activity).await
+}
+
+/// Runs `scenario` for every seed: the records delivered (and redelivered) to the handler behind a
+/// proxy with `rules(rate)`, then every invariant checked in the emulator.
+async fn run(scenario: &str, default_seeds: usize, default_rate: f64, rules: fn(f64) -> Vec<Rule>) {
+    let settings = FaultSettings::from_env(default_seeds, default_rate);
+    let recorded = recorded().await;
+    let mut run = FaultRun::new(scenario, &settings);
+    for &seed in &settings.seeds {
+        let world = Setup::new(&format!("faults-stream-{seed}")).await;
+        // The records as if from a lock table of this seed's own: the emulator's GetMetricData
+        // does not keep namespaces apart (metrics of one LockTable in two namespaces add up), so
+        // each seed counts under its own LockTable dimension.
+        let table = world.env.name("locks");
+        let records = retarget(&recorded.records, &recorded.table, &table);
+        let table = table.as_str();
+        let proxy =
+            FaultProxy::start(&world.env.emulator.endpoint, seed, rules(settings.rate)).await;
+        let aws = proxy.function_aws(&world.env.aws);
+        let function = LockMetrics::new(
+            Ledger::new(aws.dynamodb(), &world.ledger_table),
+            CloudWatchMetrics::new(aws.cloudwatch(), &world.namespace),
+        );
+
+        let mut batch = records.clone();
+        let mut deliveries = 0;
+        let mut invocation_errors = 0;
+        let done = loop {
+            deliveries += 1;
+            let event = LambdaEvent::new(stream_event(batch.clone()), Context::default());
+            match function.handle(event).await {
+                // Lambda retries the whole batch after an invocation error.
+                Err(_) => invocation_errors += 1,
+                Ok(response) => {
+                    let failed: Vec<String> = response
+                        .batch_item_failures
+                        .iter()
+                        .filter_map(|f| f.item_identifier.clone())
+                        .collect();
+                    if failed.is_empty() {
+                        break true;
+                    }
+                    run.check(
+                        failed
+                            .iter()
+                            .all(|f| batch.iter().any(|r| sequence_number(r) == f)),
+                        || format!("seed {seed}: a batch item failure names no record of the batch: {failed:?}"),
+                    );
+                    // The checkpoint is the lowest failed sequence number: from there on, again.
+                    let Some(from) = batch
+                        .iter()
+                        .position(|r| failed.iter().any(|f| f == sequence_number(r)))
+                    else {
+                        break false;
+                    };
+                    batch.drain(..from);
+                }
+            }
+            if deliveries >= MAX_DELIVERIES {
+                break false;
+            }
+        };
+        eprintln!(
+            "seed {seed}: {deliveries} deliveries ({invocation_errors} invocation errors)\n{}",
+            proxy.report()
+        );
+        run.add_proxy(&proxy);
+        run.check(done, || {
+            format!("seed {seed}: records still failing after {MAX_DELIVERIES} deliveries")
+        });
+
+        // The emulator's final state, read past the proxy.
+        for (metric, expected) in [
+            ("LocksAcquired", recorded.acquired),
+            ("LocksReleased", recorded.released),
+            ("StateWrites", recorded.state_writes),
+        ] {
+            let counted = world.count(metric, table, TF).await;
+            run.check(counted == expected, || {
+                format!("seed {seed}: CloudWatch {metric} = {counted}, the records hold {expected}")
+            });
+        }
+        let samples = world
+            .metric("LockHoldSeconds", table, TF, "SampleCount")
+            .await
+            .unwrap_or(0.0);
+        run.check(samples == recorded.released, || {
+            format!(
+                "seed {seed}: LockHoldSeconds has {samples} samples, {} releases",
+                recorded.released
+            )
+        });
+        let ledger = world.ledger();
+        for record in &records {
+            let seq = sequence_number(record);
+            let claimed = ledger.is_claimed(table, seq).await.unwrap();
+            run.check(claimed, || {
+                format!(
+                    "seed {seed}: record {seq} ({}) has no claim in the ledger",
+                    key_of(record)
+                )
+            });
+        }
+        for (path, at) in &recorded.last_writes {
+            let write = ledger.last_state_write(path).await.unwrap();
+            let written_at = write.as_ref().map(|w| w.written_at);
+            run.check(written_at == Some(*at), || {
+                format!("seed {seed}: last state write of {path} in the ledger is {written_at:?}, the last digest record's is {at}")
+            });
+        }
+    }
+    run.finish();
+}
+
+/// DynamoDB (every ledger call) answers with its throttling errors and 500s, CloudWatch's
+/// PutMetricData with `Throttling` and `InternalServiceError`. None of these is applied, so
+/// everything a retry does is new.
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_batches_under_throttling_and_5xx_count_every_record_once() {
+    run("lock-metrics: throttling + 5xx", 2, 0.3, |rate| {
+        vec![
+            Rule::new("dynamodb", "*", rate / 2.0, Fault::Throttle),
+            Rule::new(
+                "dynamodb",
+                "*",
+                rate / 4.0,
+                Fault::DynamoDbThrottlingException,
+            ),
+            Rule::new("dynamodb", "*", rate / 4.0, Fault::InternalError),
+            Rule::new("monitoring", "PutMetricData", rate / 2.0, Fault::Throttle),
+            Rule::new(
+                "monitoring",
+                "PutMetricData",
+                rate / 2.0,
+                Fault::InternalError,
+            ),
+        ]
+    })
+    .await;
+}
+
+/// Connections reset before the request reaches DynamoDB or CloudWatch (not applied).
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_batches_under_connection_resets_count_every_record_once() {
+    run("lock-metrics: connection resets", 2, 0.3, |rate| {
+        vec![
+            Rule::new("dynamodb", "*", rate, Fault::ConnectionReset),
+            Rule::new("monitoring", "PutMetricData", rate, Fault::ConnectionReset),
+        ]
+    })
+    .await;
+}
+
+/// Lost answers to the ledger's claim writes (PutItem, and the DeleteItem that gives a claim back):
+/// the write is applied, its answer never arrives, the SDK retries it.
+///
+/// Found by this scenario: the retried claim fails its own `attribute_not_exists(pk)` condition,
+/// `Ledger::claim_record` reads that as `AlreadyClaimed`, and the handler skips the record as
+/// counted by an earlier delivery — it is neither counted nor reported as a batch item failure,
+/// and every redelivery skips it too (seeds 1 and 2 at 0.3: 1–2 of 3 releases and up to one
+/// acquisition and one state write missing from CloudWatch).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "bug: a lost answer to a stream record's claim PutItem makes lock-metrics skip the record as already counted; its metrics are lost for good"]
+async fn stream_batches_under_lost_claim_answers_count_every_record_once() {
+    run(
+        "lock-metrics: lost answers (ledger writes)",
+        2,
+        0.3,
+        |rate| {
+            vec![
+                Rule::new("dynamodb", "PutItem", rate, Fault::LostAnswer),
+                Rule::new("dynamodb", "DeleteItem", rate, Fault::LostAnswer),
+            ]
+        },
+    )
+    .await;
+}
+
+/// Lost answers to PutMetricData: CloudWatch stored the data, the answer never arrives, the SDK
+/// retries the call.
+///
+/// Found by this scenario: PutMetricData is not idempotent, so the SDK's retry of a call CloudWatch
+/// already applied stores the batch's data a second time (seed 1 at 0.3: one lost answer, every
+/// metric of the batch doubled: `LocksAcquired` 8 for 4 records). The ledger claims cannot help:
+/// the double count happens inside one SDK call.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "bug: a lost answer to PutMetricData makes the SDK's retry store the batch's metrics twice (double-counted)"]
+async fn stream_batches_under_lost_metric_answers_count_every_record_once() {
+    run(
+        "lock-metrics: lost answers (PutMetricData)",
+        2,
+        0.3,
+        |rate| {
+            vec![Rule::new(
+                "monitoring",
+                "PutMetricData",
+                rate,
+                Fault::LostAnswer,
+            )]
+        },
+    )
+    .await;
+}
