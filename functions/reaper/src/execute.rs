@@ -167,7 +167,7 @@ impl Reaper {
             Ok(message_id) => {
                 out.alerts_sent += 1;
                 judged.alert = Some(format!("{kind:?}").to_ascii_lowercase());
-                tracing::info!(event = "alert-sent", state_path = %primary.state_path, lock_id = %primary.lock_id, level = level.as_str(), kind = ?kind, message_id);
+                tracing::info!(event = "alert-sent", state_path = %primary.state_path, lock_id = %primary.lock_id, verdict = level.as_str(), kind = ?kind, message_id);
             }
             Err(e) => {
                 // Put the previous state back so the next sweep sends this alert again.

@@ -50,11 +50,13 @@ mod config;
 mod evidence;
 mod execute;
 mod metrics;
+mod summary;
 
 pub use config::ReaperConfig;
 pub use metrics::{
     ACTIVE_LOCKS, OLDEST_LOCK_AGE_SECONDS, STALE_LOCKS, SWEEP_ERRORS, UNPARSEABLE_LOCKS,
 };
+pub use summary::{Listed, SweepSummary, MAX_LISTED_LOCKS};
 
 use metrics::{container_of_error, count_group, ContainerStats};
 
@@ -231,6 +233,7 @@ impl Reaper {
             self.send_resolved(&present, now, &mut out).await;
         }
         self.put_metrics(&per_container, now, &mut out).await;
+        out.log_summary();
         out
     }
 
@@ -291,16 +294,28 @@ impl Reaper {
             withdrawn: Vec::new(),
             expired: None,
         };
-        tracing::info!(
-            event = "lock-judged",
-            state_path = %primary.state_path,
-            lock_id = %primary.lock_id,
-            kind = primary.kind.as_str(),
-            age = %age.map(format_duration).unwrap_or_else(|| "unknown".into()),
-            level = verdict.level.as_str(),
-            alive = verdict.alive,
-            evidence_gaps = verdict.gaps.len(),
-        );
+        // One line per lock only where someone may need it (a sweep of thousands of healthy locks
+        // would otherwise write thousands of lines every few minutes); the sweep's summary line
+        // counts the rest. Healthy locks are still logged at DEBUG.
+        macro_rules! lock_judged {
+            ($level:ident) => {
+                tracing::$level!(
+                    event = "lock-judged",
+                    state_path = %primary.state_path,
+                    lock_id = %primary.lock_id,
+                    kind = primary.kind.as_str(),
+                    age = %age.map(format_duration).unwrap_or_else(|| "unknown".into()),
+                    verdict = verdict.level.as_str(),
+                    alive = verdict.alive,
+                    evidence_gaps = verdict.gaps.len(),
+                )
+            };
+        }
+        if verdict.level > Level::Fresh || !verdict.gaps.is_empty() {
+            lock_judged!(info);
+        } else {
+            lock_judged!(debug);
+        }
         if self.config.dry_run || gathered.unreadable_context {
             return judged;
         }

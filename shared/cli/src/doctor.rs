@@ -20,8 +20,10 @@ use lockreaper_core::kinds::{gyro, terraform};
 
 use crate::config::{self, setting_name, Settings, ALERT_TOPIC_ARN, APPROVAL_TOPIC_ARN};
 use crate::failure::{concise, Failure, EXIT_OK, EXIT_PROBLEMS};
+use crate::progress::Progress;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
     Warn,
@@ -38,7 +40,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Check {
     pub status: Status,
     pub what: String,
@@ -70,7 +72,7 @@ fn fail(what: impl Into<String>, fix: impl Into<String>) -> Check {
 }
 
 /// The checks of one resource.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Section {
     pub title: String,
     pub checks: Vec<Check>,
@@ -80,7 +82,45 @@ fn err_text(e: &AwsError) -> String {
     concise(&e.message)
 }
 
-pub async fn run(settings: &Settings) -> Result<u8, Failure> {
+/// `lockreaper doctor` options.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print one JSON document for scripts ("schema": "lockreaper.doctor/v1") instead of the report
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `doctor --json`: the same sections and checks as the text report.
+#[derive(Debug, serde::Serialize)]
+struct DoctorReport<'a> {
+    schema: &'static str,
+    region: &'a str,
+    sections: &'a [Section],
+    counts: Counts,
+    /// No check failed (WARN does not fail; the exit code is 2 exactly when this is false).
+    passed: bool,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Counts {
+    ok: usize,
+    warn: usize,
+    fail: usize,
+}
+
+fn counts(sections: &[Section]) -> Counts {
+    let mut counts = Counts::default();
+    for check in sections.iter().flat_map(|s| &s.checks) {
+        match check.status {
+            Status::Ok => counts.ok += 1,
+            Status::Warn => counts.warn += 1,
+            Status::Fail => counts.fail += 1,
+        }
+    }
+    counts
+}
+
+pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     let mut env = settings.env();
     let sources = config::sources(&mut env);
     let ledger = env.ledger_table();
@@ -95,6 +135,11 @@ pub async fn run(settings: &Settings) -> Result<u8, Failure> {
     let s3 = aws.s3();
     let sns = aws.sns();
 
+    let progress = Progress::start(&format!(
+        "checking {} lock table(s), {} bucket(s), the ledger and the topics…",
+        sources.tables.len(),
+        sources.buckets.len()
+    ));
     let tables = futures::future::join_all(sources.tables.iter().map(|t| lock_table(&dynamodb, t)));
     let buckets = futures::future::join_all(sources.buckets.iter().map(|b| bucket(&s3, b)));
     let ledger_section = async {
@@ -125,11 +170,23 @@ pub async fn run(settings: &Settings) -> Result<u8, Failure> {
         .region()
         .map(ToString::to_string)
         .unwrap_or_default();
-    print!("{}", render(&region, &sections));
-    let failed = sections
-        .iter()
-        .flat_map(|s| &s.checks)
-        .any(|c| c.status == Status::Fail);
+    progress.finish();
+    let counts = counts(&sections);
+    let failed = counts.fail > 0;
+    if args.json {
+        let report = DoctorReport {
+            schema: "lockreaper.doctor/v1",
+            region: &region,
+            sections: &sections,
+            counts,
+            passed: !failed,
+        };
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::Problem(anyhow::anyhow!("cannot encode the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&region, &sections));
+    }
     Ok(if failed { EXIT_PROBLEMS } else { EXIT_OK })
 }
 

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::config::{self, Settings};
 use crate::failure::{Failure, EXIT_OK, EXIT_PROBLEMS};
+use crate::progress::Progress;
 use crate::table;
 
 /// The `schema` field of `locks --json`; bumped on any incompatible change.
@@ -186,7 +187,13 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     config::finish(env, ())?;
     let aws = config::aws(settings, path_style).await?;
     let now = Utc::now();
-    let report = gather(&aws, &sources, &policy, ledger_table, now).await;
+    let progress = Progress::start(&format!(
+        "reading {} lock table(s) and {} bucket(s)…",
+        sources.tables.len(),
+        sources.buckets.len()
+    ));
+    let report = gather(&aws, &sources, &policy, ledger_table, now, &progress).await;
+    progress.finish();
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::Problem(anyhow::anyhow!("cannot encode the report: {e}")))?;
@@ -207,6 +214,7 @@ async fn gather(
     policy: &StaleLockPolicy,
     ledger_table: Option<String>,
     now: DateTime<Utc>,
+    progress: &Progress,
 ) -> LocksReport {
     let dynamodb = aws.dynamodb();
     let s3 = aws.s3();
@@ -238,6 +246,10 @@ async fn gather(
         }
     }
 
+    progress.phase(format!(
+        "gathering liveness evidence for {} lock(s)…",
+        inventory.locks.len()
+    ));
     let judged: Vec<(LockRecord, Evidence)> = futures::stream::iter(inventory.locks.iter())
         .map(|lock| {
             let (ledger, state, digests, streams) = (ledger.as_ref(), &state, &digests, &streams);

@@ -7,6 +7,7 @@ mod config;
 mod doctor;
 mod failure;
 mod locks;
+mod progress;
 mod table;
 
 use std::process::ExitCode;
@@ -102,9 +103,9 @@ enum Command {
 
     /// Check the deployment: lock tables (key, stream), buckets (versioning, listing), ledger (keys, TTL), topics
     #[command(
-        long_about = "Check the deployment's configuration against what AWS says, and print OK, WARN or FAIL for each check with a one-line fix: each lock table exists, is keyed on LockID or LockKey (S), has a NEW_AND_OLD_IMAGES stream and can be scanned; each bucket exists, has versioning enabled and can be listed; the ledger exists, is keyed on pk/sk and has TTL on expires_at; the approvals and alert topics exist and have subscribers. Read-only. Exit code 2 when any check FAILs."
+        long_about = "Check the deployment's configuration against what AWS says, and print OK, WARN or FAIL for each check with a one-line fix: each lock table exists, is keyed on LockID or LockKey (S), has a NEW_AND_OLD_IMAGES stream and can be scanned; each bucket exists, has versioning enabled and can be listed; the ledger exists, is keyed on pk/sk and has TTL on expires_at; the approvals and alert topics exist and have subscribers. Read-only. Exit code 2 when any check FAILs. --json prints one document for scripts (\"schema\": \"lockreaper.doctor/v1\"): region, sections [{title, checks [{status: ok|warn|fail, what, fix}]}], counts {ok, warn, fail}, passed."
     )]
-    Doctor,
+    Doctor(doctor::Args),
 
     /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell)
     #[command(
@@ -181,7 +182,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             .await
         }
         Command::Audit(args) => audit::run(settings, args).await,
-        Command::Doctor => doctor::run(settings).await,
+        Command::Doctor(args) => doctor::run(settings, args).await,
         Command::Completions { .. } | Command::Man { .. } => Ok(0),
     }
 }

@@ -683,6 +683,58 @@ async fn doctor_fails_with_fixes_for_a_broken_deployment() {
         text.contains("FAIL, ") && text.trim_end().ends_with("fix the FAIL lines above"),
         "{text}"
     );
+
+    // `doctor --json` reports exactly the same checks, for scripts.
+    let vars = [
+        ("LOCK_TABLES", tables.as_str()),
+        ("LOCK_BUCKETS", missing_bucket.as_str()),
+        ("LEDGER_TABLE", ledger.as_str()),
+        (
+            "APPROVAL_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:no-such-approvals",
+        ),
+    ];
+    let json_run = lockreaper(&env, &vars, &["doctor", "--json"]);
+    assert_eq!(json_run.code, 2, "{json_run:?}");
+    let doc = json_run.json();
+    assert_eq!(doc["schema"], "lockreaper.doctor/v1", "{doc:#}");
+    assert_eq!(doc["passed"], false, "{doc:#}");
+    let sections = doc["sections"].as_array().unwrap();
+    let text_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  OK") || l.starts_with("  WARN") || l.starts_with("  FAIL"))
+        .collect();
+    let json_checks: Vec<String> = sections
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["status"].as_str().unwrap().to_uppercase(),
+                c["what"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let text_checks: Vec<String> = text_lines
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let json_checks: Vec<String> = json_checks
+        .iter()
+        .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(json_checks, text_checks);
+    let fails = json_checks.iter().filter(|c| c.starts_with("FAIL")).count();
+    assert_eq!(doc["counts"]["fail"], fails, "{doc:#}");
+    let no_stream_section = sections
+        .iter()
+        .find(|s| s["title"] == format!("lock table {no_stream}"))
+        .unwrap();
+    assert_eq!(no_stream_section["checks"][1]["status"], "fail");
+    assert!(no_stream_section["checks"][1]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("stream_enabled = true"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -949,4 +1001,53 @@ fn man_pages_render_and_name_every_command() {
         );
         assert!(text.contains("--json"), "{text}");
     }
+}
+
+/// Progress goes to stderr only when asked for or on a terminal, is erased before the result, and
+/// never touches stdout (what scripts read).
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_is_drawn_on_stderr_only_and_erased() {
+    let env = TestEnv::new("cli-progress").await;
+    let table = env.name("locks");
+    create_table(
+        &env,
+        &table,
+        "LockID",
+        Some(StreamViewType::NewAndOldImages),
+    )
+    .await;
+    let vars = [
+        ("LOCK_TABLES", table.as_str()),
+        ("LOCKREAPER_PROGRESS", "always"),
+        ("LOCKREAPER_PROGRESS_AFTER_MS", "0"),
+    ];
+    let shown = lockreaper(&env, &vars, &["locks", "--json"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(
+        shown
+            .stderr
+            .contains("reading 1 lock table(s) and 0 bucket(s)…"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.stderr.ends_with("\r\x1b[2K"),
+        "erased at the end: {shown:?}"
+    );
+    assert_eq!(shown.json()["schema"], "lockreaper.locks/v1");
+
+    // Not a terminal (as here), nothing asked: not a byte of progress.
+    let quiet = lockreaper(
+        &env,
+        &[("LOCK_TABLES", table.as_str())],
+        &["locks", "--json"],
+    );
+    assert_eq!(quiet.code, 0, "{quiet:?}");
+    assert!(!quiet.stderr.contains('\x1b'), "{quiet:?}");
+    assert_eq!(
+        quiet.stdout,
+        shown.stdout.replace(
+            &shown.json()["generated_at"].to_string(),
+            &quiet.json()["generated_at"].to_string()
+        )
+    );
 }
