@@ -19,7 +19,7 @@ export SAM_CLI_TELEMETRY := 0
 AARCH64_TARGET := { rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu; }
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools deploy-tools test lint unit validate template build-local build-arm64 deploy-local demo bench faults package deploy undeploy fixtures emulator clean
+.PHONY: help tools deploy-tools test lint unit validate template build-local build-arm64 deploy-local deploy-local-dist demo bench faults package deploy undeploy fixtures emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -88,6 +88,9 @@ validate: deploy-tools ## template.yaml: current with its source, cfn-lint, sam 
 
 deploy-local: tools deploy-tools ## Deploy template.yaml to ministack and prove every resource is wired and fires
 	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py
+
+deploy-local-dist: tools deploy-tools ## Deploy make package's dist/ (x86_64 template + zips, no build) to ministack: the release files alone make a working stack
+	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py --from-dist dist
 
 unit: ## Unit tests of the core crate only (no emulator, seconds)
 	cargo test -p lockreaper-core --locked

@@ -36,7 +36,9 @@ Exit status 0 only if every step passed. Needs `make deploy-tools` (infra/.venv-
 ministack in its own venv inside it: ministack pins a botocore that aws-sam-cli cannot share).
 
 Options: --keep (leave the emulator running at the end and print its endpoint; Ctrl-C stops it),
---skip-build (reuse .aws-sam/build-x86_64 without asking cargo whether it is current).
+--skip-build (reuse .aws-sam/build-x86_64 without asking cargo whether it is current),
+--from-dist DIR (`make deploy-local-dist`: deploy `make package`'s dist/template-x86_64.yaml and its zips,
+checked against SHA256SUMS, with no build — the release files alone make a working stack).
 """
 
 from __future__ import annotations
@@ -295,10 +297,43 @@ def json_lines_with(lines: list[str], **fields) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 
+def dist_template(dist: Path) -> Path:
+    """`make package`'s x86_64 template in `dist`, after checking every file against SHA256SUMS and
+    every function's CodeUri against a zip holding an x86_64 bootstrap (package.py's own check)."""
+    sys.path.insert(0, str(ROOT / "infra" / "scripts"))
+    import hashlib
+
+    import package  # noqa: E402  (infra/scripts/package.py: the zip check lives there, once)
+
+    sums = dist / "SHA256SUMS"
+    if not sums.is_file():
+        raise Failed(f"{sums} is missing: run `make package` first")
+    for line in sums.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        got = hashlib.sha256((dist / name).read_bytes()).hexdigest()
+        check(got == digest, f"{name} matches SHA256SUMS", f"{got} != {digest}")
+    template = dist / "template-x86_64.yaml"
+    if not template.is_file():
+        raise Failed(f"{template} is missing: run `make package` (both architectures)")
+    for logical_id in local_build.FUNCTIONS:
+        zip_path = dist / package.zip_name(package.workspace_version(), logical_id, "x86_64")
+        check(f"CodeUri: {zip_path.name}" in template.read_text(), f"{logical_id}'s CodeUri is {zip_path.name}")
+        try:
+            package.check_zip(zip_path, "x86_64")
+        except (package.PackageFailed, OSError) as e:
+            raise Failed(f"{zip_path.name}: {e}") from None
+    return template
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="leave the emulator running at the end")
     parser.add_argument("--skip-build", action="store_true", help="reuse .aws-sam/build-x86_64")
+    parser.add_argument(
+        "--from-dist", type=Path, metavar="DIR",
+        help="deploy the release files `make package` wrote (DIR/template-x86_64.yaml and its zips, "
+             "checked against DIR/SHA256SUMS) instead of building: proves the packaged template is complete",
+    )
     args = parser.parse_args()
 
     for tool, hint in ((SAM, "aws-sam-cli"), (MINISTACK, "ministack")):
@@ -350,8 +385,16 @@ def main() -> int:
         aws.s3.put_bucket_versioning(Bucket=state_bucket, VersioningConfiguration={"Status": "Enabled"})
         ok(f"lock tables {lock_table}, {gyro_table} (streams), buckets {state_bucket}, {deploy_bucket}")
 
-        step(3, "building the functions, x86_64 (they run as local processes here): one release build")
-        if args.skip_build and (BUILD_DIR / "template.yaml").exists():
+        deploy_template = BUILD_DIR / "template.yaml"
+        if args.from_dist:
+            step(3, f"the release files in {args.from_dist} (x86_64: they run as local processes here), no build")
+            deploy_template = dist_template(args.from_dist.resolve())
+            ok(f"{deploy_template.name}: every file matches SHA256SUMS, every CodeUri is a zip with an x86_64 bootstrap")
+        else:
+            step(3, "building the functions, x86_64 (they run as local processes here): one release build")
+        if args.from_dist:
+            pass
+        elif args.skip_build and (BUILD_DIR / "template.yaml").exists():
             ok(f"reusing {BUILD_DIR.relative_to(ROOT)}")
         else:
             with open(workdir / "build.log", "w") as build_log:
@@ -362,6 +405,8 @@ def main() -> int:
                     raise Failed(f"{e}\n{tail}") from None
             ok(f"built three bootstraps into {BUILD_DIR.relative_to(ROOT)} in {built['seconds']:.0f}s")
         for fn in ("ReaperFunction", "LockMetricsFunction", "ForceUnlockFunction"):
+            if args.from_dist:
+                break
             bootstrap = BUILD_DIR / fn / "bootstrap"
             check(bootstrap.exists() and b"\x7fELF" == bootstrap.read_bytes()[:4], f"{fn}/bootstrap is an ELF binary")
 
@@ -381,7 +426,7 @@ def main() -> int:
             return run(
                 [
                     str(SAM), "deploy",
-                    "--template-file", str(BUILD_DIR / "template.yaml"),
+                    "--template-file", str(deploy_template),
                     "--stack-name", STACK,
                     "--s3-bucket", deploy_bucket,
                     "--region", REGION,
