@@ -42,13 +42,22 @@ $(DEPLOY_STAMP): infra/requirements-deploy.txt infra/sam/requirements-ministack.
 
 deploy-tools: $(DEPLOY_STAMP) ## Install the pinned SAM CLI, cfn-lint and ministack into infra/.venv-deploy
 
-lint: ## cargo fmt --check, clippy with warnings denied, and the architecture invariants (ARCHITECTURE.md)
+# cargo-deny, pinned, built from crates.io into infra/.cargo-tools (once; a few minutes).
+CARGO_DENY_VERSION := 0.18.9
+CARGO_DENY := infra/.cargo-tools/bin/cargo-deny
+$(CARGO_DENY):
+	cargo install --locked --quiet cargo-deny --version $(CARGO_DENY_VERSION) --root infra/.cargo-tools
+
+lint: $(CARGO_DENY) ## cargo fmt --check, clippy with warnings denied, the architecture invariants (ARCHITECTURE.md), cargo deny (licences, bans, sources)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	@# Advisories need the RustSec database from github.com, which this project's machines cannot
+	@# reach (only package registries); run `$(CARGO_DENY) check advisories` where GitHub is reachable.
+	$(CARGO_DENY) --offline check licenses bans sources
 	$(PYTHON) -m unittest infra/scripts/test_check_architecture.py
 	$(PYTHON) infra/scripts/check_architecture.py
 	@# One copy of each crypto crate we pick ourselves: ours must follow the SDK's majors.
-	@dups=$$(cargo tree --locked --workspace -d -e normal --prefix depth --format '{p}' | grep -E '^0(hmac|sha2|md-5|getrandom) ' | sort -u); \
+	@dups=$$(cargo tree --locked --workspace -d -e normal --prefix depth --format '{p}' | { grep -E '^0(hmac|sha2|md-5|getrandom) ' || true; } | sort -u); \
 	  if [ -n "$$dups" ]; then echo "two versions of a crypto crate in the tree (align ours with the AWS SDK's):" >&2; echo "$$dups" >&2; exit 1; fi
 
 test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests, template checks, deploy to ministack, the demo as an end-to-end test
@@ -144,4 +153,4 @@ emulator: tools ## Run the emulator in the foreground (prints its endpoint; Ctrl
 
 clean: ## Remove build output and the tools virtualenv
 	cargo clean
-	rm -rf $(VENV) $(DEPLOY_VENV) infra/.work .aws-sam dist dist.partial
+	rm -rf $(VENV) $(DEPLOY_VENV) infra/.work infra/.cargo-tools .aws-sam dist dist.partial
