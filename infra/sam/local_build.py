@@ -50,15 +50,20 @@ class BuildFailed(Exception):
     pass
 
 
-def target_dir() -> Path:
-    """Where cargo puts build output: CARGO_TARGET_DIR, a config's build.target-dir, or ./target."""
+def cargo_metadata() -> dict:
+    """`cargo metadata` of the workspace's own packages (no dependencies)."""
     out = subprocess.run(
         ["cargo", "metadata", "--format-version", "1", "--no-deps", "--locked"],
         cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     if out.returncode != 0:
         raise BuildFailed(f"`cargo metadata` failed ({out.returncode}):\n{out.stderr[-2000:]}")
-    return Path(json.loads(out.stdout)["target_directory"])
+    return json.loads(out.stdout)
+
+
+def target_dir() -> Path:
+    """Where cargo puts build output: CARGO_TARGET_DIR, a config's build.target-dir, or ./target."""
+    return Path(cargo_metadata()["target_directory"])
 
 
 def built_template(template_text: str, build_dir: Path | None = None, code_uri=None) -> str:

@@ -69,13 +69,7 @@ def sar_version(template_text: str) -> str | None:
 
 def workspace_version() -> str:
     """`[workspace.package] version`, which every crate inherits (checked: none may differ)."""
-    out = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--no-deps", "--locked"],
-        cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-    )
-    if out.returncode != 0:
-        raise PackageFailed(f"`cargo metadata` failed:\n{out.stderr[-2000:]}")
-    versions = {p["name"]: p["version"] for p in json.loads(out.stdout)["packages"]}
+    versions = {p["name"]: p["version"] for p in local_build.cargo_metadata()["packages"]}
     distinct = set(versions.values())
     if len(distinct) != 1:
         raise PackageFailed(f"the workspace's crates disagree on their version: {versions}; "
