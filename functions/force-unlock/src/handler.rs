@@ -45,7 +45,8 @@ pub struct RecordReport {
     pub notified: bool,
 }
 
-/// A transient AWS failure before any delete: the invocation returns `Err` so Lambda retries.
+/// A transient AWS failure (before any delete, or of a delete, whose claim was given back): the
+/// invocation returns `Err` so Lambda retries.
 struct RetryLater(AwsError);
 
 fn is_transient(e: &AwsError) -> bool {
@@ -142,7 +143,7 @@ impl ForceUnlock {
                         event = "approval-retry",
                         message_id = %message_id,
                         reason = %e,
-                        "transient AWS failure before any delete; the invocation fails so Lambda retries it"
+                        "transient AWS failure before any delete, or of a conditional delete; the invocation fails so Lambda retries it"
                     );
                     reports.push(RecordReport {
                         message_id: message_id.clone(),
@@ -160,7 +161,7 @@ impl ForceUnlock {
             Ok(InvocationReport { records: reports })
         } else {
             Err(format!(
-                "transient AWS failure before any delete (nothing was unlocked; retrying is safe): {}",
+                "transient AWS failure before any delete, or of a conditional delete (the approval was not used up; retrying is safe): {}",
                 retry.join("; ")
             )
             .into())
@@ -367,6 +368,29 @@ impl ForceUnlock {
             audit_id: audit_id.clone(),
         };
         match self.unlocker.unlock(request, now).await {
+            Ok(report) if report.result == UnlockResult::Failed => {
+                // A delete failed (the Unlocker stops at the first, so the lock is whole or has
+                // only its lock file gone, and every delete is conditional): the approval stays
+                // usable until the lock is fully released or changed. The claim is given back
+                // rather than completed, so Lambda's retry of this delivery, or a new press of
+                // the button, unlocks what is left.
+                self.give_back(proposal, message_id).await;
+                if report.retryable {
+                    return Err(RetryLater(AwsError {
+                        kind: AwsErrorKind::Transient,
+                        action: "unlock",
+                        resource: id.to_owned(),
+                        message: format!(
+                            "a delete failed transiently (audit {audit_id}): {}",
+                            report.audit.errors.join("; ")
+                        ),
+                    }));
+                }
+                let outcome = outcome_of(&report);
+                Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await)
+            }
             Ok(report) => {
                 let outcome = outcome_of(&report);
                 if let Err(e) = self

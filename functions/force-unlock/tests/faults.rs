@@ -529,7 +529,6 @@ async fn a_redelivery_after_a_lost_completion_resumes_rather_than_repeats() {
 /// again (a new delivery) is refused as already used, so the half-released lock (Terraform still
 /// finds its lock file) stays until a later sweep proposes it again.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a lock file delete that fails past the SDK's retries leaves the lock half-released (item deleted, file kept) and the approval used up; approving again is refused"]
 async fn a_delete_that_failed_past_the_retries_can_be_approved_again() {
     let world = World::new(5).await;
     let proxy = FaultProxy::start(
@@ -563,7 +562,6 @@ async fn a_delete_that_failed_past_the_retries_can_be_approved_again() {
 /// forced one. When every artefact's answer is lost, the approval is even answered
 /// "already-released".
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a lost answer to force-unlock's own conditional delete is audited as AlreadyGone (and its forced-release marker removed) instead of Deleted"]
 async fn a_lost_delete_answer_is_audited_as_a_delete() {
     let world = World::new(10).await;
     let proxy = FaultProxy::start(

@@ -7,8 +7,8 @@
 //! 2. Write the audit record (full lock content, who, via what, why) and, for DynamoDB artefacts,
 //!    a "forced" marker that lets lock-metrics count the REMOVE as a forced release — *before*
 //!    deleting anything, so nothing is ever lost.
-//! 3. Delete each artefact conditionally on what was read (lock file first, then the DynamoDB item,
-//!    Terraform's own order). Digest items are never among the artefacts.
+//! 3. Delete each artefact conditionally on what was read (lock file first, then the DynamoDB item;
+//!    why, at the deletes), none after one that failed. Digest items are never among the artefacts.
 //! 4. Record the outcomes, then look at the state: digest vs. the state's MD5, bucket versioning,
 //!    the current and previous versions (the rollback point).
 //!
@@ -53,6 +53,9 @@ pub struct UnlockReport {
     pub result: UnlockResult,
     pub audit: AuditRecord,
     pub state_check: Option<StateCheck>,
+    /// A delete failed transiently (throttled, reset, timed out past its retries): trying the
+    /// same unlock again later may well succeed.
+    pub retryable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -170,6 +173,7 @@ impl Unlocker {
                         result: UnlockResult::LockChanged,
                         audit,
                         state_check: None,
+                        retryable: false,
                     });
                 }
             }
@@ -181,6 +185,7 @@ impl Unlocker {
                 result: UnlockResult::AlreadyReleased,
                 audit,
                 state_check: None,
+                retryable: false,
             });
         }
 
@@ -192,17 +197,43 @@ impl Unlocker {
             }
         }
 
-        // 3. Conditional deletes: lock files first, then DynamoDB items.
+        // 3. Conditional deletes: the lock file first, then the DynamoDB item, and none after a
+        //    failed one. Terraform >= 1.10 with both stores acquires the lock file first, then the
+        //    item (lock-formats.md), and older Terraform and OpenTofu look only at the item. So a
+        //    lock left half-released with its item kept blocks every client — and a client that
+        //    takes the file first finds the item taken and gives the file back —, while one left
+        //    with its file kept (item deleted) would let every client that ignores lock files in.
+        //    Stopping at the first failure leaves the lock whole instead (nothing deleted yet) or
+        //    item-kept, and the approval usable for a retry (see the handler).
         let mut order: Vec<usize> = (0..present.len()).collect();
         order.sort_by_key(|&i| !matches!(request.locks[i].kind, LockKind::TerraformS3LockFile));
         let mut outcomes = vec![ArtefactOutcome::AlreadyGone; present.len()];
+        let mut failed = false;
+        let mut retryable = false;
         for i in order {
             let Some(lock) = &present[i] else { continue };
+            if failed {
+                outcomes[i] = ArtefactOutcome::Skipped;
+                continue;
+            }
             outcomes[i] = match self.store.delete_if_unchanged(lock).await {
                 Ok(DeleteOutcome::Deleted) => ArtefactOutcome::Deleted,
+                Ok(DeleteOutcome::DeletedAnswerLost) => {
+                    // Our earlier attempt's answer was lost and the retry found the lock gone:
+                    // that is our delete, unless its holder released it in that same instant,
+                    // which nothing can tell apart. Recorded as ours (the forced marker stays),
+                    // with the ambiguity in the record rather than hidden.
+                    audit.errors.push(format!(
+                        "{}: the delete's answer was lost and its retry found the lock gone: deleted by this unlock (or, in the same instant, released by its holder)",
+                        lock.location
+                    ));
+                    ArtefactOutcome::Deleted
+                }
                 Ok(DeleteOutcome::Changed) => ArtefactOutcome::Changed,
                 Ok(DeleteOutcome::AlreadyGone) => ArtefactOutcome::AlreadyGone,
                 Err(e) => {
+                    failed = true;
+                    retryable |= e.kind == crate::error::AwsErrorKind::Transient;
                     audit.errors.push(e.to_string());
                     ArtefactOutcome::Failed
                 }
@@ -214,7 +245,10 @@ impl Unlocker {
         // Terraform's own release): its forced-release marker would make lock-metrics count that
         // release as forced, so it goes (best effort; lock-metrics may have read it already).
         for (lock, outcome) in present.iter().zip(&audit.outcomes) {
-            if let (Some(lock), ArtefactOutcome::AlreadyGone) = (lock, outcome) {
+            // A delete skipped after a failure leaves its lock in place: its marker goes too.
+            if let (Some(lock), ArtefactOutcome::AlreadyGone | ArtefactOutcome::Skipped) =
+                (lock, outcome)
+            {
                 if matches!(lock.location, LockLocation::DynamoDb { .. }) {
                     self.remove_forced_marker(lock).await;
                 }
@@ -245,6 +279,7 @@ impl Unlocker {
             result,
             audit,
             state_check,
+            retryable,
         })
     }
 
