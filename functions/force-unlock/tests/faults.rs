@@ -483,7 +483,6 @@ async fn an_approval_after_the_lock_was_retaken_deletes_nothing_under_faults() {
 /// deleted twice, but the retried delivery repeats instead of resuming, and the audit trail shows
 /// two releases of one lock.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: when the proposal's completion cannot be written, a redelivery of the same MessageId re-runs the unlock: a second audit record and a second (\"already released\") result"]
 async fn a_redelivery_after_a_lost_completion_resumes_rather_than_repeats() {
     let world = World::new(1).await;
     let proxy = FaultProxy::start(

@@ -119,6 +119,70 @@ impl Unlocker {
         request: UnlockRequest<'_>,
         now: DateTime<Utc>,
     ) -> Result<UnlockReport, AwsError> {
+        self.run(request, now, None).await
+    }
+
+    /// Resumes an unlock that an earlier attempt of the same request began and did not finish:
+    /// `earlier` is the record it wrote before its deletes (same audit id, same time `at`, so
+    /// this attempt writes that same record rather than a second one). An artefact that record
+    /// holds and that is gone now was deleted by that attempt — or, in between, released by its
+    /// holder, which nothing can tell apart: it is recorded as deleted, with that said in the
+    /// record, and keeps its forced-release marker. The result is never "already released" for
+    /// what the earlier attempt deleted.
+    pub async fn resume(
+        &self,
+        request: UnlockRequest<'_>,
+        at: DateTime<Utc>,
+        earlier: AuditRecord,
+    ) -> Result<UnlockReport, AwsError> {
+        self.run(request, at, Some(earlier)).await
+    }
+
+    /// The audit record `audit_id` written at `at` for `state_path`, if there is one.
+    pub async fn recorded(
+        &self,
+        state_path: &str,
+        at: DateTime<Utc>,
+        audit_id: &str,
+    ) -> Result<Option<AuditRecord>, AwsError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.ledger_table)
+            .key(PK, s(audit_pk(state_path)))
+            .key(SK, s(audit_sk(at, audit_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "read audit record from", &self.ledger_table))?;
+        match out.item.as_ref().and_then(|i| i.get("record")) {
+            Some(AttributeValue::S(json)) => {
+                serde_json::from_str(json).map(Some).map_err(|e| AwsError {
+                    kind: crate::error::AwsErrorKind::Other,
+                    action: "decode audit record from",
+                    resource: self.ledger_table.clone(),
+                    message: e.to_string(),
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn run(
+        &self,
+        request: UnlockRequest<'_>,
+        now: DateTime<Utc>,
+        earlier: Option<AuditRecord>,
+    ) -> Result<UnlockReport, AwsError> {
+        // An artefact the earlier attempt's record holds, found gone now, is taken as its delete.
+        let resuming = earlier.is_some();
+        let earlier_had = |lock: &LockRecord| {
+            earlier.as_ref().is_some_and(|e| {
+                e.locks
+                    .iter()
+                    .any(|l| l.location == lock.location && l.lock_id == lock.lock_id)
+            })
+        };
         let Some(primary) = request.locks.first() else {
             return Err(AwsError {
                 kind: crate::error::AwsErrorKind::Other,
@@ -168,7 +232,7 @@ impl Unlocker {
                         "{} is no longer the lock that was judged (released and re-taken?): nothing was deleted",
                         lock.location
                     ));
-                    self.write_audit(&audit).await?;
+                    self.write_first_audit(&audit, resuming).await?;
                     return Ok(UnlockReport {
                         result: UnlockResult::LockChanged,
                         audit,
@@ -179,10 +243,23 @@ impl Unlocker {
             }
         }
         if present.iter().all(Option::is_none) {
-            audit.outcomes = vec![ArtefactOutcome::AlreadyGone; request.locks.len()];
-            self.write_audit(&audit).await?;
+            audit.outcomes = request
+                .locks
+                .iter()
+                .map(|l| {
+                    if earlier_had(l) {
+                        ArtefactOutcome::Deleted
+                    } else {
+                        ArtefactOutcome::AlreadyGone
+                    }
+                })
+                .collect();
+            if resuming {
+                audit.errors.push(EARLIER_ATTEMPT_NOTE.to_owned());
+            }
+            self.write_first_audit(&audit, resuming).await?;
             return Ok(UnlockReport {
-                result: UnlockResult::AlreadyReleased,
+                result: result_of(&audit.outcomes),
                 audit,
                 state_check: None,
                 retryable: false,
@@ -190,7 +267,7 @@ impl Unlocker {
         }
 
         // 2. Record first.
-        self.write_audit(&audit).await?;
+        self.write_first_audit(&audit, resuming).await?;
         for lock in present.iter().flatten() {
             if matches!(lock.location, LockLocation::DynamoDb { .. }) {
                 self.write_forced_marker(lock, &audit, now).await?;
@@ -207,7 +284,20 @@ impl Unlocker {
         //    item-kept, and the approval usable for a retry (see the handler).
         let mut order: Vec<usize> = (0..present.len()).collect();
         order.sort_by_key(|&i| !matches!(request.locks[i].kind, LockKind::TerraformS3LockFile));
-        let mut outcomes = vec![ArtefactOutcome::AlreadyGone; present.len()];
+        let mut outcomes: Vec<ArtefactOutcome> = request
+            .locks
+            .iter()
+            .map(|l| {
+                if earlier_had(l) {
+                    ArtefactOutcome::Deleted
+                } else {
+                    ArtefactOutcome::AlreadyGone
+                }
+            })
+            .collect();
+        if resuming && present.iter().any(Option::is_none) {
+            audit.errors.push(EARLIER_ATTEMPT_NOTE.to_owned());
+        }
         let mut failed = false;
         let mut retryable = false;
         for i in order {
@@ -347,7 +437,18 @@ impl Unlocker {
         check
     }
 
+    /// The record written before any delete: new, so it must not exist yet (an audit id is 16
+    /// random bytes; an existing one would be a bug), unless this attempt resumes the earlier
+    /// attempt that wrote it — then it is rewritten in place (same key), never duplicated.
+    async fn write_first_audit(&self, audit: &AuditRecord, resuming: bool) -> Result<(), AwsError> {
+        self.put_audit(audit, !resuming).await
+    }
+
     async fn write_audit(&self, audit: &AuditRecord) -> Result<(), AwsError> {
+        self.put_audit(audit, false).await
+    }
+
+    async fn put_audit(&self, audit: &AuditRecord, if_absent: bool) -> Result<(), AwsError> {
         let record = serde_json::to_string(audit).map_err(|e| AwsError {
             kind: crate::error::AwsErrorKind::Other,
             action: "encode audit record for",
@@ -361,15 +462,19 @@ impl Unlocker {
             ("lock_id".to_owned(), s(audit.lock_id.clone())),
             (EXPIRES_AT.to_owned(), expires_at(audit.at, AUDIT_TTL)),
         ]);
-        self.dynamodb
+        let put = self
+            .dynamodb
             .put_item()
             .table_name(&self.ledger_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk(e, "write audit record to ledger", &self.ledger_table)
-            })?;
+            .set_item(Some(item));
+        let put = if if_absent {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put
+        };
+        put.send().await.map_err(|e| {
+            AwsError::from_sdk(e, "write audit record to ledger", &self.ledger_table)
+        })?;
         Ok(())
     }
 
@@ -433,6 +538,25 @@ pub async fn audit_trail(
             _ => None,
         })
         .collect())
+}
+
+/// Said in a resumed unlock's record when something its earlier attempt recorded is gone.
+const EARLIER_ATTEMPT_NOTE: &str = "resumed: an earlier attempt of this same approval recorded the lock before its deletes and did not record their outcome; what it recorded and is gone now is taken as its delete (or was released by its holder in between)";
+
+impl UnlockResult {
+    /// The result of a recorded unlock, from its artefacts' outcomes (empty: not recorded).
+    pub fn of(outcomes: &[ArtefactOutcome]) -> Option<UnlockResult> {
+        (!outcomes.is_empty()).then(|| result_of(outcomes))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnlockResult::Unlocked => "unlocked",
+            UnlockResult::LockChanged => "lock-changed",
+            UnlockResult::AlreadyReleased => "already-released",
+            UnlockResult::Failed => "failed",
+        }
+    }
 }
 
 /// The result of an unlock from what happened to each artefact: a failure first, then a changed
