@@ -15,7 +15,9 @@
 //! **Contract for callers that retry:** [`Unlocker::unlock`] returns `Err` only for failures
 //! *before any delete was attempted* (the re-read, the first audit write, a forced marker). From
 //! the first delete on, every problem is reported inside the `Ok` report (`Failed` outcomes, the
-//! audit's `errors`), so a caller can treat `Err` as "nothing was deleted; safe to try again".
+//! audit's `errors`, `retryable` when a delete failed transiently), so a caller can treat `Err` as
+//! "nothing was deleted; safe to try again". A caller that may be a retry of an attempt that got
+//! past its first audit write resumes it ([`Unlocker::resume`]) instead of starting a second one.
 //! Trying again is safe in any case: every delete is conditional on the proposed lock, so a lock
 //! already deleted is found gone, and a lock taken again since is left alone.
 
