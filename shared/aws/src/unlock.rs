@@ -443,7 +443,12 @@ impl Unlocker {
     /// random bytes; an existing one would be a bug), unless this attempt resumes the earlier
     /// attempt that wrote it — then it is rewritten in place (same key), never duplicated.
     async fn write_first_audit(&self, audit: &AuditRecord, resuming: bool) -> Result<(), AwsError> {
-        self.put_audit(audit, !resuming).await
+        match self.put_audit(audit, !resuming).await {
+            // The id is ours alone, so a record already there is this very write, applied once
+            // already and its answer lost (the SDK retried it).
+            Err(e) if e.kind == crate::error::AwsErrorKind::ConditionFailed => Ok(()),
+            other => other,
+        }
     }
 
     async fn write_audit(&self, audit: &AuditRecord) -> Result<(), AwsError> {
