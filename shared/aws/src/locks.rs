@@ -175,6 +175,14 @@ impl LockStore {
                     _ => Ok(DeleteOutcome::Changed),
                 }
             }
+            // Every attempt went unanswered, at least one possibly applied: if the lock is gone
+            // now, that was our delete (as above); if it is still there, the delete failed.
+            Err(e) if unanswered_before && e.kind == AwsErrorKind::Transient => {
+                match self.reread(&lock.location).await {
+                    Ok(Reread::Gone) => Ok(DeleteOutcome::DeletedAnswerLost),
+                    _ => Err(e),
+                }
+            }
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
                 // DynamoDB cannot tell "changed" from "gone" in a failed condition (a missing item
                 // fails the condition too); S3 says 412 for a different ETag. Either way the lock
