@@ -45,11 +45,24 @@ pub struct RecordReport {
     pub notified: bool,
 }
 
-/// A transient AWS failure before any delete: the invocation returns `Err` so Lambda retries.
+/// A transient AWS failure (before any delete, or of a delete, whose claim was given back): the
+/// invocation returns `Err` so Lambda retries.
 struct RetryLater(AwsError);
 
 fn is_transient(e: &AwsError) -> bool {
     e.kind == AwsErrorKind::Transient
+}
+
+/// Where a resumed delivery goes on (see `ForceUnlock::resume_point`).
+enum Resume {
+    /// The earlier attempt finished and recorded its unlock: answered as a duplicate.
+    Finished(RecordReport),
+    From {
+        audit_id: String,
+        claimed_at: DateTime<Utc>,
+        /// Its record written before the deletes, when there is one.
+        earlier: Option<lockreaper_core::proposal::AuditRecord>,
+    },
 }
 
 /// force-unlock, with its clients and key; built once per cold start.
@@ -142,7 +155,7 @@ impl ForceUnlock {
                         event = "approval-retry",
                         message_id = %message_id,
                         reason = %e,
-                        "transient AWS failure before any delete; the invocation fails so Lambda retries it"
+                        "transient AWS failure before any delete, or of a conditional delete; the invocation fails so Lambda retries it"
                     );
                     reports.push(RecordReport {
                         message_id: message_id.clone(),
@@ -160,7 +173,7 @@ impl ForceUnlock {
             Ok(InvocationReport { records: reports })
         } else {
             Err(format!(
-                "transient AWS failure before any delete (nothing was unlocked; retrying is safe): {}",
+                "transient AWS failure before any delete, or of a conditional delete (the approval was not used up; retrying is safe): {}",
                 retry.join("; ")
             )
             .into())
@@ -264,6 +277,7 @@ impl ForceUnlock {
             approver: parsed.message.approver(),
             source: parsed.source,
             delivery: message_id,
+            audit_id: None,
         };
         match &parsed.message {
             ApprovalMessage::Approve { .. } => {
@@ -303,7 +317,12 @@ impl ForceUnlock {
             }
         };
 
-        let claim = match self.proposals.claim(id, claimant, now).await {
+        // The audit id goes with the claim: a resumed attempt of this delivery reads it back.
+        let claimant = Claimant {
+            audit_id: Some(&audit_id),
+            ..*claimant
+        };
+        let claim = match self.proposals.claim(id, &claimant, now).await {
             Ok(claim) => claim,
             Err(e) if is_transient(&e) => return Err(RetryLater(e)),
             Err(e) => {
@@ -313,14 +332,23 @@ impl ForceUnlock {
                     .await);
             }
         };
-        match claim {
-            Claim::Claimed => {}
-            Claim::Resumed => tracing::warn!(
-                event = "approval-resumed",
-                message_id = %message_id,
-                proposal_id = %id,
-                "an earlier attempt of this same delivery claimed the proposal and never finished; running the unlock again (conditional deletes make that safe)"
-            ),
+        // The audit record this attempt writes: its key is the claim's audit id and time, so a
+        // resumed attempt of the same delivery writes (and finds) the same record.
+        let (audit_id, claimed_at, earlier) = match claim {
+            Claim::Claimed => (audit_id, now, None),
+            Claim::Resumed(ref decided) => {
+                match self
+                    .resume_point(message_id, proposal, decided, audit_id, now)
+                    .await?
+                {
+                    Resume::Finished(report) => return Ok(report),
+                    Resume::From {
+                        audit_id,
+                        claimed_at,
+                        earlier,
+                    } => (audit_id, claimed_at, earlier),
+                }
+            }
             Claim::Duplicate(decided) => return Ok(duplicate(message_id, proposal, &decided)),
             Claim::AlreadyUsed(decided) => {
                 let outcome = Outcome::AlreadyUsed(prior_use(&decided));
@@ -348,7 +376,7 @@ impl ForceUnlock {
                 };
                 return Ok(self.finish(message_id, None, decision, outcome).await);
             }
-        }
+        };
 
         // The final check, the reaper's own decision on evidence read now: a holder that wrote
         // state after the proposal is alive, whatever the (unchanged) lock item says.
@@ -366,7 +394,34 @@ impl ForceUnlock {
             proposal_id: Some(id.to_owned()),
             audit_id: audit_id.clone(),
         };
-        match self.unlocker.unlock(request, now).await {
+        let unlocked = match earlier {
+            Some(earlier) => self.unlocker.resume(request, claimed_at, earlier).await,
+            None => self.unlocker.unlock(request, claimed_at).await,
+        };
+        match unlocked {
+            Ok(report) if report.result == UnlockResult::Failed => {
+                // A delete failed (the Unlocker stops at the first, so the lock is whole or has
+                // only its lock file gone, and every delete is conditional): the approval stays
+                // usable until the lock is fully released or changed. The claim is given back
+                // rather than completed, so Lambda's retry of this delivery, or a new press of
+                // the button, unlocks what is left.
+                self.give_back(proposal, message_id).await;
+                if report.retryable {
+                    return Err(RetryLater(AwsError {
+                        kind: AwsErrorKind::Transient,
+                        action: "unlock",
+                        resource: id.to_owned(),
+                        message: format!(
+                            "a delete failed transiently (audit {audit_id}): {}",
+                            report.audit.errors.join("; ")
+                        ),
+                    }));
+                }
+                let outcome = outcome_of(&report);
+                Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await)
+            }
             Ok(report) => {
                 let outcome = outcome_of(&report);
                 if let Err(e) = self
@@ -412,6 +467,95 @@ impl ForceUnlock {
                     .await)
             }
         }
+    }
+
+    /// Where a resumed attempt of this delivery starts: its earlier attempt's audit id and claim
+    /// time (recorded with the claim), and what that attempt recorded. An unlock it finished and
+    /// recorded (all but a failure, whose approval is retried) is not run again: the proposal's
+    /// completion is recorded now and the delivery answered as the duplicate it is — one audit
+    /// record, one result, never a second, contradicting one. A claim recorded without an audit
+    /// id (written before ids went with claims) starts afresh.
+    async fn resume_point(
+        &self,
+        message_id: &str,
+        proposal: &Proposal,
+        decided: &Decided,
+        fresh_audit_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<Resume, RetryLater> {
+        tracing::warn!(
+            event = "approval-resumed",
+            message_id = %message_id,
+            proposal_id = %proposal.proposal_id,
+            "an earlier attempt of this same delivery claimed the proposal and never recorded its end; resuming it"
+        );
+        let (Some(audit_id), Some(claimed_at), Some(primary)) =
+            (decided.audit_id.clone(), decided.at, proposal.primary())
+        else {
+            return Ok(Resume::From {
+                audit_id: fresh_audit_id,
+                claimed_at: now,
+                earlier: None,
+            });
+        };
+        let earlier = match self
+            .unlocker
+            .recorded(&primary.state_path, claimed_at, &audit_id)
+            .await
+        {
+            Ok(earlier) => earlier,
+            // The claim stays (an unlock may have happened): Lambda's retry resumes again.
+            Err(e) if is_transient(&e) => return Err(RetryLater(e)),
+            Err(e) => {
+                tracing::error!(
+                    event = "earlier-attempt-unreadable",
+                    proposal_id = %proposal.proposal_id,
+                    audit_id = %audit_id,
+                    reason = %e,
+                    "could not read the earlier attempt's audit record; resuming as if it wrote none (deletes stay conditional)"
+                );
+                None
+            }
+        };
+        if let Some(result) = earlier
+            .as_ref()
+            .and_then(|r| UnlockResult::of(&r.outcomes))
+            .filter(|r| *r != UnlockResult::Failed)
+        {
+            if let Err(e) = self
+                .proposals
+                .complete(
+                    &proposal.proposal_id,
+                    message_id,
+                    result.as_str(),
+                    &audit_id,
+                    now,
+                )
+                .await
+            {
+                if is_transient(&e) {
+                    return Err(RetryLater(e));
+                }
+                tracing::warn!(
+                    event = "completion-not-recorded",
+                    proposal_id = %proposal.proposal_id,
+                    audit_id = %audit_id,
+                    reason = %e,
+                    "could not record the finished unlock on the proposal"
+                );
+            }
+            let decided = Decided {
+                result: Some(result.as_str().to_owned()),
+                audit_id: Some(audit_id),
+                ..decided.clone()
+            };
+            return Ok(Resume::Finished(duplicate(message_id, proposal, &decided)));
+        }
+        Ok(Resume::From {
+            audit_id,
+            claimed_at,
+            earlier,
+        })
     }
 
     /// Runs [`check_approval`] on liveness evidence read now, for a proposal this delivery has

@@ -36,8 +36,9 @@
 //!
 //! # Transient failures retry, and a retry never unlocks twice
 //!
-//! Only a *transient* AWS failure (throttling, 5xx, timeout) *before any delete* returns `Err`, so
-//! that Lambda retries the delivery. The argument that the retry cannot unlock twice:
+//! Only a *transient* AWS failure (throttling, 5xx, timeout) returns `Err`, so that Lambda retries
+//! the delivery: one *before any delete*, or one of a conditional delete (see below). The argument
+//! that the retry cannot unlock twice:
 //!
 //! - **Before the claim** (reading the proposal, or the claim's UpdateItem itself failing): nothing
 //!   was written except, possibly, the claim (an UpdateItem can succeed after its response was
@@ -48,11 +49,20 @@
 //!   releases the claim (conditional on being the claimant and on no finished unlock being
 //!   recorded) and returns `Err`; the retry claims again and unlocks. If the release itself fails,
 //!   the retry resumes the claim as above.
+//! - **A delete that fails**: the Unlocker deletes nothing after it (the lock file goes first, so
+//!   the lock is whole, or keeps its DynamoDB item, which blocks every client). The handler gives
+//!   the claim back instead of completing it — the approval stays usable until the lock is fully
+//!   released or changed — and returns `Err` when the failure was transient. The retry (or a new
+//!   press) claims again; the conditional deletes delete only what is still the proposed lock.
 //! - **A crash or timeout anywhere after the claim** (the worst case: the delete may have happened,
 //!   but nothing was recorded): the retry resumes the claim and runs the unlock again. That second
 //!   unlock re-reads the lock with strong consistency and deletes only on a precondition bound to
-//!   the proposed lock's exact content (`Info = :seen`, `If-Match: <ETag>`, `GyroId = :id`). If the
-//!   first attempt deleted it, the retry finds it gone and reports "already released"; if somebody
+//!   the proposed lock's exact content (`Info = :seen`, `If-Match: <ETag>`, `GyroId = :id`). The
+//!   claim stores the attempt's audit id and the audit record's key is that id and the claim's
+//!   time, so the retry finds the first attempt's record: a finished one (outcomes recorded) is not
+//!   run again — the completion is recorded and the delivery answered `duplicate-delivery` —, and
+//!   one written before the deletes is resumed in place ([`Unlocker::resume`]): what it recorded
+//!   and is gone now counts as its delete, never "already released"; if somebody
 //!   has taken the lock again since, its content differs and it is left alone. A lock is thus
 //!   deleted at most once, by construction of the delete, whatever the retries.
 //! - **After a finished unlock** the proposal records `completed_at`: a duplicate delivery of the
@@ -66,6 +76,7 @@
 //! [`Claim::Resumed`]: lockreaper_aws::proposals::Claim::Resumed
 //! [`Claim::Duplicate`]: lockreaper_aws::proposals::Claim::Duplicate
 //! [`Unlocker::unlock`]: lockreaper_aws::unlock::Unlocker::unlock
+//! [`Unlocker::resume`]: lockreaper_aws::unlock::Unlocker::resume
 
 pub mod config;
 mod handler;

@@ -622,6 +622,7 @@ async fn retries_resume_and_never_unlock_twice() {
         approver: None,
         source: ApprovalSource::ChatButton,
         delivery,
+        audit_id: None,
     };
     assert_eq!(
         proposals

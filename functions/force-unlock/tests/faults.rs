@@ -289,9 +289,9 @@ async fn approvals_under(
         let file = world.lock_file_body().await;
         let audit = world.audit().await;
         // Answered, and either released in both stores, or answered "failed" (a delete that
-        // failed past the SDK's retries) with whatever remains still the judged lock. (That a
-        // failed delete leaves the lock half-released with its approval used up is
-        // `a_delete_that_failed_past_the_retries_can_be_approved_again`, ignored: a bug.)
+        // failed for good; a transient failure is retried) with whatever remains still the
+        // judged lock. (A failed delete leaves the approval usable:
+        // `a_delete_that_failed_past_the_retries_can_be_approved_again`.)
         let released = item.is_none() && file.is_none();
         let remains_judged = item
             .iter()
@@ -299,7 +299,8 @@ async fn approvals_under(
             .all(|l| l.contains(&world.stuck.lock_id));
         run.check(
             match delivered.outcome.as_deref() {
-                // "already-released": every delete's answer was lost (see the ignored test above).
+                // "already-released" is no longer expected from lost delete answers
+                // (`a_lost_delete_answer_is_audited_as_a_delete`), but stays sound here.
                 Some("unlocked" | "already-released") => released,
                 Some("failed") => remains_judged,
                 _ => false,
@@ -319,9 +320,8 @@ async fn approvals_under(
             format!("seed {seed}: {deleting} audit records show a delete (two unlocks)")
         });
         // Whenever an artefact is gone, an audit record written before the delete holds the full
-        // content of both. (That its outcomes may then say `AlreadyGone` for an artefact
-        // force-unlock deleted itself is `a_lost_delete_answer_is_audited_as_a_delete`, ignored:
-        // a bug.)
+        // content of both. (That its outcomes say `Deleted` for an artefact force-unlock deleted
+        // itself, answer lost or not, is `a_lost_delete_answer_is_audited_as_a_delete`.)
         if item.is_none() || file.is_none() {
             let recorded = audit.iter().any(|a| {
                 a.locks.len() == 2
@@ -334,8 +334,8 @@ async fn approvals_under(
             });
         }
         // The same MessageId again is answered and unlocks nothing a second time (exactly one
-        // audit record and "duplicate-delivery" is checked by
-        // `a_redelivery_after_a_lost_completion_resumes_rather_than_repeats`, ignored: a bug).
+        // audit record and "duplicate-delivery" after a lost completion is checked by
+        // `a_redelivery_after_a_lost_completion_resumes_rather_than_repeats`).
         run.check(
             delivered
                 .redelivered
@@ -483,7 +483,6 @@ async fn an_approval_after_the_lock_was_retaken_deletes_nothing_under_faults() {
 /// deleted twice, but the retried delivery repeats instead of resuming, and the audit trail shows
 /// two releases of one lock.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: when the proposal's completion cannot be written, a redelivery of the same MessageId re-runs the unlock: a second audit record and a second (\"already released\") result"]
 async fn a_redelivery_after_a_lost_completion_resumes_rather_than_repeats() {
     let world = World::new(1).await;
     let proxy = FaultProxy::start(
@@ -529,7 +528,6 @@ async fn a_redelivery_after_a_lost_completion_resumes_rather_than_repeats() {
 /// again (a new delivery) is refused as already used, so the half-released lock (Terraform still
 /// finds its lock file) stays until a later sweep proposes it again.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a lock file delete that fails past the SDK's retries leaves the lock half-released (item deleted, file kept) and the approval used up; approving again is refused"]
 async fn a_delete_that_failed_past_the_retries_can_be_approved_again() {
     let world = World::new(5).await;
     let proxy = FaultProxy::start(
@@ -563,7 +561,6 @@ async fn a_delete_that_failed_past_the_retries_can_be_approved_again() {
 /// forced one. When every artefact's answer is lost, the approval is even answered
 /// "already-released".
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a lost answer to force-unlock's own conditional delete is audited as AlreadyGone (and its forced-release marker removed) instead of Deleted"]
 async fn a_lost_delete_answer_is_audited_as_a_delete() {
     let world = World::new(10).await;
     let proxy = FaultProxy::start(

@@ -5,10 +5,14 @@
 //! with `If-Match: <ETag>`. A lock released and re-taken in between fails the condition, and that is
 //! reported as [`DeleteOutcome::Changed`], a clean refusal — never retried, never forced.
 
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lockreaper_core::kinds::{gyro, terraform};
 use lockreaper_core::{DeletePrecondition, LockLocation, LockParseError, LockRecord, TableEntry};
 
+use crate::config::MAX_ATTEMPTS;
 use crate::error::{AwsError, AwsErrorKind};
 use crate::lock_files::LockFiles;
 use crate::lock_table::LockTable;
@@ -22,6 +26,12 @@ pub enum DeleteOutcome {
     Changed,
     /// Nothing was there any more.
     AlreadyGone,
+    /// An earlier attempt of this delete went unanswered (a lost answer, a reset, a timeout, a
+    /// 5xx: it may have been applied), and a later attempt found the lock gone. A delete of
+    /// ours whose answer was lost looks exactly like this, and the holder releasing it in the
+    /// same instant is the only other explanation: reported as a delete (the forced-release
+    /// marker stays), with the ambiguity said in the audit (see `Unlocker`).
+    DeletedAnswerLost,
 }
 
 /// What a strongly consistent re-read found at a lock's location.
@@ -116,16 +126,25 @@ impl LockStore {
                     message: "the lock file was read without an ETag, so a delete could not be conditional on it; refusing to delete".to_owned(),
                 });
             }
-            (LockLocation::S3 { bucket, key }, DeletePrecondition::ETagMatches(etag)) => self
-                .s3
-                .delete_object()
-                .bucket(bucket)
-                .key(key)
-                .if_match(etag)
-                .send()
+            (LockLocation::S3 { bucket, key }, DeletePrecondition::ETagMatches(etag)) => {
+                attempts(|| async {
+                    self.s3
+                        .delete_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .if_match(etag)
+                        .customize()
+                        .config_override(
+                            aws_sdk_s3::config::Builder::default()
+                                .retry_config(RetryConfig::disabled()),
+                        )
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| AwsError::from_sdk(e, "delete lock file", resource.clone()))
+                })
                 .await
-                .map(|_| ())
-                .map_err(|e| AwsError::from_sdk(e, "delete lock file", resource.clone())),
+            }
             (location, precondition) => {
                 return Err(AwsError {
                     kind: AwsErrorKind::Other,
@@ -137,8 +156,33 @@ impl LockStore {
                 })
             }
         };
+        let Attempted {
+            result,
+            unanswered_before,
+        } = result;
         match result {
             Ok(()) => Ok(DeleteOutcome::Deleted),
+            Err(e)
+                if unanswered_before
+                    && matches!(
+                        e.kind,
+                        AwsErrorKind::ConditionFailed | AwsErrorKind::NotFound
+                    ) =>
+            {
+                // Our own earlier attempt may have deleted it: if it is gone now, say so.
+                match self.reread(&lock.location).await {
+                    Ok(Reread::Gone) => Ok(DeleteOutcome::DeletedAnswerLost),
+                    _ => Ok(DeleteOutcome::Changed),
+                }
+            }
+            // Every attempt went unanswered, at least one possibly applied: if the lock is gone
+            // now, that was our delete (as above); if it is still there, the delete failed.
+            Err(e) if unanswered_before && e.kind == AwsErrorKind::Transient => {
+                match self.reread(&lock.location).await {
+                    Ok(Reread::Gone) => Ok(DeleteOutcome::DeletedAnswerLost),
+                    _ => Err(e),
+                }
+            }
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
                 // DynamoDB cannot tell "changed" from "gone" in a failed condition (a missing item
                 // fails the condition too); S3 says 412 for a different ETag. Either way the lock
@@ -162,18 +206,79 @@ impl LockStore {
         attribute: &str,
         seen: &str,
         resource: &str,
-    ) -> Result<(), AwsError> {
-        self.dynamodb
-            .delete_item()
-            .table_name(table)
-            .key(key_attribute, AttributeValue::S(key.to_owned()))
-            // Aliased: never depend on which attribute names DynamoDB reserves.
-            .condition_expression("#seen = :seen")
-            .expression_attribute_names("#seen", attribute)
-            .expression_attribute_values(":seen", AttributeValue::S(seen.to_owned()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk(e, "delete lock item", resource))
+    ) -> Attempted {
+        attempts(|| async {
+            self.dynamodb
+                .delete_item()
+                .table_name(table)
+                .key(key_attribute, AttributeValue::S(key.to_owned()))
+                // Aliased: never depend on which attribute names DynamoDB reserves.
+                .condition_expression("#seen = :seen")
+                .expression_attribute_names("#seen", attribute)
+                .expression_attribute_values(":seen", AttributeValue::S(seen.to_owned()))
+                .customize()
+                .config_override(
+                    aws_sdk_dynamodb::config::Builder::default()
+                        .retry_config(RetryConfig::disabled()),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk(e, "delete lock item", resource))
+        })
+        .await
     }
+}
+
+/// A conditional delete, tried up to [`MAX_ATTEMPTS`] times.
+struct Attempted {
+    result: Result<(), AwsError>,
+    /// An earlier attempt failed in a way that may have been applied (not a throttle).
+    unanswered_before: bool,
+}
+
+/// Runs a conditional delete with the retries the SDK would make, but here, where they are
+/// visible: the SDK's own retry of a delete whose answer was lost fails its condition (the lock
+/// is gone: we deleted it), which it would report as if the first attempt had never happened.
+/// Knowing that an earlier attempt went unanswered lets the caller tell "deleted, answer lost"
+/// from "released by its holder" (issue 12, `a_lost_delete_answer_is_audited_as_a_delete`).
+async fn attempts<F, Fut>(mut call: F) -> Attempted
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AwsError>>,
+{
+    let mut unanswered_before = false;
+    let mut attempt = 1;
+    loop {
+        let result = call().await;
+        match result {
+            Err(e) if e.kind == AwsErrorKind::Transient && attempt < MAX_ATTEMPTS => {
+                // A throttle is a refusal (nothing applied); anything else transient (a reset, a
+                // timeout, a 5xx, a lost answer) may have been applied.
+                if !is_throttle(&e) {
+                    unanswered_before = true;
+                }
+                // The SDK's standard mode backs off exponentially from about 1 s, capped at 20 s;
+                // two retries at 0.2 s and 0.4 s keep the whole delete well inside its budget.
+                tokio::time::sleep(Duration::from_millis(200 << (attempt - 1))).await;
+                attempt += 1;
+            }
+            result => {
+                return Attempted {
+                    result,
+                    unanswered_before,
+                }
+            }
+        }
+    }
+}
+
+fn is_throttle(e: &AwsError) -> bool {
+    let m = e.message.to_ascii_lowercase();
+    m.contains("throttl")
+        || m.contains("slowdown")
+        || m.contains("slow down")
+        || m.contains("provisionedthroughputexceeded")
+        || m.contains("toomanyrequests")
+        || m.contains("requestlimitexceeded")
 }

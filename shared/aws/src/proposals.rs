@@ -5,7 +5,7 @@
 //!
 //! | `pk` | `sk` | attributes | expires |
 //! | --- | --- | --- | --- |
-//! | `proposal#<proposal id>` | `proposal` | `proposal` (S, JSON of [`Proposal`]), `status` (S: `open` \| `used` \| `denied` \| `withdrawn`), `withdrawn_reason` (S, once withdrawn), and once decided: `decided_at` (S), `decided_by` (S, the approver when named), `decided_via` (S, [`ApprovalSource`]), `delivery` (S, the SNS MessageId that decided it); after an unlock: `completed_at`, `result`, `audit_id` | `proposal.expires_at` + 7 days |
+//! | `proposal#<proposal id>` | `proposal` | `proposal` (S, JSON of [`Proposal`]), `status` (S: `open` \| `used` \| `denied` \| `withdrawn`), `withdrawn_reason` (S, once withdrawn), and once decided: `decided_at` (S), `decided_by` (S, the approver when named), `decided_via` (S, [`ApprovalSource`]), `delivery` (S, the SNS MessageId that decided it), `audit_id` (S, an approval's audit record, from its claim on); after an unlock: `completed_at`, `result`, `audit_id` | `proposal.expires_at` + 7 days |
 //! | `lock#<LockLocation::ledger_key()>` | `snooze` | `until` (S, RFC 3339), `by` (S, optional), `reason` (S, optional), `lock_id` (S) | `until` + 1 day |
 //!
 //! # Single use
@@ -40,6 +40,10 @@ pub struct Claimant<'a> {
     pub source: ApprovalSource,
     /// The SNS `MessageId` of the delivery: identical on Lambda's retries of that delivery.
     pub delivery: &'a str,
+    /// Approvals only: the id of the audit record this claim's unlock writes, stored with the
+    /// claim so that a resumed attempt of the same delivery ([`Claim::Resumed`]) writes and finds
+    /// that same record instead of starting a second one.
+    pub audit_id: Option<&'a str>,
 }
 
 /// Who decided a proposal before, as recorded.
@@ -73,8 +77,9 @@ pub enum Claim {
     /// This same delivery (same SNS MessageId) claimed the proposal before and never recorded a
     /// finished unlock: the earlier attempt crashed, timed out, or failed transiently and could
     /// not release its claim. Going ahead is safe: every delete is conditional on the proposed
-    /// lock, so an unlock that already happened finds the lock gone ("already released").
-    Resumed,
+    /// lock, and the earlier attempt's audit record (its id and time in the [`Decided`]) says
+    /// what it did.
+    Resumed(Decided),
     /// This same delivery already finished: a duplicate delivery. Do nothing, say nothing.
     Duplicate(Decided),
     /// Another delivery used the proposal (a replay, or a second click).
@@ -264,6 +269,10 @@ impl Proposals {
             set.push("decided_by = :by");
             request = request.expression_attribute_values(":by", s(approver));
         }
+        if let Some(audit_id) = claimant.audit_id {
+            set.push("audit_id = :audit");
+            request = request.expression_attribute_values(":audit", s(audit_id));
+        }
         let update = format!("SET {}", set.join(", "));
         AwsError::conditional(
             request.update_expression(update).send().await,
@@ -343,7 +352,7 @@ impl Proposals {
                 if record.decided.completed_at.is_some() {
                     Claim::Duplicate(record.decided)
                 } else {
-                    Claim::Resumed
+                    Claim::Resumed(record.decided)
                 }
             }
             ProposalStatus::Denied => Claim::Denied(record.decided),
@@ -362,7 +371,7 @@ impl Proposals {
             .table_name(&self.table)
             .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
             .update_expression(
-                "SET #status = :open REMOVE decided_at, decided_by, decided_via, delivery",
+                "SET #status = :open REMOVE decided_at, decided_by, decided_via, delivery, audit_id",
             )
             .condition_expression(
                 "#status = :used AND delivery = :delivery AND attribute_not_exists(completed_at)",

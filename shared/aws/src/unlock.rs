@@ -7,15 +7,17 @@
 //! 2. Write the audit record (full lock content, who, via what, why) and, for DynamoDB artefacts,
 //!    a "forced" marker that lets lock-metrics count the REMOVE as a forced release — *before*
 //!    deleting anything, so nothing is ever lost.
-//! 3. Delete each artefact conditionally on what was read (lock file first, then the DynamoDB item,
-//!    Terraform's own order). Digest items are never among the artefacts.
+//! 3. Delete each artefact conditionally on what was read (lock file first, then the DynamoDB item;
+//!    why, at the deletes), none after one that failed. Digest items are never among the artefacts.
 //! 4. Record the outcomes, then look at the state: digest vs. the state's MD5, bucket versioning,
 //!    the current and previous versions (the rollback point).
 //!
 //! **Contract for callers that retry:** [`Unlocker::unlock`] returns `Err` only for failures
 //! *before any delete was attempted* (the re-read, the first audit write, a forced marker). From
 //! the first delete on, every problem is reported inside the `Ok` report (`Failed` outcomes, the
-//! audit's `errors`), so a caller can treat `Err` as "nothing was deleted; safe to try again".
+//! audit's `errors`, `retryable` when a delete failed transiently), so a caller can treat `Err` as
+//! "nothing was deleted; safe to try again". A caller that may be a retry of an attempt that got
+//! past its first audit write resumes it ([`Unlocker::resume`]) instead of starting a second one.
 //! Trying again is safe in any case: every delete is conditional on the proposed lock, so a lock
 //! already deleted is found gone, and a lock taken again since is left alone.
 
@@ -53,6 +55,9 @@ pub struct UnlockReport {
     pub result: UnlockResult,
     pub audit: AuditRecord,
     pub state_check: Option<StateCheck>,
+    /// A delete failed transiently (throttled, reset, timed out past its retries): trying the
+    /// same unlock again later may well succeed.
+    pub retryable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,6 +121,70 @@ impl Unlocker {
         request: UnlockRequest<'_>,
         now: DateTime<Utc>,
     ) -> Result<UnlockReport, AwsError> {
+        self.run(request, now, None).await
+    }
+
+    /// Resumes an unlock that an earlier attempt of the same request began and did not finish:
+    /// `earlier` is the record it wrote before its deletes (same audit id, same time `at`, so
+    /// this attempt writes that same record rather than a second one). An artefact that record
+    /// holds and that is gone now was deleted by that attempt — or, in between, released by its
+    /// holder, which nothing can tell apart: it is recorded as deleted, with that said in the
+    /// record, and keeps its forced-release marker. The result is never "already released" for
+    /// what the earlier attempt deleted.
+    pub async fn resume(
+        &self,
+        request: UnlockRequest<'_>,
+        at: DateTime<Utc>,
+        earlier: AuditRecord,
+    ) -> Result<UnlockReport, AwsError> {
+        self.run(request, at, Some(earlier)).await
+    }
+
+    /// The audit record `audit_id` written at `at` for `state_path`, if there is one.
+    pub async fn recorded(
+        &self,
+        state_path: &str,
+        at: DateTime<Utc>,
+        audit_id: &str,
+    ) -> Result<Option<AuditRecord>, AwsError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.ledger_table)
+            .key(PK, s(audit_pk(state_path)))
+            .key(SK, s(audit_sk(at, audit_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "read audit record from", &self.ledger_table))?;
+        match out.item.as_ref().and_then(|i| i.get("record")) {
+            Some(AttributeValue::S(json)) => {
+                serde_json::from_str(json).map(Some).map_err(|e| AwsError {
+                    kind: crate::error::AwsErrorKind::Other,
+                    action: "decode audit record from",
+                    resource: self.ledger_table.clone(),
+                    message: e.to_string(),
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn run(
+        &self,
+        request: UnlockRequest<'_>,
+        now: DateTime<Utc>,
+        earlier: Option<AuditRecord>,
+    ) -> Result<UnlockReport, AwsError> {
+        // An artefact the earlier attempt's record holds, found gone now, is taken as its delete.
+        let resuming = earlier.is_some();
+        let earlier_had = |lock: &LockRecord| {
+            earlier.as_ref().is_some_and(|e| {
+                e.locks
+                    .iter()
+                    .any(|l| l.location == lock.location && l.lock_id == lock.lock_id)
+            })
+        };
         let Some(primary) = request.locks.first() else {
             return Err(AwsError {
                 kind: crate::error::AwsErrorKind::Other,
@@ -165,44 +234,98 @@ impl Unlocker {
                         "{} is no longer the lock that was judged (released and re-taken?): nothing was deleted",
                         lock.location
                     ));
-                    self.write_audit(&audit).await?;
+                    self.write_first_audit(&audit, resuming).await?;
                     return Ok(UnlockReport {
                         result: UnlockResult::LockChanged,
                         audit,
                         state_check: None,
+                        retryable: false,
                     });
                 }
             }
         }
         if present.iter().all(Option::is_none) {
-            audit.outcomes = vec![ArtefactOutcome::AlreadyGone; request.locks.len()];
-            self.write_audit(&audit).await?;
+            audit.outcomes = request
+                .locks
+                .iter()
+                .map(|l| {
+                    if earlier_had(l) {
+                        ArtefactOutcome::Deleted
+                    } else {
+                        ArtefactOutcome::AlreadyGone
+                    }
+                })
+                .collect();
+            if resuming {
+                audit.errors.push(EARLIER_ATTEMPT_NOTE.to_owned());
+            }
+            self.write_first_audit(&audit, resuming).await?;
             return Ok(UnlockReport {
-                result: UnlockResult::AlreadyReleased,
+                result: result_of(&audit.outcomes),
                 audit,
                 state_check: None,
+                retryable: false,
             });
         }
 
         // 2. Record first.
-        self.write_audit(&audit).await?;
+        self.write_first_audit(&audit, resuming).await?;
         for lock in present.iter().flatten() {
             if matches!(lock.location, LockLocation::DynamoDb { .. }) {
                 self.write_forced_marker(lock, &audit, now).await?;
             }
         }
 
-        // 3. Conditional deletes: lock files first, then DynamoDB items.
+        // 3. Conditional deletes: the lock file first, then the DynamoDB item, and none after a
+        //    failed one. Terraform >= 1.10 with both stores acquires the lock file first, then the
+        //    item (lock-formats.md), and older Terraform and OpenTofu look only at the item. So a
+        //    lock left half-released with its item kept blocks every client — and a client that
+        //    takes the file first finds the item taken and gives the file back —, while one left
+        //    with its file kept (item deleted) would let every client that ignores lock files in.
+        //    Stopping at the first failure leaves the lock whole instead (nothing deleted yet) or
+        //    item-kept, and the approval usable for a retry (see the handler).
         let mut order: Vec<usize> = (0..present.len()).collect();
         order.sort_by_key(|&i| !matches!(request.locks[i].kind, LockKind::TerraformS3LockFile));
-        let mut outcomes = vec![ArtefactOutcome::AlreadyGone; present.len()];
+        let mut outcomes: Vec<ArtefactOutcome> = request
+            .locks
+            .iter()
+            .map(|l| {
+                if earlier_had(l) {
+                    ArtefactOutcome::Deleted
+                } else {
+                    ArtefactOutcome::AlreadyGone
+                }
+            })
+            .collect();
+        if resuming && present.iter().any(Option::is_none) {
+            audit.errors.push(EARLIER_ATTEMPT_NOTE.to_owned());
+        }
+        let mut failed = false;
+        let mut retryable = false;
         for i in order {
             let Some(lock) = &present[i] else { continue };
+            if failed {
+                outcomes[i] = ArtefactOutcome::Skipped;
+                continue;
+            }
             outcomes[i] = match self.store.delete_if_unchanged(lock).await {
                 Ok(DeleteOutcome::Deleted) => ArtefactOutcome::Deleted,
+                Ok(DeleteOutcome::DeletedAnswerLost) => {
+                    // Our earlier attempt's answer was lost and the retry found the lock gone:
+                    // that is our delete, unless its holder released it in that same instant,
+                    // which nothing can tell apart. Recorded as ours (the forced marker stays),
+                    // with the ambiguity in the record rather than hidden.
+                    audit.errors.push(format!(
+                        "{}: the delete's answer was lost and its retry found the lock gone: deleted by this unlock (or, in the same instant, released by its holder)",
+                        lock.location
+                    ));
+                    ArtefactOutcome::Deleted
+                }
                 Ok(DeleteOutcome::Changed) => ArtefactOutcome::Changed,
                 Ok(DeleteOutcome::AlreadyGone) => ArtefactOutcome::AlreadyGone,
                 Err(e) => {
+                    failed = true;
+                    retryable |= e.kind == crate::error::AwsErrorKind::Transient;
                     audit.errors.push(e.to_string());
                     ArtefactOutcome::Failed
                 }
@@ -214,7 +337,10 @@ impl Unlocker {
         // Terraform's own release): its forced-release marker would make lock-metrics count that
         // release as forced, so it goes (best effort; lock-metrics may have read it already).
         for (lock, outcome) in present.iter().zip(&audit.outcomes) {
-            if let (Some(lock), ArtefactOutcome::AlreadyGone) = (lock, outcome) {
+            // A delete skipped after a failure leaves its lock in place: its marker goes too.
+            if let (Some(lock), ArtefactOutcome::AlreadyGone | ArtefactOutcome::Skipped) =
+                (lock, outcome)
+            {
                 if matches!(lock.location, LockLocation::DynamoDb { .. }) {
                     self.remove_forced_marker(lock).await;
                 }
@@ -245,6 +371,7 @@ impl Unlocker {
             result,
             audit,
             state_check,
+            retryable,
         })
     }
 
@@ -312,7 +439,23 @@ impl Unlocker {
         check
     }
 
+    /// The record written before any delete: new, so it must not exist yet (an audit id is 16
+    /// random bytes; an existing one would be a bug), unless this attempt resumes the earlier
+    /// attempt that wrote it — then it is rewritten in place (same key), never duplicated.
+    async fn write_first_audit(&self, audit: &AuditRecord, resuming: bool) -> Result<(), AwsError> {
+        match self.put_audit(audit, !resuming).await {
+            // The id is ours alone, so a record already there is this very write, applied once
+            // already and its answer lost (the SDK retried it).
+            Err(e) if e.kind == crate::error::AwsErrorKind::ConditionFailed => Ok(()),
+            other => other,
+        }
+    }
+
     async fn write_audit(&self, audit: &AuditRecord) -> Result<(), AwsError> {
+        self.put_audit(audit, false).await
+    }
+
+    async fn put_audit(&self, audit: &AuditRecord, if_absent: bool) -> Result<(), AwsError> {
         let record = serde_json::to_string(audit).map_err(|e| AwsError {
             kind: crate::error::AwsErrorKind::Other,
             action: "encode audit record for",
@@ -326,15 +469,19 @@ impl Unlocker {
             ("lock_id".to_owned(), s(audit.lock_id.clone())),
             (EXPIRES_AT.to_owned(), expires_at(audit.at, AUDIT_TTL)),
         ]);
-        self.dynamodb
+        let put = self
+            .dynamodb
             .put_item()
             .table_name(&self.ledger_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk(e, "write audit record to ledger", &self.ledger_table)
-            })?;
+            .set_item(Some(item));
+        let put = if if_absent {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put
+        };
+        put.send().await.map_err(|e| {
+            AwsError::from_sdk(e, "write audit record to ledger", &self.ledger_table)
+        })?;
         Ok(())
     }
 
@@ -398,6 +545,25 @@ pub async fn audit_trail(
             _ => None,
         })
         .collect())
+}
+
+/// Said in a resumed unlock's record when something its earlier attempt recorded is gone.
+const EARLIER_ATTEMPT_NOTE: &str = "resumed: an earlier attempt of this same approval recorded the lock before its deletes and did not record their outcome; what it recorded and is gone now is taken as its delete (or was released by its holder in between)";
+
+impl UnlockResult {
+    /// The result of a recorded unlock, from its artefacts' outcomes (empty: not recorded).
+    pub fn of(outcomes: &[ArtefactOutcome]) -> Option<UnlockResult> {
+        (!outcomes.is_empty()).then(|| result_of(outcomes))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnlockResult::Unlocked => "unlocked",
+            UnlockResult::LockChanged => "lock-changed",
+            UnlockResult::AlreadyReleased => "already-released",
+            UnlockResult::Failed => "failed",
+        }
+    }
 }
 
 /// The result of an unlock from what happened to each artefact: a failure first, then a changed
