@@ -1,4 +1,4 @@
-//! The sweep's CloudWatch metrics: per table or bucket, locks, stale locks, the oldest lock's age
+//! The sweep's CloudWatch metrics (EMF lines on stdout, see `lockreaper_aws::emf`): per table or bucket, locks, stale locks, the oldest lock's age
 //! and unparseable locks; and the sweep's errors.
 
 use std::collections::BTreeMap;
@@ -54,8 +54,9 @@ impl Reaper {
             timestamp: minute,
             value: MetricValue::Single(errors),
         });
-        match self.metrics.put(data).await {
-            Ok(calls) => out.aws_calls += calls,
+        // EMF lines on stdout: no AWS call, so nothing to add to `aws_calls`.
+        match self.metrics.emit(&data) {
+            Ok(_) => {}
             Err(e) => {
                 log_error("metrics-failed", &e);
                 out.errors.push(e.to_string());
