@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use lockreaper_core::metrics::{MetricDatum, MetricValue, Unit};
 use lockreaper_core::LockParseError;
 
-use crate::{log_error, LockGroup, Reaper, SweepOutcome};
+use crate::{LockGroup, Reaper, SweepOutcome};
 
 /// Metric names of the sweep.
 pub const ACTIVE_LOCKS: &str = "ActiveLocks";
@@ -55,12 +55,9 @@ impl Reaper {
             value: MetricValue::Single(errors),
         });
         // EMF lines on stdout: no AWS call, so nothing to add to `aws_calls`.
-        match self.metrics.emit(&data) {
-            Ok(_) => {}
-            Err(e) => {
-                log_error("metrics-failed", &e);
-                out.errors.push(e.to_string());
-            }
+        if let Err(e) = self.metrics.emit(&data) {
+            tracing::error!(event = "metrics-failed", error = %e);
+            out.errors.push(e.to_string());
         }
     }
 }
