@@ -6,6 +6,14 @@
 //! that could be lost and make a retry store the same data twice. Rendering and the limits live in
 //! [`lockreaper_core::metrics::emf`].
 //!
+//! Evidence: CloudWatch User Guide, "Using the embedded metric format with Lambda" (Lambda sends
+//! everything written to stdout to the log group; CloudWatch Logs extracts EMF events; metrics not
+//! flushed before a timeout are lost — hence every write here is flushed at once); Lambda Developer
+//! Guide, "Configuring JSON and plain text log formats" (with `LogFormat: JSON`, which the template
+//! sets, Lambda does not re-encode a line that is already JSON, so the documents reach Logs as
+//! written); "Publishing custom metrics with the embedded metric format" (no
+//! `cloudwatch:PutMetricData` permission needed).
+//!
 //! In tests the sink is a [`EmfCapture`]: the same lines, kept in memory, read back with the same
 //! reader CloudWatch's extraction is modelled by ([`lockreaper_core::metrics::emf::read_output`]).
 
