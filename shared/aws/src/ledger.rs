@@ -13,19 +13,25 @@
 //!
 //! 1. does each record's ledger work (first-seen, last state write, forced marker: idempotent
 //!    writes and reads) and only then claims it with a conditional put of `stream#<table>` /
-//!    `<SequenceNumber>` (`attribute_not_exists(pk)`, [`Ledger::claim_record`]); a record whose
-//!    claim already exists was counted before and is not counted again. Work first, claim after: an
+//!    `<SequenceNumber>` (`attribute_not_exists(pk)`, [`Ledger::claim_record`]) holding the
+//!    invocation's claim token; a record whose claim already exists with another token was counted
+//!    before and is not counted again, while a claim with its own token (the put was applied, its
+//!    answer lost, the SDK's retry failed the condition) is this invocation's. Work first, claim after: an
 //!    invocation that dies between the two leaves an unclaimed record that the retry redoes, never a
 //!    claimed record whose state write was never recorded (the reaper's liveness evidence);
 //! 2. counts only the records it claimed in this invocation;
-//! 3. if the PutMetricData call that carries a record's metrics fails, deletes the claims of exactly
-//!    the records of that call ([`Ledger::release_claim`]) and reports them as `batchItemFailures`,
-//!    so the retry counts them (a record whose own ledger work fails is handled the same way).
+//! 3. writes the metrics of the records it claimed as EMF lines on stdout; if they cannot be
+//!    written, deletes exactly those claims (its own only: [`Ledger::release_claim`] is conditional
+//!    on the token) and reports the records as `batchItemFailures`, so the retry counts them (a
+//!    record whose ledger work or claim fails is handled the same way).
 //!
 //! A record is thus counted at most once while its claim lives (2 days; stream records live 24 h,
-//! so a claim outlives every redelivery). Only a double fault — PutMetricData fails *and* deleting
-//! the claim fails — loses a record's metrics: it is under-counted, never double-counted, and the
-//! function logs it as an error.
+//! so a claim outlives every redelivery). Only a double fault — the metrics cannot be written *and*
+//! deleting the claim fails — loses a record's metrics: it is under-counted, never double-counted,
+//! and the function logs it as an error. One window remains that no ledger state can close: an
+//! invocation killed (a timeout) after its claims and before its EMF line is written leaves claimed
+//! records whose metrics were never written; the write follows the claims immediately, in the same
+//! process, with no call in between.
 
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
 //! Topics, queues, secrets and metrics as the tests need them: an SQS queue subscribed to a topic
 //! is how a test reads exactly what a function published (as an e-mail or chat subscriber would
-//! receive it), and CloudWatch is read back with GetMetricData.
+//! receive it). (Metrics are read from the functions' EMF output: `LambdaWatch::emf_metrics`.)
 
 use std::time::Duration;
 
