@@ -310,7 +310,7 @@ impl LockMetrics {
                 table = %record.table,
                 sequence_number = %record.record_id,
                 error = %err,
-                "could not release the claim of a failed record: its metrics will be missing"
+                "could not release this invocation's claim of a failed record: if the claim was written, the record's metrics will be missing"
             );
         }
     }
