@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chatbot_buttons  # noqa: E402  (infra/sam/chatbot_buttons.py, shared with test_template.py)
 import local_build  # noqa: E402  (one release build of the functions and the CLI, laid out as `sam build` does)
+import emf_reader  # noqa: E402  (metrics read back from EMF log lines, as CloudWatch Logs extracts them)
 
 DEPLOY_VENV = ROOT / "infra" / ".venv-deploy"
 SAM = DEPLOY_VENV / "bin" / "sam"
@@ -645,6 +646,15 @@ def main() -> int:
             timeout=90,
         )
         ok(f"lock-metrics ran: {metrics_group} has {{event: acquired, lock_id: {info['ID'][:8]}…, path: {acquired[0].get('path')}}}")
+        # Metrics are EMF lines in the same log group: read them as CloudWatch Logs extracts them.
+        namespace = functions["lock-metrics"]["Environment"]["Variables"]["METRICS_NAMESPACE"]
+        lock_dims = {"LockTable": lock_table, "LockKind": "terraform-dynamodb"}
+
+        def emf_sum(name: str) -> float:
+            return emf_reader.metric_sum(emf_reader.read_lines(log_lines(aws, metrics_group)), namespace, name, lock_dims)
+
+        acquired_count = wait_for("LocksAcquired in lock-metrics' EMF log lines", lambda: emf_sum("LocksAcquired"), timeout=90)
+        check(acquired_count == 1, f"EMF in {metrics_group}: {namespace}/LocksAcquired = 1 for the one lock", acquired_count)
         claims = aws.dynamodb.query(
             TableName=ledger,
             KeyConditionExpression="pk = :pk",
@@ -717,6 +727,12 @@ def main() -> int:
             timeout=90,
         )
         check(forced[0].get("release") == "forced", "lock-metrics logged the release as forced", forced[0])
+        forced_count = wait_for("ForcedReleases in lock-metrics' EMF log lines", lambda: emf_sum("ForcedReleases"), timeout=90)
+        check(
+            forced_count == 1 and emf_sum("LocksReleased") == 1,
+            f"EMF in {metrics_group}: {namespace}/ForcedReleases = 1, LocksReleased = 1",
+            forced_count,
+        )
 
         step(8, "stack update: AutoExpire=true gives the reaper delete rights, and only then")
         reaper_role = functions["reaper"]["Role"].rsplit("/", 1)[-1]

@@ -651,16 +651,21 @@ class Template(unittest.TestCase):
         # The ENI actions of a function in a VPC: AWSLambdaVPCAccessExecutionRole grants them on "*"
         # and DescribeNetworkInterfaces "only works if it's allowed on all resources" (Lambda
         # Developer Guide, configuration-vpc); they are present only with SubnetIds (test_guardrails).
-        allowed = {"cloudwatch:PutMetricData", "dynamodb:ListStreams"} | set(VPC_ENI_ACTIONS)
+        allowed = {"dynamodb:ListStreams"} | set(VPC_ENI_ACTIONS)
         for logical, stmts in self.role_statements().items():
             for s in stmts:
                 if s.get("Resource") == "*":
                     with self.subTest(role=logical, sid=s.get("Sid")):
                         self.assertTrue(set(self.actions(s)) <= allowed, s)
-                        if "cloudwatch:PutMetricData" in self.actions(s):
-                            self.assertEqual(
-                                s["Condition"], {"StringEquals": {"cloudwatch:namespace": {"Ref": "MetricsNamespace"}}}
-                            )
+
+    def test_no_role_may_put_metric_data(self):
+        # Metrics are CloudWatch Embedded Metric Format lines in the functions' log output, which
+        # CloudWatch Logs turns into metrics with no permission beyond writing the logs ("Embedded
+        # metric format" in the CloudWatch User Guide: no PutMetricData involved).
+        for logical, stmts in self.role_statements().items():
+            for s in stmts:
+                with self.subTest(role=logical, sid=s.get("Sid")):
+                    self.assertFalse([a for a in self.actions(s) if a.startswith("cloudwatch:")], s)
 
     def test_each_role_logs_only_to_its_own_group(self):
         for role, group in (("ReaperRole", "ReaperLogGroup"), ("LockMetricsRole", "LockMetricsLogGroup"), ("ForceUnlockRole", "ForceUnlockLogGroup")):

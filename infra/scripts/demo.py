@@ -48,6 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra" / "sam"))
 import deploy_local as dl  # noqa: E402  (the deploy harness: ministack, sam, clients)
+import emf_reader  # noqa: E402  (metrics from EMF log lines)
 import local_build  # noqa: E402  (one release build of the functions and the CLI)
 
 VENV_PY = str(ROOT / "infra" / ".venv" / "bin" / "python")
@@ -155,18 +156,11 @@ def chat_messages(aws, queue_url: str) -> list[dict]:
     return out
 
 
-def metric_sum(aws, namespace: str, name: str, table: str) -> float:
-    now = time.time()
-    stats = aws.cloudwatch.get_metric_statistics(
-        Namespace=namespace,
-        MetricName=name,
-        Dimensions=[{"Name": "LockTable", "Value": table}, {"Name": "LockKind", "Value": "terraform-dynamodb"}],
-        StartTime=now - 3600,
-        EndTime=now + 60,
-        Period=3600,
-        Statistics=["Sum"],
-    )
-    return sum(p.get("Sum", 0) for p in stats.get("Datapoints", []))
+def metric_sum(aws, group: str, namespace: str, name: str, table: str) -> float:
+    """A metric's Sum from lock-metrics' EMF log lines in its CloudWatch Logs log group: the path
+    real CloudWatch takes (Logs extracts the metrics from the lines Lambda writes there)."""
+    metrics = emf_reader.read_lines(dl.log_lines(aws, group))
+    return emf_reader.metric_sum(metrics, namespace, name, {"LockTable": table, "LockKind": "terraform-dynamodb"})
 
 
 def main() -> int:
@@ -278,14 +272,15 @@ def main() -> int:
 
         step(4, "lock-metrics, fired by the lock table's stream, counted the locks")
         namespace = "LockReaper"
+        metrics_log = f"/aws/lambda/{outputs['LockMetricsFunctionName']}"
         acquired = dl.wait_for(
-            "LocksAcquired in CloudWatch",
-            lambda: metric_sum(aws, namespace, "LocksAcquired", table) >= 3 and metric_sum(aws, namespace, "LocksAcquired", table),
+            "LocksAcquired in lock-metrics' EMF log lines",
+            lambda: metric_sum(aws, metrics_log, namespace, "LocksAcquired", table) >= 3 and metric_sum(aws, metrics_log, namespace, "LocksAcquired", table),
             timeout=WAIT,
         )
-        say(f"CloudWatch {namespace}/LocksAcquired (LockTable={table}): {acquired:.0f}; LocksReleased: "
-            f"{metric_sum(aws, namespace, 'LocksReleased', table):.0f}; StateWrites: "
-            f"{metric_sum(aws, namespace, 'StateWrites', table):.0f}")
+        say(f"EMF metrics in {metrics_log}: {namespace}/LocksAcquired (LockTable={table}): {acquired:.0f}; LocksReleased: "
+            f"{metric_sum(aws, metrics_log, namespace, 'LocksReleased', table):.0f}; StateWrites: "
+            f"{metric_sum(aws, metrics_log, namespace, 'StateWrites', table):.0f}")
 
         step(5, "`lockreaper locks`: what an operator sees at a terminal")
         cli_env = dict(env, LOCK_TABLES=table, LOCK_BUCKETS=bucket, LEDGER_TABLE=outputs["LedgerTableName"],
@@ -350,8 +345,8 @@ def main() -> int:
         step(9, "The audit trail and the metrics")
         for line in cli(cli_env, "audit", f"{bucket}/env:/blue/{STATE_KEY}").rstrip().splitlines():
             say(line)
-        forced = dl.wait_for("ForcedReleases in CloudWatch", lambda: metric_sum(aws, namespace, "ForcedReleases", table), timeout=WAIT)
-        say(f"CloudWatch {namespace}/ForcedReleases: {forced:.0f}; LocksReleased: {metric_sum(aws, namespace, 'LocksReleased', table):.0f}")
+        forced = dl.wait_for("ForcedReleases in lock-metrics' EMF log lines", lambda: metric_sum(aws, metrics_log, namespace, "ForcedReleases", table), timeout=WAIT)
+        say(f"EMF metrics: {namespace}/ForcedReleases: {forced:.0f}; LocksReleased: {metric_sum(aws, metrics_log, namespace, 'LocksReleased', table):.0f}")
         story_seconds = time.monotonic() - T0
         prep = os.environ.get("DEMO_PREP_SECONDS", "")
         setup = f"tools + build {prep}s" if prep.isdigit() else f"build {build_seconds:.0f}s"

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use lock_metrics::handler::{read_records, LockMetrics};
-use lockreaper_aws::{CloudWatchMetrics, Ledger};
+use lockreaper_aws::{EmfMetrics, Ledger};
 use lockreaper_testkit::bench::{rss_kib, Meter};
 use lockreaper_testkit::lambda::create_ledger_table;
 use lockreaper_testkit::TestEnv;
@@ -97,10 +97,11 @@ async fn main() {
     let env = TestEnv::new("bench-metrics").await;
     let ledger = env.name("ledger");
     create_ledger_table(&env, &ledger).await;
-    let function = LockMetrics::new(
-        Ledger::new(env.aws.dynamodb(), &ledger),
-        CloudWatchMetrics::new(env.aws.cloudwatch(), format!("LockReaperBench/{}", env.id)),
-    );
+    // The EMF lines are captured (in the Lambda they go to stdout): the bench measures the
+    // rendering, not the terminal.
+    let namespace = format!("LockReaperBench/{}", env.id);
+    let (metrics, emf) = EmfMetrics::capture(&namespace);
+    let function = LockMetrics::new(Ledger::new(env.aws.dynamodb(), &ledger), metrics);
     let payload = batch("bench-locks");
     let payload_bytes = payload.to_string().len();
     let rss_before = rss_kib();
@@ -126,6 +127,20 @@ async fn main() {
         "  peak RSS           {:>8} KiB (process; {} KiB before the batch)",
         m.peak_rss_kib, rss_before
     );
-    println!("  PutMetricData calls {:>7}", summary.metric_calls);
+    let emf_bytes: usize = emf.lines().iter().map(|l| l.len() + 1).sum();
+    println!(
+        "  EMF lines          {:>8}     ({} bytes on stdout; no metrics API call)",
+        summary.metric_lines, emf_bytes
+    );
+    assert_eq!(
+        emf.metrics()
+            .iter()
+            .filter(|m| m.namespace == namespace)
+            .map(|m| m.values.len())
+            .sum::<usize>()
+            > 0,
+        summary.counted > 0,
+        "counted records must show up in the EMF output"
+    );
     println!("  summary            {summary:?}");
 }

@@ -8,8 +8,9 @@
 //!    has its ledger work done first (first-seen, last state write, the forced-release marker; all
 //!    idempotent) and is claimed in the ledger after, so a claim never exists without the ledger
 //!    work behind it. A failure fails that record and the later records of its item;
-//! 3. the claimed records are planned into PutMetricData calls ([`plan_calls`]; one in the normal
-//!    case). A failed call releases the claims of exactly its records and reports them;
+//! 3. the claimed records' metrics are written as CloudWatch Embedded Metric Format lines on
+//!    stdout ([`EmfMetrics`]): no API call, so no answer to lose. If they cannot be written, the
+//!    claims of exactly those records are released and the records reported;
 //! 4. one JSON log line per lock event, and `batchItemFailures` by SequenceNumber.
 //!
 //! Why a retried batch is never double-counted: see `lockreaper_aws::ledger`.
@@ -21,8 +22,9 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
-use lockreaper_aws::{AwsError, Claim, CloudWatchMetrics, Ledger};
-use lockreaper_core::metrics::plan_calls;
+use lockreaper_aws::random::claim_token;
+use lockreaper_aws::{AwsError, Claim, EmfMetrics, Ledger};
+use lockreaper_core::metrics::BatchMetrics;
 use lockreaper_core::stream::{
     classify, classify_unreadable, Classified, LockEvent, StreamRecord, UserIdentity,
 };
@@ -34,7 +36,7 @@ const CONCURRENT_ITEMS: usize = 16;
 /// The function: the ledger and the metrics sink, built once per process.
 pub struct LockMetrics {
     ledger: Ledger,
-    metrics: CloudWatchMetrics,
+    metrics: EmfMetrics,
 }
 
 /// What happened to one record.
@@ -58,11 +60,12 @@ pub struct BatchSummary {
     pub duplicates: usize,
     pub ignored: usize,
     pub failed: usize,
-    pub metric_calls: usize,
+    /// EMF lines written (one per dimension set and minute in the normal case).
+    pub metric_lines: usize,
 }
 
 impl LockMetrics {
-    pub fn new(ledger: Ledger, metrics: CloudWatchMetrics) -> Self {
+    pub fn new(ledger: Ledger, metrics: EmfMetrics) -> Self {
         LockMetrics { ledger, metrics }
     }
 
@@ -81,6 +84,28 @@ impl LockMetrics {
         now: DateTime<Utc>,
     ) -> (DynamoDbEventResponse, BatchSummary) {
         let total = records.len();
+        // This invocation's claim token: stored in every claim it takes, so a claim whose write
+        // answer was lost is still recognised as its own (see `Ledger::claim_record`).
+        let token = match claim_token() {
+            Ok(token) => token,
+            Err(err) => {
+                // Without a token no claim can be told apart: count nothing, report everything.
+                tracing::error!(error = %err, "no claim token: reporting the whole batch for retry");
+                let mut response = DynamoDbEventResponse::default();
+                for record in &records {
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = Some(record.record_id.clone());
+                    response.batch_item_failures.push(failure);
+                }
+                let summary = BatchSummary {
+                    records: total,
+                    failed: total,
+                    ..BatchSummary::default()
+                };
+                return (response, summary);
+            }
+        };
+        let token = token.as_str();
         // Group by item, keeping stream order inside each group.
         let mut group_of: HashMap<String, usize> = HashMap::new();
         let mut groups: Vec<Vec<(usize, Classified)>> = Vec::new();
@@ -95,7 +120,7 @@ impl LockMetrics {
         }
         let mut outcomes: Vec<Option<Outcome>> = (0..total).map(|_| None).collect();
         let mut results = stream::iter(groups)
-            .map(|group| self.process_item(group))
+            .map(|group| self.process_item(group, token))
             .buffer_unordered(CONCURRENT_ITEMS);
         while let Some(done) = results.next().await {
             for (index, outcome) in done {
@@ -104,32 +129,37 @@ impl LockMetrics {
         }
         let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
 
-        // Count the claimed records, one PutMetricData call per planned group of records.
-        let claimed = outcomes.iter().enumerate().filter_map(|(i, o)| match o {
-            Outcome::Claimed(c) => Some((i, c)),
-            _ => None,
-        });
-        let calls = plan_calls(claimed, now);
+        // Count the claimed records: their metrics as EMF lines, written at once.
+        let mut metrics = BatchMetrics::new(now);
+        let mut claimed = Vec::new();
+        for (index, outcome) in outcomes.iter().enumerate() {
+            if let Outcome::Claimed(record) = outcome {
+                metrics.add(record);
+                claimed.push(index);
+            }
+        }
         let mut summary = BatchSummary {
             records: total,
-            metric_calls: calls.len(),
             ..BatchSummary::default()
         };
-        for call in calls {
-            if let Err(err) = self.metrics.put(call.data).await {
-                tracing::error!(
-                    error = %err,
-                    records = call.records.len(),
-                    "PutMetricData failed: releasing the claims of its records and reporting them for retry"
-                );
-                for index in call.records {
-                    if let Outcome::Claimed(record) = &outcomes[index] {
-                        let record = record.clone();
-                        self.release(&record).await;
-                        outcomes[index] = Outcome::Failed {
-                            record,
-                            error: err.to_string(),
-                        };
+        if !metrics.is_empty() {
+            match self.metrics.emit(&metrics.data()) {
+                Ok(lines) => summary.metric_lines = lines,
+                Err(err) => {
+                    tracing::error!(
+                        error = %err,
+                        records = claimed.len(),
+                        "metrics not written: releasing the claims of their records and reporting them for retry"
+                    );
+                    for index in claimed {
+                        if let Outcome::Claimed(record) = &outcomes[index] {
+                            let record = record.clone();
+                            self.release(&record, token).await;
+                            outcomes[index] = Outcome::Failed {
+                                record,
+                                error: err.to_string(),
+                            };
+                        }
                     }
                 }
             }
@@ -176,7 +206,7 @@ impl LockMetrics {
             duplicates = summary.duplicates,
             ignored = summary.ignored,
             failed = summary.failed,
-            metric_calls = summary.metric_calls,
+            metric_lines = summary.metric_lines,
             "batch done"
         );
         (response, summary)
@@ -184,7 +214,11 @@ impl LockMetrics {
 
     /// The records of one item, in order. After a failure, the item's later records fail too,
     /// so a retry sees them in order again.
-    async fn process_item(&self, group: Vec<(usize, Classified)>) -> Vec<(usize, Outcome)> {
+    async fn process_item(
+        &self,
+        group: Vec<(usize, Classified)>,
+        token: &str,
+    ) -> Vec<(usize, Outcome)> {
         let mut done = Vec::with_capacity(group.len());
         let mut failed = false;
         for (index, record) in group {
@@ -194,7 +228,7 @@ impl LockMetrics {
                     error: "an earlier record of the same item failed".to_owned(),
                 }
             } else {
-                self.process_record(record).await
+                self.process_record(record, token).await
             };
             failed |= matches!(outcome, Outcome::Failed { .. });
             done.push((index, outcome));
@@ -202,7 +236,7 @@ impl LockMetrics {
         done
     }
 
-    async fn process_record(&self, mut record: Classified) -> Outcome {
+    async fn process_record(&self, mut record: Classified, token: &str) -> Outcome {
         if !record.counts() {
             return Outcome::Ignored(record);
         }
@@ -218,15 +252,20 @@ impl LockMetrics {
         }
         match self
             .ledger
-            .claim_record(&record.table, &record.record_id)
+            .claim_record(&record.table, &record.record_id, token)
             .await
         {
             Ok(Claim::Claimed) => Outcome::Claimed(record),
             Ok(Claim::AlreadyClaimed) => Outcome::Duplicate(record),
-            Err(err) => Outcome::Failed {
-                record,
-                error: err.to_string(),
-            },
+            Err(err) => {
+                // One of the SDK's attempts may have written the claim before the call failed:
+                // remove it (only if it is ours), or the retry would skip the record as counted.
+                self.release(&record, token).await;
+                Outcome::Failed {
+                    record,
+                    error: err.to_string(),
+                }
+            }
         }
     }
 
@@ -259,10 +298,10 @@ impl LockMetrics {
         Ok(())
     }
 
-    async fn release(&self, record: &Classified) {
+    async fn release(&self, record: &Classified, token: &str) {
         if let Err(err) = self
             .ledger
-            .release_claim(&record.table, &record.record_id)
+            .release_claim(&record.table, &record.record_id, token)
             .await
         {
             // The record stays claimed: a retry skips it, so its metrics are lost (under-counted,
@@ -271,7 +310,7 @@ impl LockMetrics {
                 table = %record.table,
                 sequence_number = %record.record_id,
                 error = %err,
-                "could not release the claim of a failed record: its metrics will be missing"
+                "could not release this invocation's claim of a failed record: if the claim was written, the record's metrics will be missing"
             );
         }
     }

@@ -1,9 +1,9 @@
 //! lock-metrics: subscribed to the DynamoDB Streams (`NEW_AND_OLD_IMAGES`) of Terraform/OpenTofu and
-//! Gyro lock tables, it turns lock item changes into lock lifecycle metrics in CloudWatch and one
+//! Gyro lock tables, it turns lock item changes into lock lifecycle metrics in CloudWatch (EMF log lines) and one
 //! structured JSON log line per lock event. See README.md for the metrics and configuration.
 //!
 //! The decisions are pure and live in the core crate ([`lockreaper_core::stream`] classifies a
-//! record, [`lockreaper_core::metrics`] aggregates); the ledger and CloudWatch adapters live in
+//! record, [`lockreaper_core::metrics`] aggregates); the ledger adapter and the EMF metrics sink live in
 //! `lockreaper-aws`; [`handler`] is the Lambda glue between them.
 
 pub mod handler;

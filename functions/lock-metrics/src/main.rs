@@ -1,9 +1,9 @@
-//! lock-metrics: DynamoDB Streams of lock tables → lock lifecycle metrics in CloudWatch.
+//! lock-metrics: DynamoDB Streams of lock tables → lock lifecycle metrics in CloudWatch (EMF lines on stdout).
 //! Configuration (`LEDGER_TABLE`, `METRICS_NAMESPACE`): see README.md.
 
 use lambda_runtime::{service_fn, Error};
 use lock_metrics::{init_logging, Config, LockMetrics};
-use lockreaper_aws::{Aws, CloudWatchMetrics, Ledger};
+use lockreaper_aws::{Aws, EmfMetrics, Ledger};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let aws = Aws::from_env().await?;
     let function = LockMetrics::new(
         Ledger::new(aws.dynamodb(), config.ledger_table),
-        CloudWatchMetrics::new(aws.cloudwatch(), config.namespace),
+        EmfMetrics::stdout(config.namespace),
     );
     let function = &function;
     lambda_runtime::run(service_fn(move |event| function.handle(event))).await

@@ -2,7 +2,8 @@
 //! writing Gyro's documented items) changes a lock table with a stream; the stream records are read
 //! back from the emulator's DynamoDB Streams API and wrapped as Lambda's event source mapping does;
 //! the function runs behind the real Lambda Runtime API (`cargo lambda watch`) and is invoked with
-//! `cargo lambda invoke --data-file`; the metrics are read back with GetMetricData.
+//! `cargo lambda invoke --data-file`; the metrics are read back from the function's output, its
+//! EMF lines extracted as CloudWatch Logs extracts them from the log group Lambda writes stdout to.
 
 #![allow(clippy::unwrap_used)]
 
@@ -419,11 +420,13 @@ async fn force_unlock_recorded_in_the_ledger_is_a_forced_release() {
     assert_eq!(lines[1]["release"], "forced");
 }
 
-/// CloudWatch unreachable: every counted record is reported in batchItemFailures and its claim
-/// released; the retry (with CloudWatch back) counts each record exactly once.
+/// The ledger unreachable (what can still fail now that metrics are EMF lines, not an API call;
+/// this replaces the test of an unreachable CloudWatch): every record that counts is reported in
+/// batchItemFailures, nothing is counted and no claim is left; the retry (with the ledger back)
+/// counts each record exactly once, and a further redelivery counts nothing.
 #[tokio::test(flavor = "multi_thread")]
-async fn cloudwatch_failure_reports_the_records_and_the_retry_counts_them_once() {
-    let setup = Setup::new("cw-down").await;
+async fn ledger_unreachable_reports_the_records_and_the_retry_counts_them_once() {
+    let setup = Setup::new("ledger-down").await;
     let env = &setup.env;
     let (table, bucket) = (env.name("locks"), env.name("state"));
     env.create_lock_table(&table, "LockID").await;
@@ -442,17 +445,18 @@ async fn cloudwatch_failure_reports_the_records_and_the_retry_counts_them_once()
     let all = sequence_numbers(&records);
 
     {
-        // A port nothing listens on: PutMetricData fails (after the SDK's retries).
+        // A port nothing listens on: every ledger call fails (after the SDK's retries).
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let dead = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
         drop(closed);
         let mut vars = setup.function_env();
-        vars.push(("AWS_ENDPOINT_URL_CLOUDWATCH".to_owned(), dead));
+        vars.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), dead));
         let down = LambdaWatch::start(PACKAGE, vars).await;
+        setup.track(&down);
         let response = down.invoke(PACKAGE, &event).await;
         assert_eq!(failures(&response), all, "{response}");
         assert!(
-            down.log().contains("PutMetricData failed"),
+            down.log().contains("record failed; reported for retry"),
             "{}",
             down.log()
         );
@@ -460,7 +464,7 @@ async fn cloudwatch_failure_reports_the_records_and_the_retry_counts_them_once()
         for seq in &all {
             assert!(
                 !ledger.is_claimed(&table, seq).await.unwrap(),
-                "claim {seq} released"
+                "no claim for {seq}"
             );
         }
     }
@@ -474,6 +478,41 @@ async fn cloudwatch_failure_reports_the_records_and_the_retry_counts_them_once()
     assert_eq!(setup.count("LocksAcquired", &table, TF).await, 1.0);
     assert_eq!(setup.count("LocksReleased", &table, TF).await, 1.0);
     assert_eq!(setup.count("StateWrites", &table, TF).await, 1.0);
+}
+
+/// Issue 12: a claim is recognised as the claiming invocation's own by its token, so the SDK's
+/// retry of a claim whose answer was lost (it finds its own claim) still counts the record, while
+/// another delivery's claim is skipped; a release removes only the releaser's own claim.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_is_told_apart_from_another_deliverys_by_its_token() {
+    use lockreaper_aws::Claim;
+    let setup = Setup::new("claim-token").await;
+    let ledger = setup.ledger();
+    let (table, seq) = ("tf-locks", "1100000000017454423009");
+    assert_eq!(
+        ledger.claim_record(table, seq, "mine").await.unwrap(),
+        Claim::Claimed
+    );
+    // What the SDK's retry of the same request meets after a lost answer.
+    assert_eq!(
+        ledger.claim_record(table, seq, "mine").await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        ledger.claim_record(table, seq, "another").await.unwrap(),
+        Claim::AlreadyClaimed
+    );
+    ledger.release_claim(table, seq, "another").await.unwrap();
+    assert!(
+        ledger.is_claimed(table, seq).await.unwrap(),
+        "not its claim"
+    );
+    ledger.release_claim(table, seq, "mine").await.unwrap();
+    assert!(!ledger.is_claimed(table, seq).await.unwrap());
+    assert_eq!(
+        ledger.claim_record(table, seq, "another").await.unwrap(),
+        Claim::Claimed
+    );
 }
 
 /// The ledger table is missing: every record that would be counted is reported for retry, and
@@ -509,6 +548,7 @@ async fn ledger_failure_reports_every_record() {
         ],
     )
     .await;
+    setup.track(&watch);
     let response = watch.invoke(PACKAGE, &event).await;
     assert_eq!(
         failures(&response),
@@ -590,7 +630,10 @@ async fn a_claim_left_by_a_timed_out_attempt_never_loses_the_state_write() {
     let ledger = setup.ledger();
     // The earlier attempt got as far as the claim.
     assert!(matches!(
-        ledger.claim_record(&table, &sequence).await.unwrap(),
+        ledger
+            .claim_record(&table, &sequence, "the-timed-out-attempt")
+            .await
+            .unwrap(),
         lockreaper_aws::Claim::Claimed
     ));
 

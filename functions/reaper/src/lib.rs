@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lockreaper_aws::alert_state::AlertStates;
-use lockreaper_aws::cloudwatch::CloudWatchMetrics;
 use lockreaper_aws::inventory::LockReaders;
 use lockreaper_aws::ledger::Ledger;
 use lockreaper_aws::liveness::TableStreams;
@@ -39,6 +38,7 @@ use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::proposals::Proposals;
 use lockreaper_aws::unlock::Unlocker;
 use lockreaper_aws::AwsError;
+use lockreaper_aws::EmfMetrics;
 use lockreaper_core::approval::SigningKey;
 use lockreaper_core::config::format_duration;
 use lockreaper_core::decision::{decide, EvidenceGap, LockEvidence};
@@ -72,7 +72,8 @@ pub struct Reaper {
     pub alerts: Notifier,
     pub alert_states: AlertStates,
     pub ledger: Ledger,
-    pub metrics: CloudWatchMetrics,
+    /// The sweep's metrics, as EMF lines on stdout (tests swap in a capture).
+    pub metrics: EmfMetrics,
     pub unlocker: Unlocker,
     pub proposals: Proposals,
 }
@@ -86,7 +87,7 @@ impl Reaper {
             alerts: Notifier::new(aws.sns(), &config.alert_topic_arn),
             alert_states: AlertStates::new(dynamodb.clone(), &config.ledger_table),
             ledger: Ledger::new(dynamodb.clone(), &config.ledger_table),
-            metrics: CloudWatchMetrics::new(aws.cloudwatch(), &config.metrics_namespace),
+            metrics: EmfMetrics::stdout(&config.metrics_namespace),
             unlocker: Unlocker::new(dynamodb.clone(), s3.clone(), &config.ledger_table),
             proposals: Proposals::new(dynamodb.clone(), &config.ledger_table),
             readers: LockReaders::new(aws),

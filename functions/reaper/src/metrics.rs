@@ -1,4 +1,4 @@
-//! The sweep's CloudWatch metrics: per table or bucket, locks, stale locks, the oldest lock's age
+//! The sweep's CloudWatch metrics (EMF lines on stdout, see `lockreaper_aws::emf`): per table or bucket, locks, stale locks, the oldest lock's age
 //! and unparseable locks; and the sweep's errors.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use lockreaper_core::metrics::{MetricDatum, MetricValue, Unit};
 use lockreaper_core::LockParseError;
 
-use crate::{log_error, LockGroup, Reaper, SweepOutcome};
+use crate::{LockGroup, Reaper, SweepOutcome};
 
 /// Metric names of the sweep.
 pub const ACTIVE_LOCKS: &str = "ActiveLocks";
@@ -54,12 +54,10 @@ impl Reaper {
             timestamp: minute,
             value: MetricValue::Single(errors),
         });
-        match self.metrics.put(data).await {
-            Ok(calls) => out.aws_calls += calls,
-            Err(e) => {
-                log_error("metrics-failed", &e);
-                out.errors.push(e.to_string());
-            }
+        // EMF lines on stdout: no AWS call, so nothing to add to `aws_calls`.
+        if let Err(e) = self.metrics.emit(&data) {
+            tracing::error!(event = "metrics-failed", error = %e);
+            out.errors.push(e.to_string());
         }
     }
 }

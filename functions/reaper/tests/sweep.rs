@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use lockreaper_core::metrics::emf;
 use lockreaper_testkit::lambda::{create_ledger_table, LambdaWatch};
 use lockreaper_testkit::{eventually, repo_root, LockMode, Terraform, TestEnv};
 use serde_json::Value;
@@ -210,25 +211,29 @@ async fn alerts_once_proposes_only_the_dead_lock_and_resolves() {
         .await
         .is_empty());
 
-    // Metrics per lock table and bucket.
-    let active = env
-        .metric(
-            &d.namespace,
-            "ActiveLocks",
-            &[("LockTable", &d.bucket)],
-            "Maximum",
-        )
-        .await;
-    assert_eq!(active, Some(2.0), "two lock files in the bucket");
-    let oldest = env
-        .metric(
-            &d.namespace,
-            "OldestLockAgeSeconds",
-            &[("LockTable", &d.table)],
-            "Maximum",
-        )
-        .await
-        .unwrap();
+    // Metrics per lock table and bucket, from the function's EMF output (what CloudWatch Logs
+    // extracts from the log group): one value per sweep.
+    let emitted = watch.emf_metrics();
+    let active = emf::values(
+        &emitted,
+        &d.namespace,
+        "ActiveLocks",
+        &[("LockTable", &d.bucket)],
+    );
+    assert_eq!(active.len(), 2, "one value per sweep: {active:?}");
+    assert_eq!(
+        active.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        2.0,
+        "two lock files in the bucket: {active:?}"
+    );
+    let oldest = emf::values(
+        &emitted,
+        &d.namespace,
+        "OldestLockAgeSeconds",
+        &[("LockTable", &d.table)],
+    )
+    .into_iter()
+    .fold(f64::NEG_INFINITY, f64::max);
     assert!(oldest >= 3.0, "{oldest}");
 
     // The dead lock is released by hand: the next sweep says "resolved" in its thread.
@@ -467,7 +472,9 @@ async fn a_sweep_cut_short_by_the_deadline_sends_nothing_and_the_next_one_contin
     let mut vars = Env::new(d.env.clone());
     let config = ReaperConfig::from_env(&mut vars);
     let config = vars.finish(config).unwrap();
-    let reaper = Reaper::new(&env.aws, config, SigningKey::from_secret(SECRET).unwrap());
+    let mut reaper = Reaper::new(&env.aws, config, SigningKey::from_secret(SECRET).unwrap());
+    let (metrics, emitted) = lockreaper_aws::EmfMetrics::capture(&d.namespace);
+    reaper.metrics = metrics;
     let tf = Terraform::init(
         &env,
         &d.bucket,
@@ -489,15 +496,8 @@ async fn a_sweep_cut_short_by_the_deadline_sends_nothing_and_the_next_one_contin
         )],
     );
     assert_eq!(cut_short.alerts_sent, 0);
-    let active = env
-        .metric(
-            &d.namespace,
-            "ActiveLocks",
-            &[("LockTable", &d.table)],
-            "Maximum",
-        )
-        .await;
-    assert_eq!(active, Some(1.0), "a lock not reached is still counted");
+    let active = emitted.values(&d.namespace, "ActiveLocks", &[("LockTable", &d.table)]);
+    assert_eq!(active, [1.0], "a lock not reached is still counted");
 
     let full = reaper.sweep(chrono::Utc::now(), None).await;
     assert!(full.not_reached.is_empty());

@@ -114,10 +114,6 @@ impl Aws {
         aws_sdk_sns::Client::new(&self.sdk)
     }
 
-    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
-        aws_sdk_cloudwatch::Client::new(&self.sdk)
-    }
-
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.sdk)
     }

@@ -13,19 +13,25 @@
 //!
 //! 1. does each record's ledger work (first-seen, last state write, forced marker: idempotent
 //!    writes and reads) and only then claims it with a conditional put of `stream#<table>` /
-//!    `<SequenceNumber>` (`attribute_not_exists(pk)`, [`Ledger::claim_record`]); a record whose
-//!    claim already exists was counted before and is not counted again. Work first, claim after: an
+//!    `<SequenceNumber>` (`attribute_not_exists(pk)`, [`Ledger::claim_record`]) holding the
+//!    invocation's claim token; a record whose claim already exists with another token was counted
+//!    before and is not counted again, while a claim with its own token (the put was applied, its
+//!    answer lost, the SDK's retry failed the condition) is this invocation's. Work first, claim after: an
 //!    invocation that dies between the two leaves an unclaimed record that the retry redoes, never a
 //!    claimed record whose state write was never recorded (the reaper's liveness evidence);
 //! 2. counts only the records it claimed in this invocation;
-//! 3. if the PutMetricData call that carries a record's metrics fails, deletes the claims of exactly
-//!    the records of that call ([`Ledger::release_claim`]) and reports them as `batchItemFailures`,
-//!    so the retry counts them (a record whose own ledger work fails is handled the same way).
+//! 3. writes the metrics of the records it claimed as EMF lines on stdout; if they cannot be
+//!    written, deletes exactly those claims (its own only: [`Ledger::release_claim`] is conditional
+//!    on the token) and reports the records as `batchItemFailures`, so the retry counts them (a
+//!    record whose ledger work or claim fails is handled the same way).
 //!
 //! A record is thus counted at most once while its claim lives (2 days; stream records live 24 h,
-//! so a claim outlives every redelivery). Only a double fault — PutMetricData fails *and* deleting
-//! the claim fails — loses a record's metrics: it is under-counted, never double-counted, and the
-//! function logs it as an error.
+//! so a claim outlives every redelivery). Only a double fault — the metrics cannot be written *and*
+//! deleting the claim fails — loses a record's metrics: it is under-counted, never double-counted,
+//! and the function logs it as an error. One window remains that no ledger state can close: an
+//! invocation killed (a timeout) after its claims and before its EMF line is written leaves claimed
+//! records whose metrics were never written; the write follows the claims immediately, in the same
+//! process, with no call in between.
 
 use std::collections::HashMap;
 
@@ -33,11 +39,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use lockreaper_core::LockLocation;
 
-use crate::error::AwsError;
+use crate::error::{AwsError, AwsErrorKind};
 use crate::ledger_schema::{
     expires_at, forced_sk, format_time, key, lock_pk, s, seen_sk, state_pk, stream_pk,
-    string_attribute, time_attribute, CLAIM_TTL, EXPIRES_AT, FIRST_SEEN_TTL, FORCED_MARKER_TTL,
-    LAST_WRITE_SK,
+    string_attribute, time_attribute, CLAIM_TOKEN, CLAIM_TTL, EXPIRES_AT, FIRST_SEEN_TTL,
+    FORCED_MARKER_TTL, LAST_WRITE_SK,
 };
 
 /// Whether a claim was taken now or existed already.
@@ -115,9 +121,22 @@ impl Ledger {
     }
 
     /// Claims a stream record (`stream#<lock table>` / `<record id>`) unless it was claimed before.
-    pub async fn claim_record(&self, lock_table: &str, record_id: &str) -> Result<Claim, AwsError> {
+    ///
+    /// `token` is unique to the claiming invocation and stored in the claim. When the
+    /// conditional put fails, the claim is read back (strongly consistent): a claim holding
+    /// `token` is this invocation's own — the put was applied but its answer was lost, and the
+    /// SDK's retry of the same request found it — so the record is ours to count; any other
+    /// token is another delivery's claim. Without this, a lost answer made the record look
+    /// counted by someone else and its metrics were lost for good.
+    pub async fn claim_record(
+        &self,
+        lock_table: &str,
+        record_id: &str,
+        token: &str,
+    ) -> Result<Claim, AwsError> {
         let mut item = key(stream_pk(lock_table), record_id);
         item.insert("claimed_at".to_owned(), s(format_time(Utc::now())));
+        item.insert(CLAIM_TOKEN.to_owned(), s(token));
         item.insert(EXPIRES_AT.to_owned(), expires_at(Utc::now(), CLAIM_TTL));
         let claimed = self
             .put_if(
@@ -127,24 +146,55 @@ impl Ledger {
                 "claim stream record in ledger",
             )
             .await?;
-        Ok(if claimed {
-            Claim::Claimed
-        } else {
-            Claim::AlreadyClaimed
-        })
+        if claimed {
+            return Ok(Claim::Claimed);
+        }
+        let existing = self
+            .get(
+                stream_pk(lock_table),
+                record_id,
+                "read back stream record claim from ledger",
+            )
+            .await?;
+        match existing.as_ref().and_then(|i| string_attribute(i, CLAIM_TOKEN)) {
+            Some(found) if found == token => Ok(Claim::Claimed),
+            Some(_) => Ok(Claim::AlreadyClaimed),
+            // A claim without a token predates tokens: another delivery's.
+            None if existing.is_some() => Ok(Claim::AlreadyClaimed),
+            // The claim that failed the condition is gone again (released by the delivery that
+            // held it, whose counting failed): nobody counts the record now, so this delivery
+            // reports it and the retry claims it afresh.
+            None => Err(AwsError {
+                kind: AwsErrorKind::Transient,
+                action: "claim stream record in ledger",
+                resource: self.table.clone(),
+                message: format!(
+                    "the claim of record {record_id} of {lock_table} existed and was released meanwhile; retry"
+                ),
+            }),
+        }
     }
 
-    /// Deletes a claim, so that a retry of the record counts it.
-    pub async fn release_claim(&self, lock_table: &str, record_id: &str) -> Result<(), AwsError> {
-        self.client
+    /// Deletes this invocation's claim (the one holding `token`), so that a retry of the record
+    /// counts it. Conditional on the token: another delivery's claim is never removed.
+    pub async fn release_claim(
+        &self,
+        lock_table: &str,
+        record_id: &str,
+        token: &str,
+    ) -> Result<(), AwsError> {
+        let result = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(stream_pk(lock_table), record_id)))
+            .condition_expression("#token = :token")
+            .expression_attribute_names("#token", CLAIM_TOKEN)
+            .expression_attribute_values(":token", s(token))
             .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk(e, "release stream record claim in ledger", &self.table)
-            })?;
+            .await;
+        // `false`: the claim is not ours (or already gone); nothing of ours to release.
+        AwsError::conditional(result, "release stream record claim in ledger", &self.table)?;
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 //!
 //! | `pk` | `sk` | attributes | written by | expires |
 //! | --- | --- | --- | --- | --- |
-//! | `stream#<lock table>` ([`stream_pk`]) | `<SequenceNumber>` | `claimed_at` | lock-metrics: a stream record already counted (idempotency for retried batches) | [`CLAIM_TTL`]: 2 days |
+//! | `stream#<lock table>` ([`stream_pk`]) | `<SequenceNumber>` | `claimed_at`, `claim_token` ([`CLAIM_TOKEN`]) | lock-metrics: a stream record already counted (idempotency for retried batches) | [`CLAIM_TTL`]: 2 days |
 //! | `state#<state path>` ([`state_pk`]) | `last-write` ([`LAST_WRITE_SK`]) | `written_at`, `digest` | lock-metrics, from a digest item INSERT/MODIFY; only ever moves forward. The reaper reads it as liveness evidence | never |
 //! | `lock#<LockLocation::ledger_key()>` ([`lock_pk`]) | `seen#<lock id>` ([`seen_sk`]) | `first_seen` | lock-metrics on a Gyro INSERT/MODIFY, the reaper on first sight; the earliest time wins | [`FIRST_SEEN_TTL`]: 30 days |
 //! | `lock#<ledger key>` | `forced#<lock id>` ([`forced_sk`]) | `forced_at`, `by`, `audit_id` (when written by an unlock) | the `Unlocker` (force-unlock, and the reaper when auto-expiring), *before* it deletes the lock; lock-metrics reads it to count the REMOVE as a forced release | [`FORCED_MARKER_TTL`]: 2 days |
@@ -49,6 +49,9 @@ pub const UNPARSEABLE_PK: &str = "unparseable";
 /// How long a stream record claim is kept: DynamoDB stream records live 24 hours, so a claim of 2
 /// days outlives every redelivery of the record it guards.
 pub const CLAIM_TTL: Duration = Duration::days(2);
+/// The attribute of a stream claim holding the claiming invocation's token: tells its own claim
+/// (written by a request whose answer was lost) from another delivery's.
+pub const CLAIM_TOKEN: &str = "claim_token";
 /// How long a first-seen time is kept. A Gyro lock's age counts from it, so it must outlive any
 /// lock anyone would still want judged; a lock held for 30 days is long past every threshold.
 pub const FIRST_SEEN_TTL: Duration = Duration::days(30);

@@ -5,8 +5,8 @@
 //! what a caller must do about them.
 
 pub mod alert_state;
-pub mod cloudwatch;
 pub mod config;
+pub mod emf;
 pub mod error;
 pub mod inventory;
 pub mod ledger;
@@ -23,8 +23,8 @@ pub mod secrets;
 pub mod state;
 pub mod unlock;
 
-pub use cloudwatch::CloudWatchMetrics;
 pub use config::Aws;
+pub use emf::{EmfCapture, EmfError, EmfMetrics};
 pub use error::{AwsError, AwsErrorKind};
 pub use ledger::{Claim, Ledger};
 pub use lock_files::{LockFileHead, LockFiles};

@@ -1,5 +1,5 @@
-//! Random identifiers from the operating system's generator: proposal ids and audit ids. The core
-//! takes them as arguments (it has no randomness of its own); this is where the functions draw them.
+//! Random identifiers from the operating system's generator: proposal ids, audit ids and stream
+//! claim tokens. The core takes them as arguments (it has no randomness of its own); this is where the functions draw them.
 
 /// The operating system could not give randomness: no id can be drawn safely, so nothing that
 /// needs one (a proposal, an unlock) is done.
@@ -23,6 +23,12 @@ pub fn random_bytes<const N: usize>(what: &'static str) -> Result<[u8; N], NoRan
 /// A new audit record id: 16 random bytes as 32 lowercase hex characters.
 pub fn audit_id() -> Result<String, NoRandomness> {
     random_bytes::<16>("an audit id").map(hex::encode)
+}
+
+/// A new stream claim token for one lock-metrics invocation: 16 random bytes as 32 lowercase hex
+/// characters (see `Ledger::claim_record`).
+pub fn claim_token() -> Result<String, NoRandomness> {
+    random_bytes::<16>("a stream claim token").map(hex::encode)
 }
 
 #[cfg(test)]

@@ -9,17 +9,18 @@
 //! | --- | --- | --- |
 //! | [`LOCKS_ACQUIRED`] | Count | lock items inserted |
 //! | [`LOCKS_RELEASED`] | Count | lock items removed, however |
-//! | [`LOCK_HOLD_SECONDS`] | Seconds | one value per release with a known hold time, sent as `Values`/`Counts` so p50/p99/max work |
+//! | [`LOCK_HOLD_SECONDS`] | Seconds | one value per release with a known hold time, each a value of the EMF metric array so p50/p99/max work |
 //! | [`FORCED_RELEASES`] | Count | releases done by lockreaper's force-unlock (also counted in `LocksReleased`) |
 //! | [`EXPIRED_RELEASES`] | Count | releases done by DynamoDB TTL (also counted in `LocksReleased`) |
 //! | [`STATE_WRITES`] | Count | Terraform digest writes: a lock holder is alive and writing state |
 //! | [`UNPARSEABLE_RECORDS`] | Count | records that could not be understood (logged with the reason) |
 //!
 //! Each datum is stamped with the minute its records happened in, so a batch that is retried
-//! hours later still lands where the locks happened (clamped to what PutMetricData accepts).
-//! [`plan_calls`] groups the records of a batch into as few PutMetricData calls as the API limits
-//! allow — one in the normal case — such that every record is counted by exactly one call: a
-//! failed call then names exactly the records to report back to Lambda.
+//! hours later still lands where the locks happened (clamped to what CloudWatch accepts). The data
+//! are published as CloudWatch Embedded Metric Format log lines ([`emf`]): a line on stdout per
+//! dimension set and minute, no API call.
+
+pub mod emf;
 
 use std::collections::BTreeMap;
 
@@ -44,13 +45,8 @@ pub const DIM_KIND: &str = "LockKind";
 /// `METRICS_NAMESPACE` when unset.
 pub const DEFAULT_NAMESPACE: &str = "LockReaper";
 
-/// PutMetricData: at most 1000 metric data per request.
-pub const MAX_DATA_PER_CALL: usize = 1000;
-/// PutMetricData: at most 150 values in one datum's `Values` array.
-pub const MAX_VALUES_PER_DATUM: usize = 150;
-/// PutMetricData requests are limited to 1 MB; this leaves room for the envelope and estimate error.
-pub const MAX_CALL_BYTES: usize = 900_000;
-/// PutMetricData accepts timestamps up to two weeks old (kept a day inside) and two hours ahead.
+/// CloudWatch accepts metric timestamps (EMF's too) up to two weeks old (kept a day inside) and two
+/// hours ahead.
 const MAX_PAST: ChronoDuration = ChronoDuration::days(13);
 const MAX_FUTURE: ChronoDuration = ChronoDuration::hours(1);
 
@@ -105,20 +101,11 @@ impl Unit {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum MetricValue {
     Single(f64),
-    /// `Values` and `Counts` of the same length (≤ [`MAX_VALUES_PER_DATUM`] each once split).
+    /// `values` and `counts` of the same length: each value occurred `counts[i]` times.
     Distribution {
         values: Vec<f64>,
         counts: Vec<f64>,
     },
-}
-
-impl MetricValue {
-    fn len(&self) -> usize {
-        match self {
-            MetricValue::Single(_) => 1,
-            MetricValue::Distribution { values, .. } => values.len(),
-        }
-    }
 }
 
 /// One CloudWatch metric datum, without SDK types.
@@ -131,60 +118,6 @@ pub struct MetricDatum {
     /// Whole minutes, UTC.
     pub timestamp: DateTime<Utc>,
     pub value: MetricValue,
-}
-
-impl MetricDatum {
-    /// A rough upper bound of this datum's size in a PutMetricData (awsQuery) request.
-    pub fn estimated_bytes(&self) -> usize {
-        let dims: usize = self
-            .dimensions
-            .iter()
-            .map(|(n, v)| 90 + n.len() + v.len())
-            .sum();
-        180 + self.name.len() + dims + 100 * self.value.len()
-    }
-
-    /// Splits a distribution into data of at most `max_values` values each.
-    pub fn split(self, max_values: usize) -> Vec<MetricDatum> {
-        let max_values = max_values.max(1);
-        match &self.value {
-            MetricValue::Distribution { values, counts } if values.len() > max_values => values
-                .chunks(max_values)
-                .zip(counts.chunks(max_values))
-                .map(|(v, c)| MetricDatum {
-                    value: MetricValue::Distribution {
-                        values: v.to_vec(),
-                        counts: c.to_vec(),
-                    },
-                    ..self.clone()
-                })
-                .collect(),
-            _ => vec![self],
-        }
-    }
-}
-
-/// Splits data into requests within the PutMetricData limits: values per datum, data per request,
-/// bytes per request. Order is kept.
-pub fn split_into_calls(data: Vec<MetricDatum>) -> Vec<Vec<MetricDatum>> {
-    let mut calls: Vec<Vec<MetricDatum>> = Vec::new();
-    let mut current: Vec<MetricDatum> = Vec::new();
-    let mut bytes = 0;
-    for datum in data.into_iter().flat_map(|d| d.split(MAX_VALUES_PER_DATUM)) {
-        let size = datum.estimated_bytes();
-        if !current.is_empty()
-            && (current.len() >= MAX_DATA_PER_CALL || bytes + size > MAX_CALL_BYTES)
-        {
-            calls.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += size;
-        current.push(datum);
-    }
-    if !current.is_empty() {
-        calls.push(current);
-    }
-    calls
 }
 
 /// What a datum is about: metric, table, kind, minute.
@@ -263,52 +196,8 @@ impl BatchMetrics {
         }
     }
 
-    /// How many more data and estimated bytes adding `c` would cost.
-    fn cost_of(&self, c: &Classified) -> (usize, usize) {
-        let (counters, hold) = self.contributions(c);
-        let mut data = 0;
-        let mut bytes = 0;
-        for key in counters {
-            if !self.counters.contains_key(&key) {
-                data += 1;
-                bytes += key_bytes(&key) + 100;
-            }
-        }
-        if let Some((key, secs)) = hold {
-            match self.holds.get(&key) {
-                None => {
-                    data += 1;
-                    bytes += key_bytes(&key) + 100;
-                }
-                Some(values) if !values.contains_key(&secs) => {
-                    if values.len() % MAX_VALUES_PER_DATUM == 0 {
-                        data += 1;
-                        bytes += key_bytes(&key);
-                    }
-                    bytes += 100;
-                }
-                Some(_) => {}
-            }
-        }
-        (data, bytes)
-    }
-
-    /// The number of data [`Self::data`] returns.
-    pub fn datum_count(&self) -> usize {
-        self.counters.len()
-            + self
-                .holds
-                .values()
-                .map(|v| v.len().div_ceil(MAX_VALUES_PER_DATUM))
-                .sum::<usize>()
-    }
-
-    /// The estimated request size of [`Self::data`].
-    pub fn estimated_bytes(&self) -> usize {
-        self.data().iter().map(MetricDatum::estimated_bytes).sum()
-    }
-
-    /// The metric data, distributions already split to ≤ [`MAX_VALUES_PER_DATUM`] values.
+    /// The metric data: one per metric, table, kind and minute (a hold distribution whole; EMF
+    /// rendering splits it into arrays within the limits).
     pub fn data(&self) -> Vec<MetricDatum> {
         let dims = |key: &Key| {
             let mut dims = vec![(DIM_TABLE, key.table.clone())];
@@ -329,7 +218,7 @@ impl BatchMetrics {
             })
             .collect();
         for (key, values) in &self.holds {
-            let datum = MetricDatum {
+            data.push(MetricDatum {
                 name: key.metric,
                 dimensions: dims(key),
                 unit: Unit::Seconds,
@@ -338,60 +227,10 @@ impl BatchMetrics {
                     values: values.keys().map(|s| *s as f64).collect(),
                     counts: values.values().map(|n| *n as f64).collect(),
                 },
-            };
-            data.extend(datum.split(MAX_VALUES_PER_DATUM));
+            });
         }
         data
     }
-}
-
-fn key_bytes(key: &Key) -> usize {
-    180 + key.metric.len() + 90 + DIM_TABLE.len() + key.table.len() + 90 + DIM_KIND.len() + 20
-}
-
-/// One PutMetricData call: the records it counts (indices into the caller's list) and its data.
-#[derive(Debug, Clone)]
-pub struct PlannedCall {
-    pub records: Vec<usize>,
-    pub data: Vec<MetricDatum>,
-}
-
-/// Groups counted records into PutMetricData calls, each within the API limits, each record in
-/// exactly one call. Records that contribute no metric are put in the call of their neighbours.
-/// `records` are `(caller's index, record)`; the order is kept.
-pub fn plan_calls<'a>(
-    records: impl IntoIterator<Item = (usize, &'a Classified)>,
-    now: DateTime<Utc>,
-) -> Vec<PlannedCall> {
-    let mut calls = Vec::new();
-    let mut current = BatchMetrics::new(now);
-    let mut members: Vec<usize> = Vec::new();
-    let (mut data, mut bytes) = (0usize, 0usize);
-    for (index, record) in records {
-        let (more_data, more_bytes) = current.cost_of(record);
-        if !members.is_empty()
-            && (data + more_data > MAX_DATA_PER_CALL || bytes + more_bytes > MAX_CALL_BYTES)
-        {
-            calls.push(PlannedCall {
-                records: std::mem::take(&mut members),
-                data: current.data(),
-            });
-            current = BatchMetrics::new(now);
-            (data, bytes) = current.cost_of(record);
-        } else {
-            data += more_data;
-            bytes += more_bytes;
-        }
-        current.add(record);
-        members.push(index);
-    }
-    if !members.is_empty() {
-        calls.push(PlannedCall {
-            records: members,
-            data: current.data(),
-        });
-    }
-    calls
 }
 
 #[cfg(test)]
@@ -570,7 +409,6 @@ mod tests {
             MetricValue::Single(1.0)
         );
         assert_eq!(data.len(), 5, "ignored records add nothing: {data:#?}");
-        assert_eq!(m.datum_count(), data.len());
         for d in &data {
             assert!(
                 d.dimensions
@@ -642,97 +480,48 @@ mod tests {
     }
 
     #[test]
-    fn distributions_split_at_150_values() {
-        let mut m = BatchMetrics::new(now());
-        for secs in 0..400 {
-            m.add(&released("t", secs, Release::Normal));
-        }
-        let hold = m
-            .data()
-            .into_iter()
-            .filter(|d| d.name == LOCK_HOLD_SECONDS)
-            .collect::<Vec<_>>();
-        assert_eq!(hold.len(), 3);
-        let lens: Vec<usize> = hold.iter().map(|d| d.value.len()).collect();
-        assert_eq!(lens, vec![150, 150, 100]);
-        assert_eq!(m.datum_count(), 4);
-    }
-
-    #[test]
-    fn split_into_calls_respects_limits() {
-        let datum = |i: usize| MetricDatum {
-            name: LOCKS_ACQUIRED,
-            dimensions: vec![(DIM_TABLE, format!("t{i}"))],
-            unit: Unit::Count,
-            timestamp: now(),
-            value: MetricValue::Single(1.0),
-        };
-        let calls = split_into_calls((0..2500).map(datum).collect());
-        assert_eq!(
-            calls.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![1000, 1000, 500]
-        );
-        let big = MetricDatum {
-            value: MetricValue::Distribution {
-                values: (0..1000).map(f64::from).collect(),
-                counts: vec![1.0; 1000],
-            },
-            ..datum(0)
-        };
-        let calls = split_into_calls(vec![big]);
-        let data: Vec<&MetricDatum> = calls.iter().flatten().collect();
-        assert_eq!(data.len(), 7);
-        assert!(data.iter().all(|d| d.value.len() <= MAX_VALUES_PER_DATUM));
-        // 20 000 values: the byte limit splits the calls long before 1000 data.
-        let huge = MetricDatum {
-            value: MetricValue::Distribution {
-                values: (0..20_000).map(f64::from).collect(),
-                counts: vec![1.0; 20_000],
-            },
-            ..datum(0)
-        };
-        let calls = split_into_calls(vec![huge]);
-        assert!(calls.len() >= 2, "{}", calls.len());
-        for call in &calls {
-            let bytes: usize = call.iter().map(MetricDatum::estimated_bytes).sum();
-            assert!(bytes <= MAX_CALL_BYTES, "{bytes}");
-        }
-    }
-
-    #[test]
-    fn a_normal_batch_is_one_call() {
+    fn a_batch_of_1000_releases_is_a_few_emf_lines_counting_each_record_once() {
         let records: Vec<Classified> = (0..1000)
             .map(|i| released("t", i % 600, Release::Normal))
             .collect();
-        let calls = plan_calls(records.iter().enumerate(), now());
-        assert_eq!(calls.len(), 1);
-        assert_eq!(calls[0].records.len(), 1000);
-        let values: usize = calls[0].data.iter().map(|d| d.value.len()).sum();
-        assert_eq!(values, 1 + 600, "LocksReleased + 600 distinct hold values");
+        let mut m = BatchMetrics::new(now());
+        for r in &records {
+            m.add(r);
+        }
+        let lines = emf::render("LockReaper", &m.data()).unwrap();
+        // LocksReleased once, 1000 hold values in arrays of 100.
+        assert_eq!(lines.len(), 10, "{lines:#?}");
+        let read = emf::read_output(&lines.join("\n")).unwrap();
+        let dims = [(DIM_TABLE, "t"), (DIM_KIND, "terraform-dynamodb")];
+        assert_eq!(emf::sum(&read, "LockReaper", LOCKS_RELEASED, &dims), 1000.0);
+        let holds = emf::values(&read, "LockReaper", LOCK_HOLD_SECONDS, &dims);
+        assert_eq!(holds.len(), 1000, "one value per release");
+        assert_eq!(
+            holds.iter().filter(|v| **v == 5.0).count(),
+            2,
+            "5 s: i = 5 and 605"
+        );
     }
 
     #[test]
-    fn a_batch_over_the_limit_is_split_by_record() {
-        // 1500 tables, one acquisition each: 1500 distinct data.
-        let records: Vec<Classified> = (0..1500)
-            .map(|i| {
-                let table = format!("t{i}");
-                record(
-                    &table,
-                    now(),
-                    LockEvent::Acquired {
-                        lock: lock(&table, LockKind::TerraformDynamoDb),
-                    },
-                )
-            })
-            .collect();
-        let calls = plan_calls(records.iter().enumerate(), now());
-        assert_eq!(calls.len(), 2);
-        assert_eq!(calls[0].records, (0..1000).collect::<Vec<_>>());
-        assert_eq!(calls[1].records, (1000..1500).collect::<Vec<_>>());
-        for call in &calls {
-            assert!(call.data.len() <= MAX_DATA_PER_CALL);
-            assert_eq!(call.data.len(), call.records.len());
+    fn a_batch_over_many_tables_renders_one_document_per_table() {
+        let mut m = BatchMetrics::new(now());
+        for i in 0..1500 {
+            let table = format!("t{i}");
+            m.add(&record(
+                &table,
+                now(),
+                LockEvent::Acquired {
+                    lock: lock(&table, LockKind::TerraformDynamoDb),
+                },
+            ));
         }
+        let lines = emf::render("LockReaper", &m.data()).unwrap();
+        assert_eq!(lines.len(), 1500);
+        let read = emf::read_output(&lines.join("\n")).unwrap();
+        assert_eq!(read.len(), 1500);
+        assert!(read
+            .iter()
+            .all(|x| x.name == LOCKS_ACQUIRED && x.values == [1.0]));
     }
 }

@@ -196,6 +196,15 @@ impl LambdaWatch {
         std::fs::read_to_string(self.dir.join("watch.log")).unwrap_or_default()
     }
 
+    /// The metrics in the function's output so far, extracted from its EMF lines the way
+    /// CloudWatch Logs extracts them from the log group Lambda sends stdout to.
+    pub fn emf_metrics(&self) -> Vec<lockreaper_core::metrics::emf::ExtractedMetric> {
+        match lockreaper_core::metrics::emf::read_output(&self.log()) {
+            Ok(metrics) => metrics,
+            Err(e) => panic!("the function wrote an invalid EMF document: {e}"),
+        }
+    }
+
     /// The function's JSON log lines so far (lines that parse as JSON objects).
     pub fn json_log(&self) -> Vec<Value> {
         self.log()

@@ -1,6 +1,6 @@
 //! Topics, queues, secrets and metrics as the tests need them: an SQS queue subscribed to a topic
 //! is how a test reads exactly what a function published (as an e-mail or chat subscriber would
-//! receive it), and CloudWatch is read back with GetMetricData.
+//! receive it). (Metrics are read from the functions' EMF output: `LambdaWatch::emf_metrics`.)
 
 use std::time::Duration;
 
@@ -119,49 +119,5 @@ impl TestEnv {
             .unwrap()
             .arn
             .unwrap()
-    }
-
-    /// The sum (or maximum) of one metric over the last hour, from CloudWatch GetMetricData.
-    pub async fn metric(
-        &self,
-        namespace: &str,
-        name: &str,
-        dimensions: &[(&str, &str)],
-        stat: &str,
-    ) -> Option<f64> {
-        use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-        let mut metric = Metric::builder().namespace(namespace).metric_name(name);
-        for (k, v) in dimensions {
-            metric = metric.dimensions(Dimension::builder().name(*k).value(*v).build());
-        }
-        let now = chrono::Utc::now();
-        let out = aws_sdk_cloudwatch::Client::new(&self.aws.sdk)
-            .get_metric_data()
-            .metric_data_queries(
-                MetricDataQuery::builder()
-                    .id("m")
-                    .metric_stat(
-                        MetricStat::builder()
-                            .metric(metric.build())
-                            .period(3600)
-                            .stat(stat)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                now.timestamp() - 3600,
-            ))
-            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                now.timestamp() + 60,
-            ))
-            .send()
-            .await
-            .unwrap();
-        out.metric_data_results
-            .unwrap_or_default()
-            .first()
-            .and_then(|r| r.values.as_ref())
-            .and_then(|v| v.first().copied())
     }
 }

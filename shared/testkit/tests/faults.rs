@@ -238,16 +238,13 @@ async fn s3_slowdown_on_head_object_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sns_and_cloudwatch_throttling_is_retried() {
+async fn sns_throttling_is_retried() {
     let env = TestEnv::new("faults-query-throttling").await;
     let topic = env.topic_with_queue("alerts").await;
     let proxy = FaultProxy::start(
         &env.emulator.endpoint,
         6,
-        vec![
-            Rule::new("sns", "Publish", 1.0, Fault::Throttle).at_most(1),
-            Rule::new("monitoring", "PutMetricData", 1.0, Fault::Throttle).at_most(1),
-        ],
+        vec![Rule::new("sns", "Publish", 1.0, Fault::Throttle).at_most(1)],
     )
     .await;
     let aws = proxy.aws(&env.aws);
@@ -259,22 +256,9 @@ async fn sns_and_cloudwatch_throttling_is_retried() {
         .send()
         .await
         .expect("the SDK retries Throttling");
-    aws.cloudwatch()
-        .put_metric_data()
-        .namespace(format!("LockReaperTest/{}", env.id))
-        .metric_data(
-            aws_sdk_cloudwatch::types::MetricDatum::builder()
-                .metric_name("LocksAcquired")
-                .value(1.0)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("the SDK retries Throttling");
 
-    assert_eq!(proxy.faulted_count("sns", "Publish", "Throttling"), 1);
     assert_eq!(
-        proxy.faulted_count("monitoring", "PutMetricData", "Throttling"),
+        proxy.faulted_count("sns", "Publish", "Throttling"),
         1,
         "{}",
         proxy.report()

@@ -5,9 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::Utc;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use lockreaper_aws::{EmfCapture, EmfMetrics};
+use lockreaper_core::metrics::emf::{self, ExtractedMetric};
 use lockreaper_testkit::lambda::{create_ledger_table, LambdaWatch};
 use lockreaper_testkit::TestEnv;
 use serde_json::Value;
@@ -19,6 +22,10 @@ pub struct Setup {
     pub env: TestEnv,
     pub ledger_table: String,
     pub namespace: String,
+    /// The output files of the functions this test started (see [`Setup::track`]).
+    logs: Mutex<Vec<PathBuf>>,
+    /// The EMF lines of in-process handlers built with [`Setup::metrics_sink`].
+    sink: (EmfMetrics, EmfCapture),
 }
 
 impl Setup {
@@ -28,9 +35,11 @@ impl Setup {
         create_ledger_table(&env, &ledger_table).await;
         let namespace = format!("LockReaperTest/{}", env.id);
         Setup {
+            sink: EmfMetrics::capture(&namespace),
             env,
             ledger_table,
             namespace,
+            logs: Mutex::new(Vec::new()),
         }
     }
 
@@ -42,16 +51,47 @@ impl Setup {
         ]
     }
 
-    pub async fn watch(&self) -> LambdaWatch {
-        LambdaWatch::start(PACKAGE, self.function_env()).await
-    }
-
     pub fn ledger(&self) -> lockreaper_aws::Ledger {
         lockreaper_aws::Ledger::new(self.env.aws.dynamodb(), &self.ledger_table)
     }
 
-    /// A statistic of one metric over the last half hour (one period), read back with
-    /// GetMetricData; `None` when there is no datapoint.
+    /// Starts the function and keeps its output as a source of metrics for [`Self::metric`].
+    pub async fn watch(&self) -> LambdaWatch {
+        let watch = LambdaWatch::start(PACKAGE, self.function_env()).await;
+        self.track(&watch);
+        watch
+    }
+
+    /// Adds a function started by hand to the outputs metrics are read from.
+    pub fn track(&self, watch: &LambdaWatch) {
+        self.logs.lock().unwrap().push(watch.dir.join("watch.log"));
+    }
+
+    /// A metrics sink for an in-process handler: its EMF lines are read by [`Self::metric`].
+    pub fn metrics_sink(&self) -> EmfMetrics {
+        self.sink.0.clone()
+    }
+
+    /// Every metric of this test's namespace in the output of every function it started, read
+    /// from the EMF lines as CloudWatch Logs extracts them from the function's log group.
+    pub fn emf_metrics(&self) -> Vec<ExtractedMetric> {
+        let mut all = self.sink.1.metrics();
+        for path in self.logs.lock().unwrap().iter() {
+            let output = std::fs::read_to_string(path).unwrap_or_default();
+            let metrics = emf::read_output(&output)
+                .unwrap_or_else(|e| panic!("invalid EMF document in {}: {e}", path.display()));
+            all.extend(
+                metrics
+                    .into_iter()
+                    .filter(|m| m.namespace == self.namespace),
+            );
+        }
+        all
+    }
+
+    /// A statistic (`Sum`, `SampleCount`, `Minimum`, `Maximum`) of one metric over every value
+    /// the functions emitted, as CloudWatch computes it from the extracted values; `None` when
+    /// there is no value.
     pub async fn metric(
         &self,
         name: &str,
@@ -59,50 +99,21 @@ impl Setup {
         kind: Option<&str>,
         stat: &str,
     ) -> Option<f64> {
-        let mut dimensions = vec![Dimension::builder().name("LockTable").value(table).build()];
+        let mut dimensions = vec![("LockTable", table)];
         if let Some(kind) = kind {
-            dimensions.push(Dimension::builder().name("LockKind").value(kind).build());
+            dimensions.push(("LockKind", kind));
         }
-        let now = Utc::now().timestamp();
-        let out = self
-            .env
-            .aws
-            .cloudwatch()
-            .get_metric_data()
-            .metric_data_queries(
-                MetricDataQuery::builder()
-                    .id("m")
-                    .metric_stat(
-                        MetricStat::builder()
-                            .metric(
-                                Metric::builder()
-                                    .namespace(&self.namespace)
-                                    .metric_name(name)
-                                    .set_dimensions(Some(dimensions))
-                                    .build(),
-                            )
-                            .period(3600)
-                            .stat(stat)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .start_time(aws_smithy_types::DateTime::from_secs(now - 1800))
-            .end_time(aws_smithy_types::DateTime::from_secs(now + 1800))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GetMetricData {name}: {e:?}"));
-        let values: Vec<f64> = out
-            .metric_data_results
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|r| r.values.unwrap_or_default())
-            .collect();
-        match values.as_slice() {
-            [] => None,
-            [v] => Some(*v),
-            more => panic!("expected one period for {name} {stat}, got {more:?}"),
+        let values = emf::values(&self.emf_metrics(), &self.namespace, name, &dimensions);
+        if values.is_empty() {
+            return None;
         }
+        Some(match stat {
+            "Sum" => values.iter().sum(),
+            "SampleCount" => values.len() as f64,
+            "Minimum" => values.iter().copied().fold(f64::INFINITY, f64::min),
+            "Maximum" => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            other => panic!("statistic {other} is not computed by the tests"),
+        })
     }
 
     /// `Sum` of a count metric, 0 when there is no datapoint.
@@ -110,23 +121,12 @@ impl Setup {
         self.metric(name, table, kind, "Sum").await.unwrap_or(0.0)
     }
 
-    /// Every dimension name used in this test's namespace (ListMetrics).
+    /// Every dimension name used in this test's namespace.
     pub async fn dimension_names(&self) -> Vec<String> {
-        let out = self
-            .env
-            .aws
-            .cloudwatch()
-            .list_metrics()
-            .namespace(&self.namespace)
-            .send()
-            .await
-            .unwrap();
-        let mut names: Vec<String> = out
-            .metrics
-            .unwrap_or_default()
+        let mut names: Vec<String> = self
+            .emf_metrics()
             .into_iter()
-            .flat_map(|m| m.dimensions.unwrap_or_default())
-            .filter_map(|d| d.name)
+            .flat_map(|m| m.dimensions.into_iter().map(|(name, _)| name))
             .collect();
         names.sort();
         names.dedup();
