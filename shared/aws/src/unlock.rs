@@ -244,18 +244,21 @@ impl Unlocker {
                 }
             }
         }
+        // What each artefact counts as when it is found gone: deleted by the earlier attempt this
+        // one resumes (its record says so), else released by its holder.
+        let gone_outcomes: Vec<ArtefactOutcome> = request
+            .locks
+            .iter()
+            .map(|l| {
+                if earlier_had(l) {
+                    ArtefactOutcome::Deleted
+                } else {
+                    ArtefactOutcome::AlreadyGone
+                }
+            })
+            .collect();
         if present.iter().all(Option::is_none) {
-            audit.outcomes = request
-                .locks
-                .iter()
-                .map(|l| {
-                    if earlier_had(l) {
-                        ArtefactOutcome::Deleted
-                    } else {
-                        ArtefactOutcome::AlreadyGone
-                    }
-                })
-                .collect();
+            audit.outcomes = gone_outcomes;
             if resuming {
                 audit.errors.push(EARLIER_ATTEMPT_NOTE.to_owned());
             }
@@ -286,17 +289,7 @@ impl Unlocker {
         //    item-kept, and the approval usable for a retry (see the handler).
         let mut order: Vec<usize> = (0..present.len()).collect();
         order.sort_by_key(|&i| !matches!(request.locks[i].kind, LockKind::TerraformS3LockFile));
-        let mut outcomes: Vec<ArtefactOutcome> = request
-            .locks
-            .iter()
-            .map(|l| {
-                if earlier_had(l) {
-                    ArtefactOutcome::Deleted
-                } else {
-                    ArtefactOutcome::AlreadyGone
-                }
-            })
-            .collect();
+        let mut outcomes = gone_outcomes;
         if resuming && present.iter().any(Option::is_none) {
             audit.errors.push(EARLIER_ATTEMPT_NOTE.to_owned());
         }
