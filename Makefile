@@ -18,6 +18,11 @@ export SAM_CLI_TELEMETRY := 0
 # The Rust standard library for arm64 Lambda, installed when missing.
 AARCH64_TARGET := { rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu; }
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The Rust release rust-toolchain.toml pins, made available to rustup before any recipe compiles (no
+# download when the machine's own toolchain is that release; infra/scripts/ensure_toolchain.sh says how).
+ifneq ($(shell infra/scripts/ensure_toolchain.sh >&2 && echo ok),ok)
+$(error the Rust toolchain pinned in rust-toolchain.toml is not available: see the message above)
+endif
 
 .PHONY: help tools deploy-tools test lint unit validate template build-local build-arm64 deploy-local deploy-local-dist demo bench faults package deploy undeploy fixtures emulator clean
 
