@@ -24,7 +24,7 @@ ifneq ($(shell infra/scripts/ensure_toolchain.sh >&2 && echo ok),ok)
 $(error the Rust toolchain pinned in rust-toolchain.toml is not available: see the message above)
 endif
 
-.PHONY: help tools deploy-tools test lint unit validate template build-local build-arm64 deploy-local deploy-local-dist demo bench faults package deploy undeploy fixtures emulator clean
+.PHONY: help tools deploy-tools test lint advisories unit validate template build-local build-arm64 deploy-local deploy-local-dist demo bench faults package deploy undeploy fixtures emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,13 +57,16 @@ lint: $(CARGO_DENY) ## cargo fmt --check, clippy with warnings denied, the archi
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	@# Advisories need the RustSec database from github.com, which this project's machines cannot
-	@# reach (only package registries); run `$(CARGO_DENY) check advisories` where GitHub is reachable.
+	@# reach (only package registries): `make advisories` where GitHub is reachable (the release does).
 	$(CARGO_DENY) --offline check licenses bans sources
 	$(PYTHON) -m unittest infra/scripts/test_check_architecture.py
 	$(PYTHON) infra/scripts/check_architecture.py
 	@# One copy of each crypto crate we pick ourselves: ours must follow the SDK's majors.
 	@dups=$$(cargo tree --locked --workspace -d -e normal --prefix depth --format '{p}' | { grep -E '^0(hmac|sha2|md-5|getrandom) ' || true; } | sort -u); \
 	  if [ -n "$$dups" ]; then echo "two versions of a crypto crate in the tree (align ours with the AWS SDK's):" >&2; echo "$$dups" >&2; exit 1; fi
+
+advisories: $(CARGO_DENY) ## cargo deny check advisories: the RustSec database, fetched from github.com (not part of make test: needs GitHub)
+	$(CARGO_DENY) check advisories
 
 test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests, template checks, deploy to ministack, the demo as an end-to-end test
 	$(VENV)/bin/python -m unittest infra/terraform/test_tf.py infra/scripts/test_fault_table.py
