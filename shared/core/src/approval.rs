@@ -515,6 +515,10 @@ pub enum ApprovalMessage {
 pub struct ParsedApproval {
     pub message: ApprovalMessage,
     pub source: ApprovalSource,
+    /// The Slack identity the message claims to have been verified by the Slack endpoint, if it
+    /// carries one. Unverified until [`ParsedApproval::verify_slack`] checks its signature; until
+    /// then it names no approver and matches no allow-list entry.
+    pub slack: Option<SlackClaim>,
 }
 
 /// The longest message accepted, in bytes; longer ones are refused before any parsing.
@@ -542,6 +546,10 @@ pub enum ApprovalMessageError {
     DurationWithoutSnooze { action: &'static str },
     #[error("snooze needs a duration; expected `snooze <token> <duration>` or JSON \"for\", e.g. `2h`, `1d` or `1h30m`")]
     MissingSnoozeDuration,
+    #[error("a Slack-verified approval names its approver in \"slack\" only; remove \"approver\"")]
+    ApproverWithSlack,
+    #[error("bad Slack attestation: {0}")]
+    BadSlackAttestation(String),
     #[error("bad snooze duration {given:?}: {problem}")]
     BadSnoozeDuration { given: String, problem: String },
     #[error("snooze of {} is longer than the {} maximum; snooze for at most {}, or deny the proposal", format_duration(*requested), format_duration(*max), format_duration(*max))]
@@ -567,6 +575,10 @@ pub struct ApprovalRequest {
     /// A snooze's duration (`2h`, `1d`, `1h30m`); only with `snooze`.
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub for_: Option<String>,
+    /// The Slack endpoint's signed statement of who pressed the button ([`SlackAttestation`]);
+    /// only on messages the Slack interactivity endpoint publishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackAttestation>,
 }
 
 impl ApprovalRequest {
@@ -585,7 +597,40 @@ impl ApprovalRequest {
             approver: non_blank(approver.map(str::to_owned)),
             reason: non_blank(reason.map(str::to_owned)),
             for_: duration.map(|d| d.trim().to_owned()),
+            slack: None,
         }
+    }
+
+    /// The request the Slack interactivity endpoint publishes for a button press by `identity`
+    /// (verified from Slack's signed request) at `at`: no self-asserted approver, and a
+    /// [`SlackAttestation`] signed with `key` over everything force-unlock acts on (action, token,
+    /// duration, reason, team, user, time), so it cannot be moved to another token or action, nor
+    /// made up by anyone who can publish to the approvals topic but does not hold the key.
+    pub fn slack_verified(
+        key: &SigningKey,
+        action: ApprovalAction,
+        token: &str,
+        duration: Option<&str>,
+        identity: &SlackIdentity,
+        at: DateTime<Utc>,
+    ) -> ApprovalRequest {
+        let mut request = ApprovalRequest::new(action, token, duration, None, None);
+        let at = at.timestamp();
+        let input = attestation_input(
+            action,
+            strip_token_decoration(token),
+            request.for_.as_deref(),
+            None,
+            identity,
+            at,
+        );
+        request.slack = Some(SlackAttestation {
+            team: identity.team_id.clone(),
+            user: identity.user_id.clone(),
+            at,
+            sig: hex::encode(attestation_mac(key, &input)),
+        });
+        request
     }
 
     /// The message text to publish.
@@ -738,6 +783,22 @@ impl ApprovalMessage {
                     }
                 })?,
             };
+            let slack = match json.slack {
+                None => None,
+                Some(attestation) => {
+                    if non_blank(json.approver.clone()).is_some() {
+                        return Err(ApprovalMessageError::ApproverWithSlack);
+                    }
+                    let token = json.token.as_deref().map(strip_token_decoration);
+                    Some(SlackClaim::of(
+                        action,
+                        token.unwrap_or_default(),
+                        json.for_.as_deref(),
+                        json.reason.as_deref(),
+                        attestation,
+                    )?)
+                }
+            };
             let message = build(
                 action,
                 json.token,
@@ -748,6 +809,7 @@ impl ApprovalMessage {
             return Ok(ParsedApproval {
                 message,
                 source: ApprovalSource::Json,
+                slack,
             });
         }
 
@@ -791,7 +853,11 @@ impl ApprovalMessage {
                 )
             }
         };
-        Ok(ParsedApproval { message, source })
+        Ok(ParsedApproval {
+            message,
+            source,
+            slack: None,
+        })
     }
 
     /// `approve`, `deny` or `snooze`.
@@ -833,6 +899,221 @@ impl ApprovalMessage {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Slack-verified approvals
+// ---------------------------------------------------------------------------------------------
+
+/// A Slack user, as the Slack endpoint read it from a request Slack signed: the workspace (team)
+/// ID and the user ID, e.g. `T0123ABCD` / `U0456EFGH`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SlackIdentity {
+    pub team_id: String,
+    pub user_id: String,
+}
+
+impl SlackIdentity {
+    /// Both IDs checked: 1–32 characters of `A-Z`/`0-9`, the form Slack gives every ID, so an
+    /// identity can never be confused with an allow-list entry's separators.
+    pub fn new(team_id: &str, user_id: &str) -> Result<SlackIdentity, String> {
+        for (what, id) in [("team", team_id), ("user", user_id)] {
+            let ok = (1..=32).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if !ok {
+                return Err(format!(
+                    "the Slack {what} ID {:?} is not 1-32 characters of A-Z and 0-9",
+                    quote(id)
+                ));
+            }
+        }
+        Ok(SlackIdentity {
+            team_id: team_id.to_owned(),
+            user_id: user_id.to_owned(),
+        })
+    }
+
+    /// How the approver appears in the audit, logs and results: `slack:T0123ABCD/U0456EFGH`.
+    pub fn approver_name(&self) -> String {
+        format!("{SLACK_PREFIX}{}/{}", self.team_id, self.user_id)
+    }
+
+    /// Whether allow-list `entry` names this user: `slack:<user>` (any workspace the app is
+    /// installed in) or `slack:<team>/<user>`.
+    fn is_named_by(&self, entry: &str) -> bool {
+        entry.strip_prefix(SLACK_PREFIX).is_some_and(|rest| {
+            rest == self.user_id
+                || rest
+                    .split_once('/')
+                    .is_some_and(|(team, user)| team == self.team_id && user == self.user_id)
+        })
+    }
+}
+
+/// Allow-list entries and approver names with this prefix are Slack identities.
+pub const SLACK_PREFIX: &str = "slack:";
+
+/// The `"slack"` member of an approval message: who pressed the button, when, and the Slack
+/// endpoint's HMAC-SHA256 (hex) over the message's action, token, duration and reason and these
+/// fields, with the key in `SLACK_ATTESTATION_SECRET_ARN` that only the endpoint and force-unlock
+/// can read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackAttestation {
+    pub team: String,
+    pub user: String,
+    /// When the endpoint verified the press, Unix seconds.
+    pub at: i64,
+    pub sig: String,
+}
+
+/// A message's claim to a verified Slack identity, read from its [`SlackAttestation`]; trusted
+/// only once [`ParsedApproval::verify_slack`] accepts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackClaim {
+    identity: SlackIdentity,
+    at: DateTime<Utc>,
+    input: Vec<u8>,
+    signature: [u8; 32],
+    verified: bool,
+}
+
+impl SlackClaim {
+    fn of(
+        action: ApprovalAction,
+        token: &str,
+        duration: Option<&str>,
+        reason: Option<&str>,
+        attestation: SlackAttestation,
+    ) -> Result<SlackClaim, ApprovalMessageError> {
+        let bad = ApprovalMessageError::BadSlackAttestation;
+        let identity = SlackIdentity::new(&attestation.team, &attestation.user).map_err(bad)?;
+        let at = DateTime::from_timestamp(attestation.at, 0)
+            .ok_or_else(|| bad("\"at\" is out of range".into()))?;
+        let mut signature = [0u8; 32];
+        hex::decode_to_slice(&attestation.sig, &mut signature)
+            .map_err(|_| bad("\"sig\" is not 64 hex characters".into()))?;
+        let duration = duration.map(str::trim);
+        let reason = non_blank(reason.map(str::to_owned));
+        let input = attestation_input(
+            action,
+            token,
+            duration,
+            reason.as_deref(),
+            &identity,
+            attestation.at,
+        );
+        Ok(SlackClaim {
+            identity,
+            at,
+            input,
+            signature,
+            verified: false,
+        })
+    }
+
+    /// The identity, once verified; `None` before.
+    pub fn verified_identity(&self) -> Option<&SlackIdentity> {
+        self.verified.then_some(&self.identity)
+    }
+
+    /// When the Slack endpoint verified the press (as it signed it).
+    pub fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+}
+
+/// Why a Slack-verified claim was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlackClaimError {
+    #[error(
+        "the message claims a Slack-verified approver but this force-unlock has no Slack \
+         attestation key (SLACK_ATTESTATION_SECRET_ARN); refused rather than trusted unchecked"
+    )]
+    NoKey,
+    #[error(
+        "the message's Slack attestation does not verify: it was forged, altered (another token, \
+         action or user) or signed with a different key"
+    )]
+    BadSignature,
+}
+
+impl ParsedApproval {
+    /// Checks the message's Slack claim, if any, with `key` (constant-time). On success the
+    /// message's approver becomes the verified identity ([`SlackIdentity::approver_name`]) and the
+    /// source [`ApprovalSource::SlackVerified`]; a message with no claim is left as it is.
+    pub fn verify_slack(&mut self, key: Option<&SigningKey>) -> Result<(), SlackClaimError> {
+        let Some(claim) = self.slack.as_mut() else {
+            return Ok(());
+        };
+        let key = key.ok_or(SlackClaimError::NoKey)?;
+        let mut mac = key.mac();
+        mac.update(SLACK_ATTESTATION_DOMAIN);
+        mac.update(&claim.input);
+        mac.verify_slice(&claim.signature)
+            .map_err(|_| SlackClaimError::BadSignature)?;
+        claim.verified = true;
+        let name = Some(claim.identity.approver_name());
+        match &mut self.message {
+            ApprovalMessage::Approve { approver, .. }
+            | ApprovalMessage::Deny { approver, .. }
+            | ApprovalMessage::Snooze { approver, .. } => *approver = name,
+        }
+        self.source = ApprovalSource::SlackVerified;
+        Ok(())
+    }
+
+    /// Whether this message's approver may act under `allow_list`: a verified Slack identity
+    /// against the `slack:` entries, anything else by [`approver_allowed`] (which never matches
+    /// a `slack:` entry, so a self-asserted `"approver": "slack:U…"` gets nowhere).
+    pub fn approver_allowed(&self, allow_list: &[String]) -> Result<(), ApproverError> {
+        let verified = self.slack.as_ref().and_then(SlackClaim::verified_identity);
+        match verified {
+            None => approver_allowed(self.message.approver(), allow_list),
+            Some(_) if allow_list.is_empty() => Ok(()),
+            Some(identity) if allow_list.iter().any(|e| identity.is_named_by(e)) => Ok(()),
+            Some(identity) => Err(ApproverError::NotAllowed {
+                approver: identity.approver_name(),
+            }),
+        }
+    }
+}
+
+const SLACK_ATTESTATION_DOMAIN: &[u8] = b"lockreaper slack attestation v1\0";
+
+/// What a Slack attestation signs: every field force-unlock acts on, each length-prefixed.
+fn attestation_input(
+    action: ApprovalAction,
+    token: &str,
+    duration: Option<&str>,
+    reason: Option<&str>,
+    identity: &SlackIdentity,
+    at: i64,
+) -> Vec<u8> {
+    let at = at.to_string();
+    let mut input = Vec::new();
+    for field in [
+        action.name(),
+        token,
+        duration.unwrap_or(""),
+        reason.unwrap_or(""),
+        &identity.team_id,
+        &identity.user_id,
+        &at,
+    ] {
+        input.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        input.extend_from_slice(field.as_bytes());
+    }
+    input
+}
+
+fn attestation_mac(key: &SigningKey, input: &[u8]) -> [u8; 32] {
+    let mut mac = key.mac();
+    mac.update(SLACK_ATTESTATION_DOMAIN);
+    mac.update(input);
+    mac.finalize().into_bytes().into()
+}
+
 /// Why an approver was refused by the allow-list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApproverError {
@@ -860,7 +1141,12 @@ pub fn approver_allowed(
         return Ok(());
     }
     let approver = approver.ok_or(ApproverError::Missing)?;
-    if allow_list.iter().any(|allowed| allowed == approver) {
+    // A `slack:` entry is matched by a verified Slack identity only
+    // ([`ParsedApproval::approver_allowed`]), never by a name someone typed.
+    if allow_list
+        .iter()
+        .any(|allowed| allowed == approver && !allowed.starts_with(SLACK_PREFIX))
+    {
         Ok(())
     } else {
         Err(ApproverError::NotAllowed {
@@ -886,16 +1172,20 @@ pub enum ApprovalSource {
     Text,
     /// The reaper's opt-in automatic expiry; no person involved.
     AutoExpire,
+    /// A Slack button press whose user the Slack endpoint verified from Slack's signed request,
+    /// carried in a message whose attestation force-unlock checked with the shared key.
+    SlackVerified,
 }
 
 impl ApprovalSource {
-    /// A short stable name: `chat-button`, `json`, `text` or `auto-expire`.
+    /// A short stable name: `chat-button`, `json`, `text`, `auto-expire` or `slack-verified`.
     pub fn as_str(self) -> &'static str {
         match self {
             ApprovalSource::ChatButton => "chat-button",
             ApprovalSource::Json => "json",
             ApprovalSource::Text => "text",
             ApprovalSource::AutoExpire => "auto-expire",
+            ApprovalSource::SlackVerified => "slack-verified",
         }
     }
 
@@ -906,6 +1196,9 @@ impl ApprovalSource {
             ApprovalSource::Json => "a JSON message (CLI or integration)",
             ApprovalSource::Text => "a text command on the approvals topic",
             ApprovalSource::AutoExpire => "automatic expiry by the reaper",
+            ApprovalSource::SlackVerified => {
+                "a Slack button press (user verified from Slack's signed request)"
+            }
         }
     }
 }

@@ -566,6 +566,7 @@ fn bare_token_is_a_chat_button_approval() {
             ParsedApproval {
                 message: approve(&t, None, None),
                 source: ApprovalSource::ChatButton,
+                slack: None,
             },
             "{message:?}"
         );
@@ -591,6 +592,7 @@ fn json_token_approver_reason_is_an_approval() {
                 Some("CI runner died mid-apply")
             ),
             source: ApprovalSource::Json,
+            slack: None,
         }
     );
     assert_eq!(parsed.message.action(), "approve");
@@ -637,6 +639,7 @@ fn json_actions() {
                 reason: Some("that apply is mine".into()),
             },
             source: ApprovalSource::Json,
+            slack: None,
         }
     );
     let snooze = parse(&format!(
@@ -664,6 +667,7 @@ fn text_forms() {
         ParsedApproval {
             message: approve(&t, None, None),
             source: ApprovalSource::Text,
+            slack: None,
         }
     );
     assert_eq!(
@@ -696,6 +700,7 @@ fn text_forms() {
                 reason: None,
             },
             source: ApprovalSource::Text,
+            slack: None,
         }
     );
     assert_eq!(
@@ -1143,4 +1148,225 @@ fn unverified_decoding_reads_what_was_issued_and_refuses_what_verify_refuses() {
             "{bad:?}"
         );
     }
+}
+
+// --- Slack-verified approvals -----------------------------------------------------------------
+
+const ATTESTATION_SECRET: &str = "slack-attestation-key-for-tests-only-0123456789";
+
+fn attestation_key() -> SigningKey {
+    SigningKey::from_secret(ATTESTATION_SECRET).unwrap()
+}
+
+fn ana() -> SlackIdentity {
+    SlackIdentity::new("T0123ABCD", "U0456EFGH").unwrap()
+}
+
+fn slack_message(action: ApprovalAction, duration: Option<&str>) -> String {
+    ApprovalRequest::slack_verified(
+        &attestation_key(),
+        action,
+        &token(),
+        duration,
+        &ana(),
+        at(EXPIRY - 600),
+    )
+    .to_json()
+}
+
+fn verified(message: &str) -> Result<ParsedApproval, SlackClaimError> {
+    let mut parsed = parse(message);
+    parsed.verify_slack(Some(&attestation_key()))?;
+    Ok(parsed)
+}
+
+#[test]
+fn a_slack_verified_approval_round_trips_and_names_the_verified_user() {
+    let message = slack_message(ApprovalAction::Approve, None);
+    let json: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert!(json.get("approver").is_none(), "{message}");
+    assert_eq!(json["slack"]["team"], "T0123ABCD");
+    assert_eq!(json["slack"]["user"], "U0456EFGH");
+    assert_eq!(json["slack"]["at"], EXPIRY - 600);
+    assert_eq!(json["slack"]["sig"].as_str().unwrap().len(), 64);
+
+    // Parsed but not yet verified: no approver, plain JSON source, no identity.
+    let parsed = parse(&message);
+    assert_eq!(parsed.source, ApprovalSource::Json);
+    assert_eq!(parsed.message.approver(), None);
+    let claim = parsed.slack.as_ref().unwrap();
+    assert_eq!(claim.verified_identity(), None);
+    assert_eq!(claim.at(), at(EXPIRY - 600));
+
+    let parsed = verified(&message).unwrap();
+    assert_eq!(parsed.source, ApprovalSource::SlackVerified);
+    assert_eq!(parsed.source.as_str(), "slack-verified");
+    assert_eq!(parsed.message.approver(), Some("slack:T0123ABCD/U0456EFGH"));
+    assert_eq!(
+        parsed.slack.as_ref().unwrap().verified_identity(),
+        Some(&ana())
+    );
+    assert_eq!(parsed.message.token(), token());
+
+    let snooze = verified(&slack_message(ApprovalAction::Snooze, Some("2h"))).unwrap();
+    assert_eq!(snooze.message.kind(), ApprovalAction::Snooze);
+    let deny = verified(&slack_message(ApprovalAction::Deny, None)).unwrap();
+    assert_eq!(deny.message.kind(), ApprovalAction::Deny);
+}
+
+/// Whoever can publish to the approvals topic but does not hold the key cannot make a verified
+/// approval: not by inventing one, nor by editing a real one's token, action, duration, reason,
+/// user, team or time.
+#[test]
+fn a_forged_or_altered_slack_attestation_does_not_verify() {
+    let real: serde_json::Value =
+        serde_json::from_str(&slack_message(ApprovalAction::Deny, None)).unwrap();
+    let other_token = ApprovalToken::issue(
+        &key(),
+        [9; 12],
+        LockFingerprint::of(&the_lock()),
+        at(EXPIRY),
+    );
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        ("action", Box::new(|m| m["action"] = "approve".into())),
+        (
+            "token",
+            Box::new(move |m| m["token"] = other_token.clone().into()),
+        ),
+        ("reason", Box::new(|m| m["reason"] = "mine".into())),
+        (
+            "user",
+            Box::new(|m| m["slack"]["user"] = "U0EVE0000".into()),
+        ),
+        (
+            "team",
+            Box::new(|m| m["slack"]["team"] = "T0EVE0000".into()),
+        ),
+        ("at", Box::new(|m| m["slack"]["at"] = (EXPIRY - 599).into())),
+        (
+            "made-up signature",
+            Box::new(|m| m["slack"]["sig"] = "ab".repeat(32).into()),
+        ),
+    ];
+    for (what, edit) in edits {
+        let mut message = real.clone();
+        edit(&mut message);
+        assert_eq!(
+            verified(&message.to_string()).unwrap_err(),
+            SlackClaimError::BadSignature,
+            "{what}"
+        );
+    }
+    // A snooze's duration is covered too.
+    let mut snooze: serde_json::Value =
+        serde_json::from_str(&slack_message(ApprovalAction::Snooze, Some("2h"))).unwrap();
+    snooze["for"] = "7d".into();
+    assert_eq!(
+        verified(&snooze.to_string()).unwrap_err(),
+        SlackClaimError::BadSignature
+    );
+    // Signed with another key (e.g. the approval-token key, or another stack's).
+    let mut parsed = parse(&slack_message(ApprovalAction::Approve, None));
+    assert_eq!(
+        parsed.verify_slack(Some(&key())).unwrap_err(),
+        SlackClaimError::BadSignature
+    );
+    assert_eq!(parsed.source, ApprovalSource::Json);
+    assert_eq!(parsed.message.approver(), None);
+    // No key configured: refused, never trusted unchecked.
+    assert_eq!(
+        parsed.verify_slack(None).unwrap_err(),
+        SlackClaimError::NoKey
+    );
+    // A message with no claim needs no key.
+    let mut plain = parse(&token());
+    assert_eq!(plain.verify_slack(None), Ok(()));
+    assert_eq!(plain.source, ApprovalSource::ChatButton);
+}
+
+#[test]
+fn malformed_slack_attestations_are_refused_by_name() {
+    let t = token();
+    for (slack, expect) in [
+        (r#"{"team":"T1","user":"u1","at":1,"sig":""}"#, "user ID"),
+        (r#"{"team":"T 1","user":"U1","at":1,"sig":""}"#, "team ID"),
+        (r#"{"team":"T1","user":"U1","at":1,"sig":"xyz"}"#, "64 hex"),
+        (
+            r#"{"team":"T1","user":"U1","at":99999999999999,"sig":""}"#,
+            "out of range",
+        ),
+    ] {
+        let err = parse_err(&format!(r#"{{"token":"{t}","slack":{slack}}}"#));
+        assert!(
+            matches!(err, ApprovalMessageError::BadSlackAttestation(_)),
+            "{slack}: {err}"
+        );
+        assert!(err.to_string().contains(expect), "{err}");
+    }
+    // Unknown members are refused, like everywhere in the message.
+    let err = parse_err(&format!(
+        r#"{{"token":"{t}","slack":{{"team":"T1","user":"U1","at":1,"sig":"","verified":true}}}}"#
+    ));
+    assert!(matches!(err, ApprovalMessageError::InvalidJson(_)), "{err}");
+    // A self-asserted approver beside a Slack claim is refused, not silently dropped.
+    let mut both: serde_json::Value =
+        serde_json::from_str(&slack_message(ApprovalAction::Approve, None)).unwrap();
+    both["approver"] = "ana".into();
+    assert_eq!(
+        parse_err(&both.to_string()),
+        ApprovalMessageError::ApproverWithSlack
+    );
+}
+
+#[test]
+fn slack_allow_list_entries_match_verified_identities_only() {
+    let list = vec!["ana@example.com".to_owned(), "slack:U0456EFGH".to_owned()];
+    let parsed = verified(&slack_message(ApprovalAction::Approve, None)).unwrap();
+    assert_eq!(parsed.approver_allowed(&list), Ok(()));
+    assert_eq!(parsed.approver_allowed(&[]), Ok(()));
+    // Pinned to a workspace.
+    let pinned = vec!["slack:T0123ABCD/U0456EFGH".to_owned()];
+    assert_eq!(parsed.approver_allowed(&pinned), Ok(()));
+    for other in [
+        "slack:T0EVE0000/U0456EFGH",
+        "slack:U0EVE0000",
+        "slack:u0456efgh",
+        "U0456EFGH",
+        "slack:T0123ABCD/U0456EFGH ",
+    ] {
+        let err = parsed.approver_allowed(&[other.to_owned()]).unwrap_err();
+        assert_eq!(
+            err,
+            ApproverError::NotAllowed {
+                approver: "slack:T0123ABCD/U0456EFGH".into()
+            },
+            "{other}"
+        );
+    }
+    // The same claim unverified matches nothing.
+    let unverified = parse(&slack_message(ApprovalAction::Approve, None));
+    assert_eq!(
+        unverified.approver_allowed(&list),
+        Err(ApproverError::Missing)
+    );
+    // A self-asserted name shaped like a Slack entry never matches one.
+    let t = token();
+    for name in ["slack:U0456EFGH", "slack:T0123ABCD/U0456EFGH"] {
+        let asserted = parse(&format!(r#"{{"token":"{t}","approver":"{name}"}}"#));
+        let allow = vec![name.to_owned()];
+        assert!(
+            matches!(
+                asserted.approver_allowed(&allow),
+                Err(ApproverError::NotAllowed { .. })
+            ),
+            "{name}"
+        );
+        assert!(approver_allowed(Some(name), &allow).is_err(), "{name}");
+    }
+    // Names still match names.
+    let named = parse(&format!(
+        r#"{{"token":"{t}","approver":"ana@example.com"}}"#
+    ));
+    assert_eq!(named.approver_allowed(&list), Ok(()));
 }
