@@ -81,7 +81,9 @@ pub fn render(message: &Message) -> Value {
     })
 }
 
-fn styled(value: &str, style: Style) -> String {
+/// A value in chat Markdown by its style (shared with the Slack renderer, whose mrkdwn has the
+/// same code spans).
+pub(super) fn styled(value: &str, style: Style) -> String {
     match style {
         Style::Code => md_code(value),
         Style::Quoted => md_text(value),

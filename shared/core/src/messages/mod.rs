@@ -9,9 +9,10 @@
 //!   evidence gaps, withdrawals), used by every builder and by the CLI.
 //! - Renderers (how it looks): [`chatbot`] (the Amazon Q Developer in chat applications, ex-AWS
 //!   Chatbot, custom notification JSON), [`email`] (plain text wrapped near 72 columns) and [`sns`]
-//!   (the `MessageStructure=json` envelope that carries both to every subscription).
+//!   (the `MessageStructure=json` envelope that carries both to every subscription), and [`slack`]
+//!   (Block Kit for the Slack app mode, with approval buttons whose presses are verified).
 //!
-//! A new channel (e.g. a Slack app) is one new renderer of [`Message`]; no builder changes.
+//! A new channel is one new renderer of [`Message`]; no builder changes.
 //! Time appears everywhere as [`fmt_time`]; text from outside (lock fields, approvers, errors) is
 //! put on one line and capped by the helpers in `text` before it enters a message.
 
@@ -19,6 +20,7 @@ pub mod alert;
 pub mod chatbot;
 pub mod email;
 pub mod reasons;
+pub mod slack;
 pub mod sns;
 pub(crate) mod text;
 pub mod unlock;
@@ -173,6 +175,9 @@ pub struct RenderedMessage {
     pub chat: Value,
     /// Plain text for email, wrapped near 72 columns.
     pub email: String,
+    /// The Slack app mode's `chat.postMessage` fields: `text` (notification fallback) and
+    /// Block Kit `blocks` ([`slack::render`]). Not part of the SNS envelope.
+    pub slack: Value,
 }
 
 impl RenderedMessage {
@@ -182,6 +187,7 @@ impl RenderedMessage {
             subject: message.subject.clone(),
             chat: chatbot::render(message),
             email: email::render(message),
+            slack: slack::render(message),
         }
     }
 
