@@ -12,7 +12,13 @@ pub struct Config {
     /// `APPROVAL_SECRET_ARN`: the Secrets Manager secret holding the token signing key.
     pub approval_secret_arn: String,
     /// `APPROVER_ALLOW_LIST`: comma-separated approver names; empty means anyone may approve.
+    /// Entries `slack:<user ID>` or `slack:<team ID>/<user ID>` are matched by Slack-verified
+    /// approvals only.
     pub approver_allow_list: Vec<String>,
+    /// `SLACK_ATTESTATION_SECRET_ARN` (Slack app mode): the secret holding the key the Slack
+    /// endpoint signs verified approvals with. Unset: a message claiming a Slack-verified approver
+    /// is refused.
+    pub slack_attestation_secret_arn: Option<String>,
 }
 
 impl Config {
@@ -20,6 +26,7 @@ impl Config {
     pub const ALERT_TOPIC_ARN: &'static str = "ALERT_TOPIC_ARN";
     pub const APPROVAL_SECRET_ARN: &'static str = "APPROVAL_SECRET_ARN";
     pub const APPROVER_ALLOW_LIST: &'static str = "APPROVER_ALLOW_LIST";
+    pub const SLACK_ATTESTATION_SECRET_ARN: &'static str = "SLACK_ATTESTATION_SECRET_ARN";
 
     /// Parses the variables (`std::env::vars()` in `main`), reporting every problem at once.
     pub fn from_env(
@@ -50,11 +57,25 @@ impl Config {
             }
         }
         let approver_allow_list = env.list(Self::APPROVER_ALLOW_LIST);
+        let slack_attestation_secret_arn = env
+            .get(Self::SLACK_ATTESTATION_SECRET_ARN)
+            .map(str::trim)
+            .filter(|arn| !arn.is_empty())
+            .map(str::to_owned);
+        if let Some(arn) = &slack_attestation_secret_arn {
+            if let Err(problem) = check_arn(arn, "secretsmanager", "a Secrets Manager secret") {
+                env.error(ConfigError::new(
+                    Self::SLACK_ATTESTATION_SECRET_ARN,
+                    problem,
+                ));
+            }
+        }
         env.finish(Config {
             ledger_table,
             alert_topic_arn,
             approval_secret_arn,
             approver_allow_list,
+            slack_attestation_secret_arn,
         })
     }
 }
@@ -87,6 +108,39 @@ mod tests {
         .unwrap();
         assert_eq!(config.ledger_table, "lockreaper-ledger");
         assert_eq!(config.approver_allow_list, ["ana@example.com", "bob"]);
+        assert_eq!(config.slack_attestation_secret_arn, None);
+    }
+
+    #[test]
+    fn the_slack_attestation_secret_is_optional_but_checked() {
+        let base = [
+            ("LEDGER_TABLE", "lockreaper-ledger"),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:alerts",
+            ),
+            (
+                "APPROVAL_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper-key-AbCdEf",
+            ),
+        ];
+        let arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper-slack-AbCdEf";
+        let mut with = base.to_vec();
+        with.push(("SLACK_ATTESTATION_SECRET_ARN", arn));
+        let config = Config::from_env(vars(&with)).unwrap();
+        assert_eq!(config.slack_attestation_secret_arn.as_deref(), Some(arn));
+        let mut blank = base.to_vec();
+        blank.push(("SLACK_ATTESTATION_SECRET_ARN", " "));
+        assert_eq!(
+            Config::from_env(vars(&blank))
+                .unwrap()
+                .slack_attestation_secret_arn,
+            None
+        );
+        let mut bad = base.to_vec();
+        bad.push(("SLACK_ATTESTATION_SECRET_ARN", "slack-key"));
+        let err = Config::from_env(vars(&bad)).unwrap_err().to_string();
+        assert!(err.contains("SLACK_ATTESTATION_SECRET_ARN"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::unlock::{StateCheck, UnlockReport, UnlockRequest, UnlockResult, Unlocker};
 use lockreaper_aws::{Aws, AwsError, AwsErrorKind, LockStore, Reread};
 use lockreaper_core::approval::{
-    approver_allowed, ApprovalMessage, ApprovalToken, ParsedApproval, SigningKey, TokenError,
+    ApprovalMessage, ApprovalToken, ParsedApproval, SigningKey, TokenError,
 };
 use lockreaper_core::decision::{check_approval, ApprovalCheck, OpenProposal};
 use lockreaper_core::policy::StaleLockPolicy;
@@ -68,6 +68,8 @@ enum Resume {
 /// force-unlock, with its clients and key; built once per cold start.
 pub struct ForceUnlock {
     key: SigningKey,
+    /// The key Slack-verified approvals are attested with (`SLACK_ATTESTATION_SECRET_ARN`).
+    slack_key: Option<SigningKey>,
     allow_list: Vec<String>,
     proposals: Proposals,
     unlocker: Unlocker,
@@ -83,6 +85,7 @@ impl ForceUnlock {
     pub fn new(aws: &Aws, config: &Config, key: SigningKey) -> ForceUnlock {
         ForceUnlock {
             key,
+            slack_key: None,
             allow_list: config.approver_allow_list.clone(),
             proposals: Proposals::new(aws.dynamodb(), &config.ledger_table),
             unlocker: Unlocker::new(aws.dynamodb(), aws.s3(), &config.ledger_table),
@@ -93,11 +96,24 @@ impl ForceUnlock {
         }
     }
 
-    /// Loads the signing key from Secrets Manager (`APPROVAL_SECRET_ARN`) and builds the handler.
+    /// Accepts Slack-verified approvals attested with `key` (the Slack app mode).
+    pub fn with_slack_key(mut self, key: SigningKey) -> ForceUnlock {
+        self.slack_key = Some(key);
+        self
+    }
+
+    /// Loads the signing key from Secrets Manager (`APPROVAL_SECRET_ARN`), and the Slack
+    /// attestation key when `SLACK_ATTESTATION_SECRET_ARN` is set, and builds the handler.
     pub async fn from_config(aws: &Aws, config: &Config) -> Result<ForceUnlock, Error> {
         let key =
             lockreaper_aws::load_signing_key(&aws.secrets(), &config.approval_secret_arn).await?;
-        Ok(ForceUnlock::new(aws, config, key))
+        let handler = ForceUnlock::new(aws, config, key);
+        Ok(match &config.slack_attestation_secret_arn {
+            Some(arn) => {
+                handler.with_slack_key(lockreaper_aws::load_signing_key(&aws.secrets(), arn).await?)
+            }
+            None => handler,
+        })
     }
 
     /// The Lambda entry point. The payload is taken as plain JSON so that nothing about its shape
@@ -186,7 +202,7 @@ impl ForceUnlock {
         message: &str,
         now: DateTime<Utc>,
     ) -> Result<RecordReport, RetryLater> {
-        let parsed = match ApprovalMessage::parse(message) {
+        let mut parsed = match ApprovalMessage::parse(message) {
             Ok(parsed) => parsed,
             Err(e) => {
                 let decision = Decision::nobody(now);
@@ -196,6 +212,9 @@ impl ForceUnlock {
                 return Ok(self.finish(message_id, None, &decision, outcome).await);
             }
         };
+        // A Slack-verified claim is checked first, so that the decision (and the audit) names
+        // the verified identity; a claim that fails is refused below, in the alert's thread.
+        let slack_check = parsed.verify_slack(self.slack_key.as_ref());
         let decision = decision_of(&parsed, now);
         let token = parsed.message.token();
 
@@ -264,7 +283,15 @@ impl ForceUnlock {
                 .finish(message_id, Some(proposal), &decision, Outcome::WrongLock)
                 .await);
         }
-        if let Err(e) = approver_allowed(parsed.message.approver(), &self.allow_list) {
+        if let Err(e) = slack_check {
+            let outcome = Outcome::ApproverNotAllowed {
+                problem: e.to_string(),
+            };
+            return Ok(self
+                .finish(message_id, Some(proposal), &decision, outcome)
+                .await);
+        }
+        if let Err(e) = parsed.approver_allowed(&self.allow_list) {
             let outcome = Outcome::ApproverNotAllowed {
                 problem: e.to_string(),
             };

@@ -10,7 +10,11 @@
 //! 2. the token verifies: signature (constant time), then expiry;
 //! 3. the proposal it names is in the ledger (strongly consistent read) and has not expired;
 //! 4. the token's fingerprint is the proposal's primary lock's;
-//! 5. the approver is on `APPROVER_ALLOW_LIST` (when set);
+//! 5. a message claiming a Slack-verified approver (the Slack app mode's endpoint publishes it) has
+//!    an attestation that verifies with the key in `SLACK_ATTESTATION_SECRET_ARN`
+//!    ([`ParsedApproval::verify_slack`](lockreaper_core::approval::ParsedApproval::verify_slack)),
+//!    and the approver is on `APPROVER_ALLOW_LIST` (when set): `slack:<user ID>` entries match
+//!    verified Slack identities only, other entries self-asserted names only;
 //! 6. *approve*: the proposal is claimed, once ([`Proposals::claim`]); the final check re-reads
 //!    the liveness evidence (the ledger's last state write, the state object's LastModified) and
 //!    runs the reaper's own decision on it
