@@ -1,4 +1,5 @@
-//! Slack app mode, the pure parts: verifying that an HTTP request really comes from Slack.
+//! Slack app mode, the pure parts: verifying that an HTTP request really comes from Slack, and
+//! reading a button press out of it.
 //!
 //! Slack signs every request it sends to an app (interactivity, events, slash commands) with the
 //! app's *signing secret* (api.slack.com/authentication/verifying-requests-from-slack):
@@ -16,7 +17,11 @@
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
 use sha2::Sha256;
+
+use crate::approval::{ApprovalAction, ApprovalRequest, SigningKey, SlackIdentity};
+use crate::messages::slack::button_action;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -168,6 +173,135 @@ fn quote(text: &str) -> String {
         format!("{head}…")
     } else {
         head
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interaction payloads
+// ---------------------------------------------------------------------------------------------
+
+/// A press of one of lockreaper's approval buttons, read from a verified interactivity request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ButtonPress {
+    /// Who pressed it (the payload's `user.id` and its workspace).
+    pub identity: SlackIdentity,
+    pub action: ApprovalAction,
+    /// A snooze's duration (`2h`), for the Snooze button.
+    pub duration: Option<&'static str>,
+    /// The approval token, the button's `value`.
+    pub token: String,
+    /// Where the message with the buttons is, to replace them with the result (`chat.update`).
+    pub channel_id: Option<String>,
+    pub message_ts: Option<String>,
+    /// The message's blocks as Slack sent them back.
+    pub blocks: Vec<Value>,
+}
+
+/// What a verified interactivity request asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Interaction {
+    /// One of lockreaper's buttons was pressed.
+    Press(ButtonPress),
+    /// Any other interaction (another app's block, a shortcut, a view): acknowledged and ignored.
+    /// The type and the first action's `action_id`, for the log line.
+    Other {
+        kind: String,
+        action_id: Option<String>,
+    },
+}
+
+/// Why a verified request's body is not an interaction payload lockreaper can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InteractionError {
+    #[error("the request body has no `payload` form field; Slack sends interactions as `payload=<JSON>`")]
+    NoPayload,
+    #[error("the `payload` form field is not JSON: {0}")]
+    NotJson(String),
+    #[error("the block_actions payload has no {0}")]
+    Missing(&'static str),
+    #[error("the block_actions payload's {0}")]
+    BadIdentity(String),
+    #[error("the button's value is {chars} characters; an approval token is {max} at most here")]
+    ValueTooLong { chars: usize, max: usize },
+}
+
+/// The longest button value taken as a token (Block Kit's limit; tokens are 58 characters).
+const VALUE_MAX: usize = 2000;
+
+/// Reads an interactivity request's raw body (`application/x-www-form-urlencoded`, one field
+/// `payload` holding JSON; docs.slack.dev/interactivity/handling-user-interaction): a
+/// `block_actions` payload whose first action is one of lockreaper's buttons is a
+/// [`ButtonPress`] (`user.id`, the team from `user.team_id` or `team.id`, the action's `value`,
+/// `container`/`channel` and `message`), anything else [`Interaction::Other`]. Call only after
+/// [`SlackSigningSecret::verify`] accepted the same bytes.
+pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InteractionError> {
+    let payload = form_urlencoded::parse(body)
+        .find(|(name, _)| name == "payload")
+        .map(|(_, value)| value.into_owned())
+        .ok_or(InteractionError::NoPayload)?;
+    let payload: Value =
+        serde_json::from_str(&payload).map_err(|e| InteractionError::NotJson(e.to_string()))?;
+    let kind = payload["type"].as_str().unwrap_or_default().to_owned();
+    let first = &payload["actions"][0];
+    let action_id = first["action_id"].as_str();
+    let pressed = match (kind.as_str(), action_id.and_then(button_action)) {
+        ("block_actions", Some(pressed)) => pressed,
+        _ => {
+            return Ok(Interaction::Other {
+                kind,
+                action_id: action_id.map(str::to_owned),
+            })
+        }
+    };
+    let (action, duration) = pressed;
+    let user_id = payload["user"]["id"]
+        .as_str()
+        .ok_or(InteractionError::Missing("user.id"))?;
+    let team_id = payload["user"]["team_id"]
+        .as_str()
+        .or_else(|| payload["team"]["id"].as_str())
+        .ok_or(InteractionError::Missing("team.id"))?;
+    let identity = SlackIdentity::new(team_id, user_id).map_err(InteractionError::BadIdentity)?;
+    let token = first["value"].as_str().ok_or(InteractionError::Missing(
+        "actions[0].value (the approval token)",
+    ))?;
+    let chars = token.chars().count();
+    if chars > VALUE_MAX {
+        return Err(InteractionError::ValueTooLong {
+            chars,
+            max: VALUE_MAX,
+        });
+    }
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    Ok(Interaction::Press(ButtonPress {
+        identity,
+        action,
+        duration,
+        token: token.to_owned(),
+        channel_id: text(&payload["container"]["channel_id"])
+            .or_else(|| text(&payload["channel"]["id"])),
+        message_ts: text(&payload["container"]["message_ts"])
+            .or_else(|| text(&payload["message"]["ts"])),
+        blocks: payload["message"]["blocks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    }))
+}
+
+impl ButtonPress {
+    /// The message the endpoint publishes to the approvals topic: this press, attested with `key`
+    /// as verified at `at` ([`ApprovalRequest::slack_verified`]).
+    pub fn approval_message(&self, key: &SigningKey, at: DateTime<Utc>) -> String {
+        ApprovalRequest::slack_verified(
+            key,
+            self.action,
+            &self.token,
+            self.duration,
+            &self.identity,
+            at,
+        )
+        .to_json()
     }
 }
 
@@ -338,5 +472,168 @@ mod tests {
             SigningSecretError::Empty
         );
         assert_eq!(format!("{:?}", secret()), "SlackSigningSecret(redacted)");
+    }
+
+    // --- interaction payloads ---------------------------------------------------------------
+
+    /// A `block_actions` payload in the documented shape
+    /// (docs.slack.dev/reference/interaction-payloads/block_actions-payload), trimmed to the
+    /// fields Slack always sends with a button press in a channel message.
+    fn block_actions(action_id: &str, value: &str) -> Value {
+        serde_json::json!({
+            "type": "block_actions",
+            "user": {"id": "U0456EFGH", "username": "ana", "name": "ana", "team_id": "T0123ABCD"},
+            "api_app_id": "A0APP0001",
+            "token": "deprecated-verification-token",
+            "container": {"type": "message", "message_ts": "1741086927.000200", "channel_id": "C0LOCKS01", "is_ephemeral": false},
+            "trigger_id": "1741086990.000001.abc",
+            "team": {"id": "T0123ABCD", "domain": "acme"},
+            "channel": {"id": "C0LOCKS01", "name": "locks"},
+            "message": {"type": "message", "ts": "1741086927.000200", "text": "Stale lock", "blocks": [
+                {"type": "section", "block_id": "a1", "text": {"type": "mrkdwn", "text": "*Stale lock*"}},
+                {"type": "actions", "block_id": "lockreaper-approval", "elements": []}
+            ]},
+            "response_url": "https://hooks.slack.com/actions/T0123ABCD/1/abc",
+            "actions": [{
+                "action_id": action_id, "block_id": "lockreaper-approval",
+                "text": {"type": "plain_text", "text": "Approve unlock", "emoji": true},
+                "value": value, "type": "button", "action_ts": "1741086990.000300"
+            }]
+        })
+    }
+
+    /// The request body as Slack sends it: `payload=` and the URL-encoded JSON.
+    fn form(payload: &Value) -> Vec<u8> {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish()
+            .into_bytes()
+    }
+
+    const TOKEN: &str = "lr1.BwcHBwcHBwcHBwcHZ8cZD7wLM_p-NWO4m3eb7Ci-0NYCA33vbggFrQ";
+
+    #[test]
+    fn a_button_press_is_read_from_the_form_body() {
+        let body = form(&block_actions("lockreaper-approve", TOKEN));
+        assert!(body.starts_with(b"payload=%7B%22"), "form-encoded JSON");
+        let Ok(Interaction::Press(press)) = parse_interaction(&body) else {
+            panic!("not a press");
+        };
+        assert_eq!(
+            press.identity,
+            SlackIdentity::new("T0123ABCD", "U0456EFGH").unwrap()
+        );
+        assert_eq!(press.action, ApprovalAction::Approve);
+        assert_eq!(press.duration, None);
+        assert_eq!(press.token, TOKEN);
+        assert_eq!(press.channel_id.as_deref(), Some("C0LOCKS01"));
+        assert_eq!(press.message_ts.as_deref(), Some("1741086927.000200"));
+        assert_eq!(press.blocks.len(), 2);
+
+        let Ok(Interaction::Press(snooze)) =
+            parse_interaction(&form(&block_actions("lockreaper-snooze-2h", TOKEN)))
+        else {
+            panic!("not a press");
+        };
+        assert_eq!(snooze.action, ApprovalAction::Snooze);
+        assert_eq!(snooze.duration, Some("2h"));
+    }
+
+    /// What the endpoint publishes is what force-unlock parses and verifies, naming the presser.
+    #[test]
+    fn a_press_becomes_a_verified_approval() {
+        use crate::approval::{ApprovalMessage, ApprovalSource};
+        let key =
+            SigningKey::from_secret("slack-attestation-key-for-tests-only-0123456789").unwrap();
+        for (action_id, expected) in [
+            ("lockreaper-approve", ApprovalAction::Approve),
+            ("lockreaper-deny", ApprovalAction::Deny),
+            ("lockreaper-snooze-2h", ApprovalAction::Snooze),
+        ] {
+            let Ok(Interaction::Press(press)) =
+                parse_interaction(&form(&block_actions(action_id, TOKEN)))
+            else {
+                panic!("not a press");
+            };
+            let message = press.approval_message(&key, at(DOC_TIME));
+            let mut parsed = ApprovalMessage::parse(&message).unwrap();
+            parsed.verify_slack(Some(&key)).unwrap();
+            assert_eq!(parsed.source, ApprovalSource::SlackVerified);
+            assert_eq!(parsed.message.kind(), expected);
+            assert_eq!(parsed.message.token(), TOKEN);
+            assert_eq!(parsed.message.approver(), Some("slack:T0123ABCD/U0456EFGH"));
+        }
+    }
+
+    #[test]
+    fn other_interactions_are_acknowledged_not_acted_on() {
+        let other_button = parse_interaction(&form(&block_actions("someone-elses-button", "x")));
+        assert_eq!(
+            other_button,
+            Ok(Interaction::Other {
+                kind: "block_actions".into(),
+                action_id: Some("someone-elses-button".into())
+            })
+        );
+        let mut view = block_actions("lockreaper-approve", TOKEN);
+        view["type"] = "view_submission".into();
+        assert!(matches!(
+            parse_interaction(&form(&view)),
+            Ok(Interaction::Other { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_payloads_are_named() {
+        assert_eq!(
+            parse_interaction(b"token=x&user_id=U1"),
+            Err(InteractionError::NoPayload)
+        );
+        assert!(matches!(
+            parse_interaction(b"payload=%7Bnot-json"),
+            Err(InteractionError::NotJson(_))
+        ));
+        let mut no_user = block_actions("lockreaper-approve", TOKEN);
+        no_user["user"] = Value::Null;
+        assert_eq!(
+            parse_interaction(&form(&no_user)),
+            Err(InteractionError::Missing("user.id"))
+        );
+        let mut no_team = block_actions("lockreaper-approve", TOKEN);
+        no_team["user"]["team_id"] = Value::Null;
+        no_team["team"] = Value::Null;
+        assert_eq!(
+            parse_interaction(&form(&no_team)),
+            Err(InteractionError::Missing("team.id"))
+        );
+        // The team from `team.id` when the user object has none.
+        no_team["team"] = serde_json::json!({"id": "T0123ABCD"});
+        assert!(matches!(
+            parse_interaction(&form(&no_team)),
+            Ok(Interaction::Press(_))
+        ));
+        let mut mention = block_actions("lockreaper-approve", TOKEN);
+        mention["user"]["id"] = "<@U0EVE>".into();
+        assert!(matches!(
+            parse_interaction(&form(&mention)),
+            Err(InteractionError::BadIdentity(_))
+        ));
+        let mut no_value = block_actions("lockreaper-approve", TOKEN);
+        no_value["actions"][0]["value"] = Value::Null;
+        assert!(matches!(
+            parse_interaction(&form(&no_value)),
+            Err(InteractionError::Missing(_))
+        ));
+        let long = parse_interaction(&form(&block_actions(
+            "lockreaper-approve",
+            &"x".repeat(2001),
+        )));
+        assert_eq!(
+            long,
+            Err(InteractionError::ValueTooLong {
+                chars: 2001,
+                max: 2000
+            })
+        );
     }
 }
