@@ -43,3 +43,45 @@ pub async fn load_signing_key(
         problem,
     })
 }
+
+/// Why the Slack app's signing secret could not be loaded. Never contains the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackSecretError {
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    #[error(
+        "secret {secret} has no SecretString; store the Slack app's signing secret (Basic \
+         Information → Signing Secret) as a string"
+    )]
+    NotAString { secret: String },
+    #[error("secret {secret}: {problem}")]
+    Bad {
+        secret: String,
+        problem: lockreaper_core::slack::SigningSecretError,
+    },
+}
+
+/// Reads the current version of `secret_id` (ARN or name): the Slack app's signing secret, which
+/// Slack signs every request to the app with.
+pub async fn load_slack_signing_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<lockreaper_core::slack::SlackSigningSecret, SlackSecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(e, "read Slack signing secret from secret", secret_id))?;
+    let secret = out
+        .secret_string()
+        .ok_or_else(|| SlackSecretError::NotAString {
+            secret: secret_id.to_owned(),
+        })?;
+    lockreaper_core::slack::SlackSigningSecret::from_secret(secret).map_err(|problem| {
+        SlackSecretError::Bad {
+            secret: secret_id.to_owned(),
+            problem,
+        }
+    })
+}
