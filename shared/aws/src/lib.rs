@@ -20,6 +20,7 @@ pub mod notify;
 pub mod proposals;
 pub mod random;
 pub mod secrets;
+pub mod slack;
 pub mod state;
 pub mod unlock;
 

@@ -19,6 +19,7 @@ pub mod fault_runs;
 pub mod faults;
 pub mod lambda;
 pub mod notifications;
+pub mod slack_api;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
