@@ -13,10 +13,14 @@
 //!    ([`ButtonPress::approval_message`], signed with the key in `SLACK_ATTESTATION_SECRET_ARN`
 //!    that only this function and force-unlock can read) and is published to the approvals topic;
 //!    **200**. force-unlock does the rest, as for every approval (single use, the final check,
-//!    the allow-list, the audit).
+//!    the allow-list, the audit);
+//! 5. when the bot token is configured (`SLACK_BOT_TOKEN_SECRET_ARN`), the pressed message's
+//!    buttons are replaced at once with who pressed what ([`pressed_line`], `chat.update` at
+//!    `SLACK_API_BASE_URL`), so nobody presses twice; a failure there is logged and the press
+//!    still stands.
 //!
-//! Nothing here touches a lock or the ledger, so the answer is one SNS publish away: well within
-//! Slack's three seconds. A request replayed within the five minutes publishes the same approval
+//! Nothing here touches a lock or the ledger, so the answer is one SNS publish and at most one
+//! Slack call (bounded by [`UPDATE_TIMEOUT`]) away: within Slack's three seconds. A request replayed within the five minutes publishes the same approval
 //! again, which force-unlock answers "already used".
 //!
 //! The event is the function URL's payload format 2.0 (docs.aws.amazon.com/lambda/latest/dg/
@@ -29,9 +33,11 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use lockreaper_aws::notify::Notifier;
+use lockreaper_aws::slack::{SlackWebApi, SLACK_API_BASE_URL};
 use lockreaper_aws::Aws;
 use lockreaper_core::approval::SigningKey;
 use lockreaper_core::config::{check_arn, ConfigError, ConfigErrors, Env};
+use lockreaper_core::messages::slack::{pressed_line, replace_buttons};
 use lockreaper_core::slack::{
     parse_interaction, ButtonPress, Interaction, SlackSigningSecret, SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -48,12 +54,19 @@ pub struct Config {
     pub attestation_secret_arn: String,
     /// `APPROVAL_TOPIC_ARN`: the approvals topic force-unlock is subscribed to.
     pub approval_topic_arn: String,
+    /// `SLACK_BOT_TOKEN_SECRET_ARN` (optional): the secret holding the app's bot token; unset, the
+    /// buttons are not replaced on a press.
+    pub bot_token_secret_arn: Option<String>,
+    /// `SLACK_API_BASE_URL`: where the Web API is (`https://slack.com` unless testing locally).
+    pub api_base_url: String,
 }
 
 impl Config {
     pub const SLACK_SIGNING_SECRET_ARN: &'static str = "SLACK_SIGNING_SECRET_ARN";
     pub const SLACK_ATTESTATION_SECRET_ARN: &'static str = "SLACK_ATTESTATION_SECRET_ARN";
     pub const APPROVAL_TOPIC_ARN: &'static str = "APPROVAL_TOPIC_ARN";
+    pub const SLACK_BOT_TOKEN_SECRET_ARN: &'static str = "SLACK_BOT_TOKEN_SECRET_ARN";
+    pub const SLACK_API_BASE_URL: &'static str = "SLACK_API_BASE_URL";
 
     /// Parses the variables, reporting every problem at once.
     pub fn from_env(
@@ -90,10 +103,37 @@ impl Config {
             "an SNS topic",
             "the ARN of the approvals SNS topic force-unlock is subscribed to",
         );
+        let bot_token_secret_arn = env
+            .get(Self::SLACK_BOT_TOKEN_SECRET_ARN)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        if let Some(value) = &bot_token_secret_arn {
+            if let Err(problem) = check_arn(value, "secretsmanager", "a Secrets Manager secret") {
+                env.error(ConfigError::new(Self::SLACK_BOT_TOKEN_SECRET_ARN, problem));
+            }
+        }
+        let api_base_url = env
+            .get(Self::SLACK_API_BASE_URL)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(SLACK_API_BASE_URL)
+            .trim_end_matches('/')
+            .to_owned();
+        if !(api_base_url.starts_with("https://") || api_base_url.starts_with("http://")) {
+            env.error(ConfigError::new(
+                Self::SLACK_API_BASE_URL,
+                format!(
+                    "{api_base_url:?} is not an http(s) URL; expected e.g. `{SLACK_API_BASE_URL}`"
+                ),
+            ));
+        }
         env.finish(Config {
             signing_secret_arn,
             attestation_secret_arn,
             approval_topic_arn,
+            bot_token_secret_arn,
+            api_base_url,
         })
     }
 }
@@ -103,7 +143,12 @@ pub struct SlackInteractions {
     signing_secret: SlackSigningSecret,
     attestation_key: SigningKey,
     approvals: Notifier,
+    /// Replaces the buttons of a pressed message, when a bot token is configured.
+    slack: Option<SlackWebApi>,
 }
+
+/// The longest the button replacement may take; the press is already published by then.
+pub const UPDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 impl SlackInteractions {
     pub fn new(
@@ -116,7 +161,14 @@ impl SlackInteractions {
             signing_secret,
             attestation_key,
             approvals: Notifier::new(aws.sns(), &config.approval_topic_arn),
+            slack: None,
         }
+    }
+
+    /// Replaces the buttons of pressed messages through `slack`.
+    pub fn with_slack(mut self, slack: SlackWebApi) -> SlackInteractions {
+        self.slack = Some(slack);
+        self
     }
 
     /// Loads both secrets from Secrets Manager and builds the endpoint.
@@ -126,12 +178,14 @@ impl SlackInteractions {
             lockreaper_aws::load_slack_signing_secret(&secrets, &config.signing_secret_arn).await?;
         let attestation_key =
             lockreaper_aws::load_signing_key(&secrets, &config.attestation_secret_arn).await?;
-        Ok(SlackInteractions::new(
-            aws,
-            config,
-            signing_secret,
-            attestation_key,
-        ))
+        let endpoint = SlackInteractions::new(aws, config, signing_secret, attestation_key);
+        Ok(match &config.bot_token_secret_arn {
+            Some(arn) => {
+                let token = lockreaper_aws::load_slack_bot_token(&secrets, arn).await?;
+                endpoint.with_slack(SlackWebApi::new(&config.api_base_url, &token))
+            }
+            None => endpoint,
+        })
     }
 
     /// The Lambda entry point: always a response, never an error (Slack shows its own error to the
@@ -194,6 +248,7 @@ impl SlackInteractions {
                     sns_message_id = %message_id,
                     "button press verified and published to the approvals topic"
                 );
+                self.replace_buttons(press, now).await;
                 response(200, "")
             }
             Err(e) => {
@@ -210,6 +265,39 @@ impl SlackInteractions {
                     "lockreaper could not record this press; please press again",
                 )
             }
+        }
+    }
+}
+
+impl SlackInteractions {
+    /// Replaces the pressed message's buttons with who pressed what, when a bot token is
+    /// configured and the press came from a message; failures are logged, never answered.
+    async fn replace_buttons(&self, press: &ButtonPress, now: DateTime<Utc>) {
+        let (Some(slack), Some(channel), Some(ts)) =
+            (&self.slack, &press.channel_id, &press.message_ts)
+        else {
+            return;
+        };
+        if press.blocks.is_empty() {
+            return;
+        }
+        let line = pressed_line(press.action, &press.identity, now);
+        let blocks = replace_buttons(&press.blocks, &line);
+        let text = press.text.as_deref().unwrap_or("lockreaper");
+        match tokio::time::timeout(UPDATE_TIMEOUT, slack.update(channel, ts, text, &blocks)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                event = "slack-interaction",
+                outcome = "buttons-not-replaced",
+                reason = %e,
+                "the press is published, but its message still shows the buttons"
+            ),
+            Err(_) => tracing::warn!(
+                event = "slack-interaction",
+                outcome = "buttons-not-replaced",
+                reason = "chat.update took longer than the time left to answer Slack",
+                "the press is published, but its message still shows the buttons"
+            ),
         }
     }
 }
@@ -298,13 +386,21 @@ mod tests {
             config.approval_topic_arn,
             "arn:aws:sns:eu-west-1:111122223333:lockreaper-approvals"
         );
-        let err = Config::from_env(vars(&[("APPROVAL_TOPIC_ARN", "approvals")]))
-            .unwrap_err()
-            .to_string();
+        assert_eq!(config.bot_token_secret_arn, None);
+        assert_eq!(config.api_base_url, "https://slack.com");
+        let err = Config::from_env(vars(&[
+            ("APPROVAL_TOPIC_ARN", "approvals"),
+            ("SLACK_BOT_TOKEN_SECRET_ARN", "xoxb-not-an-arn"),
+            ("SLACK_API_BASE_URL", "slack.com"),
+        ]))
+        .unwrap_err()
+        .to_string();
         for needle in [
             "SLACK_SIGNING_SECRET_ARN: is not set",
             "SLACK_ATTESTATION_SECRET_ARN: is not set",
             "APPROVAL_TOPIC_ARN: \"approvals\" is not the ARN of an SNS topic",
+            "SLACK_BOT_TOKEN_SECRET_ARN",
+            "SLACK_API_BASE_URL: \"slack.com\" is not an http(s) URL",
         ] {
             assert!(err.contains(needle), "{needle} missing: {err}");
         }

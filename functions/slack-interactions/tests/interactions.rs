@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use lockreaper_core::approval::{ApprovalAction, ApprovalMessage, ApprovalSource, SigningKey};
 use lockreaper_core::slack::SlackSigningSecret;
 use lockreaper_testkit::notifications::TopicWithQueue;
+use lockreaper_testkit::slack_api::SlackApi;
 use lockreaper_testkit::TestEnv;
 use serde_json::{json, Value};
 use slack_interactions::{Config, SlackInteractions};
@@ -36,6 +37,11 @@ fn random_hex() -> String {
 
 impl World {
     async fn new(test: &str) -> World {
+        World::with_slack(test, None).await
+    }
+
+    /// With `slack` = (the stand-in's base URL, the bot token): the endpoint replaces buttons.
+    async fn with_slack(test: &str, slack: Option<(&str, &str)>) -> World {
         let env = TestEnv::new(test).await;
         let approvals = env.topic_with_queue("approvals").await;
         // A signing secret as Slack shows one (32 hex characters), and a generated key.
@@ -45,6 +51,11 @@ impl World {
             signing_secret_arn: env.create_secret("slack-signing", &signing).await,
             attestation_secret_arn: env.create_secret("slack-attest", &attestation).await,
             approval_topic_arn: approvals.topic_arn.clone(),
+            bot_token_secret_arn: match slack {
+                Some((_, token)) => Some(env.create_secret("slack-bot", token).await),
+                None => None,
+            },
+            api_base_url: slack.map_or("https://slack.com", |(url, _)| url).to_owned(),
         };
         let endpoint = SlackInteractions::from_config(&env.aws, &config)
             .await
@@ -260,4 +271,72 @@ async fn forged_stale_replayed_and_malformed_requests_publish_nothing() {
     let response = world.endpoint.handle_request(&genuine, now).await;
     assert_eq!(status(&response), 200);
     assert_eq!(world.published(Duration::from_secs(10)).await.len(), 1);
+}
+
+/// With the bot token configured, the pressed message's buttons give way at once to who pressed
+/// what (`chat.update` on the stand-in of Slack's Web API), and the press is published as ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_press_replaces_the_buttons_at_once() {
+    const BOT_TOKEN: &str = "xoxb-0000000000-0000000000000-standinstandinstandin";
+    let slack = SlackApi::start(BOT_TOKEN, &["C0LOCKS01"]).await;
+    let world = World::with_slack("slackupd", Some((&slack.base_url, BOT_TOKEN))).await;
+    // The alert as posted: a section and the approval buttons.
+    let blocks = json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*Stale lock*"}},
+        {"type": "actions", "block_id": "lockreaper-approval", "elements": [
+            {"type": "button", "action_id": "lockreaper-approve", "text": {"type": "plain_text", "text": "Approve unlock"}, "value": TOKEN}
+        ]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Sent by lockreaper"}]}
+    ]);
+    let posted = lockreaper_aws::slack::SlackWebApi::new(&slack.base_url, BOT_TOKEN)
+        .post_message(
+            "C0LOCKS01",
+            None,
+            &json!({"text": "Stale lock", "blocks": blocks}),
+        )
+        .await
+        .unwrap();
+
+    let mut payload = block_actions("lockreaper-approve", "U0456EFGH");
+    payload["container"]["message_ts"] = posted.ts.clone().into();
+    payload["message"]["ts"] = posted.ts.clone().into();
+    payload["message"]["blocks"] = blocks.clone();
+    let now = Utc::now();
+    let started = Instant::now();
+    let response = world
+        .endpoint
+        .handle_request(&signed(&world, &form(&payload), now), now)
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(status(&response), 200, "{response}");
+    assert_eq!(world.published(Duration::from_secs(10)).await.len(), 1);
+
+    let shown = &slack.messages()[0];
+    assert!(
+        shown.blocks.iter().all(|b| b["type"] != "actions"),
+        "{shown:?}"
+    );
+    let line = shown.blocks[1]["text"]["text"].as_str().unwrap();
+    assert!(
+        line.starts_with("*Approve unlock* pressed by <@U0456EFGH> at "),
+        "{line}"
+    );
+    assert_eq!(shown.blocks[0], blocks[0]);
+    assert_eq!(shown.blocks[2], blocks[2]);
+
+    // Slack refusing the update (a message deleted meanwhile) does not undo the press.
+    payload["container"]["message_ts"] = "1.000000".into();
+    let response = world
+        .endpoint
+        .handle_request(&signed(&world, &form(&payload), now), now)
+        .await;
+    assert_eq!(status(&response), 200);
+    assert_eq!(world.published(Duration::from_secs(10)).await.len(), 1);
+    assert_eq!(
+        slack.calls().last().unwrap(),
+        &(
+            "chat.update".to_owned(),
+            Some("message_not_found".to_owned())
+        )
+    );
 }

@@ -33,4 +33,4 @@ pub use lock_table::{LockTable, TableScan};
 pub use lockreaper_core::BucketScope;
 pub use locks::{DeleteOutcome, LockStore, Reread};
 pub use proposals::{Claim as ProposalClaim, Proposals};
-pub use secrets::{load_signing_key, load_slack_signing_secret};
+pub use secrets::{load_signing_key, load_slack_bot_token, load_slack_signing_secret};

@@ -44,14 +44,14 @@ pub async fn load_signing_key(
     })
 }
 
-/// Why the Slack app's signing secret could not be loaded. Never contains the secret.
+/// Why a Slack app secret (signing secret, bot token) could not be loaded. Never contains it.
 #[derive(Debug, thiserror::Error)]
 pub enum SlackSecretError {
     #[error("{0}")]
     Aws(#[from] AwsError),
     #[error(
-        "secret {secret} has no SecretString; store the Slack app's signing secret (Basic \
-         Information → Signing Secret) as a string"
+        "secret {secret} has no SecretString, or an empty one; store the Slack app's signing \
+         secret (Basic Information) or bot token (OAuth & Permissions, `xoxb-…`) as a string"
     )]
     NotAString { secret: String },
     #[error("secret {secret}: {problem}")]
@@ -84,4 +84,26 @@ pub async fn load_slack_signing_secret(
             problem,
         }
     })
+}
+
+/// Reads the current version of `secret_id`: the Slack app's bot token (`xoxb-…`), which the Web
+/// API calls are authorised with.
+pub async fn load_slack_bot_token(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, SlackSecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(e, "read Slack bot token from secret", secret_id))?;
+    let token = out
+        .secret_string()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| SlackSecretError::NotAString {
+            secret: secret_id.to_owned(),
+        })?;
+    Ok(token.to_owned())
 }

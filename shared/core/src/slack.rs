@@ -193,8 +193,9 @@ pub struct ButtonPress {
     /// Where the message with the buttons is, to replace them with the result (`chat.update`).
     pub channel_id: Option<String>,
     pub message_ts: Option<String>,
-    /// The message's blocks as Slack sent them back.
+    /// The message's blocks and notification text as Slack sent them back.
     pub blocks: Vec<Value>,
+    pub text: Option<String>,
 }
 
 /// What a verified interactivity request asks for.
@@ -286,6 +287,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InteractionError> {
             .as_array()
             .cloned()
             .unwrap_or_default(),
+        text: text(&payload["message"]["text"]),
     }))
 }
 
@@ -529,6 +531,7 @@ mod tests {
         assert_eq!(press.channel_id.as_deref(), Some("C0LOCKS01"));
         assert_eq!(press.message_ts.as_deref(), Some("1741086927.000200"));
         assert_eq!(press.blocks.len(), 2);
+        assert_eq!(press.text.as_deref(), Some("Stale lock"));
 
         let Ok(Interaction::Press(snooze)) =
             parse_interaction(&form(&block_actions("lockreaper-snooze-2h", TOKEN)))

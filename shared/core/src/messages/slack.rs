@@ -147,6 +147,22 @@ pub fn decided_line(
     )
 }
 
+/// The line that replaces the buttons the moment `by` pressed one at `at`, before force-unlock's
+/// result is known: `Approve unlock pressed by <@U0456EFGH> at 14:02 UTC — lockreaper is checking
+/// it; the result follows in this thread`. Nobody presses twice, and nobody reads it as done.
+pub fn pressed_line(action: ApprovalAction, by: &SlackIdentity, at: DateTime<Utc>) -> String {
+    let button = match action {
+        ApprovalAction::Approve => APPROVE_BUTTON,
+        ApprovalAction::Deny => DENY_BUTTON,
+        ApprovalAction::Snooze => SNOOZE_BUTTON,
+    };
+    format!(
+        "*{button}* pressed by <@{}> at {} — lockreaper is checking it; the result follows in this thread",
+        by.user_id,
+        at.format("%H:%M UTC")
+    )
+}
+
 /// `blocks` (a message's blocks as Slack returns them in an interaction payload) with the approval
 /// buttons replaced by a section saying `line` ([`decided_line`]); every other block kept as it
 /// is. When there is no approval block (already decided), the line is appended in its place, so a

@@ -266,3 +266,15 @@ fn the_result_replaces_the_buttons() {
     let snoozed = decided_line(ApprovalAction::Snooze, &ana, at, "snoozed");
     assert!(snoozed.starts_with("Snoozed for two hours by <@U0456EFGH>"));
 }
+
+#[test]
+fn the_pressed_line_says_who_pressed_what_and_that_the_result_is_pending() {
+    let ana = SlackIdentity::new("T0123ABCD", "U0456EFGH").unwrap();
+    let at = Utc.with_ymd_and_hms(2025, 3, 4, 14, 2, 9).unwrap();
+    assert_eq!(
+        pressed_line(ApprovalAction::Approve, &ana, at),
+        "*Approve unlock* pressed by <@U0456EFGH> at 14:02 UTC — lockreaper is checking it; the result follows in this thread"
+    );
+    assert!(pressed_line(ApprovalAction::Snooze, &ana, at).starts_with("*Snooze 2h* pressed"));
+    assert!(pressed_line(ApprovalAction::Deny, &ana, at).starts_with("*Deny* pressed"));
+}
