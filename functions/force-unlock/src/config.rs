@@ -1,6 +1,7 @@
 //! force-unlock's configuration, from the environment, with errors that name the variable.
 
 use lockreaper_core::config::{check_arn, ConfigError, ConfigErrors, Env};
+use lockreaper_core::coverage::{state_locations_from_env, StateLocation};
 
 /// Everything force-unlock reads from its environment (besides the standard AWS SDK variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,9 @@ pub struct Config {
     pub approval_secret_arn: String,
     /// `APPROVER_ALLOW_LIST`: comma-separated approver names; empty means anyone may approve.
     pub approver_allow_list: Vec<String>,
+    /// `STATE_BUCKETS`: where this deployment may read state objects (as the reaper reads it).
+    /// `None` when not set: then only a refused read says a state is not covered.
+    pub state_locations: Option<Vec<StateLocation>>,
 }
 
 impl Config {
@@ -50,7 +54,9 @@ impl Config {
             }
         }
         let approver_allow_list = env.list(Self::APPROVER_ALLOW_LIST);
+        let state_locations = state_locations_from_env(&mut env);
         env.finish(Config {
+            state_locations,
             ledger_table,
             alert_topic_arn,
             approval_secret_arn,
