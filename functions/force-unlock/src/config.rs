@@ -24,6 +24,9 @@ impl Config {
     pub const ALERT_TOPIC_ARN: &'static str = "ALERT_TOPIC_ARN";
     pub const APPROVAL_SECRET_ARN: &'static str = "APPROVAL_SECRET_ARN";
     pub const APPROVER_ALLOW_LIST: &'static str = "APPROVER_ALLOW_LIST";
+    /// Core's [`lockreaper_core::coverage::STATE_BUCKETS`], named here for the template's contract
+    /// test (`infra/sam/test_template.py` reads each function's own variable names).
+    pub const STATE_BUCKETS: &'static str = "STATE_BUCKETS";
 
     /// Parses the variables (`std::env::vars()` in `main`), reporting every problem at once.
     pub fn from_env(
@@ -54,7 +57,11 @@ impl Config {
             }
         }
         let approver_allow_list = env.list(Self::APPROVER_ALLOW_LIST);
-        let state_locations = state_locations_from_env(&mut env);
+        let state_locations = if env.get(Self::STATE_BUCKETS).is_some() {
+            state_locations_from_env(&mut env)
+        } else {
+            None
+        };
         env.finish(Config {
             state_locations,
             ledger_table,
@@ -89,10 +96,39 @@ mod tests {
                 "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper-key-AbCdEf",
             ),
             ("APPROVER_ALLOW_LIST", "ana@example.com, bob ,"),
+            ("STATE_BUCKETS", "acme-tfstate/env/,other/"),
         ]))
         .unwrap();
         assert_eq!(config.ledger_table, "lockreaper-ledger");
         assert_eq!(config.approver_allow_list, ["ana@example.com", "bob"]);
+        let covered: Vec<String> = config
+            .state_locations
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(covered, ["s3://acme-tfstate/env/", "s3://other"]);
+        assert_eq!(
+            Config::STATE_BUCKETS,
+            lockreaper_core::coverage::STATE_BUCKETS
+        );
+    }
+
+    #[test]
+    fn without_state_buckets_only_a_refused_read_says_a_state_is_not_covered() {
+        let config = Config::from_env(vars(&[
+            ("LEDGER_TABLE", "lockreaper-ledger"),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:alerts",
+            ),
+            (
+                "APPROVAL_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper-key-AbCdEf",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(config.state_locations, None);
     }
 
     #[test]
