@@ -146,6 +146,57 @@ pub fn state_locations_from_env(env: &mut Env) -> Option<Vec<StateLocation>> {
     Some(locations)
 }
 
+/// How the state paths one lock source points at fall on one bucket, for `lockreaper doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BucketCoverage {
+    pub bucket: String,
+    /// The key prefixes configured for the bucket (`STATE_BUCKETS`): empty when the bucket is not
+    /// listed, or listed without a prefix (`listed` tells which).
+    pub configured_prefixes: Vec<String>,
+    /// Whether any configured entry names the bucket.
+    pub listed: bool,
+    /// State paths seen in the bucket.
+    pub state_paths: usize,
+    /// Of those, how many lie where the deployment may read (bucket listed, key under a prefix).
+    pub covered: usize,
+    /// One key of the bucket that is not covered (the first seen), to show people.
+    pub uncovered_example: Option<String>,
+    /// One key of the bucket (the first seen), for a read probe.
+    pub example_key: String,
+}
+
+/// Groups the `states` one lock table (or bucket) points at by bucket, each with its coverage
+/// against `configured`, in order of first appearance. Pure: `lockreaper doctor` adds the reads.
+pub fn group_by_bucket(configured: &[StateLocation], states: &[StatePath]) -> Vec<BucketCoverage> {
+    let mut groups: Vec<BucketCoverage> = Vec::new();
+    for state in states {
+        let index = match groups.iter().position(|g| g.bucket == state.bucket) {
+            Some(i) => i,
+            None => {
+                let entries = configured.iter().filter(|c| c.bucket == state.bucket);
+                groups.push(BucketCoverage {
+                    bucket: state.bucket.clone(),
+                    configured_prefixes: entries.clone().filter_map(|c| c.prefix.clone()).collect(),
+                    listed: entries.count() > 0,
+                    state_paths: 0,
+                    covered: 0,
+                    uncovered_example: None,
+                    example_key: state.key.clone(),
+                });
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[index];
+        group.state_paths += 1;
+        if coverage(configured, state).is_covered() {
+            group.covered += 1;
+        } else if group.uncovered_example.is_none() {
+            group.uncovered_example = Some(state.key.clone());
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +314,47 @@ mod tests {
             "{}",
             far.sentence()
         );
+    }
+
+    #[test]
+    fn doctor_groups_state_paths_by_bucket_with_their_coverage() {
+        let configured = locations(&["acme/env/", "other"]);
+        let states: Vec<StatePath> = [
+            "acme/env/a.tfstate",
+            "team-b/x.tfstate",
+            "acme/legacy/b.tfstate",
+            "acme/env/c.tfstate",
+            "other/y",
+            "team-b/z.tfstate",
+        ]
+        .iter()
+        .map(|p| state(p))
+        .collect();
+        let groups = group_by_bucket(&configured, &states);
+        let summary: Vec<(&str, bool, usize, usize, Option<&str>)> = groups
+            .iter()
+            .map(|g| {
+                (
+                    g.bucket.as_str(),
+                    g.listed,
+                    g.state_paths,
+                    g.covered,
+                    g.uncovered_example.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("acme", true, 3, 2, Some("legacy/b.tfstate")),
+                ("team-b", false, 2, 0, Some("x.tfstate")),
+                ("other", true, 1, 1, None),
+            ]
+        );
+        assert_eq!(groups[0].configured_prefixes, vec!["env/"]);
+        assert_eq!(groups[0].example_key, "env/a.tfstate");
+        assert!(groups[1].configured_prefixes.is_empty());
+        assert!(group_by_bucket(&configured, &[]).is_empty());
     }
 
     #[test]
