@@ -8,7 +8,10 @@
 //!   `ListObjectsV2` allowed on the configured prefix;
 //! - the ledger: exists, keyed on `pk`/`sk` (S), TTL on `expires_at`, `GetItem` allowed;
 //! - the approvals topic: exists, a Lambda function (force-unlock) is subscribed;
-//! - the alert topic: exists, has confirmed subscriptions.
+//! - the alert topic: exists, has confirmed subscriptions;
+//! - coverage: for each lock table and searched bucket, the state buckets its locks point at
+//!   (bounded read), each covered by `STATE_BUCKETS`, readable by the caller, in this region
+//!   ([`SourceCoverage`], `coverage` in `--json`).
 
 use aws_sdk_dynamodb::types::{
     KeyType, ScalarAttributeType, StreamViewType, TableDescription, TimeToLiveStatus,
