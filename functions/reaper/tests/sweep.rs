@@ -985,3 +985,68 @@ async fn a_lock_whose_state_bucket_is_not_covered_is_proposed_never_auto_expired
         );
     }
 }
+
+/// Issue 17, coverage found when reading: the state bucket is configured, but S3 refuses the
+/// reaper's read of the state object (403 `AccessDenied`, as a bucket policy or an SCP would, from
+/// the fault proxy). With `AUTO_EXPIRE=true` the stale real Terraform lock is proposed, never
+/// released, and the gap says the bucket is not covered because the read was denied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_state_read_is_a_coverage_gap_and_blocks_auto_expiry() {
+    use lockreaper_testkit::faults::{Fault, FaultProxy, Rule};
+    use lockreaper_testkit::Emulator;
+
+    let env = TestEnv::new("denied").await;
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true")]).await;
+    let tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "guarded/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    );
+    let (code, out) = tf.apply();
+    assert_eq!(code, 0, "{out}");
+    let stuck = tf.stuck();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let proxy = FaultProxy::start(
+        &Emulator::shared().endpoint,
+        17,
+        vec![Rule::new("s3", "HeadObject", 1.0, Fault::AccessDenied)],
+    )
+    .await;
+    let mut vars = d.env.clone();
+    // Only the lock table is swept: the one S3 read left is the state object's HeadObject.
+    vars.retain(|(k, _)| k != "LOCK_BUCKETS");
+    vars.push(("AWS_ENDPOINT_URL_S3".into(), proxy.url().to_owned()));
+    let watch = LambdaWatch::start("reaper", vars).await;
+    let outcome = watch.invoke("reaper", &scheduled_event()).await;
+    assert!(
+        proxy.faulted_count("s3", "HeadObject", "AccessDenied") >= 1,
+        "{}",
+        proxy.report()
+    );
+
+    let judged = locks_by_path(&outcome, &stuck.path);
+    assert_eq!(judged.len(), 1, "{outcome:#}");
+    assert!(judged[0]["expired"].is_null(), "{outcome:#}");
+    assert_eq!(judged[0]["level"], "propose-unlock", "{outcome:#}");
+    let expected = format!(
+        "cannot tell — the state bucket `{}` is not covered by this deployment (StateBuckets/StateKeyPrefix): reading s3://{}/guarded/terraform.tfstate was denied (",
+        d.bucket, d.bucket
+    );
+    assert!(
+        judged[0]["evidence_gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g.as_str().unwrap().starts_with(&expected)),
+        "{outcome:#}"
+    );
+    let scan = lockreaper_aws::LockTable::new(env.aws.dynamodb(), &d.table)
+        .scan(1)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = scan.locks.iter().map(|l| l.lock_id.as_str()).collect();
+    assert_eq!(ids, vec![stuck.lock_id.as_str()]);
+}
