@@ -1,6 +1,7 @@
 //! force-unlock's configuration, from the environment, with errors that name the variable.
 
 use lockreaper_core::config::{check_arn, ConfigError, ConfigErrors, Env};
+use lockreaper_core::coverage::{state_locations_from_env, StateLocation};
 
 /// Everything force-unlock reads from its environment (besides the standard AWS SDK variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub struct Config {
     /// endpoint signs verified approvals with. Unset: a message claiming a Slack-verified approver
     /// is refused.
     pub slack_attestation_secret_arn: Option<String>,
+    /// `STATE_BUCKETS`: where this deployment may read state objects (as the reaper reads it).
+    /// `None` when not set: then only a refused read says a state is not covered.
+    pub state_locations: Option<Vec<StateLocation>>,
 }
 
 impl Config {
@@ -27,6 +31,9 @@ impl Config {
     pub const APPROVAL_SECRET_ARN: &'static str = "APPROVAL_SECRET_ARN";
     pub const APPROVER_ALLOW_LIST: &'static str = "APPROVER_ALLOW_LIST";
     pub const SLACK_ATTESTATION_SECRET_ARN: &'static str = "SLACK_ATTESTATION_SECRET_ARN";
+    /// Core's [`lockreaper_core::coverage::STATE_BUCKETS`], named here for the template's contract
+    /// test (`infra/sam/test_template.py` reads each function's own variable names).
+    pub const STATE_BUCKETS: &'static str = "STATE_BUCKETS";
 
     /// Parses the variables (`std::env::vars()` in `main`), reporting every problem at once.
     pub fn from_env(
@@ -70,7 +77,13 @@ impl Config {
                 ));
             }
         }
+        let state_locations = if env.get(Self::STATE_BUCKETS).is_some() {
+            state_locations_from_env(&mut env)
+        } else {
+            None
+        };
         env.finish(Config {
+            state_locations,
             ledger_table,
             alert_topic_arn,
             approval_secret_arn,
@@ -104,11 +117,41 @@ mod tests {
                 "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper-key-AbCdEf",
             ),
             ("APPROVER_ALLOW_LIST", "ana@example.com, bob ,"),
+            ("STATE_BUCKETS", "acme-tfstate/env/,other/"),
         ]))
         .unwrap();
         assert_eq!(config.ledger_table, "lockreaper-ledger");
         assert_eq!(config.approver_allow_list, ["ana@example.com", "bob"]);
+        let covered: Vec<String> = config
+            .state_locations
+            .clone()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(covered, ["s3://acme-tfstate/env/", "s3://other"]);
+        assert_eq!(
+            Config::STATE_BUCKETS,
+            lockreaper_core::coverage::STATE_BUCKETS
+        );
         assert_eq!(config.slack_attestation_secret_arn, None);
+    }
+
+    #[test]
+    fn without_state_buckets_only_a_refused_read_says_a_state_is_not_covered() {
+        let config = Config::from_env(vars(&[
+            ("LEDGER_TABLE", "lockreaper-ledger"),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:alerts",
+            ),
+            (
+                "APPROVAL_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper-key-AbCdEf",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(config.state_locations, None);
     }
 
     #[test]

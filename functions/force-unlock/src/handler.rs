@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
+use lockreaper_core::coverage::StateLocation;
 
 /// What one invocation did, record by record (the Lambda response; SNS ignores it, tests read it).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -77,6 +78,9 @@ pub struct ForceUnlock {
     /// Liveness evidence for the final check before a delete (the reaper's sources).
     ledger: Ledger,
     state: StateObjects,
+    /// Where this deployment may read state objects (`STATE_BUCKETS`), for the same coverage
+    /// decision the reaper made.
+    state_locations: Option<Vec<StateLocation>>,
     locks: LockStore,
 }
 
@@ -92,6 +96,7 @@ impl ForceUnlock {
             notifier: Notifier::new(aws.sns(), &config.alert_topic_arn),
             ledger: Ledger::new(aws.dynamodb(), &config.ledger_table),
             state: StateObjects::new(aws.s3()),
+            state_locations: config.state_locations.clone(),
             locks: LockStore::new(aws.dynamodb(), aws.s3()),
         }
     }
@@ -613,7 +618,14 @@ impl ForceUnlock {
             // Anything else: the unlock's own re-read meets it again and reports it.
             Err(_) => return Ok(None),
         }
-        let evidence = gather_liveness(lock, Some(&self.ledger), &self.state, None).await;
+        let evidence = gather_liveness(
+            lock,
+            Some(&self.ledger),
+            &self.state,
+            None,
+            self.state_locations.as_deref(),
+        )
+        .await;
         let open = OpenProposal {
             proposal_id: proposal.proposal_id.clone(),
             lock_id: lock.lock_id.clone(),

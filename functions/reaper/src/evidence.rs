@@ -211,6 +211,7 @@ impl Reaper {
             Some(&self.ledger),
             &self.readers.state_objects(),
             digest,
+            Some(&self.config.sources.state_locations),
         )
         .await;
         out.aws_calls += evidence.calls;

@@ -49,6 +49,7 @@ async fn live_lock(test: &str) -> Setup {
     let vars: Vec<(String, String)> = [
         ("LOCK_TABLES", table.as_str()),
         ("LOCK_BUCKETS", bucket.as_str()),
+        ("STATE_BUCKETS", bucket.as_str()),
         ("LEDGER_TABLE", ledger.as_str()),
         ("ALERT_TOPIC_ARN", alerts.topic_arn.as_str()),
         ("APPROVAL_TOPIC_ARN", approvals.topic_arn.as_str()),

@@ -42,6 +42,8 @@ async fn deploy(env: &TestEnv, extra: &[(&str, &str)]) -> Deployment {
     let mut vars: Vec<(String, String)> = [
         ("LOCK_TABLES", table.as_str()),
         ("LOCK_BUCKETS", bucket.as_str()),
+        // The buckets the deployment may read state in, as the template sets it.
+        ("STATE_BUCKETS", bucket.as_str()),
         ("LEDGER_TABLE", ledger.as_str()),
         ("ALERT_TOPIC_ARN", alerts.topic_arn.as_str()),
         ("APPROVAL_TOPIC_ARN", approvals.topic_arn.as_str()),
@@ -890,4 +892,161 @@ async fn a_lock_claiming_another_path_is_judged_where_it_is_stored_and_never_aut
         .item
         .expect("the lock is still held");
     assert_eq!(still["Info"].as_s().unwrap(), &rewritten);
+}
+
+/// Issue 17, evidence coverage: a real Terraform lock (killed mid-apply, stale, silent) in the
+/// deployment's lock table whose state lives in a bucket the deployment does not cover (not in
+/// `STATE_BUCKETS`). On the emulator there is no IAM, so the state object *can* be read, which is
+/// why coverage is decided from the configuration: with `AUTO_EXPIRE=true` the lock is proposed,
+/// never released, and the alert says the state bucket is not covered. (Before, the read
+/// succeeded here, nothing was missing, and the lock was expired; in AWS the read was refused and
+/// reported as a failed read.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_whose_state_bucket_is_not_covered_is_proposed_never_auto_expired() {
+    let env = TestEnv::new("uncovered").await;
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true")]).await;
+    let elsewhere = env.name("elsewhere");
+    env.create_state_bucket(&elsewhere).await;
+    let tf = Terraform::init(
+        &env,
+        &elsewhere,
+        "team-b/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    );
+    let (code, out) = tf.apply();
+    assert_eq!(code, 0, "{out}");
+    let stuck = tf.stuck();
+    // Readable with the emulator's (IAM-less) credentials: a read would have "worked".
+    env.aws
+        .s3()
+        .head_object()
+        .bucket(&elsewhere)
+        .key("team-b/terraform.tfstate")
+        .send()
+        .await
+        .expect("the emulator lets anyone read the state");
+    tokio::time::sleep(Duration::from_secs(4)).await; // past EXPIRE_AFTER
+
+    let watch = LambdaWatch::start("reaper", d.env.clone()).await;
+    let outcome = watch.invoke("reaper", &scheduled_event()).await;
+    let path = format!("{elsewhere}/team-b/terraform.tfstate");
+    let judged = locks_by_path(&outcome, &path);
+    assert_eq!(judged.len(), 1, "{outcome:#}");
+    let judged = judged[0];
+    assert_eq!(judged["lock_id"], stuck.lock_id.as_str());
+    assert!(
+        judged["expired"].is_null(),
+        "a lock whose state is not covered was expired: {outcome:#}"
+    );
+    assert_eq!(judged["level"], "propose-unlock", "{outcome:#}");
+    let not_covered = format!(
+        "cannot tell — the state bucket `{elsewhere}` is not covered by this deployment (StateBuckets/StateKeyPrefix)"
+    );
+    let gaps = judged["evidence_gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter()
+            .any(|g| g.as_str().unwrap().starts_with(&not_covered)),
+        "{outcome:#}"
+    );
+    // Configuration, not a failed read: the sweep has no error to report.
+    assert_eq!(outcome["errors"]["count"], 0, "{outcome:#}");
+
+    // Still held, nothing audited as released.
+    let scan = lockreaper_aws::LockTable::new(env.aws.dynamodb(), &d.table)
+        .scan(1)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = scan.locks.iter().map(|l| l.lock_id.as_str()).collect();
+    assert_eq!(ids, vec![stuck.lock_id.as_str()]);
+    let trail = lockreaper_aws::unlock::audit_trail(&env.aws.dynamodb(), &d.ledger, &path, 10)
+        .await
+        .unwrap();
+    assert!(trail.is_empty(), "nothing was released: {trail:#?}");
+
+    // The alert proposes (a person decides) and names the coverage gap.
+    let delivered = env.drain(&d.alerts.queue_url, Duration::from_secs(5)).await;
+    let chat = delivered
+        .iter()
+        .filter_map(|m| m.json.as_ref())
+        .find(|j| j["metadata"]["additionalContext"]["statePath"] == path.as_str())
+        .unwrap_or_else(|| panic!("no alert for {path}: {delivered:#?}"));
+    assert!(chat["metadata"]["additionalContext"]["approvalToken"].is_string());
+    let description = chat["content"]["description"].as_str().unwrap();
+    for expected in [
+        not_covered.as_str(),
+        "although auto-expiry is on for this path, lockreaper does not release it",
+    ] {
+        assert!(
+            description
+                .to_lowercase()
+                .contains(&expected.to_lowercase()),
+            "{expected:?} missing:\n{description}"
+        );
+    }
+}
+
+/// Issue 17, coverage found when reading: the state bucket is configured, but S3 refuses the
+/// reaper's read of the state object (403 `AccessDenied`, as a bucket policy or an SCP would, from
+/// the fault proxy). With `AUTO_EXPIRE=true` the stale real Terraform lock is proposed, never
+/// released, and the gap says the bucket is not covered because the read was denied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_state_read_is_a_coverage_gap_and_blocks_auto_expiry() {
+    use lockreaper_testkit::faults::{Fault, FaultProxy, Rule};
+    use lockreaper_testkit::Emulator;
+
+    let env = TestEnv::new("denied").await;
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true")]).await;
+    let tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "guarded/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    );
+    let (code, out) = tf.apply();
+    assert_eq!(code, 0, "{out}");
+    let stuck = tf.stuck();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let proxy = FaultProxy::start(
+        &Emulator::shared().endpoint,
+        17,
+        vec![Rule::new("s3", "HeadObject", 1.0, Fault::AccessDenied)],
+    )
+    .await;
+    let mut vars = d.env.clone();
+    // Only the lock table is swept: the one S3 read left is the state object's HeadObject.
+    vars.retain(|(k, _)| k != "LOCK_BUCKETS");
+    vars.push(("AWS_ENDPOINT_URL_S3".into(), proxy.url().to_owned()));
+    let watch = LambdaWatch::start("reaper", vars).await;
+    let outcome = watch.invoke("reaper", &scheduled_event()).await;
+    assert!(
+        proxy.faulted_count("s3", "HeadObject", "AccessDenied") >= 1,
+        "{}",
+        proxy.report()
+    );
+
+    let judged = locks_by_path(&outcome, &stuck.path);
+    assert_eq!(judged.len(), 1, "{outcome:#}");
+    assert!(judged[0]["expired"].is_null(), "{outcome:#}");
+    assert_eq!(judged[0]["level"], "propose-unlock", "{outcome:#}");
+    let expected = format!(
+        "cannot tell — the state bucket `{}` is not covered by this deployment (StateBuckets/StateKeyPrefix): reading s3://{}/guarded/terraform.tfstate was denied (",
+        d.bucket, d.bucket
+    );
+    assert!(
+        judged[0]["evidence_gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g.as_str().unwrap().starts_with(&expected)),
+        "{outcome:#}"
+    );
+    let scan = lockreaper_aws::LockTable::new(env.aws.dynamodb(), &d.table)
+        .scan(1)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = scan.locks.iter().map(|l| l.lock_id.as_str()).collect();
+    assert_eq!(ids, vec![stuck.lock_id.as_str()]);
 }

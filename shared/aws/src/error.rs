@@ -16,6 +16,9 @@ pub enum AwsErrorKind {
     AccessDenied,
     /// A conditional write or delete found something other than what was read.
     ConditionFailed,
+    /// S3 answered that the bucket is in another region than the client's (301
+    /// `PermanentRedirect`, or a request signed for the wrong region).
+    WrongRegion,
     /// Throttled or a 5xx after the SDK's own retries: try again later.
     Transient,
     /// Anything else (bad request, unreachable endpoint, ...).
@@ -128,6 +131,16 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
             | "AuthorizationError"
             | "AuthorizationErrorException",
         ) => return AwsErrorKind::AccessDenied,
+        // S3's answers for a bucket in another region: 301 PermanentRedirect (with
+        // `x-amz-bucket-region`; a HEAD gets the bare 301) from the client's regional endpoint,
+        // and AuthorizationHeaderMalformed / IllegalLocationConstraintException when the request
+        // was signed for the wrong region.
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html
+        Some(
+            "PermanentRedirect"
+            | "AuthorizationHeaderMalformed"
+            | "IllegalLocationConstraintException",
+        ) => return AwsErrorKind::WrongRegion,
         Some(
             "ConditionalCheckFailedException" | "PreconditionFailed" | "ConditionalRequestConflict",
         ) => return AwsErrorKind::ConditionFailed,
@@ -147,6 +160,7 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
     match status {
         Some(404) => AwsErrorKind::NotFound,
         Some(403) => AwsErrorKind::AccessDenied,
+        Some(301) => AwsErrorKind::WrongRegion,
         Some(412) => AwsErrorKind::ConditionFailed,
         Some(429) => AwsErrorKind::Transient,
         Some(s) if s >= 500 => AwsErrorKind::Transient,

@@ -5,13 +5,14 @@
 //! Every read that fails becomes an [`EvidenceGap`], and so does a source that was not consulted
 //! (no ledger): the core's decision never mistakes "could not tell" for "no sign of life".
 
+use lockreaper_core::coverage::{coverage, denied_gap, other_region_gap, StateLocation};
 use lockreaper_core::decision::{EvidenceGap, EvidenceSource};
 use std::collections::HashMap;
 
 use lockreaper_core::policy::Liveness;
 use lockreaper_core::{LockLocation, LockRecord};
 
-use crate::error::AwsError;
+use crate::error::{AwsError, AwsErrorKind};
 use crate::ledger::Ledger;
 use crate::lock_table::LockTable;
 use crate::state::StateObjects;
@@ -32,11 +33,22 @@ pub struct LivenessEvidence {
 
 /// Gathers liveness evidence for `lock`. `digest` is the lock table's `-md5` item value for the
 /// lock's state path, when there is one; `ledger` is optional for read-only callers without one.
+///
+/// `covered` is where this deployment may read state objects (`STATE_BUCKETS`): a state outside
+/// it is not read at all and becomes a [`GapCause::NotCovered`] gap, decided from the
+/// configuration (in AWS the read would be refused by IAM; on an emulator without IAM it could
+/// succeed, and evidence this deployment is not meant to have must not decide). `None`: the caller
+/// has no configured coverage, and only a read refused (AccessDenied) or sent to another region
+/// says the state is not covered. Either way, such a read error is a coverage gap, not a transient
+/// "could not read".
+///
+/// [`GapCause::NotCovered`]: lockreaper_core::decision::GapCause::NotCovered
 pub async fn gather_liveness(
     lock: &LockRecord,
     ledger: Option<&Ledger>,
     state: &StateObjects,
     digest: Option<&str>,
+    covered: Option<&[StateLocation]>,
 ) -> LivenessEvidence {
     let mut evidence = LivenessEvidence::default();
     match ledger {
@@ -59,6 +71,10 @@ pub async fn gather_liveness(
         )),
     }
     if let Some(path) = lock.terraform_state() {
+        if let Some(gap) = covered.and_then(|c| coverage(c, &path).gap()) {
+            evidence.gaps.push(gap);
+            return evidence;
+        }
         evidence.calls += 1;
         match state.head(&path).await {
             Ok(Some(object)) => {
@@ -70,6 +86,14 @@ pub async fn gather_liveness(
                 }
             }
             Ok(None) => evidence.state_exists = Some(false),
+            Err(e) if e.kind == AwsErrorKind::AccessDenied => {
+                evidence.gaps.push(denied_gap(&path, &e.message));
+                evidence.errors.push(e);
+            }
+            Err(e) if e.kind == AwsErrorKind::WrongRegion => {
+                evidence.gaps.push(other_region_gap(&path, &e.message));
+                evidence.errors.push(e);
+            }
             Err(e) => {
                 evidence.gaps.push(EvidenceGap::unreadable(
                     EvidenceSource::StateObject,

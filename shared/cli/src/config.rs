@@ -13,6 +13,7 @@ use crate::failure::Failure;
 pub const LOCK_TABLES: &str = "LOCK_TABLES";
 pub const LOCK_BUCKETS: &str = "LOCK_BUCKETS";
 pub use lockreaper_core::config::LEDGER_TABLE;
+pub use lockreaper_core::coverage::STATE_BUCKETS;
 pub const APPROVAL_TOPIC_ARN: &str = "APPROVAL_TOPIC_ARN";
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 pub const S3_FORCE_PATH_STYLE: &str = "S3_FORCE_PATH_STYLE";
@@ -40,6 +41,18 @@ pub struct Settings {
         help_heading = "Deployment"
     )]
     pub buckets: Option<String>,
+
+    /// Comma-separated `bucket` or `bucket/prefix` entries this deployment may read state objects
+    /// in (the stack's StateBuckets + StateKeyPrefix); a lock whose state lies elsewhere is "cannot
+    /// tell" [default: the --buckets entries]
+    #[arg(
+        long,
+        global = true,
+        env = "STATE_BUCKETS",
+        value_name = "BUCKET[/PREFIX],...",
+        help_heading = "Deployment"
+    )]
+    pub state_buckets: Option<String>,
 
     /// lockreaper's ledger table (audit trail, state writes seen on the stream, Gyro first-seen times)
     #[arg(
@@ -153,6 +166,7 @@ pub struct Settings {
 const FLAGS: &[(&str, &str)] = &[
     (LOCK_TABLES, "--tables"),
     (LOCK_BUCKETS, "--buckets"),
+    (STATE_BUCKETS, "--state-buckets"),
     (LEDGER_TABLE, "--ledger-table"),
     (APPROVAL_TOPIC_ARN, "--approval-topic-arn"),
     (ALERT_TOPIC_ARN, "--alert-topic-arn"),
@@ -187,6 +201,7 @@ impl Settings {
         let values = [
             (LOCK_TABLES, &self.tables),
             (LOCK_BUCKETS, &self.buckets),
+            (STATE_BUCKETS, &self.state_buckets),
             (LEDGER_TABLE, &self.ledger_table),
             (APPROVAL_TOPIC_ARN, &self.approval_topic_arn),
             (ALERT_TOPIC_ARN, &self.alert_topic_arn),

@@ -8,7 +8,10 @@
 //!   `ListObjectsV2` allowed on the configured prefix;
 //! - the ledger: exists, keyed on `pk`/`sk` (S), TTL on `expires_at`, `GetItem` allowed;
 //! - the approvals topic: exists, a Lambda function (force-unlock) is subscribed;
-//! - the alert topic: exists, has confirmed subscriptions.
+//! - the alert topic: exists, has confirmed subscriptions;
+//! - coverage: for each lock table and searched bucket, the state buckets its locks point at
+//!   (bounded read), each covered by `STATE_BUCKETS`, readable by the caller, in this region
+//!   ([`SourceCoverage`], `coverage` in `--json`).
 
 use aws_sdk_dynamodb::types::{
     KeyType, ScalarAttributeType, StreamViewType, TableDescription, TimeToLiveStatus,
@@ -16,9 +19,14 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::types::BucketVersioningStatus;
 use lockreaper_aws::{AwsError, AwsErrorKind, BucketScope};
+use lockreaper_core::config::LockSources;
+use lockreaper_core::coverage::{group_by_bucket, BucketCoverage, StateLocation};
 use lockreaper_core::kinds::{gyro, terraform};
+use lockreaper_core::StatePath;
 
-use crate::config::{self, setting_name, Settings, ALERT_TOPIC_ARN, APPROVAL_TOPIC_ARN};
+use crate::config::{
+    self, setting_name, Settings, ALERT_TOPIC_ARN, APPROVAL_TOPIC_ARN, STATE_BUCKETS,
+};
 use crate::failure::{concise, Failure, EXIT_OK, EXIT_PROBLEMS};
 use crate::progress::Progress;
 
@@ -96,6 +104,10 @@ struct DoctorReport<'a> {
     schema: &'static str,
     region: &'a str,
     sections: &'a [Section],
+    /// Added within v1: per lock table and searched bucket, the state buckets its locks point at
+    /// and whether each is covered, readable and in this region (also shown as the `state buckets
+    /// of …` sections).
+    coverage: &'a [SourceCoverage],
     counts: Counts,
     /// No check failed (WARN does not fail; the exit code is 2 exactly when this is false).
     passed: bool,
@@ -158,18 +170,20 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         topic(&sns, APPROVAL_TOPIC_ARN, approval_topic.as_deref()),
         topic(&sns, ALERT_TOPIC_ARN, alert_topic.as_deref()),
     ]);
-    let (tables, buckets, ledger_section, topics) =
-        futures::join!(tables, buckets, ledger_section, topics);
-    let mut sections = tables;
-    sections.extend(buckets);
-    sections.push(ledger_section);
-    sections.extend(topics);
-
     let region = aws
         .sdk
         .region()
         .map(ToString::to_string)
         .unwrap_or_default();
+    let coverage = coverage_of_sources(&dynamodb, &s3, &sources, &region);
+    let (tables, buckets, ledger_section, topics, coverage) =
+        futures::join!(tables, buckets, ledger_section, topics, coverage);
+    let mut sections = tables;
+    sections.extend(buckets);
+    sections.extend(coverage.iter().map(|c| coverage_section(c, &region)));
+    sections.push(ledger_section);
+    sections.extend(topics);
+
     progress.finish();
     let counts = counts(&sections);
     let failed = counts.fail > 0;
@@ -178,6 +192,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
             schema: "lockreaper.doctor/v1",
             region: &region,
             sections: &sections,
+            coverage: &coverage,
             counts,
             passed: !failed,
         };
@@ -649,5 +664,307 @@ mod tests {
             text.ends_with("1 FAIL, 0 WARN, 1 OK: fix the FAIL lines above\n"),
             "{text}"
         );
+    }
+}
+
+// ------------------------------------------------------------------------------ coverage
+
+/// At most this many items (or objects) are read per lock table (or bucket) for the coverage
+/// report; the report says when it stopped there.
+pub const COVERAGE_READ_CAP: usize = 10_000;
+
+/// Which state buckets one lock source points at, and whether this deployment covers each
+/// (`doctor --json`: `coverage`, one entry per lock table and per searched bucket).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceCoverage {
+    /// `lock table <name>` or `lock files in s3://<bucket>[/<prefix>]`.
+    pub source: String,
+    /// Items (or objects) read.
+    pub read: usize,
+    /// The read stopped at [`COVERAGE_READ_CAP`]: buckets beyond it may be missing.
+    pub capped: bool,
+    /// Why the source could not be read, when it could not.
+    pub error: Option<String>,
+    pub buckets: Vec<BucketReport>,
+}
+
+/// One state bucket a source points at: [`BucketCoverage`] plus what reading it showed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BucketReport {
+    #[serde(flatten)]
+    pub coverage: BucketCoverage,
+    /// HeadBucket and a HeadObject on one state key worked for the caller (`null`: not probed).
+    pub readable: Option<bool>,
+    /// Why it is not readable.
+    pub read_error: Option<String>,
+    /// The bucket's region (GetBucketLocation), when it could be read.
+    pub region: Option<String>,
+    /// Whether that is the region doctor (and the stack) runs in.
+    pub same_region: Option<bool>,
+}
+
+/// State paths in a Terraform lock table (lock items and `-md5` digest items, which stay after a
+/// release), deduplicated, read page by page up to the cap. Gyro tables have no `LockID`: none.
+async fn table_state_paths(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(Vec<StatePath>, usize, bool), AwsError> {
+    let mut paths = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut read = 0usize;
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .projection_expression("#k")
+            .expression_attribute_names("#k", terraform::KEY_ATTRIBUTE)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "scan table", table))?;
+        for item in page.items() {
+            read += 1;
+            let Some(Ok(id)) = item.get(terraform::KEY_ATTRIBUTE).map(|v| v.as_s()) else {
+                continue;
+            };
+            let id = id.strip_suffix(terraform::DIGEST_SUFFIX).unwrap_or(id);
+            if let Ok(path) = StatePath::parse(id) {
+                if seen.insert(path.lock_path()) {
+                    paths.push(path);
+                }
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok((paths, read, false));
+        }
+        if read >= COVERAGE_READ_CAP {
+            return Ok((paths, read, true));
+        }
+    }
+}
+
+/// State paths of the `.tflock` files in a searched bucket scope, up to the cap.
+async fn lock_file_state_paths(
+    s3: &aws_sdk_s3::Client,
+    scope: &BucketScope,
+) -> Result<(Vec<StatePath>, usize, bool), AwsError> {
+    let mut paths = Vec::new();
+    let mut read = 0usize;
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(&scope.bucket)
+            .set_prefix(scope.prefix.clone())
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "list", scope.to_string()))?;
+        for object in page.contents() {
+            read += 1;
+            if let Some(path) = object
+                .key()
+                .and_then(|k| StatePath::from_lock_file(&scope.bucket, k))
+            {
+                paths.push(path);
+            }
+        }
+        token = page.next_continuation_token;
+        if token.is_none() {
+            return Ok((paths, read, false));
+        }
+        if read >= COVERAGE_READ_CAP {
+            return Ok((paths, read, true));
+        }
+    }
+}
+
+/// Probes one state bucket as the caller: HeadBucket, a HeadObject on one of its state keys, and
+/// its region.
+async fn probe_bucket(
+    s3: &aws_sdk_s3::Client,
+    coverage: BucketCoverage,
+    region: &str,
+) -> BucketReport {
+    let bucket = coverage.bucket.clone();
+    let mut read_error = None;
+    if let Err(e) = s3.head_bucket().bucket(&bucket).send().await {
+        read_error = Some(err_text(&AwsError::from_sdk(e, "find bucket", &bucket)));
+    } else if let Err(e) = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&coverage.example_key)
+        .send()
+        .await
+    {
+        let e = AwsError::from_sdk(
+            e,
+            "read state",
+            format!("s3://{bucket}/{}", coverage.example_key),
+        );
+        // A state not written yet is no reading problem.
+        if e.kind != AwsErrorKind::NotFound {
+            read_error = Some(err_text(&e));
+        }
+    }
+    let bucket_region = match s3.get_bucket_location().bucket(&bucket).send().await {
+        // No constraint is us-east-1 (GetBucketLocation's documented answer for it).
+        Ok(out) => Some(
+            out.location_constraint()
+                .map(|c| c.as_str().to_owned())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+        ),
+        Err(_) => None,
+    };
+    BucketReport {
+        same_region: bucket_region.as_deref().map(|r| r == region),
+        region: bucket_region,
+        readable: Some(read_error.is_none()),
+        read_error,
+        coverage,
+    }
+}
+
+async fn source_coverage(
+    s3: &aws_sdk_s3::Client,
+    source: String,
+    read: Result<(Vec<StatePath>, usize, bool), AwsError>,
+    configured: &[StateLocation],
+    region: &str,
+) -> SourceCoverage {
+    match read {
+        Err(e) => SourceCoverage {
+            source,
+            read: 0,
+            capped: false,
+            error: Some(err_text(&e)),
+            buckets: Vec::new(),
+        },
+        Ok((paths, read, capped)) => {
+            let groups = group_by_bucket(configured, &paths);
+            let buckets =
+                futures::future::join_all(groups.into_iter().map(|g| probe_bucket(s3, g, region)))
+                    .await;
+            SourceCoverage {
+                source,
+                read,
+                capped,
+                error: None,
+                buckets,
+            }
+        }
+    }
+}
+
+/// Every lock table's and searched bucket's state buckets, with their coverage.
+async fn coverage_of_sources(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    s3: &aws_sdk_s3::Client,
+    sources: &LockSources,
+    region: &str,
+) -> Vec<SourceCoverage> {
+    let configured = &sources.state_locations;
+    let tables = futures::future::join_all(sources.tables.iter().map(|t| async move {
+        let read = table_state_paths(dynamodb, t).await;
+        source_coverage(s3, format!("lock table {t}"), read, configured, region).await
+    }));
+    let buckets = futures::future::join_all(sources.buckets.iter().map(|b| async move {
+        let read = lock_file_state_paths(s3, b).await;
+        source_coverage(s3, format!("lock files in {b}"), read, configured, region).await
+    }));
+    let (mut all, buckets) = futures::join!(tables, buckets);
+    all.extend(buckets);
+    all
+}
+
+/// The human report of one source's coverage: one section, a line per state bucket.
+pub fn coverage_section(source: &SourceCoverage, region: &str) -> Section {
+    let mut checks = Vec::new();
+    let add = format!(
+        "add it to the stack's StateBuckets (and StateKeyPrefix), then run doctor with {} set to match",
+        setting_name(STATE_BUCKETS)
+    );
+    if let Some(e) = &source.error {
+        checks.push(warn(
+            format!("could not read the state paths: {e}"),
+            "allow dynamodb:Scan / s3:ListBucket for the caller, then run doctor again",
+        ));
+    }
+    if source.error.is_none() && source.buckets.is_empty() {
+        checks.push(ok(format!(
+            "no Terraform state paths in {} item(s): nothing to cover",
+            source.read
+        )));
+    }
+    for b in &source.buckets {
+        let c = &b.coverage;
+        let name = &c.bucket;
+        if c.covered == c.state_paths {
+            checks.push(ok(format!(
+                "s3://{name}: {} state path(s), all covered ({})",
+                c.state_paths,
+                setting_name(STATE_BUCKETS)
+            )));
+        } else if !c.listed {
+            checks.push(warn(
+                format!(
+                    "s3://{name}: {} state path(s) NOT covered: the bucket is not a configured state bucket, so their locks are \"cannot tell\" and never auto-expired",
+                    c.state_paths
+                ),
+                add.clone(),
+            ));
+        } else {
+            checks.push(warn(
+                format!(
+                    "s3://{name}: {} of {} state path(s) outside the configured key prefix {} (e.g. `{}`): \"cannot tell\", never auto-expired",
+                    c.state_paths - c.covered,
+                    c.state_paths,
+                    c.configured_prefixes
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    c.uncovered_example.as_deref().unwrap_or("")
+                ),
+                "widen StateKeyPrefix (or add a `bucket/prefix` entry) to include those keys",
+            ));
+        }
+        match (&b.readable, &b.read_error) {
+            (Some(true), _) => checks.push(ok(format!(
+                "s3://{name}: HeadBucket and a HeadObject on one state key work (as the caller)"
+            ))),
+            (_, Some(e)) => checks.push(warn(
+                format!("s3://{name}: not readable by the caller: {e}"),
+                format!("check the bucket policy of {name} and the roles' s3:GetObject grants; a denied read is \"cannot tell\" for the reaper"),
+            )),
+            _ => {}
+        }
+        match (&b.region, b.same_region) {
+            (Some(r), Some(false)) => checks.push(warn(
+                format!("s3://{name}: in region {r}, not {region}: the functions' S3 client reads in {region}"),
+                "deploy a stack in that region for its state, or move the state bucket",
+            )),
+            (Some(r), _) => checks.push(ok(format!("s3://{name}: in {r}, the stack's region"))),
+            (None, _) => checks.push(warn(
+                format!("s3://{name}: its region could not be read (GetBucketLocation)"),
+                "allow s3:GetBucketLocation for the caller, or check the bucket's region in the console",
+            )),
+        }
+    }
+    if source.capped {
+        checks.push(warn(
+            format!(
+                "stopped after {} item(s) ({COVERAGE_READ_CAP} at most): buckets of later items are not shown",
+                source.read
+            ),
+            "run doctor against a table copy, or check the remaining items by hand",
+        ));
+    }
+    Section {
+        title: format!("state buckets of {}", source.source),
+        checks,
     }
 }

@@ -15,7 +15,8 @@ use lockreaper_aws::liveness::{gather_liveness, learn_table_stream, stream_gap, 
 use lockreaper_aws::state::StateObjects;
 use lockreaper_aws::{AwsError, AwsErrorKind};
 use lockreaper_core::config::{format_duration, LockSources};
-use lockreaper_core::decision::{decide, EvidenceGap, LockEvidence};
+use lockreaper_core::coverage::StateLocation;
+use lockreaper_core::decision::{decide, EvidenceGap, GapCause, LockEvidence};
 use lockreaper_core::messages::reasons::evidence_summary;
 use lockreaper_core::policy::{Level, Liveness, StaleLockPolicy};
 use lockreaper_core::{LockCreated, LockKind, LockLocation, LockRecord};
@@ -119,6 +120,10 @@ pub struct LivenessView {
     /// The latest of the writes above that is after the lock was taken.
     pub state_written_after_lock: Option<DateTime<Utc>>,
     pub holder_probably_alive: bool,
+    /// Added in 0.1 (additive to `lockreaper.locks/v1`): why the state object is not covered by
+    /// this deployment (`STATE_BUCKETS`, or a read that was denied or went to another region), so
+    /// nothing can tell whether the holder is alive from it; `null` when covered or not a state.
+    pub state_not_covered: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,6 +162,7 @@ fn kind_name(kind: AwsErrorKind) -> &'static str {
         AwsErrorKind::AccessDenied => "access-denied",
         AwsErrorKind::ConditionFailed => "condition-failed",
         AwsErrorKind::Transient => "transient",
+        AwsErrorKind::WrongRegion => "wrong-region",
         AwsErrorKind::Other => "other",
     }
 }
@@ -253,9 +259,10 @@ async fn gather(
     let judged: Vec<(LockRecord, Evidence)> = futures::stream::iter(inventory.locks.iter())
         .map(|lock| {
             let (ledger, state, digests, streams) = (ledger.as_ref(), &state, &digests, &streams);
+            let covered = sources.state_locations.as_slice();
             async move {
                 let mut lock = lock.clone();
-                let mut evidence = evidence(&mut lock, ledger, state, digests).await;
+                let mut evidence = evidence(&mut lock, ledger, state, digests, covered).await;
                 evidence.gaps.extend(stream_gap(&lock, streams));
                 (lock, evidence)
             }
@@ -335,6 +342,7 @@ async fn evidence(
     ledger: Option<&Ledger>,
     state: &StateObjects,
     digests: &HashMap<&str, &str>,
+    covered: &[StateLocation],
 ) -> Evidence {
     let mut errors = Vec::new();
     if let Some(ledger) = ledger {
@@ -352,6 +360,7 @@ async fn evidence(
         ledger,
         state,
         digests.get(lock.state_path.as_str()).copied(),
+        Some(covered),
     )
     .await;
     errors.extend(gathered.errors.iter().map(crate::failure::aws_error));
@@ -411,6 +420,11 @@ fn view(
             digest_matches_state: evidence.liveness.digest_matches_state,
             state_written_after_lock: evidence.liveness.write_after(lock.created.at()),
             holder_probably_alive: verdict.alive,
+            state_not_covered: evidence
+                .gaps
+                .iter()
+                .find(|g| g.cause == GapCause::NotCovered)
+                .map(|g| g.problem.clone()),
         },
         thresholds: ThresholdsView {
             warn_after_seconds: verdict.thresholds.warn_after.as_secs(),
@@ -456,6 +470,7 @@ fn evidence_text(lock: &LockView, now: DateTime<Utc>, has_errors: bool) -> Strin
         &liveness,
         lock.created,
         l.state_object_exists,
+        l.state_not_covered.is_some(),
         has_errors,
         now,
     )

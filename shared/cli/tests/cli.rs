@@ -1051,3 +1051,141 @@ async fn progress_is_drawn_on_stderr_only_and_erased() {
         )
     );
 }
+
+/// Issue 17, evidence coverage, as the CLI shows it: two real stale Terraform locks in one lock
+/// table, one whose state is in the configured state bucket and one in a bucket the deployment
+/// does not cover. `locks` says "cannot tell" for the second (EVIDENCE column and JSON), and
+/// `doctor` groups the table's state paths by bucket with each bucket's coverage.
+#[tokio::test(flavor = "multi_thread")]
+async fn locks_and_doctor_show_a_state_bucket_the_deployment_does_not_cover() {
+    let env = TestEnv::new("cli-coverage").await;
+    let (table, covered, elsewhere) = (env.name("locks"), env.name("state"), env.name("other"));
+    env.create_lock_table(&table, "LockID").await;
+    env.create_state_bucket(&covered).await;
+    env.create_state_bucket(&elsewhere).await;
+    let mut stuck = Vec::new();
+    for bucket in [&covered, &elsewhere] {
+        let tf = Terraform::init(
+            &env,
+            bucket,
+            "net/terraform.tfstate",
+            Some(&table),
+            LockMode::DynamoDb,
+        );
+        let (code, out) = tf.apply();
+        assert_eq!(code, 0, "{out}");
+        stuck.push(tf.stuck());
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let vars = [
+        ("LOCK_TABLES", table.as_str()),
+        ("STATE_BUCKETS", covered.as_str()),
+        ("WARN_AFTER", "1s"),
+        ("EXPIRE_AFTER", "1s"),
+    ];
+
+    let run = lockreaper(&env, &vars, &["locks", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = run.json();
+    let by_path = |path: &str| {
+        report["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["state_path"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("no lock at {path}: {report:#}"))
+    };
+    let inside = by_path(&stuck[0].path);
+    assert_eq!(
+        inside["liveness"]["state_not_covered"],
+        Value::Null,
+        "{inside:#}"
+    );
+    let outside = by_path(&stuck[1].path);
+    let why = outside["liveness"]["state_not_covered"].as_str().unwrap();
+    assert!(
+        why.starts_with(&format!(
+            "the state bucket `{elsewhere}` is not covered by this deployment (StateBuckets/StateKeyPrefix)"
+        )),
+        "{outside:#}"
+    );
+    assert!(
+        outside["reasons"]
+            .to_string()
+            .contains("cannot tell — the state bucket"),
+        "{outside:#}"
+    );
+
+    let text = lockreaper(&env, &vars, &["locks"]).stdout;
+    let row = |path: &str| {
+        text.lines()
+            .find(|l| l.contains(path) && l.contains("propose-unlock"))
+            .unwrap_or_else(|| panic!("no row for {path}:\n{text}"))
+            .to_owned()
+    };
+    assert!(
+        row(&stuck[1].path).contains("CANNOT TELL: state bucket not covered"),
+        "{text}"
+    );
+    assert!(!row(&stuck[0].path).contains("CANNOT TELL"), "{text}");
+
+    // doctor: the table's state paths (lock and digest items) grouped by bucket.
+    let doctor = lockreaper(&env, &vars, &["doctor", "--json"]);
+    let doc = doctor.json();
+    assert_eq!(doc["schema"], "lockreaper.doctor/v1", "{doc:#}");
+    let source = doc["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"] == format!("lock table {table}"))
+        .unwrap_or_else(|| panic!("{doc:#}"))
+        .clone();
+    assert_eq!(source["capped"], false, "{source:#}");
+    let bucket = |name: &str| {
+        source["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["bucket"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}: {source:#}"))
+    };
+    let (a, b) = (bucket(&covered), bucket(&elsewhere));
+    assert_eq!(
+        (
+            a["listed"].clone(),
+            a["state_paths"].clone(),
+            a["covered"].clone()
+        ),
+        (json!(true), json!(1), json!(1)),
+        "{a:#}"
+    );
+    assert_eq!(
+        (
+            b["listed"].clone(),
+            b["state_paths"].clone(),
+            b["covered"].clone()
+        ),
+        (json!(false), json!(1), json!(0)),
+        "{b:#}"
+    );
+    // The emulator has no IAM: the uncovered bucket is readable, which is why coverage comes
+    // from the configuration.
+    assert_eq!(b["readable"], true, "{b:#}");
+    assert_eq!(b["same_region"], true, "{b:#}");
+    let human = lockreaper(&env, &vars, &["doctor"]).stdout;
+    let lines = section(&human, &format!("state buckets of lock table {table}"));
+    assert!(
+        lines.iter().any(|l| l.starts_with("  WARN  s3://")
+            && l.contains(&elsewhere)
+            && l.contains("NOT covered")),
+        "{human}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("  OK    s3://")
+            && l.contains(&covered)
+            && l.contains("all covered")),
+        "{human}"
+    );
+}

@@ -328,6 +328,11 @@ pub struct LockSources {
     pub tables: Vec<String>,
     /// `LOCK_BUCKETS`: comma-separated `bucket` or `bucket/prefix` where `.tflock` files live.
     pub buckets: Vec<crate::path::BucketScope>,
+    /// Where this deployment may read state objects ([`crate::coverage`]): `STATE_BUCKETS`
+    /// (`bucket` or `bucket/prefix` entries; the template's `StateBuckets` + `StateKeyPrefix`),
+    /// or, when that is not set, the `LOCK_BUCKETS` entries (a deployment reads the buckets it
+    /// searches). A lock whose state lies elsewhere is "cannot tell" and never auto-expired.
+    pub state_locations: Vec<crate::coverage::StateLocation>,
 }
 
 impl LockSources {
@@ -350,6 +355,12 @@ impl LockSources {
                 "neither LOCK_TABLES nor LOCK_BUCKETS is set (or they hold only commas and blanks); expected comma-separated lock table names and/or `bucket` or `bucket/prefix` entries",
             ));
         }
-        LockSources { tables, buckets }
+        let state_locations =
+            crate::coverage::state_locations_from_env(env).unwrap_or_else(|| buckets.clone());
+        LockSources {
+            tables,
+            buckets,
+            state_locations,
+        }
     }
 }

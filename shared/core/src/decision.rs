@@ -9,7 +9,8 @@
 //! - **Could not tell is never dead.** Every liveness source a lock can have must have been read in
 //!   this sweep; a read error ([`GapCause::Unreadable`]) or a source the lock does not have
 //!   ([`GapCause::Missing`], e.g. a Gyro lock has no state object) blocks auto-expiry: the lock is
-//!   proposed to a person instead, and the alert names the gap.
+//!   proposed to a person instead, and the alert names the gap. A state object outside the
+//!   deployment's coverage ([`GapCause::NotCovered`], [`crate::coverage`]) is "cannot tell" too.
 //! - **A sign of life withdraws proposals.** A state write after an open proposal was made means
 //!   the holder resumed after the lock was judged dead: that proposal is withdrawn (the reaper says
 //!   so in the lock's thread) and force-unlock refuses its approval.
@@ -60,6 +61,11 @@ pub enum GapCause {
     Unreadable,
     /// The lock has no such source (its kind, or how lockreaper is deployed).
     Missing,
+    /// The source lies where this deployment may not read it: the state bucket is not in the
+    /// configured state buckets or outside the key prefix ([`crate::coverage::coverage`]), or
+    /// reading it was denied or went to another region. "Cannot tell", decided from the
+    /// configuration, never from whether a read happened to work.
+    NotCovered,
 }
 
 /// Liveness evidence the decision had to do without.
@@ -277,8 +283,10 @@ pub enum ApprovalCheck {
 }
 
 /// The final check before force-unlock deletes `proposal`'s lock: the same [`decide`] the reaper
-/// runs, with `proposal` as the lock's only open proposal. `gaps` here are only read errors: a
-/// person approved a lock whose inherent gaps (Gyro) the alert named.
+/// runs, with `proposal` as the lock's only open proposal. Only read errors
+/// ([`GapCause::Unreadable`]) refuse: a person approved a lock whose inherent gaps (Gyro) and
+/// coverage gaps (its state bucket is not covered, so no role of this deployment can ever read it)
+/// the alert named; refusing those would make the approval impossible for good.
 pub fn check_approval(
     policy: &StaleLockPolicy,
     lock: &LockRecord,

@@ -106,6 +106,16 @@ fn denied_ledger() -> EvidenceGap {
     )
 }
 
+/// The lock's state bucket is not in the deployment's configured state buckets.
+fn uncovered_state() -> EvidenceGap {
+    crate::coverage::coverage(
+        &[crate::BucketScope::parse("other-bucket").unwrap()],
+        &crate::StatePath::parse(&terraform_lock().state_path).unwrap(),
+    )
+    .gap()
+    .unwrap()
+}
+
 fn proposal(id: &str, lock_id: &str, proposed: DateTime<Utc>) -> OpenProposal {
     OpenProposal {
         proposal_id: id.to_owned(),
@@ -170,6 +180,17 @@ fn cases() -> Vec<Case> {
         Case {
             now: at(30 * 60),
             ..case("young: nothing")
+        },
+        Case {
+            policy: auto_expire(),
+            gaps: vec![uncovered_state()],
+            level: Level::ProposeUnlock,
+            send: Some((AlertKind::New, Level::ProposeUnlock)),
+            propose: Propose::New,
+            reasons: &[
+                "cannot tell — the state bucket `acme-tfstate` is not covered by this deployment (StateBuckets/StateKeyPrefix)",
+            ],
+            ..case("state bucket not covered by the deployment, silent, AUTO_EXPIRE on: proposed, never expired")
         },
         Case {
             now: at(2 * H),
@@ -459,6 +480,20 @@ fn approval_check_table() {
             Liveness::default(),
             vec![throttled_head()],
             "cannot-confirm",
+        ),
+        (
+            "a lock whose state bucket is not covered, approved by a person the alert told so",
+            terraform_lock(),
+            Liveness::default(),
+            vec![uncovered_state()],
+            "proceed",
+        ),
+        (
+            "an uncovered state bucket does not hide a state write seen on the stream",
+            terraform_lock(),
+            written(at(5 * H)),
+            vec![uncovered_state()],
+            "withdraw",
         ),
         (
             "a Gyro lock a person approved knowing it has no liveness source",

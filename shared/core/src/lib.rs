@@ -6,6 +6,7 @@
 
 pub mod approval;
 pub mod config;
+pub mod coverage;
 pub mod decision;
 pub mod kinds;
 pub mod messages;

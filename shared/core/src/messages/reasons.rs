@@ -131,6 +131,10 @@ pub(crate) fn gap_sentence(gap: &EvidenceGap) -> String {
             gap.source.describe(),
             gap.problem
         ),
+        GapCause::NotCovered => format!(
+            "cannot tell — {}; a lock whose state lockreaper may not read is never released automatically",
+            gap.problem
+        ),
     }
 }
 
@@ -210,6 +214,7 @@ pub(crate) fn evidence_lines(lock: &LockRecord, verdict: &Verdict) -> Vec<String
                 gap.source_name(),
                 clip(&gap.problem)
             ),
+            GapCause::NotCovered => format!("Cannot tell: {}", clip(&gap.problem)),
         });
     }
     if let Some(t) = live.last_state_write {
@@ -249,10 +254,15 @@ pub fn evidence_summary(
     live: &Liveness,
     created: Option<DateTime<Utc>>,
     state_object_exists: Option<bool>,
+    state_not_covered: bool,
     incomplete: bool,
     now: DateTime<Utc>,
 ) -> String {
     let mut parts = Vec::new();
+    if state_not_covered {
+        // First: the rest of the column is only what could be read elsewhere (the ledger).
+        parts.push("CANNOT TELL: state bucket not covered by this deployment".to_owned());
+    }
     match live.write_after(created) {
         Some(t) => parts.push(format!(
             "state written {} ago, after the lock",
