@@ -8,6 +8,7 @@ pub mod approval;
 pub mod config;
 pub mod decision;
 pub mod kinds;
+pub mod lifecycle;
 pub mod messages;
 pub mod metrics;
 pub mod model;
@@ -15,6 +16,7 @@ pub mod parse;
 pub mod path;
 pub mod policy;
 pub mod proposal;
+pub mod s3_events;
 pub mod stream;
 
 /// The alert and unlock-result builders, by the names callers have always used.
