@@ -56,6 +56,21 @@ pub enum Claim {
     AlreadyClaimed,
 }
 
+/// What a claim is of: a stream record, or one S3 operation on an object.
+#[derive(Debug, Clone, Copy)]
+enum ClaimOf<'a> {
+    StreamRecord {
+        lock_table: &'a str,
+        record_id: &'a str,
+    },
+    S3Event {
+        bucket: &'a str,
+        key: &'a str,
+        change: ObjectChange,
+        sequencer: &'a Sequencer,
+    },
+}
+
 /// The last state write seen for a state path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateWrite {
@@ -135,8 +150,15 @@ impl Ledger {
         record_id: &str,
         token: &str,
     ) -> Result<Claim, AwsError> {
-        self.claim(stream_pk(lock_table), record_id.to_owned(), token, None)
-            .await
+        self.claim(
+            ClaimOf::StreamRecord {
+                lock_table,
+                record_id,
+            },
+            token,
+            None,
+        )
+        .await
     }
 
     /// Claims one S3 operation on `bucket`/`key` (`stream#s3/<bucket>/<key>` /
@@ -153,8 +175,12 @@ impl Ledger {
         token: &str,
     ) -> Result<Claim, AwsError> {
         self.claim(
-            s3_event_pk(bucket, key),
-            s3_event_sk(change.as_str(), sequencer.as_str()),
+            ClaimOf::S3Event {
+                bucket,
+                key,
+                change,
+                sequencer,
+            },
             token,
             Some(event_id),
         )
@@ -163,11 +189,27 @@ impl Ledger {
 
     async fn claim(
         &self,
-        pk: String,
-        sk: String,
+        of: ClaimOf<'_>,
         token: &str,
         event_id: Option<&str>,
     ) -> Result<Claim, AwsError> {
+        // The key builders are named here (not in a shared helper) so that the template's
+        // contract test (infra/sam/test_template.py) derives the partition keys this writes.
+        let (pk, sk) = match of {
+            ClaimOf::StreamRecord {
+                lock_table,
+                record_id,
+            } => (stream_pk(lock_table), record_id.to_owned()),
+            ClaimOf::S3Event {
+                bucket,
+                key,
+                change,
+                sequencer,
+            } => (
+                s3_event_pk(bucket, key),
+                s3_event_sk(change.as_str(), sequencer.as_str()),
+            ),
+        };
         let mut item = key(pk.clone(), sk.clone());
         item.insert("claimed_at".to_owned(), s(format_time(Utc::now())));
         item.insert(CLAIM_TOKEN.to_owned(), s(token));
@@ -221,8 +263,14 @@ impl Ledger {
         record_id: &str,
         token: &str,
     ) -> Result<(), AwsError> {
-        self.release(stream_pk(lock_table), record_id.to_owned(), token)
-            .await
+        self.release(
+            ClaimOf::StreamRecord {
+                lock_table,
+                record_id,
+            },
+            token,
+        )
+        .await
     }
 
     /// [`Ledger::release_claim`] for a claim of [`Ledger::claim_s3_event`].
@@ -235,14 +283,33 @@ impl Ledger {
         token: &str,
     ) -> Result<(), AwsError> {
         self.release(
-            s3_event_pk(bucket, key),
-            s3_event_sk(change.as_str(), sequencer.as_str()),
+            ClaimOf::S3Event {
+                bucket,
+                key,
+                change,
+                sequencer,
+            },
             token,
         )
         .await
     }
 
-    async fn release(&self, pk: String, sk: String, token: &str) -> Result<(), AwsError> {
+    async fn release(&self, of: ClaimOf<'_>, token: &str) -> Result<(), AwsError> {
+        let (pk, sk) = match of {
+            ClaimOf::StreamRecord {
+                lock_table,
+                record_id,
+            } => (stream_pk(lock_table), record_id.to_owned()),
+            ClaimOf::S3Event {
+                bucket,
+                key,
+                change,
+                sequencer,
+            } => (
+                s3_event_pk(bucket, key),
+                s3_event_sk(change.as_str(), sequencer.as_str()),
+            ),
+        };
         let result = self
             .client
             .delete_item()
