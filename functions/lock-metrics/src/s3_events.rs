@@ -112,6 +112,10 @@ impl LockMetrics {
                     )
                     .await?;
                 if change == ObjectChange::Deleted {
+                    // A marker written between this lock's acquisition and its release. With the
+                    // acquisition unknown (its event not seen yet), the marker's whole lifetime
+                    // counts, so a marker of an earlier lock at the same key within it would
+                    // also match: the one way this can call a normal release forced.
                     let since = match &history.created {
                         Some((seq, at)) if seq < &event.sequencer => *at,
                         _ => event.time - FORCED_MARKER_TTL,
