@@ -64,6 +64,7 @@ PARAMETER_SETS = {
         "LockTableStreamArns": ",".join(stream(t) for t in TABLES),
         "StateBuckets": ",".join(BUCKETS),
         "StateKeyPrefix": "env/",
+        "S3EventsEnabled": "true",
         "AutoExpire": "true",
         "SlackWorkspaceId": "T0123ABCDEF",
         "SlackChannelId": "C0123ABCDEF",

@@ -1002,7 +1002,37 @@ class Template(unittest.TestCase):
         errors = {r["Properties"]["Dimensions"][0]["Value"]["Ref"] for r in self.res.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "Errors"}
         self.assertEqual(errors, set(FUNCTIONS))
         queues = {r["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for r in self.res.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "AWS/SQS"}
-        self.assertEqual(queues, {"StreamFailureQueue", "UnlockFailureQueue"})
+        self.assertEqual(queues, {"StreamFailureQueue", "UnlockFailureQueue", "S3EventFailureQueue"})
+
+    def test_s3_events_rule(self):
+        # S3EventsEnabled=true: one rule for the StateBuckets' S3 events under StateKeyPrefix, to
+        # lock-metrics, with a retry policy and a dead-letter queue EventBridge may write to, and an
+        # invoke permission scoped to the rule (issue 15).
+        rule = self.res["S3LockEventsRule"]
+        self.assertEqual(rule["Condition"], "S3EventsOn")
+        pattern = rule["Properties"]["EventPattern"]
+        self.assertEqual(pattern["source"], ["aws.s3"])
+        self.assertEqual(pattern["detail-type"], ["Object Created", "Object Deleted"])
+        with_prefix, without = pattern["detail"]["Fn::If"][1:]
+        self.assertEqual(pattern["detail"]["Fn::If"][0], "HasStateKeyPrefix")
+        buckets = {"Fn::Split": [",", {"Ref": "StateBuckets"}]}
+        self.assertEqual(with_prefix, {"bucket": {"name": buckets}, "object": {"key": [{"prefix": {"Ref": "StateKeyPrefix"}}]}})
+        self.assertEqual(without, {"bucket": {"name": buckets}})
+        (target,) = rule["Properties"]["Targets"]
+        self.assertEqual(target["Arn"], {"Fn::GetAtt": ["LockMetricsFunction", "Arn"]})
+        self.assertEqual(target["DeadLetterConfig"]["Arn"], {"Fn::GetAtt": ["S3EventFailureQueue", "Arn"]})
+        self.assertLessEqual(target["RetryPolicy"]["MaximumRetryAttempts"], 185)
+        self.assertLessEqual(target["RetryPolicy"]["MaximumEventAgeInSeconds"], 86400)
+        permission = self.res["S3LockEventsPermission"]["Properties"]
+        self.assertEqual(permission["Principal"], "events.amazonaws.com")
+        self.assertEqual(permission["Action"], "lambda:InvokeFunction")
+        self.assertEqual(permission["SourceArn"], {"Fn::GetAtt": ["S3LockEventsRule", "Arn"]})
+        (statement,) = self.res["S3EventFailureQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        self.assertEqual(statement["Principal"], {"Service": "events.amazonaws.com"})
+        self.assertEqual(statement["Condition"], {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["S3LockEventsRule", "Arn"]}}})
+        invoke = self.res["LockMetricsFunction"]["Properties"]["EventInvokeConfig"]
+        self.assertEqual(invoke["DestinationConfig"]["OnFailure"]["Destination"], {"Fn::GetAtt": ["S3EventFailureQueue", "Arn"]})
+        self.assertIn("S3EventsEnabled", self.t["Parameters"])
 
     def alarms(self) -> dict[str, dict]:
         return {k: r for k, r in self.res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}

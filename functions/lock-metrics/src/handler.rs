@@ -30,6 +30,8 @@ use lockreaper_core::stream::{
 };
 use serde_json::Value;
 
+use crate::s3_events::{is_eventbridge_event, S3EventOutcome};
+
 /// How many items are worked on at once (ledger calls in flight).
 const CONCURRENT_ITEMS: usize = 16;
 
@@ -69,12 +71,33 @@ impl LockMetrics {
         LockMetrics { ledger, metrics }
     }
 
-    /// The Lambda handler. The payload is read record by record, so one record that is not a
-    /// stream record at all cannot fail the whole batch.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<DynamoDbEventResponse, Error> {
+    pub(crate) fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub(crate) fn metrics_sink(&self) -> &EmfMetrics {
+        &self.metrics
+    }
+
+    /// The Lambda handler. A DynamoDB stream batch is read record by record, so one record that
+    /// is not a stream record at all cannot fail the whole batch; its answer is the partial batch
+    /// response. An EventBridge event (an S3 event from the state buckets' rule) is one event: it
+    /// answers with what became of it, or fails so that Lambda retries it
+    /// ([`crate::s3_events`]).
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        if is_eventbridge_event(&event.payload) {
+            let outcome = self.process_s3_event(&event.payload, Utc::now()).await?;
+            let outcome = match outcome {
+                S3EventOutcome::Counted(_) => "counted",
+                S3EventOutcome::Duplicate(_) => "duplicate",
+                S3EventOutcome::Ignored(_) => "ignored",
+                S3EventOutcome::Unparseable { .. } => "unparseable",
+            };
+            return Ok(serde_json::json!({ "outcome": outcome }));
+        }
         let records = read_records(event.payload, Utc::now())?;
         let (response, _) = self.process(records, Utc::now()).await;
-        Ok(response)
+        Ok(serde_json::to_value(response)?)
     }
 
     /// Processes classified records (see the module documentation).

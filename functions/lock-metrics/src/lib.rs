@@ -1,12 +1,14 @@
 //! lock-metrics: subscribed to the DynamoDB Streams (`NEW_AND_OLD_IMAGES`) of Terraform/OpenTofu and
-//! Gyro lock tables, it turns lock item changes into lock lifecycle metrics in CloudWatch (EMF log lines) and one
-//! structured JSON log line per lock event. See README.md for the metrics and configuration.
+//! Gyro lock tables, and (optionally) the target of an EventBridge rule for the state buckets' S3
+//! events, it turns lock item changes and `.tflock`/state object events into lock lifecycle metrics
+//! in CloudWatch (EMF log lines) and one structured JSON log line per lock event. See README.md for the metrics and configuration.
 //!
 //! The decisions are pure and live in the core crate ([`lockreaper_core::stream`] classifies a
-//! record, [`lockreaper_core::metrics`] aggregates); the ledger adapter and the EMF metrics sink live in
-//! `lockreaper-aws`; [`handler`] is the Lambda glue between them.
+//! record, [`lockreaper_core::s3_events`] reads an S3 event, [`lockreaper_core::metrics`] aggregates); the ledger adapter and the EMF metrics sink live in
+//! `lockreaper-aws`; [`handler`] is the Lambda glue between them ([`s3_events`] for EventBridge events).
 
 pub mod handler;
+pub mod s3_events;
 
 use lockreaper_core::config::{ConfigErrors, Env};
 use lockreaper_core::metrics::{parse_namespace, DEFAULT_NAMESPACE};

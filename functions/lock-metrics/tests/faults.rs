@@ -184,11 +184,7 @@ async fn run(scenario: &str, default_seeds: usize, default_rate: f64, rules: fn(
                 // Lambda retries the whole batch after an invocation error.
                 Err(_) => invocation_errors += 1,
                 Ok(response) => {
-                    let failed: Vec<String> = response
-                        .batch_item_failures
-                        .iter()
-                        .filter_map(|f| f.item_identifier.clone())
-                        .collect();
+                    let failed: Vec<String> = common::failures(&response);
                     if failed.is_empty() {
                         break true;
                     }

@@ -1050,3 +1050,62 @@ async fn a_denied_state_read_is_a_coverage_gap_and_blocks_auto_expiry() {
     let ids: Vec<&str> = scan.locks.iter().map(|l| l.lock_id.as_str()).collect();
     assert_eq!(ids, vec![stuck.lock_id.as_str()]);
 }
+
+/// Issue 15: with S3-native locking only (no DynamoDB table), a state write lock-metrics recorded
+/// from the state bucket's S3 events (`state#<bucket>/<key>` in the ledger, exactly as a `-md5`
+/// digest change on a stream) is liveness evidence for the lock file: the decision keeps the
+/// lock whose holder wrote state after taking it, and auto-expires the silent one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_write_from_s3_events_keeps_a_lock_file_from_auto_expiry() {
+    let env = TestEnv::new("s3evlive").await;
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true")]).await;
+    let mut vars = d.env.clone();
+    vars.retain(|(k, _)| k != "LOCK_TABLES");
+    let writing = Terraform::init(
+        &env,
+        &d.bucket,
+        "writing/terraform.tfstate",
+        None,
+        LockMode::LockFile,
+    );
+    assert_eq!(writing.apply().0, 0);
+    let writing_lock = writing.stuck();
+    let silent = Terraform::init(
+        &env,
+        &d.bucket,
+        "silent/terraform.tfstate",
+        None,
+        LockMode::LockFile,
+    );
+    assert_eq!(silent.apply().0, 0);
+    let silent_lock = silent.stuck();
+    assert!(writing_lock.lockfile && !writing_lock.dynamodb);
+    // What lock-metrics records for the state object's `Object Created` event
+    // (functions/lock-metrics/tests/s3_events.rs feeds the real events through it).
+    lockreaper_aws::ledger::Ledger::new(env.aws.dynamodb(), &d.ledger)
+        .record_state_write(&writing_lock.path, chrono::Utc::now(), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let watch = LambdaWatch::start("reaper", vars).await;
+    let outcome = watch.invoke("reaper", &scheduled_event()).await;
+    let alive = locks_by_path(&outcome, &writing_lock.path);
+    assert_eq!(alive.len(), 1, "{outcome:#}");
+    assert!(alive[0]["expired"].is_null(), "{outcome:#}");
+    let dead = locks_by_path(&outcome, &silent_lock.path);
+    assert_eq!(dead.len(), 1, "{outcome:#}");
+    assert_eq!(dead[0]["expired"], "unlocked", "{outcome:#}");
+    // The lock file whose holder wrote state is still there.
+    let files = lockreaper_aws::LockFiles::new(env.aws.s3());
+    assert!(files
+        .read(&d.bucket, "writing/terraform.tfstate.tflock")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(files
+        .read(&d.bucket, "silent/terraform.tfstate.tflock")
+        .await
+        .unwrap()
+        .is_none());
+}

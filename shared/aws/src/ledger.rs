@@ -41,10 +41,11 @@ use lockreaper_core::LockLocation;
 
 use crate::error::{AwsError, AwsErrorKind};
 use crate::ledger_schema::{
-    expires_at, forced_sk, format_time, key, lock_pk, s, seen_sk, state_pk, stream_pk,
-    string_attribute, time_attribute, CLAIM_TOKEN, CLAIM_TTL, EXPIRES_AT, FIRST_SEEN_TTL,
-    FORCED_MARKER_TTL, LAST_WRITE_SK,
+    expires_at, forced_sk, format_time, key, lock_file_events_sk, lock_pk, s, s3_event_pk,
+    s3_event_sk, seen_sk, state_pk, stream_pk, string_attribute, time_attribute, CLAIM_TOKEN,
+    CLAIM_TTL, EXPIRES_AT, FIRST_SEEN_TTL, FORCED_MARKER_TTL, LAST_WRITE_SK, PK, SK,
 };
+use lockreaper_core::s3_events::{LockFileHistory, ObjectChange, Sequencer};
 
 /// Whether a claim was taken now or existed already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,21 @@ pub enum Claim {
     Claimed,
     /// The record was counted before (a retried batch): skip it.
     AlreadyClaimed,
+}
+
+/// What a claim is of: a stream record, or one S3 operation on an object.
+#[derive(Debug, Clone, Copy)]
+enum ClaimOf<'a> {
+    StreamRecord {
+        lock_table: &'a str,
+        record_id: &'a str,
+    },
+    S3Event {
+        bucket: &'a str,
+        key: &'a str,
+        change: ObjectChange,
+        sequencer: &'a Sequencer,
+    },
 }
 
 /// The last state write seen for a state path.
@@ -134,9 +150,72 @@ impl Ledger {
         record_id: &str,
         token: &str,
     ) -> Result<Claim, AwsError> {
-        let mut item = key(stream_pk(lock_table), record_id);
+        self.claim(
+            ClaimOf::StreamRecord {
+                lock_table,
+                record_id,
+            },
+            token,
+            None,
+        )
+        .await
+    }
+
+    /// Claims one S3 operation on `bucket`/`key` (`stream#s3/<bucket>/<key>` /
+    /// `<created|deleted>#<sequencer>`), as [`Ledger::claim_record`] claims a stream record.
+    /// Keyed by S3's sequencer, not the event ID, so a duplicate event S3 sends for one operation
+    /// is counted once too; the event ID is kept in the claim for forensics.
+    pub async fn claim_s3_event(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: ObjectChange,
+        sequencer: &Sequencer,
+        event_id: &str,
+        token: &str,
+    ) -> Result<Claim, AwsError> {
+        self.claim(
+            ClaimOf::S3Event {
+                bucket,
+                key,
+                change,
+                sequencer,
+            },
+            token,
+            Some(event_id),
+        )
+        .await
+    }
+
+    async fn claim(
+        &self,
+        of: ClaimOf<'_>,
+        token: &str,
+        event_id: Option<&str>,
+    ) -> Result<Claim, AwsError> {
+        // The key builders are named here (not in a shared helper) so that the template's
+        // contract test (infra/sam/test_template.py) derives the partition keys this writes.
+        let (pk, sk) = match of {
+            ClaimOf::StreamRecord {
+                lock_table,
+                record_id,
+            } => (stream_pk(lock_table), record_id.to_owned()),
+            ClaimOf::S3Event {
+                bucket,
+                key,
+                change,
+                sequencer,
+            } => (
+                s3_event_pk(bucket, key),
+                s3_event_sk(change.as_str(), sequencer.as_str()),
+            ),
+        };
+        let mut item = key(pk.clone(), sk.clone());
         item.insert("claimed_at".to_owned(), s(format_time(Utc::now())));
         item.insert(CLAIM_TOKEN.to_owned(), s(token));
+        if let Some(event_id) = event_id {
+            item.insert("event_id".to_owned(), s(event_id));
+        }
         item.insert(EXPIRES_AT.to_owned(), expires_at(Utc::now(), CLAIM_TTL));
         let claimed = self
             .put_if(
@@ -151,12 +230,15 @@ impl Ledger {
         }
         let existing = self
             .get(
-                stream_pk(lock_table),
-                record_id,
+                pk.clone(),
+                sk.clone(),
                 "read back stream record claim from ledger",
             )
             .await?;
-        match existing.as_ref().and_then(|i| string_attribute(i, CLAIM_TOKEN)) {
+        match existing
+            .as_ref()
+            .and_then(|i| string_attribute(i, CLAIM_TOKEN))
+        {
             Some(found) if found == token => Ok(Claim::Claimed),
             Some(_) => Ok(Claim::AlreadyClaimed),
             // A claim without a token predates tokens: another delivery's.
@@ -168,9 +250,7 @@ impl Ledger {
                 kind: AwsErrorKind::Transient,
                 action: "claim stream record in ledger",
                 resource: self.table.clone(),
-                message: format!(
-                    "the claim of record {record_id} of {lock_table} existed and was released meanwhile; retry"
-                ),
+                message: format!("the claim {pk} / {sk} existed and was released meanwhile; retry"),
             }),
         }
     }
@@ -183,11 +263,58 @@ impl Ledger {
         record_id: &str,
         token: &str,
     ) -> Result<(), AwsError> {
+        self.release(
+            ClaimOf::StreamRecord {
+                lock_table,
+                record_id,
+            },
+            token,
+        )
+        .await
+    }
+
+    /// [`Ledger::release_claim`] for a claim of [`Ledger::claim_s3_event`].
+    pub async fn release_s3_event_claim(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: ObjectChange,
+        sequencer: &Sequencer,
+        token: &str,
+    ) -> Result<(), AwsError> {
+        self.release(
+            ClaimOf::S3Event {
+                bucket,
+                key,
+                change,
+                sequencer,
+            },
+            token,
+        )
+        .await
+    }
+
+    async fn release(&self, of: ClaimOf<'_>, token: &str) -> Result<(), AwsError> {
+        let (pk, sk) = match of {
+            ClaimOf::StreamRecord {
+                lock_table,
+                record_id,
+            } => (stream_pk(lock_table), record_id.to_owned()),
+            ClaimOf::S3Event {
+                bucket,
+                key,
+                change,
+                sequencer,
+            } => (
+                s3_event_pk(bucket, key),
+                s3_event_sk(change.as_str(), sequencer.as_str()),
+            ),
+        };
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(stream_pk(lock_table), record_id)))
+            .set_key(Some(key(pk, sk)))
             .condition_expression("#token = :token")
             .expression_attribute_names("#token", CLAIM_TOKEN)
             .expression_attribute_values(":token", s(token))
@@ -196,6 +323,122 @@ impl Ledger {
         // `false`: the claim is not ours (or already gone); nothing of ours to release.
         AwsError::conditional(result, "release stream record claim in ledger", &self.table)?;
         Ok(())
+    }
+
+    /// Whether an S3 event's operation is claimed (for tests and diagnostics).
+    pub async fn is_s3_event_claimed(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: ObjectChange,
+        sequencer: &Sequencer,
+    ) -> Result<bool, AwsError> {
+        Ok(self
+            .get(
+                s3_event_pk(bucket, key),
+                s3_event_sk(change.as_str(), sequencer.as_str()),
+                "read S3 event claim from ledger",
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Records one S3 event of the lock file `bucket`/`lock_file_key` — the latest acquisition
+    /// (`created`) or release (`deleted`) by sequencer; an older or equal sequencer changes
+    /// nothing, so retries and reordering are harmless — and returns the lock file's history as
+    /// it stands after it ([`LockFileHistory::with_event`] is the same rule, in the core).
+    pub async fn record_lock_file_event(
+        &self,
+        bucket: &str,
+        lock_file_key: &str,
+        change: ObjectChange,
+        sequencer: &Sequencer,
+        at: DateTime<Utc>,
+        event_id: &str,
+    ) -> Result<LockFileHistory, AwsError> {
+        let location = LockLocation::S3 {
+            bucket: bucket.to_owned(),
+            key: lock_file_key.to_owned(),
+        };
+        let mut item = key(lock_pk(&location), lock_file_events_sk(change.as_str()));
+        item.insert("sequencer".to_owned(), s(sequencer.as_str()));
+        item.insert("at".to_owned(), s(format_time(at)));
+        item.insert("event_id".to_owned(), s(event_id));
+        item.insert(
+            EXPIRES_AT.to_owned(),
+            expires_at(Utc::now(), FIRST_SEEN_TTL),
+        );
+        // Fixed-width upper-case hex: string order is sequencer order.
+        self.put_if(
+            item,
+            "attribute_not_exists(pk) OR sequencer < :s",
+            vec![(":s", s(sequencer.as_str()))],
+            "record lock file event in ledger",
+        )
+        .await?;
+        self.lock_file_history(bucket, lock_file_key).await
+    }
+
+    /// What the ledger knows of a lock file's S3 events.
+    pub async fn lock_file_history(
+        &self,
+        bucket: &str,
+        lock_file_key: &str,
+    ) -> Result<LockFileHistory, AwsError> {
+        let location = LockLocation::S3 {
+            bucket: bucket.to_owned(),
+            key: lock_file_key.to_owned(),
+        };
+        let mut history = LockFileHistory::default();
+        for change in [ObjectChange::Created, ObjectChange::Deleted] {
+            let item = self
+                .get(
+                    lock_pk(&location),
+                    lock_file_events_sk(change.as_str()),
+                    "read lock file events from ledger",
+                )
+                .await?;
+            let recorded = item.and_then(|item| {
+                let sequencer = Sequencer::from_stored(&string_attribute(&item, "sequencer")?)?;
+                Some((sequencer, time_attribute(&item, "at")?))
+            });
+            match change {
+                ObjectChange::Created => history.created = recorded,
+                ObjectChange::Deleted => history.deleted = recorded,
+            }
+        }
+        Ok(history)
+    }
+
+    /// Whether lockreaper force-unlocked a lock at `location` between `from` and `to`: a
+    /// forced-release marker written in that window. For lock files seen only through S3 events,
+    /// whose lock ID the events do not carry.
+    pub async fn forced_between(
+        &self,
+        location: &LockLocation,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :forced)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(lock_pk(location)))
+            .expression_attribute_values(":forced", s(forced_sk("")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(e, "read forced-release markers from ledger", &self.table)
+            })?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|item| time_attribute(item, "forced_at"))
+            .any(|at| from <= at && at <= to))
     }
 
     /// Whether a stream record is claimed (for tests and diagnostics).

@@ -11,8 +11,10 @@
 //! | `pk` | `sk` | attributes | written by | expires |
 //! | --- | --- | --- | --- | --- |
 //! | `stream#<lock table>` ([`stream_pk`]) | `<SequenceNumber>` | `claimed_at`, `claim_token` ([`CLAIM_TOKEN`]) | lock-metrics: a stream record already counted (idempotency for retried batches) | [`CLAIM_TTL`]: 2 days |
-//! | `state#<state path>` ([`state_pk`]) | `last-write` ([`LAST_WRITE_SK`]) | `written_at`, `digest` | lock-metrics, from a digest item INSERT/MODIFY; only ever moves forward. The reaper reads it as liveness evidence | never |
+//! | `stream#s3/<bucket>/<key>` ([`s3_event_pk`]) | `<created\|deleted>#<sequencer>` ([`s3_event_sk`]; sequencer left-padded) | `claimed_at`, `claim_token`, `event_id` | lock-metrics: an S3 event already counted. Keyed by the object and S3's sequencer, so EventBridge's retries of one event *and* S3's duplicate events of one operation are counted once | [`CLAIM_TTL`]: 2 days |
+//! | `state#<state path>` ([`state_pk`]) | `last-write` ([`LAST_WRITE_SK`]) | `written_at`, `digest` | lock-metrics, from a digest item INSERT/MODIFY or an S3 `Object Created` event of the state object (no `digest`); only ever moves forward. The reaper reads it as liveness evidence | never |
 //! | `lock#<LockLocation::ledger_key()>` ([`lock_pk`]) | `seen#<lock id>` ([`seen_sk`]) | `first_seen` | lock-metrics on a Gyro INSERT/MODIFY, the reaper on first sight; the earliest time wins | [`FIRST_SEEN_TTL`]: 30 days |
+//! | `lock#s3/<bucket>/<lock file key>` | `s3-events#created`, `s3-events#deleted` ([`lock_file_events_sk`]) | `sequencer` (left-padded), `at`, `event_id` | lock-metrics, from the lock file's S3 events: the latest acquisition and the latest release by sequencer (each only ever moves forward), whatever order the events arrive in | [`FIRST_SEEN_TTL`]: 30 days after the last event |
 //! | `lock#<ledger key>` | `forced#<lock id>` ([`forced_sk`]) | `forced_at`, `by`, `audit_id` (when written by an unlock) | the `Unlocker` (force-unlock, and the reaper when auto-expiring), *before* it deletes the lock; lock-metrics reads it to count the REMOVE as a forced release | [`FORCED_MARKER_TTL`]: 2 days |
 //! | `lock#<ledger key>` | `snooze` ([`SNOOZE_SK`]) | see `proposals.rs` | force-unlock, from a snooze command; the reaper reads it | [`SNOOZE_RETENTION`]: the snooze + 1 day |
 //! | `alerts#<table or bucket>` ([`alerts_pk`]) | `<ledger key>` | see `alert_state.rs` | the reaper: what it last reported for a lock | [`ALERT_STATE_TTL`]: 30 days after the last message |
@@ -78,6 +80,23 @@ pub const AUDIT_TTL: Duration = Duration::days(366);
 /// `stream#<lock table>`.
 pub fn stream_pk(lock_table: &str) -> String {
     format!("stream#{lock_table}")
+}
+
+/// `stream#s3/<bucket>/<key>`: the claims of one object's S3 events. (A lock table's name cannot
+/// contain `/`, so these never meet a stream's `stream#<table>`.)
+pub fn s3_event_pk(bucket: &str, key: &str) -> String {
+    format!("stream#s3/{bucket}/{key}")
+}
+
+/// `<created|deleted>#<padded sequencer>`: one S3 operation on the object.
+pub fn s3_event_sk(change: &str, sequencer: &str) -> String {
+    format!("{change}#{sequencer}")
+}
+
+/// `s3-events#<created|deleted>`: the latest acquisition or release of a lock file (under its
+/// `lock#` partition).
+pub fn lock_file_events_sk(change: &str) -> String {
+    format!("s3-events#{change}")
 }
 
 /// `state#<state path>`.
@@ -172,6 +191,12 @@ mod tests {
         assert_eq!(seen_sk("id"), "seen#id");
         assert_eq!(forced_sk("id"), "forced#id");
         assert_eq!(stream_pk("t"), "stream#t");
+        assert_eq!(
+            s3_event_pk("b", "env:/w/k.tflock"),
+            "stream#s3/b/env:/w/k.tflock"
+        );
+        assert_eq!(s3_event_sk("created", "00AB"), "created#00AB");
+        assert_eq!(lock_file_events_sk("deleted"), "s3-events#deleted");
         assert_eq!(state_pk("b/k"), "state#b/k");
         assert_eq!(alerts_pk("tf-locks"), "alerts#tf-locks");
         assert_eq!(proposal_pk("AAECAwQFBgcICQoL"), "proposal#AAECAwQFBgcICQoL");

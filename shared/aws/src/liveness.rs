@@ -1,5 +1,5 @@
 //! Evidence that a lock's holder is alive, gathered the same way for the reaper's decisions and
-//! the CLI's `locks` listing: the last state write seen on the stream (ledger), the state object's
+//! the CLI's `locks` listing: the last state write seen on the stream or in S3 events (ledger), the state object's
 //! LastModified, and whether the `-md5` digest matches the state object's MD5 (from its ETag).
 //!
 //! Every read that fails becomes an [`EvidenceGap`], and so does a source that was not consulted
@@ -67,7 +67,7 @@ pub async fn gather_liveness(
         }
         None => evidence.gaps.push(EvidenceGap::missing(
             EvidenceSource::StateWriteLedger,
-            "no ledger table configured (LEDGER_TABLE), so state writes seen on the stream are unknown",
+            "no ledger table configured (LEDGER_TABLE), so state writes seen on the stream or in S3 events are unknown",
         )),
     }
     if let Some(path) = lock.terraform_state() {

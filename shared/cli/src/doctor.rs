@@ -6,6 +6,9 @@
 //!   `NEW_AND_OLD_IMAGES`, `Scan` allowed;
 //! - each bucket: exists, versioning enabled (WARN otherwise, or when it cannot be read),
 //!   `ListObjectsV2` allowed on the configured prefix;
+//! - each bucket's S3 events: whether it sends them to EventBridge (`EventBridgeConfiguration`),
+//!   which S3-native lock files need for lifecycle metrics and state-write liveness (WARN, with the
+//!   Terraform to turn it on, when not);
 //! - the ledger: exists, keyed on `pk`/`sk` (S), TTL on `expires_at`, `GetItem` allowed;
 //! - the approvals topic: exists, a Lambda function (force-unlock) is subscribed;
 //! - the alert topic: exists, has confirmed subscriptions;
@@ -154,6 +157,15 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     ));
     let tables = futures::future::join_all(sources.tables.iter().map(|t| lock_table(&dynamodb, t)));
     let buckets = futures::future::join_all(sources.buckets.iter().map(|b| bucket(&s3, b)));
+    // Once per bucket, however many prefixes of it are configured.
+    let mut event_buckets: Vec<&str> = Vec::new();
+    for b in &sources.buckets {
+        if !event_buckets.contains(&b.bucket.as_str()) {
+            event_buckets.push(&b.bucket);
+        }
+    }
+    let s3_events =
+        futures::future::join_all(event_buckets.iter().map(|b| s3_event_delivery(&s3, b)));
     let ledger_section = async {
         match &ledger {
             Some(name) => ledger_table(&dynamodb, name).await,
@@ -176,10 +188,11 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         .map(ToString::to_string)
         .unwrap_or_default();
     let coverage = coverage_of_sources(&dynamodb, &s3, &sources, &region);
-    let (tables, buckets, ledger_section, topics, coverage) =
-        futures::join!(tables, buckets, ledger_section, topics, coverage);
+    let (tables, buckets, s3_events, ledger_section, topics, coverage) =
+        futures::join!(tables, buckets, s3_events, ledger_section, topics, coverage);
     let mut sections = tables;
     sections.extend(buckets);
+    sections.extend(s3_events);
     sections.extend(coverage.iter().map(|c| coverage_section(c, &region)));
     sections.push(ledger_section);
     sections.extend(topics);
@@ -432,6 +445,69 @@ async fn bucket(s3: &aws_sdk_s3::Client, scope: &BucketScope) -> Section {
     Section { title, checks }
 }
 
+/// Whether `bucket` sends its S3 events to EventBridge: what lets lock-metrics (with the stack's
+/// S3EventsEnabled=true) see `.tflock` acquisitions, releases and state writes (issue 15). A
+/// WARN, not a FAIL: without it lock files are still found and judged, only without lifecycle
+/// metrics and state-write liveness. Read-only: `GetBucketNotificationConfiguration`.
+async fn s3_event_delivery(s3: &aws_sdk_s3::Client, bucket: &str) -> Section {
+    let answer = match s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.event_bridge_configuration().is_some()),
+        Err(e) => {
+            // Denied, or (moto 5.2.5) answered with a `GetBucketNotificationResponse` root the SDK
+            // cannot parse when the bucket has no notification configuration at all.
+            let unreadable =
+                e.code().is_none() && e.raw_response().map(|r| r.status().as_u16()) == Some(200);
+            Err(if unreadable {
+                "the answer could not be parsed (some emulators answer GetBucketNotificationConfiguration in a form the AWS SDK cannot read)".to_owned()
+            } else {
+                err_text(&AwsError::from_sdk(
+                    e,
+                    "read notification configuration of bucket",
+                    bucket,
+                ))
+            })
+        }
+    };
+    Section {
+        title: format!("S3 events of bucket {bucket}"),
+        checks: vec![s3_event_check(bucket, answer)],
+    }
+}
+
+/// The check for one bucket: `Ok(enabled)` when its notification configuration was read.
+fn s3_event_check(bucket: &str, answer: Result<bool, String>) -> Check {
+    match answer {
+        Ok(true) => ok(
+            "sends its S3 events to EventBridge: lock files' lifecycle and state writes reach lock-metrics (with S3EventsEnabled=true)",
+        ),
+        Ok(false) => warn(
+            "does not send its S3 events to EventBridge: S3-native lock files (`use_lockfile`) get no lifecycle metrics and no state-write liveness",
+            eventbridge_fix(bucket),
+        ),
+        Err(reason) => warn(
+            format!("could not read its notification configuration: {reason}"),
+            format!(
+                "allow s3:GetBucketNotification on arn:aws:s3:::{bucket}, or check its Amazon EventBridge setting (Properties, Event notifications) in the console; to turn it on: {}",
+                eventbridge_fix(bucket)
+            ),
+        ),
+    }
+}
+
+/// How to turn EventBridge delivery on. Enabling it adds EventBridge as a destination and leaves
+/// the bucket's other notifications alone, but the API (and Terraform's resource) set the whole
+/// notification configuration, so existing notifications must be kept in the same call/resource.
+fn eventbridge_fix(bucket: &str) -> String {
+    format!(
+        "turn on EventBridge delivery, keeping the bucket's existing notifications in the same resource: Terraform `resource \"aws_s3_bucket_notification\" \"lockreaper\" {{ bucket = \"{bucket}\"  eventbridge = true }}`, or `aws s3api put-bucket-notification-configuration --bucket {bucket} --notification-configuration '{{\"EventBridgeConfiguration\": {{}}}}'` (this replaces the whole configuration: add the existing one's entries)"
+    )
+}
+
 async fn ledger_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> Section {
     use lockreaper_aws::ledger_schema::{EXPIRES_AT, PK, SK};
     let title = format!("ledger {name}");
@@ -644,6 +720,25 @@ async fn topic(sns: &aws_sdk_sns::Client, variable: &'static str, arn: Option<&s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_event_delivery_is_ok_or_a_warn_with_the_terraform_to_turn_it_on() {
+        let on = s3_event_check("acme-tfstate", Ok(true));
+        assert_eq!(on.status, Status::Ok);
+        assert!(on.what.starts_with("sends its S3 events to EventBridge"));
+        let off = s3_event_check("acme-tfstate", Ok(false));
+        assert_eq!(off.status, Status::Warn);
+        let fix = off.fix.unwrap();
+        assert!(fix.contains(r#"resource "aws_s3_bucket_notification" "lockreaper" { bucket = "acme-tfstate"  eventbridge = true }"#), "{fix}");
+        assert!(fix.contains("--bucket acme-tfstate"), "{fix}");
+        let unread = s3_event_check("acme-tfstate", Err("AccessDenied".to_owned()));
+        assert_eq!(unread.status, Status::Warn);
+        assert!(unread.what.contains("AccessDenied"));
+        assert!(unread
+            .fix
+            .unwrap()
+            .contains("s3:GetBucketNotification on arn:aws:s3:::acme-tfstate"));
+    }
 
     #[test]
     fn renders_status_fix_and_totals() {

@@ -584,6 +584,34 @@ async fn doctor_passes_a_good_deployment() {
     );
 }
 
+/// Issue 15: a section per configured bucket (once, whatever its prefixes) saying whether it
+/// sends its S3 events to EventBridge, never a FAIL. moto 5.2.5 cannot answer this question
+/// (with EventBridge on it returns an empty configuration; with nothing configured, a
+/// `GetBucketNotificationResponse` the SDK cannot parse), so what each answer means is checked
+/// in doctor.rs's unit tests; here, that each bucket gets exactly one such check and a fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_checks_each_buckets_s3_events_once() {
+    let env = TestEnv::new("cli-doctor-s3ev").await;
+    let (first, second) = (env.name("first"), env.name("second"));
+    env.create_state_bucket(&first).await;
+    env.create_state_bucket(&second).await;
+    let buckets = format!("{first}/a/,{first}/b/,{second}");
+    let run = lockreaper(&env, &[("LOCK_BUCKETS", buckets.as_str())], &["doctor"]);
+    let text = &run.stdout;
+    for bucket in [&first, &second] {
+        let title = format!("S3 events of bucket {bucket}");
+        assert_eq!(text.lines().filter(|l| *l == title).count(), 1, "{text}");
+        let checks = section(text, &title);
+        assert!(
+            checks[0].starts_with("  WARN  ") || checks[0].starts_with("  OK    "),
+            "{text}"
+        );
+        if checks[0].starts_with("  WARN  ") {
+            assert!(checks[1].contains("eventbridge = true"), "{text}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_fails_with_fixes_for_a_broken_deployment() {
     let env = TestEnv::new("cli-doctor-bad").await;

@@ -36,7 +36,8 @@ use crate::policy::{
 pub enum EvidenceSource {
     /// The state object's `LastModified` (S3 HeadObject on the lock's `<bucket>/<key>`).
     StateObject,
-    /// The last state write lock-metrics saw on the lock table's stream (the ledger).
+    /// The last state write lock-metrics saw on the lock table's stream, or in the state bucket's
+    /// S3 events for a lock file (the ledger).
     StateWriteLedger,
     /// Any source at all: the lock kind has none (Gyro).
     AnySource,
@@ -47,6 +48,8 @@ impl EvidenceSource {
     pub fn describe(self) -> &'static str {
         match self {
             EvidenceSource::StateObject => "the state object",
+            // (Worded for the stream, which most deployments have; the same ledger record also
+            // holds a lock file's state writes from S3 events.)
             EvidenceSource::StateWriteLedger => "the last state write recorded from the stream",
             EvidenceSource::AnySource => "any liveness evidence",
         }

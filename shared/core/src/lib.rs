@@ -9,6 +9,7 @@ pub mod config;
 pub mod coverage;
 pub mod decision;
 pub mod kinds;
+pub mod lifecycle;
 pub mod messages;
 pub mod metrics;
 pub mod model;
@@ -17,6 +18,7 @@ pub mod path;
 pub mod policy;
 pub mod proposal;
 pub mod slack;
+pub mod s3_events;
 pub mod stream;
 
 /// The alert and unlock-result builders, by the names callers have always used.

@@ -1,6 +1,8 @@
 //! Lock lifecycle metrics: the lock events of one batch aggregated into CloudWatch metric data.
 //!
-//! Dimensions are `LockTable` and `LockKind` (`terraform-dynamodb`, `gyro-dynamodb`) — never the
+//! The events are [`crate::lifecycle`]'s model, from a lock table's stream or a bucket's S3 events.
+//! Dimensions are `LockTable` (table or bucket) and `LockKind` (`terraform-dynamodb`, `gyro-dynamodb`,
+//! `terraform-s3-lockfile`: the store is in the kind) — never the
 //! lock path or ID: every distinct dimension value is a separately billed custom metric, so those
 //! go into the structured log line instead. `UnparseableRecords` has `LockTable` only (an item
 //! that cannot be parsed has no known kind).
@@ -11,7 +13,7 @@
 //! | [`LOCKS_RELEASED`] | Count | lock items removed, however |
 //! | [`LOCK_HOLD_SECONDS`] | Seconds | one value per release with a known hold time, each a value of the EMF metric array so p50/p99/max work |
 //! | [`FORCED_RELEASES`] | Count | releases done by lockreaper's force-unlock (also counted in `LocksReleased`) |
-//! | [`EXPIRED_RELEASES`] | Count | releases done by DynamoDB TTL (also counted in `LocksReleased`) |
+//! | [`EXPIRED_RELEASES`] | Count | releases done by DynamoDB TTL or an S3 Lifecycle expiration rule (also counted in `LocksReleased`) |
 //! | [`STATE_WRITES`] | Count | Terraform digest writes: a lock holder is alive and writing state |
 //! | [`UNPARSEABLE_RECORDS`] | Count | records that could not be understood (logged with the reason) |
 //!
@@ -27,7 +29,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 use serde::Serialize;
 
-use crate::stream::{Classified, LockEvent, Release};
+use crate::lifecycle::{Lifecycle, LifecycleEvent, Release};
+use crate::stream::Classified;
 
 pub const LOCKS_ACQUIRED: &str = "LocksAcquired";
 pub const LOCKS_RELEASED: &str = "LocksReleased";
@@ -157,19 +160,19 @@ impl BatchMetrics {
         at.duration_trunc(ChronoDuration::minutes(1)).unwrap_or(at)
     }
 
-    /// The (counter keys, hold key and seconds) one record contributes.
-    fn contributions(&self, c: &Classified) -> (Vec<Key>, Option<(Key, u64)>) {
-        let minute = self.minute(c.at);
-        let kind = c.event.kind().map(|k| k.as_str());
+    /// The (counter keys, hold key and seconds) one lifecycle event contributes.
+    fn contributions(&self, e: &LifecycleEvent) -> (Vec<Key>, Option<(Key, u64)>) {
+        let minute = self.minute(e.at);
+        let kind = e.kind.map(|k| k.as_str());
         let key = |metric: &'static str, kind: Option<&'static str>| Key {
             metric,
-            table: c.table.clone(),
+            table: e.container.clone(),
             kind,
             minute,
         };
-        match &c.event {
-            LockEvent::Acquired { .. } => (vec![key(LOCKS_ACQUIRED, kind)], None),
-            LockEvent::Released { release, hold, .. } => {
+        match &e.lifecycle {
+            Lifecycle::Acquired => (vec![key(LOCKS_ACQUIRED, kind)], None),
+            Lifecycle::Released { release, hold } => {
                 let mut counters = vec![key(LOCKS_RELEASED, kind)];
                 match release {
                     Release::Forced => counters.push(key(FORCED_RELEASES, kind)),
@@ -179,15 +182,20 @@ impl BatchMetrics {
                 let hold = hold.map(|h| (key(LOCK_HOLD_SECONDS, kind), h.as_secs()));
                 (counters, hold)
             }
-            LockEvent::StateWritten { .. } => (vec![key(STATE_WRITES, kind)], None),
-            LockEvent::Unparseable { .. } => (vec![key(UNPARSEABLE_RECORDS, None)], None),
-            LockEvent::Modified { .. } | LockEvent::Ignored { .. } => (vec![], None),
+            Lifecycle::StateWritten => (vec![key(STATE_WRITES, kind)], None),
+            Lifecycle::Unparseable => (vec![key(UNPARSEABLE_RECORDS, None)], None),
+            Lifecycle::Uncounted => (vec![], None),
         }
     }
 
-    /// Adds one classified record.
+    /// Adds one classified stream record.
     pub fn add(&mut self, c: &Classified) {
-        let (counters, hold) = self.contributions(c);
+        self.add_event(&c.lifecycle());
+    }
+
+    /// Adds one lifecycle event, from whichever source.
+    pub fn add_event(&mut self, e: &LifecycleEvent) {
+        let (counters, hold) = self.contributions(e);
         for key in counters {
             *self.counters.entry(key).or_insert(0) += 1;
         }
@@ -239,6 +247,7 @@ mod tests {
     use crate::model::{
         DeletePrecondition, DigestRecord, LockCreated, LockKind, LockLocation, LockRecord,
     };
+    use crate::stream::LockEvent;
     use chrono::TimeZone;
     use std::time::Duration;
 

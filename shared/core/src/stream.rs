@@ -28,6 +28,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_dynamo::Item;
 
+pub use crate::lifecycle::{hold_time, Release};
+use crate::lifecycle::{Lifecycle, LifecycleEvent};
 use crate::model::{DigestRecord, LockCreated, LockKind, LockRecord, TableEntry};
 use crate::parse::parse_table_item;
 
@@ -137,28 +139,6 @@ impl Change {
             Change::Insert => "INSERT",
             Change::Modify => "MODIFY",
             Change::Remove => "REMOVE",
-        }
-    }
-}
-
-/// How a lock came to be removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Release {
-    /// Deleted by its holder (or anyone else we cannot tell apart from it).
-    Normal,
-    /// Deleted by DynamoDB's Time to Live process (the record's `userIdentity` says so).
-    Expired,
-    /// Deleted by lockreaper's force-unlock, which recorded that in the ledger before deleting.
-    Forced,
-}
-
-impl Release {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Release::Normal => "normal",
-            Release::Expired => "ttl-expired",
-            Release::Forced => "forced",
         }
     }
 }
@@ -288,6 +268,27 @@ impl Classified {
         }
     }
 
+    /// This record in the source-independent lifecycle model that metrics count
+    /// ([`crate::lifecycle`]); S3 events map into the same model.
+    pub fn lifecycle(&self) -> LifecycleEvent {
+        let lifecycle = match &self.event {
+            LockEvent::Acquired { .. } => Lifecycle::Acquired,
+            LockEvent::Released { release, hold, .. } => Lifecycle::Released {
+                release: *release,
+                hold: *hold,
+            },
+            LockEvent::StateWritten { .. } => Lifecycle::StateWritten,
+            LockEvent::Unparseable { .. } => Lifecycle::Unparseable,
+            LockEvent::Modified { .. } | LockEvent::Ignored { .. } => Lifecycle::Uncounted,
+        };
+        LifecycleEvent {
+            container: self.table.clone(),
+            kind: self.event.kind(),
+            at: self.at,
+            lifecycle,
+        }
+    }
+
     /// The released lock, when this is a release (for the forced-marker look-up).
     pub fn released_lock(&self) -> Option<&LockRecord> {
         match &self.event {
@@ -295,17 +296,6 @@ impl Classified {
             _ => None,
         }
     }
-}
-
-/// How long a lock taken at `created` and removed at `removed_at` was held: whole seconds (the
-/// removal time has only second precision), never negative.
-pub fn hold_time(created: DateTime<Utc>, removed_at: DateTime<Utc>) -> Duration {
-    let millis = (removed_at - created).num_milliseconds();
-    if millis <= 0 {
-        return Duration::ZERO;
-    }
-    // Round half up to whole seconds, in integers.
-    Duration::from_secs(((millis as u64).saturating_add(500)) / 1000)
 }
 
 /// Classifies one record. `received_at` stands in for a missing `ApproximateCreationDateTime`.

@@ -2120,3 +2120,118 @@ fn regression_oversized_path_or_id_is_unparseable_and_alertable() {
     );
     assert!(alert.sns_message().len() <= SNS_MESSAGE_MAX);
 }
+
+// ---------------------------------------------------------------------------------------------
+// S3 events from EventBridge (issue 15)
+// ---------------------------------------------------------------------------------------------
+
+/// What ministack's EventBridge delivered for real Terraform `use_lockfile` applies.
+const S3_EVENTS: &str =
+    include_str!("../../../infra/fixtures/s3-events/terraform-lockfile-events.json");
+
+fn real_s3_events() -> Vec<Value> {
+    let v: Value = serde_json::from_str(S3_EVENTS).expect("captured S3 events");
+    v["events"].as_array().expect("events").clone()
+}
+
+/// The JSON paths of an S3 event lockreaper reads.
+const S3_EVENT_FIELDS: &[&[&str]] = &[
+    &["source"],
+    &["detail-type"],
+    &["id"],
+    &["time"],
+    &["detail"],
+    &["detail", "bucket"],
+    &["detail", "bucket", "name"],
+    &["detail", "object"],
+    &["detail", "object", "key"],
+    &["detail", "object", "sequencer"],
+    &["detail", "object", "version-id"],
+    &["detail", "object", "etag"],
+    &["detail", "reason"],
+    &["detail", "deletion-type"],
+];
+
+/// A value for a field: near-valid strings (hex sequencers, keys, times), odd JSON, or removal.
+fn s3_field_value() -> BoxedStrategy<Option<Value>> {
+    prop_oneof![
+        Just(None),
+        odd_json().prop_map(Some),
+        "[0-9A-Fa-f]{0,70}".prop_map(|s| Some(Value::from(s))),
+        "\\PC{0,40}".prop_map(|s| Some(Value::from(s))),
+        "[a-z:/._-]{0,30}(\\.tflock)?".prop_map(|s| Some(Value::from(s))),
+        "20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-][01][0-9]:[0-5][0-9])?"
+            .prop_map(|s| Some(Value::from(s))),
+        (1_000usize..1_100).prop_map(|n| Some(Value::from("k".repeat(n)))),
+    ]
+    .boxed()
+}
+
+fn set_path(event: &mut Value, path: &[&str], value: Option<Value>) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = event;
+    for p in parents {
+        match node.get_mut(*p) {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
+    if let Some(map) = node.as_object_mut() {
+        match value {
+            Some(v) => {
+                map.insert((*last).to_owned(), v);
+            }
+            None => {
+                map.remove(*last);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any edit of a real event either reads with every field as documented, or fails naming a
+    /// field; classifying whatever reads never panics and never gives a release a hold time that
+    /// is not from an earlier acquisition.
+    #[test]
+    fn s3_events_read_as_documented_or_name_the_wrong_field(
+        base in prop::sample::select(real_s3_events()),
+        edits in prop::collection::vec((prop::sample::select(S3_EVENT_FIELDS.to_vec()), s3_field_value()), 0..4),
+        earlier in prop::option::of("[0-9A-F]{1,20}"),
+    ) {
+        use lockreaper_core::lifecycle::Lifecycle;
+        use lockreaper_core::s3_events::{classify, parse_event, LockFileHistory, Sequencer, MAX_KEY_BYTES, SEQUENCER_WIDTH, SOURCE};
+        let mut event = base;
+        for (path, value) in edits {
+            set_path(&mut event, path, value);
+        }
+        match parse_event(&event) {
+            Ok(e) => {
+                prop_assert_eq!(event["source"].as_str(), Some(SOURCE));
+                prop_assert!(!e.key.is_empty() && e.key.len() <= MAX_KEY_BYTES);
+                prop_assert!(!e.bucket.is_empty() && !e.bucket.contains('/'));
+                prop_assert_eq!(e.sequencer.as_str().len(), SEQUENCER_WIDTH);
+                prop_assert!(e.sequencer.as_str().chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)));
+                let created = earlier
+                    .as_deref()
+                    .and_then(|s| Sequencer::parse(s).ok())
+                    .map(|s| (s, e.time - chrono::Duration::seconds(7)));
+                let history = LockFileHistory { created: created.clone(), deleted: None }
+                    .with_event(e.change, &e.sequencer, e.time);
+                let seq = e.sequencer.clone();
+                let c = classify(e, &history, false);
+                if let Lifecycle::Released { hold: Some(_), .. } = c.lifecycle.lifecycle {
+                    let (acquired, _) = history.created.clone().expect("a hold needs an acquisition");
+                    prop_assert!(acquired < seq);
+                }
+            }
+            Err(err) => {
+                prop_assert!(!err.field.is_empty());
+                prop_assert!(err.to_string().contains(err.field));
+            }
+        }
+    }
+}

@@ -92,7 +92,9 @@ impl LockKind {
     /// Whether the lock table's stream shows this lock's state writes (a liveness signal):
     /// Terraform rewrites the `-md5` digest item in the lock table after every state write, and
     /// lock-metrics records each one from the stream. A table without a stream is then an
-    /// evidence gap for these locks. Lock files and Gyro locks have no such signal.
+    /// evidence gap for these locks. Gyro locks have no such signal; lock files get theirs from the
+    /// state bucket's S3 events when lock-metrics receives them (S3EventsEnabled), which no
+    /// DynamoDB table setting can tell, so their absence is not reported as a gap.
     pub fn state_writes_on_table_stream(self) -> bool {
         matches!(self, LockKind::TerraformDynamoDb)
     }

@@ -526,6 +526,27 @@ fn reminder_and_auto_expire_titles() {
         .contains("If the automatic release fails, release it by hand"));
 }
 
+/// A lock file's state write comes from the state bucket's S3 events (issue 15), and the alert
+/// says so; the verdict weighs it exactly as a stream-recorded write.
+#[test]
+fn a_lock_files_state_write_is_named_by_where_it_was_seen() {
+    let lock = lock_file();
+    let alive = Liveness {
+        state_last_modified: None,
+        last_state_write: Some(mins(190)),
+        digest_matches_state: None,
+    };
+    let v = verdict(&lock, &alive, 312);
+    assert_eq!(v.level, Level::Warn);
+    let text = chat_text(&lock_alert(&lock, &v, AlertKind::New, None, &ctx()));
+    assert!(
+        text.contains("Last state write seen on the state bucket's S3 events: 2025-03-04 12:25:27 UTC (after the lock was taken)"),
+        "{text}"
+    );
+    assert!(text.contains("holder probably alive"), "{text}");
+    assert!(!text.contains("lock table stream"), "{text}");
+}
+
 #[test]
 fn liveness_is_described_in_words() {
     let lock = tf_lock();

@@ -218,8 +218,15 @@ pub(crate) fn evidence_lines(lock: &LockRecord, verdict: &Verdict) -> Vec<String
         });
     }
     if let Some(t) = live.last_state_write {
+        // Where lock-metrics saw it: the `-md5` digest item on the lock table's stream, or the
+        // state object's `Object Created` event for a lock file's state (S3 events).
+        let seen_on = if lock.kind == crate::LockKind::TerraformS3LockFile {
+            "the state bucket's S3 events"
+        } else {
+            "the lock table stream"
+        };
         lines.push(format!(
-            "Last state write seen on the lock table stream: {} ({})",
+            "Last state write seen on {seen_on}: {} ({})",
             fmt_time(t),
             relation(t)
         ));

@@ -20,7 +20,8 @@ pub struct Liveness {
     /// The state object's S3 `LastModified` (HeadObject on the key the lock's path names).
     pub state_last_modified: Option<DateTime<Utc>>,
     /// The last state write lockreaper recorded from the lock table's stream (a `-md5` digest
-    /// MODIFY for the same path), from the ledger.
+    /// MODIFY for the same path) or, for a lock file, from the state bucket's S3 events (the
+    /// state object's `Object Created`), from the ledger: the same evidence, whichever source.
     pub last_state_write: Option<DateTime<Utc>>,
     /// Whether the `-md5` digest item matches the state object's MD5; `None` when not checked
     /// (lock files, Gyro, no digest item).
