@@ -17,8 +17,8 @@ pub mod parse;
 pub mod path;
 pub mod policy;
 pub mod proposal;
-pub mod slack;
 pub mod s3_events;
+pub mod slack;
 pub mod stream;
 
 /// The alert and unlock-result builders, by the names callers have always used.
