@@ -40,6 +40,13 @@ impl std::fmt::Debug for ConfigErrors {
 pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
 const LEDGER_TABLE_FORM: &str = "the name of lockreaper's DynamoDB ledger table (3–255 characters: letters, digits, `_`, `-`, `.`), e.g. `lockreaper-ledger`";
 
+/// The kill switch: `true` while the stack's `UnlocksPaused` parameter is `true` (reaper, force-unlock
+/// and the CLI's `locks`). Read only through [`Env::unlocks_paused`].
+pub const UNLOCKS_PAUSED: &str = "UNLOCKS_PAUSED";
+/// The template parameter that sets [`UNLOCKS_PAUSED`]: every message about the pause names it, so
+/// whoever reads it knows what to change.
+pub const UNLOCKS_PAUSED_PARAMETER: &str = "UnlocksPaused";
+
 /// Environment variables, as a map, with typed accessors that collect errors.
 pub struct Env {
     vars: HashMap<String, String>,
@@ -126,6 +133,19 @@ impl Env {
                 format!("is not set; expected {LEDGER_TABLE_FORM}"),
             ));
             String::new()
+        })
+    }
+
+    /// `UNLOCKS_PAUSED`: `true` or `false` exactly (unset: `false`). Strict, unlike other booleans:
+    /// the template sets exactly these two values, and a kill switch whose value is misread either
+    /// way must stop the function at start-up rather than guess.
+    pub fn unlocks_paused(&mut self) -> bool {
+        self.parsed(UNLOCKS_PAUSED, false, |v| match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!(
+                "{v:?} is neither `true` nor `false`; expected `true` (the kill switch: nothing is deleted) or `false`, as the stack's {UNLOCKS_PAUSED_PARAMETER} parameter sets it"
+            )),
         })
     }
 
@@ -318,6 +338,26 @@ mod tests {
             text.contains("B: is not set; expected a table name"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn unlocks_paused_is_true_or_false_and_nothing_else() {
+        let paused = |value: Option<&str>| {
+            let mut env = Env::new(value.map(|v| (UNLOCKS_PAUSED.to_owned(), v.to_owned())));
+            let paused = env.unlocks_paused();
+            env.finish(paused).map_err(|e| e.to_string())
+        };
+        assert_eq!(paused(None), Ok(false), "unset: not paused");
+        assert_eq!(paused(Some("true")), Ok(true));
+        assert_eq!(paused(Some(" false ")), Ok(false));
+        for bad in ["TRUE", "yes", "1", "paused"] {
+            let err = paused(Some(bad)).unwrap_err();
+            assert!(
+                err.contains(&format!("UNLOCKS_PAUSED: {bad:?} is neither `true` nor `false`")),
+                "{err}"
+            );
+            assert!(err.contains("UnlocksPaused parameter"), "{err}");
+        }
     }
 }
 
