@@ -13,6 +13,9 @@ pub struct Config {
     pub approval_secret_arn: String,
     /// `APPROVER_ALLOW_LIST`: comma-separated approver names; empty means anyone may approve.
     pub approver_allow_list: Vec<String>,
+    /// `UNLOCKS_PAUSED` (the kill switch, the stack's `UnlocksPaused`): every approval is refused
+    /// before anything is touched, and stays usable until it expires.
+    pub unlocks_paused: bool,
 }
 
 impl Config {
@@ -50,11 +53,13 @@ impl Config {
             }
         }
         let approver_allow_list = env.list(Self::APPROVER_ALLOW_LIST);
+        let unlocks_paused = env.unlocks_paused();
         env.finish(Config {
             ledger_table,
             alert_topic_arn,
             approval_secret_arn,
             approver_allow_list,
+            unlocks_paused,
         })
     }
 }
@@ -87,6 +92,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.ledger_table, "lockreaper-ledger");
         assert_eq!(config.approver_allow_list, ["ana@example.com", "bob"]);
+        assert!(!config.unlocks_paused, "unset: not paused");
     }
 
     #[test]
@@ -94,6 +100,7 @@ mod tests {
         let err = Config::from_env(vars(&[
             ("LEDGER_TABLE", "x"),
             ("ALERT_TOPIC_ARN", "alerts"),
+            ("UNLOCKS_PAUSED", "on"),
         ]))
         .unwrap_err()
         .to_string();
@@ -106,6 +113,10 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("APPROVAL_SECRET_ARN: is not set"), "{err}");
+        assert!(
+            err.contains("UNLOCKS_PAUSED: \"on\" is neither `true` nor `false`"),
+            "{err}"
+        );
         let err = Config::from_env(vars(&[
             ("LEDGER_TABLE", "ledger"),
             ("ALERT_TOPIC_ARN", "arn:aws:sqs:eu-west-1:1:q"),
