@@ -934,7 +934,9 @@ fn decision_of(parsed: &ParsedApproval, now: DateTime<Utc>) -> Decision<'_> {
 fn open_proposal(proposal: &Proposal) -> OpenProposal {
     OpenProposal {
         proposal_id: proposal.proposal_id.clone(),
-        lock_id: proposal.primary().map_or_else(String::new, |l| l.lock_id.clone()),
+        lock_id: proposal
+            .primary()
+            .map_or_else(String::new, |l| l.lock_id.clone()),
         proposed_at: proposal.proposed_at,
         expires_at: proposal.expires_at,
     }

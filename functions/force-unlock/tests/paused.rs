@@ -65,7 +65,9 @@ async fn a_paused_stack_refuses_an_approval_without_using_it_and_it_unlocks_afte
     assert_eq!(chat["metadata"]["threadId"], proposed.thread_id());
     let description = chat["content"]["description"].as_str().unwrap();
     assert!(
-        description.contains("Unlocks are paused on this stack (UnlocksPaused=true); nothing was deleted."),
+        description.contains(
+            "Unlocks are paused on this stack (UnlocksPaused=true); nothing was deleted."
+        ),
         "{description}"
     );
     let until = lockreaper_core::messages::fmt_time(proposed.proposal.expires_at);

@@ -956,5 +956,9 @@ async fn a_paused_stack_proposes_what_auto_expiry_would_release_and_deletes_noth
     // Unpaused, the same lock is released by auto-expiry: the switch was what held it.
     let resumed = reaper_with("false").sweep(chrono::Utc::now(), None).await;
     assert_eq!(resumed.locks.len(), 1, "{resumed:#?}");
-    assert_eq!(resumed.locks[0].expired.as_deref(), Some("unlocked"), "{resumed:#?}");
+    assert_eq!(
+        resumed.locks[0].expired.as_deref(),
+        Some("unlocked"),
+        "{resumed:#?}"
+    );
 }

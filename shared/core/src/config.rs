@@ -353,7 +353,9 @@ mod tests {
         for bad in ["TRUE", "yes", "1", "paused"] {
             let err = paused(Some(bad)).unwrap_err();
             assert!(
-                err.contains(&format!("UNLOCKS_PAUSED: {bad:?} is neither `true` nor `false`")),
+                err.contains(&format!(
+                    "UNLOCKS_PAUSED: {bad:?} is neither `true` nor `false`"
+                )),
                 "{err}"
             );
             assert!(err.contains("UnlocksPaused parameter"), "{err}");

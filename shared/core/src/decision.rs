@@ -312,7 +312,10 @@ pub enum ApprovalCheck {
 /// The kill switch's answer to an approval of `proposal`, before anything else is read or
 /// written: `Some` while unlocks are paused. [`check_approval`] starts with it; force-unlock also
 /// asks it before claiming the proposal, so a paused stack leaves the proposal exactly as it was.
-pub fn unlocks_paused_check(unlocks_paused: bool, proposal: &OpenProposal) -> Option<ApprovalCheck> {
+pub fn unlocks_paused_check(
+    unlocks_paused: bool,
+    proposal: &OpenProposal,
+) -> Option<ApprovalCheck> {
     unlocks_paused.then_some(ApprovalCheck::UnlocksPaused {
         usable_until: proposal.expires_at,
     })

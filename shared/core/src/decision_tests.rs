@@ -441,7 +441,11 @@ fn decision_table() {
             assert!(!plan.expire, "{name}");
             assert!(plan.verdict.level < Level::AutoExpire, "{name}");
             assert!(
-                !plan.verdict.reasons.iter().any(|r| r.contains("lockreaper releases it")),
+                !plan
+                    .verdict
+                    .reasons
+                    .iter()
+                    .any(|r| r.contains("lockreaper releases it")),
                 "{name}: {:#?}",
                 plan.verdict.reasons
             );
