@@ -54,13 +54,6 @@ UNSET_ON_PURPOSE = {
     "AWS_LAMBDA_LOG_LEVEL",  # set by Lambda from LoggingConfig.ApplicationLogLevel
     "RUST_LOG",  # fallback when AWS_LAMBDA_LOG_LEVEL is absent
 }
-# Set by the template before the code reads it (the template's comment block says so): the kill
-# switch's UNLOCKS_PAUSED, which the functions will read to report "paused" rather than fail on
-# AccessDenied (infra/sam/README.md, next step). Remove a name here once the code reads it.
-SET_AHEAD_OF_CODE = {
-    "ReaperFunction": {"UNLOCKS_PAUSED"},
-    "ForceUnlockFunction": {"UNLOCKS_PAUSED"},
-}
 FUNCTIONS = {
     "ReaperFunction": "reaper",
     "LockMetricsFunction": "lock-metrics",
@@ -92,6 +85,8 @@ READ = re.compile(
 # `Env::ledger_table()` / `Env::required_ledger_table()` (shared/core/src/config.rs): the one reader of
 # LEDGER_TABLE, which every function calls.
 LEDGER_TABLE_READ = re.compile(r"\.(?:required_)?ledger_table\(\s*\)")
+# `Env::unlocks_paused()` (shared/core/src/config.rs): the one reader of the kill switch.
+UNLOCKS_PAUSED_READ = re.compile(r"\.unlocks_paused\(\s*\)")
 
 
 def env_reads(files: list[Path]) -> set[str]:
@@ -106,6 +101,8 @@ def env_reads(files: list[Path]) -> set[str]:
     for text in texts:
         if LEDGER_TABLE_READ.search(text):
             names.add("LEDGER_TABLE")
+        if UNLOCKS_PAUSED_READ.search(text):
+            names.add("UNLOCKS_PAUSED")
         for literal, const in READ.findall(text):
             if literal:
                 names.add(literal)
@@ -387,7 +384,6 @@ class Template(unittest.TestCase):
             with self.subTest(function=crate):
                 own = env_reads(rust_sources(f"functions/{crate}/src"))
                 extra = set(self.env_of(logical)) - (own | (everything if crate == "reaper" else set()))
-                extra -= SET_AHEAD_OF_CODE.get(logical, set()) - everything
                 self.assertFalse(extra, f"template sets {sorted(extra)} for {crate}, which its code never reads")
 
     def test_comment_block_lists_every_variable(self):
@@ -964,6 +960,88 @@ class Template(unittest.TestCase):
                 all_values[key] = values[key]
         self.assertEqual(samconfig_overrides(use(examples)), all_values)
         self.assert_accepted_by_the_template(all_values)
+
+    def rules_hold(self, values: dict[str, str]) -> list[str]:
+        """The names of the template Rules that refuse `values` (others at their defaults)."""
+        refused = []
+        for name, rule in self.t.get("Rules", {}).items():
+            if "RuleCondition" in rule and not rule_value(rule["RuleCondition"], values, self.params):
+                continue
+            if not all(rule_value(a["Assert"], values, self.params) for a in rule["Assertions"]):
+                refused.append(name)
+        return refused
+
+    # Somewhere to alert and approve, and somewhere to look, in every set below.
+    WATCHED = {"LockTables": "tf-locks", "AlertEmail": "ops@example.com"}
+
+    def test_every_rule_passes_and_fails_as_documented(self):
+        # One passing and one failing parameter set per rule: the failing one is refused by that
+        # rule and no other, so each rule is shown to be what refuses it.
+        cases = {
+            "SomewhereToLook": ({}, {"LockTables": "", "StateBuckets": ""}),
+            "SlackNeedsBothIds": (
+                {"SlackWorkspaceId": "T0123ABCDEF", "SlackChannelId": "C0123ABCDEF"},
+                {"SlackWorkspaceId": "T0123ABCDEF"},
+            ),
+            "VpcNeedsSubnetsAndSecurityGroups": (
+                {"SubnetIds": "subnet-0a1b2c3d", "SecurityGroupIds": "sg-0a1b2c3d"},
+                {"SubnetIds": "subnet-0a1b2c3d"},
+            ),
+            "SomebodyIsAlerted": (
+                {"AlertEmail": "", "ApprovalPublisherArns": "arn:aws:iam::111122223333:role/on-call"},
+                {"AlertEmail": ""},
+            ),
+            "WarnAfterAtMostExpireAfter4h": ({"WarnAfter": "4h", "ExpireAfter": "4h"}, {"WarnAfter": "6h", "ExpireAfter": "4h"}),
+            "WarnAfterAtMostExpireAfter30m": ({"WarnAfter": "30m", "ExpireAfter": "30m"}, {"ExpireAfter": "30m"}),
+        }
+        self.assertEqual(self.rules_hold(self.WATCHED), [])
+        for rule in self.t["Rules"]:
+            if rule.startswith("WarnAfterAtMostExpireAfter"):
+                continue  # every one of them: test_warn_after_rules_follow_the_durations
+            self.assertIn(rule, cases, "a Rule without a passing and a failing case")
+        for rule, (passing, failing) in cases.items():
+            with self.subTest(rule=rule):
+                self.assertEqual(self.rules_hold({**self.WATCHED, **passing}), [], passing)
+                self.assertEqual(self.rules_hold({**self.WATCHED, **failing}), [rule], failing)
+        # Slack alone (both IDs) is somebody alerted too.
+        slack = {"AlertEmail": "", "SlackWorkspaceId": "T0123ABCDEF", "SlackChannelId": "C0123ABCDEF"}
+        self.assertEqual(self.rules_hold({**self.WATCHED, **slack}), [])
+
+    def test_warn_after_rules_follow_the_durations(self):
+        # Every WarnAfter x ExpireAfter pair the parameters allow: refused exactly when the reaper
+        # would refuse it at start-up (WARN_AFTER longer than EXPIRE_AFTER), by the rule for that
+        # ExpireAfter; one rule per ExpireAfter value.
+        warn_values = [str(v) for v in self.params["WarnAfter"]["AllowedValues"]]
+        expire_values = [str(v) for v in self.params["ExpireAfter"]["AllowedValues"]]
+        self.assertEqual(
+            sorted(r for r in self.t["Rules"] if r.startswith("WarnAfterAtMostExpireAfter")),
+            sorted(f"WarnAfterAtMostExpireAfter{e}" for e in expire_values),
+        )
+        self.assertIn(str(self.params["WarnAfter"]["Default"]), warn_values)
+        for warn in warn_values:
+            for expire in expire_values:
+                refused = [r for r in self.rules_hold({**self.WATCHED, "WarnAfter": warn, "ExpireAfter": expire})]
+                expected = [] if duration_seconds(warn) <= duration_seconds(expire) else [f"WarnAfterAtMostExpireAfter{expire}"]
+                self.assertEqual(refused, expected, (warn, expire))
+
+    def test_approval_ttl_pattern_is_the_reapers_range(self):
+        # The reaper accepts APPROVAL_TTL from 1m to 7d (functions/reaper/src/config.rs). The
+        # pattern accepts only such values, and every one of them written in a single unit.
+        pattern = re.compile(self.params["ApprovalTtl"]["AllowedPattern"])
+        self.assertRegex(str(self.params["ApprovalTtl"]["Default"]), pattern)
+        reaper_rs = (ROOT / "functions/reaper/src/config.rs").read_text()
+        self.assertIn("d < Duration::from_secs(60) || d > Duration::from_secs(7 * 86_400)", reaper_rs)
+        one_unit_max = {"m": 59, "h": 168, "d": 7}
+        for unit in "smhd":
+            for n in range(0, 400):
+                value = f"{n}{unit}"
+                with self.subTest(value=value):
+                    accepted = pattern.fullmatch(value) is not None
+                    if accepted:
+                        self.assertTrue(60 <= duration_seconds(value) <= 7 * 86_400, "the template would accept what the reaper refuses")
+                    self.assertEqual(accepted, 1 <= n <= one_unit_max.get(unit, 0))
+        for refused in ("8d", "169h", "0m", "30s", "1h30m", "024h", ""):
+            self.assertIsNone(pattern.fullmatch(refused), refused)
 
     def test_lock_policy_check_agrees_with_the_reaper(self):
         # The Python check above against the examples the Rust code and the template give, and
