@@ -1025,11 +1025,11 @@ class Template(unittest.TestCase):
                 self.assertEqual(refused, expected, (warn, expire))
 
     def test_approval_ttl_pattern_is_the_reapers_range(self):
-        # The reaper accepts APPROVAL_TTL from 1m to 7d (functions/reaper/src/config.rs). The
+        # The reaper accepts APPROVAL_TTL from 1m to 7d (shared/core/src/config.rs). The
         # pattern accepts only such values, and every one of them written in a single unit.
         pattern = re.compile(self.params["ApprovalTtl"]["AllowedPattern"])
         self.assertRegex(str(self.params["ApprovalTtl"]["Default"]), pattern)
-        reaper_rs = (ROOT / "functions/reaper/src/config.rs").read_text()
+        reaper_rs = (ROOT / "shared/core/src/config.rs").read_text()
         self.assertIn("d < Duration::from_secs(60) || d > Duration::from_secs(7 * 86_400)", reaper_rs)
         one_unit_max = {"m": 59, "h": 168, "d": 7}
         for unit in "smhd":
@@ -1042,6 +1042,34 @@ class Template(unittest.TestCase):
                     self.assertEqual(accepted, 1 <= n <= one_unit_max.get(unit, 0))
         for refused in ("8d", "169h", "0m", "30s", "1h30m", "024h", ""):
             self.assertIsNone(pattern.fullmatch(refused), refused)
+
+    def test_config_check_maps_parameters_as_the_template_does(self):
+        # `lockreaper config check` (shared/cli/src/config_check.rs) gives the functions the
+        # environment the template would: its table of parameter -> variable, default and functions
+        # must be exactly the template's `VARIABLE: !Ref Parameter` entries and parameter defaults.
+        rust = (ROOT / "shared/cli/src/config_check.rs").read_text()
+        table = rust.split("pub const PARAMETER_VARIABLES", 1)[1].split("];", 1)[0]
+        rows = re.findall(r'\(\s*"(\w+)",\s*"(\w+)",\s*"([^"]*)",\s*&\[([^\]]*)\],?\s*\)', table)
+        self.assertGreaterEqual(len(rows), 10, table)
+        from_rust: dict[str, set[tuple[str, str]]] = {}
+        for parameter, variable, default, functions in rows:
+            self.assertEqual(default, str(self.params[parameter].get("Default", "")), parameter)
+            for crate in re.findall(r'"([a-z-]+)"', functions):
+                from_rust.setdefault(crate, set()).add((parameter, variable))
+        for logical, crate in FUNCTIONS.items():
+            with self.subTest(function=crate):
+                from_template = {
+                    (v["Ref"], name)
+                    for name, v in self.env_of(logical).items()
+                    if isinstance(v, dict) and set(v) == {"Ref"} and v["Ref"] in self.params
+                }
+                self.assertEqual(from_rust.get(crate, set()), from_template)
+        # LOCK_BUCKETS, built from StateBuckets, StateKeyPrefix and SearchLockFiles as the code says.
+        buckets = json.dumps(self.env_of("ReaperFunction")["LOCK_BUCKETS"])
+        for parameter in ("SearchLockFilesOn", "StateKeyPrefix", "StateBuckets"):
+            self.assertIn(parameter, buckets)
+        self.assertIn('format!("{b}/{}", values["StateKeyPrefix"])', rust)
+        self.assertIn('values["SearchLockFiles"] == "true"', rust)
 
     def test_lock_policy_check_agrees_with_the_reaper(self):
         # The Python check above against the examples the Rust code and the template give, and

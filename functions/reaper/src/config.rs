@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use lockreaper_core::config::{
-    check_arn, parse_bool, parse_duration, ConfigError, Env, LockSources,
+    check_arn, parse_approval_ttl, parse_bool, parse_scan_segments, ConfigError, Env, LockSources,
 };
 use lockreaper_core::metrics::{parse_namespace, DEFAULT_NAMESPACE};
 use lockreaper_core::policy::StaleLockPolicy;
@@ -50,13 +50,11 @@ impl ReaperConfig {
             DEFAULT_NAMESPACE.to_owned(),
             parse_namespace,
         );
-        let approval_ttl = env.parsed("APPROVAL_TTL", Duration::from_secs(24 * 3600), |v| {
-            let d = parse_duration(v)?;
-            if d < Duration::from_secs(60) || d > Duration::from_secs(7 * 86_400) {
-                return Err(format!("{v:?} is out of range; expected between 1m and 7d"));
-            }
-            Ok(d)
-        });
+        let approval_ttl = env.parsed(
+            "APPROVAL_TTL",
+            Duration::from_secs(24 * 3600),
+            parse_approval_ttl,
+        );
         for (name, value) in [
             ("ALERT_TOPIC_ARN", &alert_topic_arn),
             ("APPROVAL_TOPIC_ARN", &approval_topic_arn),
@@ -71,12 +69,7 @@ impl ReaperConfig {
             .get("DEPLOYMENT_NAME")
             .unwrap_or("lockreaper")
             .to_owned();
-        let scan_segments = env.parsed("SCAN_SEGMENTS", 1, |v| match v.parse::<u32>() {
-            Ok(n) if (1..=64).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "{v:?} is not a segment count; expected a whole number from 1 to 64"
-            )),
-        });
+        let scan_segments = env.parsed("SCAN_SEGMENTS", 1, parse_scan_segments);
         ReaperConfig {
             sources,
             policy,

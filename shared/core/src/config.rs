@@ -235,6 +235,28 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
+/// `APPROVAL_TTL`: how long an approval token stays valid, 1m to 7d (the reaper's and
+/// `lockreaper config check`'s one rule).
+pub fn parse_approval_ttl(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_secs(60) || d > Duration::from_secs(7 * 86_400) {
+        return Err(format!(
+            "{text:?} is out of range; expected between 1m and 7d"
+        ));
+    }
+    Ok(d)
+}
+
+/// `SCAN_SEGMENTS`: parallel Scan segments per lock table, 1 to 64.
+pub fn parse_scan_segments(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a segment count; expected a whole number from 1 to 64"
+        )),
+    }
+}
+
 /// DynamoDB table names: 3–255 characters of `A-Z a-z 0-9 _ - .`.
 pub fn check_table_name(name: &str) -> Result<(), String> {
     let ok_chars = name
