@@ -971,6 +971,27 @@ class Template(unittest.TestCase):
                 refused.append(name)
         return refused
 
+    def emulator_rules(self):
+        """ministack's own Rules evaluator (infra/.venv-deploy/ministack, installed by `make tools`),
+        as a function of parameter values: raises ValueError naming the failed rule."""
+        import sys
+
+        site = ROOT / "infra/.venv-deploy/ministack/lib/python3.11/site-packages"
+        if not site.is_dir():
+            self.skipTest(f"ministack is not installed at {site}")
+        if str(site) not in sys.path:
+            sys.path.append(str(site))
+        from ministack.services.cloudformation import engine
+
+        def evaluate(values: dict[str, str]) -> None:
+            params = {
+                name: {"Value": values.get(name, str(p.get("Default", ""))), "NoEcho": False}
+                for name, p in self.params.items()
+            }
+            engine._evaluate_rules(self.t, params, {})
+
+        return evaluate
+
     # Somewhere to alert and approve, and somewhere to look, in every set below.
     WATCHED = {"LockTables": "tf-locks", "AlertEmail": "ops@example.com"}
 
@@ -999,10 +1020,16 @@ class Template(unittest.TestCase):
             if rule.startswith("WarnAfterAtMostExpireAfter"):
                 continue  # every one of them: test_warn_after_rules_follow_the_durations
             self.assertIn(rule, cases, "a Rule without a passing and a failing case")
+        emulator = self.emulator_rules()
         for rule, (passing, failing) in cases.items():
             with self.subTest(rule=rule):
                 self.assertEqual(self.rules_hold({**self.WATCHED, **passing}), [], passing)
                 self.assertEqual(self.rules_hold({**self.WATCHED, **failing}), [rule], failing)
+                # The same sets through ministack's CloudFormation engine, which evaluates Rules on
+                # CreateStack/UpdateStack (deploy_local.py, demo.py): an independent evaluator.
+                emulator({**self.WATCHED, **passing})
+                with self.assertRaisesRegex(ValueError, f"rule {rule} failed"):
+                    emulator({**self.WATCHED, **failing})
         # Slack alone (both IDs) is somebody alerted too.
         slack = {"AlertEmail": "", "SlackWorkspaceId": "T0123ABCDEF", "SlackChannelId": "C0123ABCDEF"}
         self.assertEqual(self.rules_hold({**self.WATCHED, **slack}), [])
