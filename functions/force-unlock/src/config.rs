@@ -23,6 +23,9 @@ pub struct Config {
     /// `STATE_BUCKETS`: where this deployment may read state objects (as the reaper reads it).
     /// `None` when not set: then only a refused read says a state is not covered.
     pub state_locations: Option<Vec<StateLocation>>,
+    /// `UNLOCKS_PAUSED` (the kill switch, the stack's `UnlocksPaused`): every approval is refused
+    /// before anything is touched, and stays usable until it expires.
+    pub unlocks_paused: bool,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
         } else {
             None
         };
+        let unlocks_paused = env.unlocks_paused();
         env.finish(Config {
             state_locations,
             ledger_table,
@@ -89,6 +93,7 @@ impl Config {
             approval_secret_arn,
             approver_allow_list,
             slack_attestation_secret_arn,
+            unlocks_paused,
         })
     }
 }
@@ -135,6 +140,7 @@ mod tests {
             lockreaper_core::coverage::STATE_BUCKETS
         );
         assert_eq!(config.slack_attestation_secret_arn, None);
+        assert!(!config.unlocks_paused, "unset: not paused");
     }
 
     #[test]
@@ -191,6 +197,7 @@ mod tests {
         let err = Config::from_env(vars(&[
             ("LEDGER_TABLE", "x"),
             ("ALERT_TOPIC_ARN", "alerts"),
+            ("UNLOCKS_PAUSED", "on"),
         ]))
         .unwrap_err()
         .to_string();
@@ -203,6 +210,10 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("APPROVAL_SECRET_ARN: is not set"), "{err}");
+        assert!(
+            err.contains("UNLOCKS_PAUSED: \"on\" is neither `true` nor `false`"),
+            "{err}"
+        );
         let err = Config::from_env(vars(&[
             ("LEDGER_TABLE", "ledger"),
             ("ALERT_TOPIC_ARN", "arn:aws:sqs:eu-west-1:1:q"),

@@ -13,7 +13,9 @@ use lockreaper_aws::{Aws, AwsError, AwsErrorKind, LockStore, Reread};
 use lockreaper_core::approval::{
     ApprovalMessage, ApprovalToken, ParsedApproval, SigningKey, TokenError,
 };
-use lockreaper_core::decision::{check_approval, ApprovalCheck, OpenProposal};
+use lockreaper_core::decision::{
+    check_approval, unlocks_paused_check, ApprovalCheck, OpenProposal,
+};
 use lockreaper_core::policy::StaleLockPolicy;
 use lockreaper_core::proposal::{Proposal, ProposalStatus};
 use lockreaper_core::unlock_message::{
@@ -72,6 +74,8 @@ pub struct ForceUnlock {
     /// The key Slack-verified approvals are attested with (`SLACK_ATTESTATION_SECRET_ARN`).
     slack_key: Option<SigningKey>,
     allow_list: Vec<String>,
+    /// The kill switch: approvals are refused without being used up.
+    unlocks_paused: bool,
     proposals: Proposals,
     unlocker: Unlocker,
     notifier: Notifier,
@@ -91,6 +95,7 @@ impl ForceUnlock {
             key,
             slack_key: None,
             allow_list: config.approver_allow_list.clone(),
+            unlocks_paused: config.unlocks_paused,
             proposals: Proposals::new(aws.dynamodb(), &config.ledger_table),
             unlocker: Unlocker::new(aws.dynamodb(), aws.s3(), &config.ledger_table),
             notifier: Notifier::new(aws.sns(), &config.alert_topic_arn),
@@ -338,6 +343,20 @@ impl ForceUnlock {
     ) -> Result<RecordReport, RetryLater> {
         let proposal = &record.proposal;
         let id = proposal.proposal_id.as_str();
+        // The kill switch, asked before the claim: a paused stack writes nothing about an open
+        // proposal, so this same approval works once unlocks are resumed. A proposal that is not
+        // open goes on to the claim, which answers "already used/denied/withdrawn" without writing;
+        // a retry resuming its own earlier claim meets the switch again in the final check.
+        if record.status == ProposalStatus::Open {
+            if let Some(ApprovalCheck::UnlocksPaused { usable_until }) =
+                unlocks_paused_check(self.unlocks_paused, &open_proposal(proposal))
+            {
+                let outcome = Outcome::UnlocksPaused { usable_until };
+                return Ok(self
+                    .finish(message_id, Some(proposal), decision, outcome)
+                    .await);
+            }
+        }
         // Drawn before the claim, so that a failure here leaves nothing to give back.
         let audit_id = match lockreaper_aws::random::audit_id() {
             Ok(audit_id) => audit_id,
@@ -626,12 +645,7 @@ impl ForceUnlock {
             self.state_locations.as_deref(),
         )
         .await;
-        let open = OpenProposal {
-            proposal_id: proposal.proposal_id.clone(),
-            lock_id: lock.lock_id.clone(),
-            proposed_at: proposal.proposed_at,
-            expires_at: proposal.expires_at,
-        };
+        let open = open_proposal(proposal);
         // Thresholds play no part here: withdrawals and unreadable evidence depend only on the
         // evidence and the times, which is all this check acts on.
         let check = check_approval(
@@ -640,10 +654,18 @@ impl ForceUnlock {
             &evidence.liveness,
             &evidence.gaps,
             &open,
+            self.unlocks_paused,
             now,
         );
         match check {
             ApprovalCheck::Proceed => Ok(None),
+            // An open proposal was refused before its claim already (`approve`); this is a retry
+            // resuming a claim taken before the pause. Nothing was deleted: the claim is given
+            // back, so the approval stays usable.
+            ApprovalCheck::UnlocksPaused { usable_until } => {
+                self.give_back(proposal, message_id).await;
+                Ok(Some(Outcome::UnlocksPaused { usable_until }))
+            }
             ApprovalCheck::Withdraw(reason) => {
                 match self
                     .proposals
@@ -947,6 +969,18 @@ fn decision_of(parsed: &ParsedApproval, now: DateTime<Utc>) -> Decision<'_> {
     }
 }
 
+/// The proposal as the core's decision sees it: for the final check, and for the kill switch.
+fn open_proposal(proposal: &Proposal) -> OpenProposal {
+    OpenProposal {
+        proposal_id: proposal.proposal_id.clone(),
+        lock_id: proposal
+            .primary()
+            .map_or_else(String::new, |l| l.lock_id.clone()),
+        proposed_at: proposal.proposed_at,
+        expires_at: proposal.expires_at,
+    }
+}
+
 fn withdrawn_reason(decided: &Decided) -> String {
     decided
         .withdrawn_reason
@@ -1035,6 +1069,11 @@ fn reason_of(outcome: &Outcome) -> String {
         Outcome::Denied => "proposal denied; lock left alone".to_owned(),
         Outcome::AlreadyDenied(_) => "proposal was denied earlier; nothing done".to_owned(),
         Outcome::Withdrawn { reason } => format!("proposal withdrawn, nothing deleted: {reason}"),
+        Outcome::UnlocksPaused { usable_until } => format!(
+            "unlocks are paused on this stack ({}=true); nothing was deleted; the approval stays usable until {}",
+            lockreaper_core::config::UNLOCKS_PAUSED_PARAMETER,
+            usable_until.to_rfc3339()
+        ),
         Outcome::Snoozed { until } => format!("alerts snoozed until {}", until.to_rfc3339()),
         Outcome::TokenExpired { expired_at } => {
             format!("approval token expired at {}", expired_at.to_rfc3339())

@@ -94,6 +94,7 @@ async fn main() {
         dry_run: false,
         deployment: "bench".into(),
         scan_segments: 1,
+        unlocks_paused: false,
     };
     let signing_key = SigningKey::from_secret("bench-signing-key-0123456789abcdef0123").unwrap();
     let reaper = Reaper::new(&env.aws, config, signing_key);

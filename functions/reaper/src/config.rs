@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use lockreaper_core::config::{
-    check_arn, parse_bool, parse_duration, ConfigError, Env, LockSources,
+    check_arn, parse_approval_ttl, parse_bool, parse_scan_segments, ConfigError, Env, LockSources,
 };
 use lockreaper_core::metrics::{parse_namespace, DEFAULT_NAMESPACE};
 use lockreaper_core::policy::StaleLockPolicy;
@@ -26,6 +26,9 @@ pub struct ReaperConfig {
     /// `SCAN_SEGMENTS`: parallel Scan segments per lock table (1–64, default 1; raise for tables
     /// with tens of thousands of items).
     pub scan_segments: u32,
+    /// `UNLOCKS_PAUSED` (the kill switch, `UnlocksPaused`): nothing is expired, what would be is
+    /// proposed, and every proposal's alert says approvals are refused while it is on.
+    pub unlocks_paused: bool,
 }
 
 impl ReaperConfig {
@@ -33,6 +36,7 @@ impl ReaperConfig {
         let sources = LockSources::from_env(env);
         let policy = StaleLockPolicy::from_env(env);
         let dry_run = env.parsed("DRY_RUN", false, parse_bool);
+        let unlocks_paused = env.unlocks_paused();
         let arn = "an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:lockreaper-alerts";
         let alert_topic_arn = env.required("ALERT_TOPIC_ARN", arn);
         let approval_topic_arn = env.required("APPROVAL_TOPIC_ARN", arn);
@@ -46,13 +50,11 @@ impl ReaperConfig {
             DEFAULT_NAMESPACE.to_owned(),
             parse_namespace,
         );
-        let approval_ttl = env.parsed("APPROVAL_TTL", Duration::from_secs(24 * 3600), |v| {
-            let d = parse_duration(v)?;
-            if d < Duration::from_secs(60) || d > Duration::from_secs(7 * 86_400) {
-                return Err(format!("{v:?} is out of range; expected between 1m and 7d"));
-            }
-            Ok(d)
-        });
+        let approval_ttl = env.parsed(
+            "APPROVAL_TTL",
+            Duration::from_secs(24 * 3600),
+            parse_approval_ttl,
+        );
         for (name, value) in [
             ("ALERT_TOPIC_ARN", &alert_topic_arn),
             ("APPROVAL_TOPIC_ARN", &approval_topic_arn),
@@ -67,12 +69,7 @@ impl ReaperConfig {
             .get("DEPLOYMENT_NAME")
             .unwrap_or("lockreaper")
             .to_owned();
-        let scan_segments = env.parsed("SCAN_SEGMENTS", 1, |v| match v.parse::<u32>() {
-            Ok(n) if (1..=64).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "{v:?} is not a segment count; expected a whole number from 1 to 64"
-            )),
-        });
+        let scan_segments = env.parsed("SCAN_SEGMENTS", 1, parse_scan_segments);
         ReaperConfig {
             sources,
             policy,
@@ -85,6 +82,7 @@ impl ReaperConfig {
             dry_run,
             deployment,
             scan_segments,
+            unlocks_paused,
         }
     }
 }
@@ -127,6 +125,7 @@ mod tests {
         assert_eq!(config.approval_ttl, Duration::from_secs(86_400));
         assert_eq!(config.metrics_namespace, "LockReaper");
         assert_eq!(config.scan_segments, 1);
+        assert!(!config.unlocks_paused);
     }
 
     #[test]
@@ -141,6 +140,7 @@ mod tests {
             ("APPROVAL_TTL", "30d"),
             ("SCAN_SEGMENTS", "0"),
             ("DRY_RUN", "maybe"),
+            ("UNLOCKS_PAUSED", "yes"),
         ]);
         vars.retain(|(k, v)| *k != "ALERT_TOPIC_ARN" || *v == "alerts");
         let mut e = env(&vars);
@@ -152,6 +152,7 @@ mod tests {
             "APPROVAL_TTL: \"30d\" is out of range; expected between 1m and 7d",
             "SCAN_SEGMENTS: \"0\" is not a segment count",
             "DRY_RUN: \"maybe\" is not a boolean",
+            "UNLOCKS_PAUSED: \"yes\" is neither `true` nor `false`",
         ] {
             assert!(
                 text.contains(expected),

@@ -275,6 +275,7 @@ impl Reaper {
                 alert: stored.map(|s| &s.state),
                 snoozed_until: gathered.snoozed_until,
                 open_proposals: stored.map_or(&[], |s| s.state.open_proposals.as_slice()),
+                unlocks_paused: self.config.unlocks_paused,
             },
             now,
         );

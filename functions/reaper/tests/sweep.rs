@@ -1109,3 +1109,74 @@ async fn a_state_write_from_s3_events_keeps_a_lock_file_from_auto_expiry() {
         .unwrap()
         .is_none());
 }
+
+/// The kill switch (`UNLOCKS_PAUSED=true`) with `AUTO_EXPIRE=true`: a dead lock (real Terraform,
+/// killed mid-apply) that auto-expiry would release is proposed instead, its alert says unlocks
+/// are paused and by which parameter, and nothing is deleted. The same sweep unpaused releases it,
+/// so it was the switch, not missing evidence, that held it. Called on the library (the `sweep` the
+/// handler calls), configured from the environment as at a cold start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_stack_proposes_what_auto_expiry_would_release_and_deletes_nothing() {
+    use lockreaper_core::approval::SigningKey;
+    use lockreaper_core::config::Env;
+    use lockreaper_core::policy::Level;
+    use reaper::{Reaper, ReaperConfig};
+
+    let env = TestEnv::new("paused").await;
+    let d = deploy(&env, &[("AUTO_EXPIRE", "true")]).await;
+    let reaper_with = |unlocks_paused: &str| {
+        let mut vars = d.env.clone();
+        vars.push(("UNLOCKS_PAUSED".into(), unlocks_paused.into()));
+        let mut vars = Env::new(vars);
+        let config = ReaperConfig::from_env(&mut vars);
+        let config = vars.finish(config).unwrap();
+        Reaper::new(&env.aws, config, SigningKey::from_secret(SECRET).unwrap())
+    };
+    let tf = Terraform::init(
+        &env,
+        &d.bucket,
+        "dead/terraform.tfstate",
+        Some(&d.table),
+        LockMode::DynamoDb,
+    );
+    assert_eq!(tf.apply().0, 0);
+    let stuck = tf.stuck();
+    tokio::time::sleep(Duration::from_secs(4)).await; // past EXPIRE_AFTER
+
+    let paused = reaper_with("true").sweep(chrono::Utc::now(), None).await;
+    assert_eq!(paused.locks.len(), 1, "{paused:#?}");
+    let judged = &paused.locks[0];
+    assert_eq!(judged.lock_id, stuck.lock_id);
+    assert_eq!(judged.level, Level::ProposeUnlock, "{judged:#?}");
+    assert_eq!(judged.expired, None, "{judged:#?}");
+    assert!(judged.evidence_gaps.is_empty(), "{judged:#?}");
+    assert!(judged.proposal_id.is_some(), "{judged:#?}");
+    let lock_item = env
+        .aws
+        .dynamodb()
+        .get_item()
+        .table_name(&d.table)
+        .key("LockID", AttributeValue::S(stuck.path.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(lock_item.item.is_some(), "nothing was deleted");
+    let alerts = env.drain(&d.alerts.queue_url, Duration::from_secs(5)).await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let chat = alerts[0].json.as_ref().unwrap().to_string().to_lowercase();
+    assert!(
+        chat.contains("unlocks are paused on this stack (unlockspaused=true): lockreaper does not release it although auto-expiry would"),
+        "{chat}"
+    );
+    assert!(!chat.contains("lockreaper releases it"), "{chat}");
+
+    // Unpaused, the same lock is released by auto-expiry: the switch was what held it.
+    let resumed = reaper_with("false").sweep(chrono::Utc::now(), None).await;
+    assert_eq!(resumed.locks.len(), 1, "{resumed:#?}");
+    assert_eq!(
+        resumed.locks[0].expired.as_deref(),
+        Some("unlocked"),
+        "{resumed:#?}"
+    );
+}

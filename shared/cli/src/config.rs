@@ -5,7 +5,9 @@
 //! the reaper rejects is rejected here with the same words, naming the variable and its flag.
 
 use lockreaper_core::config::check_arn;
-use lockreaper_core::config::{parse_bool, ConfigError, ConfigErrors, Env, LockSources};
+use lockreaper_core::config::{
+    parse_bool, ConfigError, ConfigErrors, Env, LockSources, UNLOCKS_PAUSED,
+};
 use lockreaper_core::policy::StaleLockPolicy;
 
 use crate::failure::Failure;
@@ -124,6 +126,17 @@ pub struct Settings {
     )]
     pub lock_policy: Option<String>,
 
+    /// The kill switch, as the stack's UnlocksPaused parameter sets it: true shows what the reaper
+    /// does while unlocks are paused [default: false]
+    #[arg(
+        long,
+        global = true,
+        env = "UNLOCKS_PAUSED",
+        value_name = "true|false",
+        help_heading = "Policy (as the reaper judges locks)"
+    )]
+    pub unlocks_paused: Option<String>,
+
     /// AWS region [default: AWS_REGION or your profile's region]
     #[arg(
         long,
@@ -174,6 +187,7 @@ const FLAGS: &[(&str, &str)] = &[
     (StaleLockPolicy::EXPIRE_AFTER, "--expire-after"),
     (StaleLockPolicy::AUTO_EXPIRE, "--auto-expire"),
     (StaleLockPolicy::LOCK_POLICY, "--lock-policy"),
+    (UNLOCKS_PAUSED, "--unlocks-paused"),
     (S3_FORCE_PATH_STYLE, "--s3-path-style"),
 ];
 
@@ -209,6 +223,7 @@ impl Settings {
             (StaleLockPolicy::EXPIRE_AFTER, &self.expire_after),
             (StaleLockPolicy::AUTO_EXPIRE, &self.auto_expire),
             (StaleLockPolicy::LOCK_POLICY, &self.lock_policy),
+            (UNLOCKS_PAUSED, &self.unlocks_paused),
             (S3_FORCE_PATH_STYLE, &self.s3_path_style),
         ];
         Env::new(

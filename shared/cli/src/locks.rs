@@ -76,6 +76,9 @@ pub struct PolicyView {
     pub auto_expire: bool,
     /// `LOCK_POLICY` patterns, in order.
     pub overrides: Vec<String>,
+    /// `UNLOCKS_PAUSED` (the stack's `UnlocksPaused`, the kill switch): nothing is expired or
+    /// deleted on approval; the levels shown are judged with it, as the reaper judges them.
+    pub unlocks_paused: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -188,6 +191,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     let mut env = settings.env();
     let sources = config::sources(&mut env);
     let policy = config::policy(&mut env);
+    let unlocks_paused = env.unlocks_paused();
     let ledger_table = env.ledger_table();
     let path_style = config::path_style(&mut env);
     config::finish(env, ())?;
@@ -198,7 +202,11 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         sources.tables.len(),
         sources.buckets.len()
     ));
-    let report = gather(&aws, &sources, &policy, ledger_table, now, &progress).await;
+    let judging = Judging {
+        policy: &policy,
+        unlocks_paused,
+    };
+    let report = gather(&aws, &sources, &judging, ledger_table, now, &progress).await;
     progress.finish();
     if args.json {
         let text = serde_json::to_string_pretty(&report)
@@ -214,14 +222,21 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     })
 }
 
+/// What the reaper judges locks by: its policy and the kill switch.
+struct Judging<'a> {
+    policy: &'a StaleLockPolicy,
+    unlocks_paused: bool,
+}
+
 async fn gather(
     aws: &lockreaper_aws::Aws,
     sources: &LockSources,
-    policy: &StaleLockPolicy,
+    judging: &Judging<'_>,
     ledger_table: Option<String>,
     now: DateTime<Utc>,
     progress: &Progress,
 ) -> LocksReport {
+    let policy = judging.policy;
     let dynamodb = aws.dynamodb();
     let s3 = aws.s3();
     let scope = InventoryScope {
@@ -279,7 +294,7 @@ async fn gather(
                 lock: lock.location.to_string(),
                 error: e.clone(),
             }));
-            view(lock, evidence, policy, now)
+            view(lock, evidence, judging, now)
         })
         .collect();
     locks.sort_by(|a, b| {
@@ -317,6 +332,7 @@ async fn gather(
         },
         ledger_table,
         policy: PolicyView {
+            unlocks_paused: judging.unlocks_paused,
             warn_after_seconds: policy.warn_after.as_secs(),
             expire_after_seconds: policy.expire_after.as_secs(),
             auto_expire: policy.auto_expire,
@@ -375,13 +391,13 @@ async fn evidence(
 fn view(
     lock: &LockRecord,
     evidence: &Evidence,
-    policy: &StaleLockPolicy,
+    judging: &Judging<'_>,
     now: DateTime<Utc>,
 ) -> LockView {
     // The reaper's own decision (read-only here: no alert state, snooze or proposals), so the
     // listing and the reaper can never disagree about a lock's level.
     let verdict = decide(
-        policy,
+        judging.policy,
         &LockEvidence {
             lock,
             liveness: &evidence.liveness,
@@ -389,6 +405,7 @@ fn view(
             alert: None,
             snoozed_until: None,
             open_proposals: &[],
+            unlocks_paused: judging.unlocks_paused,
         },
         now,
     )
@@ -510,6 +527,12 @@ pub fn render(report: &LocksReport, now: DateTime<Utc>) -> String {
             )
         }
     );
+    if report.policy.unlocks_paused {
+        out.push_str(&format!(
+            "Unlocks are paused (UNLOCKS_PAUSED=true, the stack's {}=true): nothing is expired, and approvals are refused without being used up.\n",
+            lockreaper_core::config::UNLOCKS_PAUSED_PARAMETER
+        ));
+    }
     if report.locks.is_empty() {
         out.push_str(&format!("No locks in {searched}.\n"));
     } else {

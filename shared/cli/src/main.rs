@@ -4,6 +4,7 @@
 mod approve;
 mod audit;
 mod config;
+mod config_check;
 mod doctor;
 mod failure;
 mod locks;
@@ -107,6 +108,11 @@ enum Command {
     )]
     Doctor(doctor::Args),
 
+    #[command(
+        long_about = "Check a deployment's configuration before deploying it. `config check <samconfig.toml>` reads the file's [default.deploy.parameters] parameter_overrides (or --config-env NAME), as SAM CLI does (a string or a list of Key=Value strings), gives the functions the environment the template would give them, and runs their own start-up checks (WARN_AFTER, EXPIRE_AFTER, REMIND_EVERY, AUTO_EXPIRE, LOCK_POLICY, APPROVAL_TTL, DRY_RUN, SCAN_SEGMENTS, METRICS_NAMESPACE, UNLOCKS_PAUSED, LOCK_TABLES/LOCK_BUCKETS) and the template's Rules (somewhere to look, both Slack IDs, both VPC lists, somebody alerted). Prints every problem with its parameter and a fix. Needs no AWS access. Exit code 2 when any problem is found, 1 when the file cannot be read or is not TOML."
+    )]
+    Config(config_check::Args),
+
     /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell)
     #[command(
         long_about = "Print a completion script for SHELL to stdout. Install it where your shell looks, e.g. \
@@ -183,6 +189,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Audit(args) => audit::run(settings, args).await,
         Command::Doctor(args) => doctor::run(settings, args).await,
+        Command::Config(args) => config_check::run(args),
         Command::Completions { .. } | Command::Man { .. } => Ok(0),
     }
 }

@@ -234,6 +234,72 @@ async fn locks_lists_real_terraform_locks_oldest_first_with_evidence_and_level()
     for lock in run.json()["locks"].as_array().unwrap() {
         assert_eq!(lock["level"], "fresh", "{lock:#}");
     }
+
+    // The kill switch, as the reaper judges it: no lock is shown as auto-expiring, and the
+    // listing says unlocks are paused and by what.
+    let auto = [
+        ("LOCK_TABLES", table.as_str()),
+        ("LOCK_BUCKETS", bucket.as_str()),
+        ("WARN_AFTER", "1s"),
+        ("EXPIRE_AFTER", "1s"),
+        ("AUTO_EXPIRE", "true"),
+    ];
+    let run = lockreaper(&env, &auto, &["locks", "--json"]);
+    let levels = |report: &Value| -> Vec<String> {
+        report["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["level"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let unpaused = run.json();
+    assert_eq!(unpaused["policy"]["unlocks_paused"], false);
+    assert!(
+        !unpaused.to_string().contains("unlocks are paused"),
+        "{unpaused:#}"
+    );
+    let paused_vars: Vec<(&str, &str)> = auto
+        .iter()
+        .copied()
+        .chain([("UNLOCKS_PAUSED", "true")])
+        .collect();
+    let run = lockreaper(&env, &paused_vars, &["locks", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let paused = run.json();
+    assert_eq!(paused["policy"]["unlocks_paused"], true);
+    assert_eq!(
+        levels(&paused),
+        ["propose-unlock", "propose-unlock"],
+        "{paused:#}"
+    );
+    for lock in paused["locks"].as_array().unwrap() {
+        assert!(
+            lock.to_string()
+                .contains("unlocks are paused on this stack (UnlocksPaused=true)"),
+            "every proposed lock says approvals are refused: {lock:#}"
+        );
+    }
+    let run = lockreaper(&env, &paused_vars, &["locks"]);
+    assert!(
+        run.stdout.starts_with(
+            "Unlocks are paused (UNLOCKS_PAUSED=true, the stack's UnlocksPaused=true)"
+        ),
+        "{run:?}"
+    );
+    let bad: Vec<(&str, &str)> = auto
+        .iter()
+        .copied()
+        .chain([("UNLOCKS_PAUSED", "paused")])
+        .collect();
+    let run = lockreaper(&env, &bad, &["locks"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "UNLOCKS_PAUSED (--unlocks-paused): \"paused\" is neither `true` nor `false`"
+        ),
+        "{run:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

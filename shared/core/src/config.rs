@@ -40,6 +40,13 @@ impl std::fmt::Debug for ConfigErrors {
 pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
 const LEDGER_TABLE_FORM: &str = "the name of lockreaper's DynamoDB ledger table (3–255 characters: letters, digits, `_`, `-`, `.`), e.g. `lockreaper-ledger`";
 
+/// The kill switch: `true` while the stack's `UnlocksPaused` parameter is `true` (reaper, force-unlock
+/// and the CLI's `locks`). Read only through [`Env::unlocks_paused`].
+pub const UNLOCKS_PAUSED: &str = "UNLOCKS_PAUSED";
+/// The template parameter that sets [`UNLOCKS_PAUSED`]: every message about the pause names it, so
+/// whoever reads it knows what to change.
+pub const UNLOCKS_PAUSED_PARAMETER: &str = "UnlocksPaused";
+
 /// Environment variables, as a map, with typed accessors that collect errors.
 pub struct Env {
     vars: HashMap<String, String>,
@@ -129,6 +136,19 @@ impl Env {
         })
     }
 
+    /// `UNLOCKS_PAUSED`: `true` or `false` exactly (unset: `false`). Strict, unlike other booleans:
+    /// the template sets exactly these two values, and a kill switch whose value is misread either
+    /// way must stop the function at start-up rather than guess.
+    pub fn unlocks_paused(&mut self) -> bool {
+        self.parsed(UNLOCKS_PAUSED, false, |v| match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!(
+                "{v:?} is neither `true` nor `false`; expected `true` (the kill switch: nothing is deleted) or `false`, as the stack's {UNLOCKS_PAUSED_PARAMETER} parameter sets it"
+            )),
+        })
+    }
+
     pub fn error(&mut self, error: ConfigError) {
         self.errors.push(error);
     }
@@ -211,6 +231,28 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
         "false" | "0" | "no" => Ok(false),
         _ => Err(format!(
             "{text:?} is not a boolean; expected `true` or `false`"
+        )),
+    }
+}
+
+/// `APPROVAL_TTL`: how long an approval token stays valid, 1m to 7d (the reaper's and
+/// `lockreaper config check`'s one rule).
+pub fn parse_approval_ttl(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_secs(60) || d > Duration::from_secs(7 * 86_400) {
+        return Err(format!(
+            "{text:?} is out of range; expected between 1m and 7d"
+        ));
+    }
+    Ok(d)
+}
+
+/// `SCAN_SEGMENTS`: parallel Scan segments per lock table, 1 to 64.
+pub fn parse_scan_segments(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a segment count; expected a whole number from 1 to 64"
         )),
     }
 }
@@ -318,6 +360,28 @@ mod tests {
             text.contains("B: is not set; expected a table name"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn unlocks_paused_is_true_or_false_and_nothing_else() {
+        let paused = |value: Option<&str>| {
+            let mut env = Env::new(value.map(|v| (UNLOCKS_PAUSED.to_owned(), v.to_owned())));
+            let paused = env.unlocks_paused();
+            env.finish(paused).map_err(|e| e.to_string())
+        };
+        assert_eq!(paused(None), Ok(false), "unset: not paused");
+        assert_eq!(paused(Some("true")), Ok(true));
+        assert_eq!(paused(Some(" false ")), Ok(false));
+        for bad in ["TRUE", "yes", "1", "paused"] {
+            let err = paused(Some(bad)).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "UNLOCKS_PAUSED: {bad:?} is neither `true` nor `false`"
+                )),
+                "{err}"
+            );
+            assert!(err.contains("UnlocksPaused parameter"), "{err}");
+        }
     }
 }
 

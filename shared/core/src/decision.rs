@@ -19,6 +19,11 @@
 //! - **A snooze also pauses auto-expiry**: a person who asked to hear nothing about a lock for a
 //!   while has not asked for it to be released meanwhile. A snooze is bound to the lock instance
 //!   (its lock ID): callers pass only a snooze recorded for this very lock.
+//! - **The kill switch stops every delete.** While unlocks are paused (`UNLOCKS_PAUSED=true`, the
+//!   stack's `UnlocksPaused` parameter), a lock that would be expired automatically is proposed
+//!   instead, every proposal's alert says unlocks are paused and by what, and an approval is
+//!   refused before anything is touched: its proposal stays open, so the same approval works once
+//!   the switch is off (until it expires).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,7 +32,7 @@ use crate::kinds::{gyro, Tool};
 use crate::messages::reasons::WithdrawalCause;
 use crate::model::LockRecord;
 use crate::policy::{
-    alert_action, AlertAction, AlertState, Level, Liveness, StaleLockPolicy, Verdict,
+    alert_action, AlertAction, AlertState, Level, Liveness, Reason, StaleLockPolicy, Verdict,
 };
 
 /// Where evidence that a lock's holder is alive comes from.
@@ -160,6 +165,8 @@ pub struct LockEvidence<'a> {
     pub snoozed_until: Option<DateTime<Utc>>,
     /// Proposals offered for this lock and still open.
     pub open_proposals: &'a [OpenProposal],
+    /// The kill switch (`UNLOCKS_PAUSED`, read by `Env::unlocks_paused`): nothing may be deleted.
+    pub unlocks_paused: bool,
 }
 
 /// Whether to offer an unlock for approval in this sweep's alert.
@@ -197,7 +204,10 @@ pub struct Plan {
 /// Decides everything about one lock at `now`. Pure: see the module docs for the rules.
 pub fn decide(policy: &StaleLockPolicy, evidence: &LockEvidence<'_>, now: DateTime<Utc>) -> Plan {
     let lock = evidence.lock;
-    let verdict = policy.evaluate(lock, evidence.liveness, evidence.gaps, now);
+    let mut verdict = policy.evaluate(lock, evidence.liveness, evidence.gaps, now);
+    if evidence.unlocks_paused {
+        pause_unlocks(&mut verdict);
+    }
     let snoozed = evidence.snoozed_until.is_some_and(|until| now < until);
 
     let mut withdraw = Vec::new();
@@ -272,6 +282,26 @@ pub fn decide(policy: &StaleLockPolicy, evidence: &LockEvidence<'_>, now: DateTi
     }
 }
 
+/// The kill switch applied to a verdict: auto-expiry becomes a proposal, and a lock that is
+/// proposed says that unlocks are paused (so nobody approves expecting a release).
+fn pause_unlocks(verdict: &mut Verdict) {
+    let reason = match verdict.level {
+        Level::AutoExpire => {
+            verdict.level = Level::ProposeUnlock;
+            verdict.why.retain(|r| *r != Reason::AutoExpiring);
+            Reason::UnlocksPaused {
+                instead_of_expiry: true,
+            }
+        }
+        Level::ProposeUnlock => Reason::UnlocksPaused {
+            instead_of_expiry: false,
+        },
+        Level::Fresh | Level::Warn => return,
+    };
+    verdict.why.push(reason);
+    verdict.reasons = verdict.why.iter().map(ToString::to_string).collect();
+}
+
 /// What force-unlock may do with an approved proposal, decided by [`decide`] on evidence read
 /// just before the delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,6 +313,21 @@ pub enum ApprovalCheck {
     /// Liveness since the proposal could not be read: refuse for now (nothing deleted, the
     /// proposal stays open so the approval can be given again).
     CannotConfirm(String),
+    /// The kill switch is on: refuse, touching nothing (the proposal stays open, so this same
+    /// approval works once unlocks are resumed, until `usable_until`).
+    UnlocksPaused { usable_until: DateTime<Utc> },
+}
+
+/// The kill switch's answer to an approval of `proposal`, before anything else is read or
+/// written: `Some` while unlocks are paused. [`check_approval`] starts with it; force-unlock also
+/// asks it before claiming the proposal, so a paused stack leaves the proposal exactly as it was.
+pub fn unlocks_paused_check(
+    unlocks_paused: bool,
+    proposal: &OpenProposal,
+) -> Option<ApprovalCheck> {
+    unlocks_paused.then_some(ApprovalCheck::UnlocksPaused {
+        usable_until: proposal.expires_at,
+    })
 }
 
 /// The final check before force-unlock deletes `proposal`'s lock: the same [`decide`] the reaper
@@ -290,14 +335,20 @@ pub enum ApprovalCheck {
 /// ([`GapCause::Unreadable`]) refuse: a person approved a lock whose inherent gaps (Gyro) and
 /// coverage gaps (its state bucket is not covered, so no role of this deployment can ever read it)
 /// the alert named; refusing those would make the approval impossible for good.
+/// While `unlocks_paused`, the answer is [`ApprovalCheck::UnlocksPaused`] whatever the evidence:
+/// the kill switch changes nothing.
 pub fn check_approval(
     policy: &StaleLockPolicy,
     lock: &LockRecord,
     liveness: &Liveness,
     gaps: &[EvidenceGap],
     proposal: &OpenProposal,
+    unlocks_paused: bool,
     now: DateTime<Utc>,
 ) -> ApprovalCheck {
+    if let Some(paused) = unlocks_paused_check(unlocks_paused, proposal) {
+        return paused;
+    }
     let open = std::slice::from_ref(proposal);
     let plan = decide(
         policy,
@@ -308,6 +359,7 @@ pub fn check_approval(
             alert: None,
             snoozed_until: None,
             open_proposals: open,
+            unlocks_paused,
         },
         now,
     );

@@ -144,6 +144,7 @@ struct Case {
     gaps: Vec<EvidenceGap>,
     alert: Option<AlertState>,
     snoozed_until: Option<DateTime<Utc>>,
+    unlocks_paused: bool,
     now: DateTime<Utc>,
     // Expected:
     level: Level,
@@ -164,6 +165,7 @@ fn case(name: &'static str) -> Case {
         gaps: Vec::new(),
         alert: None,
         snoozed_until: None,
+        unlocks_paused: false,
         now: at(5 * H),
         level: Level::Fresh,
         expire: false,
@@ -369,6 +371,49 @@ fn cases() -> Vec<Case> {
             propose: Propose::New,
             ..case("snooze over: auto-expiry resumes")
         },
+        // The kill switch (issue 17): nothing is expired; what would be is proposed, saying why.
+        Case {
+            policy: auto_expire(),
+            unlocks_paused: true,
+            level: Level::ProposeUnlock,
+            send: Some((AlertKind::New, Level::ProposeUnlock)),
+            propose: Propose::New,
+            reasons: &[
+                "unlocks are paused on this stack (UnlocksPaused=true): lockreaper does not release it although auto-expiry would",
+                "refused without being used up",
+            ],
+            ..case("paused: a lock auto-expiry would release is proposed instead")
+        },
+        Case {
+            unlocks_paused: true,
+            level: Level::ProposeUnlock,
+            send: Some((AlertKind::New, Level::ProposeUnlock)),
+            propose: Propose::New,
+            reasons: &[
+                "auto-expiry is off (AUTO_EXPIRE=false)",
+                "unlocks are paused on this stack (UnlocksPaused=true): nothing is deleted, not even on approval",
+            ],
+            ..case("paused: a proposal's alert says approvals are refused while paused")
+        },
+        Case {
+            policy: auto_expire(),
+            unlocks_paused: true,
+            now: at(2 * H),
+            level: Level::Warn,
+            send: Some((AlertKind::New, Level::Warn)),
+            ..case("paused: a warning stays a warning")
+        },
+        Case {
+            policy: auto_expire(),
+            unlocks_paused: true,
+            liveness: written(at(5 * H + 10 * 60)),
+            alert: Some(alerted(Level::ProposeUnlock, at(4 * H + 30 * 60), vec![p1.clone()])),
+            now: at(5 * H + 15 * 60),
+            level: Level::Warn,
+            withdraw: &["P1"],
+            reasons: &["holder probably alive"],
+            ..case("paused: a sign of life still withdraws a proposal (a withdrawal deletes nothing)")
+        },
     ]
 }
 
@@ -382,6 +427,7 @@ fn decision_table() {
             alert: c.alert.as_ref(),
             snoozed_until: c.snoozed_until,
             open_proposals: c.alert.as_ref().map_or(&[], |a| &a.open_proposals),
+            unlocks_paused: c.unlocks_paused,
         };
         let plan = decide(&c.policy, &evidence, c.now);
         let name = c.name;
@@ -411,6 +457,20 @@ fn decision_table() {
             assert!(!plan.expire, "{name}");
             assert!(plan.verdict.level < Level::AutoExpire, "{name}");
         }
+        // The kill switch, whatever the row: nothing expires, and nothing claims it will.
+        if c.unlocks_paused {
+            assert!(!plan.expire, "{name}");
+            assert!(plan.verdict.level < Level::AutoExpire, "{name}");
+            assert!(
+                !plan
+                    .verdict
+                    .reasons
+                    .iter()
+                    .any(|r| r.contains("lockreaper releases it")),
+                "{name}: {:#?}",
+                plan.verdict.reasons
+            );
+        }
     }
 }
 
@@ -427,6 +487,7 @@ fn withdrawal_says_when_the_holder_wrote_and_when_it_was_proposed() {
             alert: None,
             snoozed_until: None,
             open_proposals: std::slice::from_ref(&p1),
+            unlocks_paused: false,
         },
         at(5 * H + 60),
     );
@@ -504,23 +565,45 @@ fn approval_check_table() {
         ),
     ];
     for (name, lock, liveness, gaps, expected) in rows {
-        let check = check_approval(&policy, &lock, &liveness, &gaps, &p1, at(5 * H + 60));
-        let got = match &check {
-            ApprovalCheck::Proceed => "proceed",
-            ApprovalCheck::Withdraw(_) => "withdraw",
-            ApprovalCheck::CannotConfirm(_) => "cannot-confirm",
-        };
-        assert_eq!(got, expected, "{name}: {check:?}");
+        let check = check_approval(&policy, &lock, &liveness, &gaps, &p1, false, at(5 * H + 60));
+        assert_eq!(check_name(&check), expected, "{name}: {check:?}");
+        // The kill switch answers first, whatever the evidence: it touches nothing (not even a
+        // withdrawal), and the approval stays usable until the proposal expires.
+        let paused = check_approval(&policy, &lock, &liveness, &gaps, &p1, true, at(5 * H + 60));
+        assert_eq!(
+            paused,
+            ApprovalCheck::UnlocksPaused {
+                usable_until: p1.expires_at
+            },
+            "{name}"
+        );
     }
+    assert_eq!(unlocks_paused_check(false, &p1), None);
+    assert_eq!(
+        unlocks_paused_check(true, &p1),
+        Some(ApprovalCheck::UnlocksPaused {
+            usable_until: at(28 * H + 30 * 60)
+        })
+    );
     let ApprovalCheck::CannotConfirm(text) = check_approval(
         &policy,
         &terraform_lock(),
         &Liveness::default(),
         &[throttled_head()],
         &p1,
+        false,
         at(5 * H),
     ) else {
         panic!("expected cannot-confirm");
     };
     assert!(text.contains("ThrottlingException"), "{text}");
+}
+
+fn check_name(check: &ApprovalCheck) -> &'static str {
+    match check {
+        ApprovalCheck::Proceed => "proceed",
+        ApprovalCheck::Withdraw(_) => "withdraw",
+        ApprovalCheck::CannotConfirm(_) => "cannot-confirm",
+        ApprovalCheck::UnlocksPaused { .. } => "unlocks-paused",
+    }
 }

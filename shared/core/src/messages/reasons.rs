@@ -84,6 +84,15 @@ impl fmt::Display for Reason {
             Reason::DigestMismatch => f.write_str(
                 "the state digest in the lock table does not match the state object: the last state write may be incomplete, so this lock is never expired automatically and a person must check the state before unlocking",
             ),
+            Reason::UnlocksPaused { instead_of_expiry } => {
+                let parameter = crate::config::UNLOCKS_PAUSED_PARAMETER;
+                if *instead_of_expiry {
+                    write!(f, "unlocks are paused on this stack ({parameter}=true): lockreaper does not release it although auto-expiry would; ")?;
+                } else {
+                    write!(f, "unlocks are paused on this stack ({parameter}=true): ")?;
+                }
+                write!(f, "nothing is deleted, not even on approval; an approval given meanwhile is refused without being used up, so it still works once {parameter}=false, until it expires")
+            }
             Reason::Gap(gap) => f.write_str(&gap_sentence(gap)),
             Reason::DeclaredElsewhere { declared, stored } => write!(
                 f,

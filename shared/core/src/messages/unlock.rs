@@ -147,6 +147,12 @@ pub enum Outcome {
     Withdrawn {
         reason: String,
     },
+    /// Refused before anything was touched: the kill switch is on (`UNLOCKS_PAUSED=true`). The
+    /// proposal stays open, so the same approval works once unlocks are resumed, until
+    /// `usable_until`.
+    UnlocksPaused {
+        usable_until: DateTime<Utc>,
+    },
     /// The token (or its proposal) expired.
     TokenExpired {
         expired_at: DateTime<Utc>,
@@ -191,6 +197,7 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::AlreadyDenied(_) => "already-denied",
             Outcome::Withdrawn { .. } => "withdrawn",
+            Outcome::UnlocksPaused { .. } => "unlocks-paused",
             Outcome::Snoozed { .. } => "snoozed",
             Outcome::TokenExpired { .. } => "token-expired",
             Outcome::TokenRejected { .. } => "token-rejected",
@@ -211,7 +218,8 @@ impl Outcome {
             Outcome::Unlocked { .. } => EVENT_UNLOCKED,
             Outcome::LockChanged { .. }
             | Outcome::AlreadyReleased { .. }
-            | Outcome::Withdrawn { .. } => EVENT_NOT_UNLOCKED,
+            | Outcome::Withdrawn { .. }
+            | Outcome::UnlocksPaused { .. } => EVENT_NOT_UNLOCKED,
             Outcome::Failed { .. } => EVENT_UNLOCK_FAILED,
             Outcome::Denied => EVENT_UNLOCK_DENIED,
             Outcome::Snoozed { .. } => EVENT_SNOOZED,
@@ -520,6 +528,24 @@ impl Texts {
                 format!("Proposal for {path} withdrawn: the holder is alive"),
                 text_steps(vec!["Nothing to do while the run is still working. If it gets stuck again, lockreaper proposes the unlock again; approve from that alert.".to_owned()]),
             ),
+            Outcome::UnlocksPaused { usable_until } => {
+                let parameter = crate::config::UNLOCKS_PAUSED_PARAMETER;
+                t(
+                    ":double_vertical_bar:",
+                    format!("Not unlocked, unlocks are paused: {path}"),
+                    "Not unlocked (unlocks paused): ",
+                    format!(
+                        "Unlocks are paused on this stack ({parameter}=true); nothing was deleted. The approval of {} was not used up: it stays usable until {}.",
+                        md_code(&lock_id),
+                        fmt_time(*usable_until)
+                    ),
+                    format!("Unlock of {path} refused: unlocks are paused"),
+                    text_steps(vec![format!(
+                        "Once whoever paused unlocks has redeployed with {parameter}=false, approve again from the alert (before {}); until then nothing is deleted.",
+                        fmt_time(*usable_until)
+                    )]),
+                )
+            }
             Outcome::Snoozed { until } => t(
                 ":zzz:",
                 format!("Alerts snoozed until {}: {path}", fmt_time(*until)),

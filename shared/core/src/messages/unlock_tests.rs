@@ -141,6 +141,9 @@ fn every_outcome() -> Vec<Outcome> {
         Outcome::Snoozed {
             until: t0() + chrono::Duration::hours(8),
         },
+        Outcome::UnlocksPaused {
+            usable_until: t0() + chrono::Duration::hours(24),
+        },
         Outcome::TokenExpired { expired_at: t0() },
         Outcome::TokenRejected {
             problem: "approval token has a bad signature".to_owned(),
@@ -422,5 +425,26 @@ fn withdrawn_says_the_holder_is_alive_and_nothing_was_deleted_in_the_thread() {
         "{}",
         m.subject
     );
+    assert!(!outcome.unlocked());
+}
+
+#[test]
+fn unlocks_paused_names_the_parameter_and_keeps_the_approval() {
+    let proposal = proposal_of(vec![tf_lock(TF_PATH)]);
+    let outcome = Outcome::UnlocksPaused {
+        usable_until: t0() + chrono::Duration::hours(24),
+    };
+    let m = result_message(Some(&proposal), &decision(), &outcome);
+    let chat = chat_of(&m);
+    assert_eq!(chat["metadata"]["threadId"], THREAD);
+    let description = chat["content"]["description"].as_str().unwrap();
+    for expected in [
+        "Unlocks are paused on this stack (UnlocksPaused=true); nothing was deleted.",
+        "stays usable until 2025-03-05",
+    ] {
+        assert!(description.contains(expected), "{description}");
+    }
+    assert!(m.email.contains("UnlocksPaused=false"), "{}", m.email);
+    assert!(m.subject.contains("unlocks paused"), "{}", m.subject);
     assert!(!outcome.unlocked());
 }

@@ -238,6 +238,12 @@ pub enum Reason {
     },
     /// The `-md5` digest contradicts the state object.
     DigestMismatch,
+    /// The kill switch is on (`UNLOCKS_PAUSED=true`): nothing is deleted, automatically or on
+    /// approval. `instead_of_expiry`: without it this lock would have been expired automatically.
+    /// Added by [`crate::decision::decide`], not by the policy.
+    UnlocksPaused {
+        instead_of_expiry: bool,
+    },
     /// Liveness evidence that could not be read or does not exist.
     Gap(EvidenceGap),
     /// The lock's own JSON names another state path than where it is stored.
