@@ -79,6 +79,14 @@ PARAMETER_SETS = {
         "SearchLockFiles": "false",
         "LockTables": "tf-locks",
     },
+    # issue 17: each entry its own prefix; a bare bucket takes the deprecated StateKeyPrefix and
+    # `bucket/` means the whole bucket
+    "per-bucket prefixes, one bare bucket with StateKeyPrefix, auto-expire": {
+        "LockTables": "tf-locks",
+        "StateBuckets": "acme-tfstate/network/,acme-tfstate/env:/prod/dns/,acme.gyro,team-a-state/",
+        "StateKeyPrefix": "legacy/",
+        "AutoExpire": "true",
+    },
     "three tables, two streams, three buckets, auto-expire, local emulator": {
         "LockTables": ",".join(TABLES[:3]),
         "LockTableStreamArns": ",".join(stream(t) for t in TABLES[:2]),
@@ -280,6 +288,38 @@ class EffectivePermissions(unittest.TestCase):
         self.assertEqual(none["LOCK_BUCKETS"], "")
         self.assertFalse(any("s3:DeleteObject" in g for g in none["roles"]["ReaperRole"]))
         self.assertEqual(len([g for g in none["roles"]["ForceUnlockRole"] if "s3:DeleteObject" in g]), 2)
+        prefixed = self.now["per-bucket prefixes, one bare bucket with StateKeyPrefix, auto-expire"]
+        self.assertEqual(
+            prefixed["LOCK_BUCKETS"],
+            "acme-tfstate/network/,acme-tfstate/env:/prod/dns/,acme.gyro/legacy/,team-a-state/",
+        )
+        for role in ("ReaperRole", "ForceUnlockRole"):
+            with self.subTest(role=role):
+                reads = sorted(g for g in prefixed["roles"][role] if " s3:GetObject " in g)
+                self.assertEqual(
+                    reads,
+                    [
+                        "Allow s3:GetObject arn:aws:s3:::acme-tfstate/env:/prod/dns/* {}",
+                        "Allow s3:GetObject arn:aws:s3:::acme-tfstate/network/* {}",
+                        "Allow s3:GetObject arn:aws:s3:::acme.gyro/legacy/* {}",
+                        "Allow s3:GetObject arn:aws:s3:::team-a-state/* {}",
+                    ],
+                )
+                deletes = sorted(g for g in prefixed["roles"][role] if " s3:DeleteObject " in g)
+                self.assertEqual(
+                    deletes,
+                    [
+                        "Allow s3:DeleteObject arn:aws:s3:::acme-tfstate/env:/prod/dns/*.tflock {}",
+                        "Allow s3:DeleteObject arn:aws:s3:::acme-tfstate/network/*.tflock {}",
+                        "Allow s3:DeleteObject arn:aws:s3:::acme.gyro/legacy/*.tflock {}",
+                        "Allow s3:DeleteObject arn:aws:s3:::team-a-state/*.tflock {}",
+                    ],
+                )
+                listing = {g for g in prefixed["roles"][role] if " s3:ListBucket " in g}
+                self.assertEqual(
+                    listing,
+                    {f"Allow s3:ListBucket arn:aws:s3:::{b} {{}}" for b in ("acme-tfstate", "acme.gyro", "team-a-state")},
+                )
 
 
 if __name__ == "__main__":
