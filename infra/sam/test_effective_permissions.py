@@ -322,6 +322,86 @@ class EffectivePermissions(unittest.TestCase):
                 )
 
 
+# Properties that give a resource its physical name. A resource without one gets a name CloudFormation
+# generates from the stack name, the logical ID and a random suffix (CloudFormation User Guide, "Name
+# type"), which cannot collide.
+NAME_PROPERTIES = (
+    "TopicName", "LogGroupName", "RoleName", "FunctionName", "TableName", "QueueName", "Name",
+    "ActionName", "ConfigurationName", "DashboardName", "AlarmName", "ManagedPolicyName",
+)
+
+
+class StackResolver(Resolver):
+    """A Resolver for one stack name, where a Ref to a resource is its physical name: the name it is
+    given, else one CloudFormation generates from the stack name."""
+
+    def __init__(self, template: dict, overrides: dict[str, str], stack: str):
+        self.stack = stack
+        super().__init__(template, overrides)
+
+    def ref(self, name: str):
+        if name == "AWS::StackName":
+            return self.stack
+        if name in self.t["Resources"]:
+            props = self.t["Resources"][name].get("Properties", {})
+            for key in NAME_PROPERTIES:
+                if key in props:
+                    return self.value(props[key])
+            return f"{self.stack}-{name}-GENERATED"
+        return super().ref(name)
+
+    def value(self, node):
+        # an attribute of a resource belongs to that resource's physical name
+        if isinstance(node, dict) and list(node) == ["Fn::GetAtt"]:
+            logical, attribute = node["Fn::GetAtt"] if isinstance(node["Fn::GetAtt"], list) else node["Fn::GetAtt"].split(".", 1)
+            return f"{self.ref(logical)}.{attribute}"
+        return super().value(node)
+
+
+def physical_names_and_alarm_selectors(template: dict, stack: str) -> dict[str, object]:
+    r = StackResolver(template, PARAMETER_SETS["five of each, prefix, auto-expire, Slack, publishers"], stack)
+    out: dict[str, object] = {}
+    for logical, v in template["Resources"].items():
+        if not r.present(logical):
+            continue
+        props = v.get("Properties", {})
+        for key in NAME_PROPERTIES:
+            # a name left out (`AWS::NoValue`, e.g. RoleName without RoleNamePrefix) is generated
+            if key in props and (name := r.value(props[key])) is not NO_VALUE:
+                out[f"{logical}.{key}"] = name
+        if v["Type"] == "AWS::CloudWatch::Alarm":
+            p = r.value(props)
+            # what the alarm reads: a metric (namespace, name, dimensions) or a metric query
+            out[f"{logical} reads"] = json.dumps(
+                p.get("Metrics") or [p.get("Namespace"), p.get("MetricName"), p.get("Dimensions")], sort_keys=True
+            )
+    return out
+
+
+class TwoStacks(unittest.TestCase):
+    """Issue 17: two stacks in one account and region, deployed with the same parameters (names left
+    to their defaults), share no physical name (a second stack's create would fail on it) and no
+    alarm reads the other stack's metrics."""
+
+    def test_no_physical_name_or_alarm_selector_is_shared(self):
+        template = load_template()
+        blue = physical_names_and_alarm_selectors(template, "lockreaper-blue")
+        green = physical_names_and_alarm_selectors(template, "lockreaper-green")
+        self.assertEqual(sorted(blue), sorted(green))
+        self.assertGreaterEqual(len([k for k in blue if k.endswith(" reads")]), 10)
+        for key in ("ApprovalTopic.TopicName", "ReaperLogGroup.LogGroupName", "ReaperFunction.FunctionName", "Dashboard.DashboardName"):
+            self.assertIn(key, blue)
+        shared = {key: blue[key] for key in blue if blue[key] == green[key]}
+        self.maxDiff = None
+        self.assertEqual(shared, {})
+
+    def test_the_alarms_read_the_stacks_own_namespace(self):
+        template = load_template()
+        selectors = physical_names_and_alarm_selectors(template, "lockreaper-blue")
+        self.assertIn('SCHEMA(\\"LockReaper/lockreaper-blue\\", LockTable)', selectors["OldestLockAgeAlarm reads"])
+        self.assertIn('"LockReaper/lockreaper-blue"', selectors["ReaperSilentAlarm reads"])
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--record"]:
         SNAPSHOT.write_text(json.dumps(current(), indent=1, sort_keys=True) + "\n")

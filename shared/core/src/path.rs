@@ -357,6 +357,14 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_of_forty_root_modules_parses() {
+        // README.md, "Many root modules: buckets and prefixes"
+        let scopes = parse_bucket_list("acme-tfstate-network,acme-tfstate-platform/teams/,acme-tfstate-platform/shared/,acme-tfstate-data/env:/prod/,acme-tfstate-data/prod/,acme-legacy-state/terraform/").unwrap();
+        assert_eq!(scopes.len(), 6);
+        assert!(scopes[3].covers("acme-tfstate-data", "env:/prod/etl/terraform.tfstate"));
+    }
+
+    #[test]
     fn scope_coverage() {
         let scope = BucketScope::parse("acme/env:/prod/").unwrap();
         assert!(scope.covers("acme", "env:/prod/net/terraform.tfstate"));
