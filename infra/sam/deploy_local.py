@@ -478,7 +478,7 @@ def main() -> int:
         alert_topic, approval_topic = outputs["AlertTopicArn"], outputs["ApprovalTopicArn"]
         topics = {t["TopicArn"] for t in aws.sns.list_topics()["Topics"]}
         check({alert_topic, approval_topic} <= topics, "alert and approvals topics exist")
-        check(approval_topic.endswith(":lockreaper-ok"), "approvals topic has its short name", approval_topic)
+        check(approval_topic.endswith(f":{STACK}-ok"), "approvals topic is named after the stack", approval_topic)
         command = outputs["ChatApproveCommand"]
         check(command == f"sns publish --topic-arn {approval_topic} --message $token", "ChatApproveCommand output", command)
         policy = json.loads(aws.sns.get_topic_attributes(TopicArn=approval_topic)["Attributes"]["Policy"])

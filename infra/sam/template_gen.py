@@ -2,17 +2,29 @@
 """`make template`: write template.yaml from infra/sam/template.in.yaml, the one place where the
 "for each configured table / bucket / stream" parts of the stack are written.
 
-Why generated. CloudFormation cannot map over a list parameter: `Fn::Join`'s delimiter must be a
-literal, so `arn:${AWS::Partition}:…:table/<name>` cannot be built per element of `LockTables`, and
-SAM events cannot loop. `Fn::ForEach` (AWS::LanguageExtensions) does not close the gap either: it
-repeats keys of a mapping (resources, conditions, outputs, properties), never elements of a list,
-so an IAM statement's `Resource` list still needs one entry per table; its collection must be a
-literal list or a `Ref` to a CommaDelimitedList parameter (docs.aws.amazon.com/AWSCloudFormation/
-latest/TemplateReference/intrinsic-function-reference-foreach.html), which would change the type of
-`LockTables`, `StateBuckets` and `LockTableStreamArns` (the user's contract) and name resources
-after table names. So every list parameter is read through SLOTS fixed slots (the list padded with
-empty entries, `"${List},,,,"`; slot i is element i, switched off by its condition when empty), and
-this script writes the slots out; the source says each thing once.
+Why generated, not `Fn::ForEach`. CloudFormation cannot map over a list parameter: `Fn::Join`'s
+delimiter must be a literal, so `arn:${AWS::Partition}:…:table/<name>` cannot be built per element
+of `LockTables`, and SAM events cannot loop. `Fn::ForEach` (AWS::LanguageExtensions, handled by SAM
+CLI 1.170, cfn-lint 1.58 and ministack) was tried for issue 17 and does not close the gap:
+
+- it repeats keys of a mapping (resources, conditions, outputs, properties), never elements of a
+  list, so an IAM statement's `Resource` list still needs one entry per table or bucket (asked for
+  in github.com/aws-cloudformation/cfn-language-discussion/issues/161, open). One IAM resource per
+  entry instead hits IAM's quotas first: a role's inline policies share 10,240 characters, and a
+  role takes at most 10 (20 on request) managed policies;
+- an empty CommaDelimitedList parameter is the list `[""]`, so a loop over an empty optional list
+  still makes one resource with an empty value (a stream mapping with no stream: the deploy fails)
+  (cfn-language-discussion issues 102 and 154), and a loop's resources cannot carry a condition
+  that depends on the element (`Condition` takes a literal name);
+- its collection must be a literal list or a `Ref` to a CommaDelimitedList parameter
+  (docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-
+  foreach.html), which would change the type of `LockTables`, `StateBuckets` and
+  `LockTableStreamArns` (the deployer's contract).
+
+So every list parameter is read through SLOTS fixed slots (the list padded with empty entries,
+`"${List},,,,"`; slot i is element i, switched off by its condition when empty), and this script
+writes the slots out; the source says each thing once. SLOTS is raised to what IAM can hold (see
+SLOTS below); a longer list is refused by the parameter's AllowedPattern at deploy time.
 
 Markers in the source, each a comment line:
 
@@ -36,8 +48,10 @@ Markers in the source, each a comment line:
       a comment for readers of the source only (not copied to template.yaml).
 
 The source is template.yaml with these markers, not itself a valid template. `<form>` is a `!Sub`
-string naming the slot's value as `${<Var>}` (`Name` for LockTables, `Bucket` for StateBuckets, `Arn`
-for LockTableStreamArns). Markers inside a `@for-each-slot` block or a `@define`d block are expanded
+string naming the slot's value as `${<Var>}` (`Name` for LockTables, `Arn` for LockTableStreamArns;
+for StateBuckets, whose entries are `bucket`, `bucket/` or `bucket/prefix`, `Bucket` is the entry's
+bucket name and `Scope` its `bucket/prefix`: the entry itself when it has a `/`, else
+`bucket/${StateKeyPrefix}`, the deprecated default prefix). Markers inside a `@for-each-slot` block or a `@define`d block are expanded
 where the block lands; an error's line number then counts the lines expanded so far.
 
 Usage: template_gen.py            write template.yaml
@@ -59,7 +73,14 @@ TARGET = ROOT / "template.yaml"
 # Entries per list parameter: the only place the number is written. The source uses it as
 # {{SLOTS}} (descriptions) and {{SLOTS-1}} (the list parameters' AllowedPattern, so that a list
 # longer than its slots is refused, never left without its grant or its stream mapping).
-SLOTS = 5
+#
+# Why 40: enough for a platform team's ~40 root modules listed one `bucket/prefix` each, and about
+# what IAM can hold. Each bucket entry adds five ARNs to ForceUnlockRole's inline policies and each
+# table four, and a role's inline policies share 10,240 characters (IAM User Guide, "IAM and AWS STS
+# quotas", "Role policy size"); test_template_gen.py measures the policies at the maximum. The
+# template itself grows by ~6 KB per slot (≈311 KB at 40, under CloudFormation's 1 MB for a template
+# uploaded to S3, which `sam deploy` does).
+SLOTS = 40
 
 
 @dataclass(frozen=True)
@@ -69,17 +90,31 @@ class SlotList:
     parameter: str
     condition: str  # slot N is present when `<condition>N` holds
     var: str  # the name a `<form>` uses for the slot's value
+    # StateBuckets only: a form names the parts of a `bucket[/prefix]` entry instead
+    bucket_parts: bool = False
 
     def item(self, index: int) -> str:
         padding = "," * (SLOTS - 1)
         return f'!Select [{index}, !Split [",", !Sub "${{{self.parameter}}}{padding}"]]'
+
+    def variables(self, index: int) -> dict[str, str]:
+        """Every `${…}` a form may use for slot `index`, and its value."""
+        if not self.bucket_parts:
+            return {self.var: self.item(index)}
+        entry = self.item(index)
+        return {
+            # the text before the first `/` (the whole entry when it has none)
+            "Bucket": f'!Select [0, !Split ["/", {entry}]]',
+            # `StateBucketHasPrefix<n>`: the entry has a `/` (conditions in template.in.yaml)
+            "Scope": f'!If [StateBucketHasPrefix{index + 1}, {entry}, !Sub ["${{Entry}}/${{StateKeyPrefix}}", {{Entry: {entry}}}]]',
+        }
 
 
 LISTS = {
     s.parameter: s
     for s in (
         SlotList("LockTables", "HasLockTable", "Name"),
-        SlotList("StateBuckets", "HasStateBucket", "Bucket"),
+        SlotList("StateBuckets", "HasStateBucket", "Bucket", bucket_parts=True),
         SlotList("LockTableStreamArns", "HasStream", "Arn"),
     )
 }
@@ -105,7 +140,9 @@ def slot_list(name: str, where: str) -> SlotList:
 def slot_items(indent: str, lst: SlotList, form: str, given_first: bool) -> list[str]:
     out: list[str] = []
     for index in range(SLOTS):
-        sub = ["- !Sub", f"  - {form}", f"  - {lst.var}: {lst.item(index)}"]
+        used = [(name, value) for name, value in lst.variables(index).items() if f"${{{name}}}" in form]
+        variables = [f"  - {name}: {value}" if i == 0 else f"    {name}: {value}" for i, (name, value) in enumerate(used)]
+        sub = ["- !Sub", f"  - {form}", *variables]
         if index == 0 and given_first:
             out += [indent + line for line in sub]
         else:
@@ -167,8 +204,9 @@ def generate(source: str) -> str:
             if not sep or not form.strip():
                 raise SourceError(f"{where}: expected `# @{kind} <List>: <form>`")
             lst = slot_list(name.strip(), where)
-            if f"${{{lst.var}}}" not in form:
-                raise SourceError(f"{where}: the form does not use ${{{lst.var}}}")
+            names = list(lst.variables(0))
+            if not any(f"${{{name}}}" in form for name in names):
+                raise SourceError(f"{where}: the form uses none of {', '.join(f'${{{n}}}' for n in names)}")
             out += slot_items(indent, lst, form.strip(), kind == "slot-items-given-first")
             i += 1
         elif kind == "for-each-slot":

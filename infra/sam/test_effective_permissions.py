@@ -80,6 +80,14 @@ PARAMETER_SETS = {
         "SearchLockFiles": "false",
         "LockTables": "tf-locks",
     },
+    # issue 17: each entry its own prefix; a bare bucket takes the deprecated StateKeyPrefix and
+    # `bucket/` means the whole bucket
+    "per-bucket prefixes, one bare bucket with StateKeyPrefix, auto-expire": {
+        "LockTables": "tf-locks",
+        "StateBuckets": "acme-tfstate/network/,acme-tfstate/env:/prod/dns/,acme.gyro,team-a-state/",
+        "StateKeyPrefix": "legacy/",
+        "AutoExpire": "true",
+    },
     "three tables, two streams, three buckets, auto-expire, local emulator": {
         "LockTables": ",".join(TABLES[:3]),
         "LockTableStreamArns": ",".join(stream(t) for t in TABLES[:2]),
@@ -281,6 +289,118 @@ class EffectivePermissions(unittest.TestCase):
         self.assertEqual(none["LOCK_BUCKETS"], "")
         self.assertFalse(any("s3:DeleteObject" in g for g in none["roles"]["ReaperRole"]))
         self.assertEqual(len([g for g in none["roles"]["ForceUnlockRole"] if "s3:DeleteObject" in g]), 2)
+        prefixed = self.now["per-bucket prefixes, one bare bucket with StateKeyPrefix, auto-expire"]
+        self.assertEqual(
+            prefixed["LOCK_BUCKETS"],
+            "acme-tfstate/network/,acme-tfstate/env:/prod/dns/,acme.gyro/legacy/,team-a-state/",
+        )
+        for role in ("ReaperRole", "ForceUnlockRole"):
+            with self.subTest(role=role):
+                reads = sorted(g for g in prefixed["roles"][role] if " s3:GetObject " in g)
+                self.assertEqual(
+                    reads,
+                    [
+                        "Allow s3:GetObject arn:aws:s3:::acme-tfstate/env:/prod/dns/* {}",
+                        "Allow s3:GetObject arn:aws:s3:::acme-tfstate/network/* {}",
+                        "Allow s3:GetObject arn:aws:s3:::acme.gyro/legacy/* {}",
+                        "Allow s3:GetObject arn:aws:s3:::team-a-state/* {}",
+                    ],
+                )
+                deletes = sorted(g for g in prefixed["roles"][role] if " s3:DeleteObject " in g)
+                self.assertEqual(
+                    deletes,
+                    [
+                        "Allow s3:DeleteObject arn:aws:s3:::acme-tfstate/env:/prod/dns/*.tflock {}",
+                        "Allow s3:DeleteObject arn:aws:s3:::acme-tfstate/network/*.tflock {}",
+                        "Allow s3:DeleteObject arn:aws:s3:::acme.gyro/legacy/*.tflock {}",
+                        "Allow s3:DeleteObject arn:aws:s3:::team-a-state/*.tflock {}",
+                    ],
+                )
+                listing = {g for g in prefixed["roles"][role] if " s3:ListBucket " in g}
+                self.assertEqual(
+                    listing,
+                    {f"Allow s3:ListBucket arn:aws:s3:::{b} {{}}" for b in ("acme-tfstate", "acme.gyro", "team-a-state")},
+                )
+
+
+# Properties that give a resource its physical name. A resource without one gets a name CloudFormation
+# generates from the stack name, the logical ID and a random suffix (CloudFormation User Guide, "Name
+# type"), which cannot collide.
+NAME_PROPERTIES = (
+    "TopicName", "LogGroupName", "RoleName", "FunctionName", "TableName", "QueueName", "Name",
+    "ActionName", "ConfigurationName", "DashboardName", "AlarmName", "ManagedPolicyName",
+)
+
+
+class StackResolver(Resolver):
+    """A Resolver for one stack name, where a Ref to a resource is its physical name: the name it is
+    given, else one CloudFormation generates from the stack name."""
+
+    def __init__(self, template: dict, overrides: dict[str, str], stack: str):
+        self.stack = stack
+        super().__init__(template, overrides)
+
+    def ref(self, name: str):
+        if name == "AWS::StackName":
+            return self.stack
+        if name in self.t["Resources"]:
+            props = self.t["Resources"][name].get("Properties", {})
+            for key in NAME_PROPERTIES:
+                if key in props:
+                    return self.value(props[key])
+            return f"{self.stack}-{name}-GENERATED"
+        return super().ref(name)
+
+    def value(self, node):
+        # an attribute of a resource belongs to that resource's physical name
+        if isinstance(node, dict) and list(node) == ["Fn::GetAtt"]:
+            logical, attribute = node["Fn::GetAtt"] if isinstance(node["Fn::GetAtt"], list) else node["Fn::GetAtt"].split(".", 1)
+            return f"{self.ref(logical)}.{attribute}"
+        return super().value(node)
+
+
+def physical_names_and_alarm_selectors(template: dict, stack: str) -> dict[str, object]:
+    r = StackResolver(template, PARAMETER_SETS["five of each, prefix, auto-expire, Slack, publishers"], stack)
+    out: dict[str, object] = {}
+    for logical, v in template["Resources"].items():
+        if not r.present(logical):
+            continue
+        props = v.get("Properties", {})
+        for key in NAME_PROPERTIES:
+            # a name left out (`AWS::NoValue`, e.g. RoleName without RoleNamePrefix) is generated
+            if key in props and (name := r.value(props[key])) is not NO_VALUE:
+                out[f"{logical}.{key}"] = name
+        if v["Type"] == "AWS::CloudWatch::Alarm":
+            p = r.value(props)
+            # what the alarm reads: a metric (namespace, name, dimensions) or a metric query
+            out[f"{logical} reads"] = json.dumps(
+                p.get("Metrics") or [p.get("Namespace"), p.get("MetricName"), p.get("Dimensions")], sort_keys=True
+            )
+    return out
+
+
+class TwoStacks(unittest.TestCase):
+    """Issue 17: two stacks in one account and region, deployed with the same parameters (names left
+    to their defaults), share no physical name (a second stack's create would fail on it) and no
+    alarm reads the other stack's metrics."""
+
+    def test_no_physical_name_or_alarm_selector_is_shared(self):
+        template = load_template()
+        blue = physical_names_and_alarm_selectors(template, "lockreaper-blue")
+        green = physical_names_and_alarm_selectors(template, "lockreaper-green")
+        self.assertEqual(sorted(blue), sorted(green))
+        self.assertGreaterEqual(len([k for k in blue if k.endswith(" reads")]), 10)
+        for key in ("ApprovalTopic.TopicName", "ReaperLogGroup.LogGroupName", "ReaperFunction.FunctionName", "Dashboard.DashboardName"):
+            self.assertIn(key, blue)
+        shared = {key: blue[key] for key in blue if blue[key] == green[key]}
+        self.maxDiff = None
+        self.assertEqual(shared, {})
+
+    def test_the_alarms_read_the_stacks_own_namespace(self):
+        template = load_template()
+        selectors = physical_names_and_alarm_selectors(template, "lockreaper-blue")
+        self.assertIn('SCHEMA(\\"LockReaper/lockreaper-blue\\", LockTable)', selectors["OldestLockAgeAlarm reads"])
+        self.assertIn('"LockReaper/lockreaper-blue"', selectors["ReaperSilentAlarm reads"])
 
 
 if __name__ == "__main__":

@@ -350,7 +350,7 @@ PLACEHOLDERS = {
     "REGION": "eu-west-1",
     "ACCOUNT": "123456789012",
     "ARTIFACT_BUCKET": "aws-sam-cli-managed-default-samclisourcebucket-abc",
-    "APPROVAL_TOPIC_NAME": "lockreaper-ok",
+    "APPROVAL_TOPIC_NAME": "lockreaper-ok",  # the default `<stack name>-ok` for STACK
     "ROLE_PREFIX": "lockreaper",
     "STACK": "lockreaper",
 }
@@ -545,7 +545,7 @@ class DeployerPolicy(unittest.TestCase):
                 f"arn:aws:logs:{region}:{account}:log-group:{r.value(self.t['Resources'][g]['Properties']['LogGroupName'])}"
                 for g in ("ReaperLogGroup", "LockMetricsLogGroup", "ForceUnlockLogGroup")
             ],
-            "TopicsAndSubscriptions": [f"arn:aws:sns:{region}:{account}:{r.value(self.t['Parameters']['ApprovalTopicName']['Default'])}"],
+            "TopicsAndSubscriptions": [f"arn:aws:sns:{region}:{account}:{r.value(self.t['Resources']['ApprovalTopic']['Properties']['TopicName'])}"],
             "AlarmsAndDashboard": [
                 f"arn:aws:cloudwatch::{account}:dashboard/"
                 + r.value(self.t["Resources"]["Dashboard"]["Properties"]["DashboardName"]).replace("eu-west-1", region)

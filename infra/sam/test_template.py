@@ -795,10 +795,9 @@ class Template(unittest.TestCase):
             with self.subTest(key=key):
                 self.assertEqual(force_unlock[0].get(key), reaper[0].get(key))
         self.assertEqual(reaper[0]["_if"], "HasStateBuckets")
-        self.assertEqual(
-            reaper[0]["Condition"],
-            {"Fn::If": ["HasStateKeyPrefix", {"StringLike": {"s3:prefix": {"Fn::Sub": "${StateKeyPrefix}*"}}}, {"Ref": "AWS::NoValue"}]},
-        )
+        # per bucket, not narrowed to an entry's prefix (the template cannot cut it out of
+        # `bucket/prefix`; see the comment on ListStateBuckets): listing shows key names only
+        self.assertNotIn("Condition", reaper[0])
         # and force-unlock does read state objects and lock files (HeadObject needs s3:GetObject)
         gets = [s for s in self.role_statements()["ForceUnlockRole"] if "s3:GetObject" in self.actions(s)]
         self.assertEqual(len(gets), 1)
@@ -807,10 +806,10 @@ class Template(unittest.TestCase):
 
     # ---------------------------------------------------------------- slots
 
-    def test_list_parameters_admit_at_most_five_entries(self):
+    def test_list_parameters_admit_at_most_slots_entries(self):
         samples = {
             "LockTables": "tf-locks",
-            "StateBuckets": "acme-tfstate",
+            "StateBuckets": "acme-tfstate/env:/prod/network/",
             "LockTableStreamArns": "arn:aws:dynamodb:eu-west-1:123456789012:table/tf-locks/stream/2026-11-23T19:38:34.588",
         }
         for name, one in samples.items():
@@ -820,10 +819,17 @@ class Template(unittest.TestCase):
                 self.assertTrue(pattern.fullmatch(",".join([one] * SLOTS)))
                 self.assertFalse(pattern.fullmatch(",".join([one] * (SLOTS + 1))))
                 self.assertFalse(pattern.fullmatch(f"{one}, {one}"))
+        # StateBuckets entries: `bucket`, `bucket/` or `bucket/prefix`, no IAM wildcard or policy
+        # variable in a prefix (it would widen the object grant `<bucket>/<prefix>*`)
+        buckets = re.compile(self.params["StateBuckets"]["AllowedPattern"])
+        for good in ("acme", "acme/", "acme/env:/prod/", "acme,acme.gyro/team a/"):
+            self.assertTrue(buckets.fullmatch(good), good)
+        for bad in ("acme/*", "acme/a?", "acme/${aws:username}/", "Acme", "acme//x,", "/x"):
+            self.assertFalse(buckets.fullmatch(bad), bad)
         conditions = self.t["Conditions"]
-        for prefix in ("HasLockTable", "HasStateBucket", "HasStream"):
-            self.assertEqual(sorted(c for c in conditions if re.fullmatch(rf"{prefix}\d", c)), [f"{prefix}{i}" for i in range(1, SLOTS + 1)])
-        self.assertEqual(sorted(k for k in self.res if k.startswith("LockStreamMapping")), [f"LockStreamMapping{i}" for i in range(1, SLOTS + 1)])
+        for prefix in ("HasLockTable", "HasStateBucket", "StateBucketHasPrefix", "HasStream"):
+            self.assertEqual(sorted((c for c in conditions if re.fullmatch(rf"{prefix}\d+", c)), key=lambda c: int(c[len(prefix) :])), [f"{prefix}{i}" for i in range(1, SLOTS + 1)])
+        self.assertEqual(sorted((k for k in self.res if k.startswith("LockStreamMapping")), key=lambda k: int(k[len("LockStreamMapping") :])), [f"LockStreamMapping{i}" for i in range(1, SLOTS + 1)])
 
     def test_stream_mappings(self):
         for i in range(1, SLOTS + 1):
@@ -1149,11 +1155,16 @@ class Template(unittest.TestCase):
         pattern = rule["Properties"]["EventPattern"]
         self.assertEqual(pattern["source"], ["aws.s3"])
         self.assertEqual(pattern["detail-type"], ["Object Created", "Object Deleted"])
-        with_prefix, without = pattern["detail"]["Fn::If"][1:]
-        self.assertEqual(pattern["detail"]["Fn::If"][0], "HasStateKeyPrefix")
-        buckets = {"Fn::Split": [",", {"Ref": "StateBuckets"}]}
-        self.assertEqual(with_prefix, {"bucket": {"name": buckets}, "object": {"key": [{"prefix": {"Ref": "StateKeyPrefix"}}]}})
-        self.assertEqual(without, {"bucket": {"name": buckets}})
+        # One bucket name per StateBuckets slot (the entry's text before `/`), no key filter:
+        # one pattern cannot pair each bucket with its own prefix (see the template's comment).
+        self.assertEqual(set(pattern["detail"]), {"bucket"})
+        names = pattern["detail"]["bucket"]["name"]
+        self.assertEqual(len(names), SLOTS)
+        first_entry = {"Fn::Select": [0, {"Fn::Split": [",", {"Fn::Sub": "${StateBuckets}" + "," * (SLOTS - 1)}]}]}
+        self.assertEqual(names[0], {"Fn::Sub": ["${Bucket}", {"Bucket": {"Fn::Select": [0, {"Fn::Split": ["/", first_entry]}]}}]})
+        for n, item in enumerate(names[1:], start=2):
+            self.assertEqual(item["Fn::If"][0], f"HasStateBucket{n}")
+            self.assertEqual(item["Fn::If"][2], {"Ref": "AWS::NoValue"})
         (target,) = rule["Properties"]["Targets"]
         self.assertEqual(target["Arn"], {"Fn::GetAtt": ["LockMetricsFunction", "Arn"]})
         self.assertEqual(target["DeadLetterConfig"]["Arn"], {"Fn::GetAtt": ["S3EventFailureQueue", "Arn"]})

@@ -8,6 +8,7 @@ with another SLOTS passes cfn-lint and grants every slot). Run with the deploy v
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tempfile
@@ -37,7 +38,22 @@ class Markers(unittest.TestCase):
         self.assertEqual(out.count("    - !Ref AWS::NoValue"), SLOTS)
         for n in range(1, SLOTS + 1):
             self.assertIn(f"    - HasStateBucket{n}", out)
-            self.assertIn(f'      - Bucket: !Select [{n - 1}, !Split [",", !Sub "${{StateBuckets}}{"," * (SLOTS - 1)}"]]', out)
+            entry = f'!Select [{n - 1}, !Split [",", !Sub "${{StateBuckets}}{"," * (SLOTS - 1)}"]]'
+            self.assertIn(f'      - Bucket: !Select [0, !Split ["/", {entry}]]', out)
+
+    def test_a_bucket_entrys_scope_is_itself_or_takes_the_default_prefix(self):
+        out = expand("X:\n  # @slot-items StateBuckets: ${Scope}* in ${Bucket}\n")
+        entry = f'!Select [1, !Split [",", !Sub "${{StateBuckets}}{"," * (SLOTS - 1)}"]]'
+        at = out.index("    - HasStateBucket2")
+        self.assertEqual(
+            out[at + 1 : at + 5],
+            [
+                "    - !Sub",
+                "      - ${Scope}* in ${Bucket}",
+                f'      - Bucket: !Select [0, !Split ["/", {entry}]]',
+                f'        Scope: !If [StateBucketHasPrefix2, {entry}, !Sub ["${{Entry}}/${{StateKeyPrefix}}", {{Entry: {entry}}}]]',
+            ],
+        )
 
     def test_slot_items_given_first_leaves_slot_one_unconditional(self):
         out = expand("  # @slot-items-given-first LockTables: t/${Name}\n")
@@ -74,7 +90,7 @@ class Markers(unittest.TestCase):
     def test_mistakes_are_refused_by_name(self):
         cases = {
             "  # @slot-items Tables: ${Name}\n": "unknown list 'Tables'",
-            "  # @slot-items LockTables: ${Bucket}\n": "does not use ${Name}",
+            "  # @slot-items LockTables: ${Bucket}\n": "uses none of ${Name}",
             "  # @slot-items LockTables ${Name}\n": "expected `# @slot-items <List>: <form>`",
             "  # @for-each-slot LockTables\n  x: 1\n": "no `# @end`",
             "  # @for-each-slot LockTables\n  x: 1\n  # @end\n": "uses neither",
@@ -136,6 +152,71 @@ class TheRealSource(unittest.TestCase):
         pattern = re.compile(template["Parameters"]["LockTables"]["AllowedPattern"])
         self.assertTrue(pattern.fullmatch(",".join(tables)))
         self.assertFalse(pattern.fullmatch(",".join(tables + ["table-x"])))
+
+
+# IAM User Guide, "IAM and AWS STS quotas": "Role policy size cannot exceed 10,240 characters" (the
+# aggregate of a role's inline policies; whitespace not counted). An AWS::IAM::Policy attached to a
+# role is one of its inline policies. The template admits SLOTS entries per list, but this budget
+# binds first; infra/sam/README.md ("How many tables and buckets") gives the numbers measured here.
+ROLE_INLINE_POLICY_LIMIT = 10_240
+
+
+def inline_policy_sizes(overrides: dict[str, str]) -> dict[str, int]:
+    """Characters of each role's inline policies (compact JSON) as deployed with `overrides`.
+    A `<Resource.Arn>` the resolver cannot know is counted as 100 characters, more than any ARN of
+    this stack's own resources."""
+    template = test_effective_permissions.load_template()
+    r = test_effective_permissions.Resolver(template, overrides)
+    res = {k: v for k, v in template["Resources"].items() if r.present(k)}
+
+    def size(document) -> int:
+        text = json.dumps(document, separators=(",", ":"))
+        return len(re.sub(r"<[A-Za-z0-9.]+>", "x" * 100, text))
+
+    sizes = {}
+    for logical, v in res.items():
+        if v["Type"] == "AWS::IAM::Role":
+            sizes[logical] = sum(size(p["PolicyDocument"]) for p in r.value(v["Properties"]).get("Policies", []))
+    for v in res.values():
+        if v["Type"] == "AWS::IAM::Policy":
+            props = r.value(v["Properties"])
+            for role in props["Roles"]:
+                sizes[role.strip("<>")] += size(props["PolicyDocument"])
+    return sizes
+
+
+def sources(tables: int, buckets: int) -> dict[str, str]:
+    # names of a realistic length: 30-character tables, 52-character `bucket/prefix` entries
+    names = [f"acme-platform-team-{i:02d}-tf-locks" for i in range(tables)]
+    return {
+        "LockTables": ",".join(names),
+        "LockTableStreamArns": ",".join(test_effective_permissions.stream(t) for t in names),
+        "StateBuckets": ",".join(f"acme-terraform-state-prod/root-modules/network-{i:02d}/" for i in range(buckets)),
+        "AutoExpire": "true",
+    }
+
+
+class RolePolicyBudget(unittest.TestCase):
+    def test_what_fits_in_a_roles_inline_policies(self):
+        # the documented fits: 15 tables and 15 such bucket entries; or all SLOTS bucket entries
+        # when each names a whole short-named bucket
+        for label, overrides in {
+            "15 tables, 15 bucket/prefix entries": sources(15, 15),
+            f"{SLOTS} short bucket names": {"StateBuckets": ",".join(f"acme-tfstate-{i:02d}" for i in range(SLOTS)), "AutoExpire": "true"},
+        }.items():
+            with self.subTest(label):
+                sizes = inline_policy_sizes(overrides)
+                self.assertLess(max(sizes.values()), ROLE_INLINE_POLICY_LIMIT, sizes)
+
+    def test_the_slot_maximum_with_long_entries_is_beyond_iam(self):
+        # what the README warns about: SLOTS tables and SLOTS long bucket entries do not fit, and
+        # it is the reaper's and force-unlock's roles that overflow, by the documented per-entry cost
+        sizes = inline_policy_sizes(sources(SLOTS, SLOTS))
+        self.assertGreater(sizes["ForceUnlockRole"], ROLE_INLINE_POLICY_LIMIT)
+        one_more_bucket = inline_policy_sizes(sources(1, 2))["ForceUnlockRole"] - inline_policy_sizes(sources(1, 1))["ForceUnlockRole"]
+        one_more_table = inline_policy_sizes(sources(2, 1))["ForceUnlockRole"] - inline_policy_sizes(sources(1, 1))["ForceUnlockRole"]
+        self.assertLessEqual(one_more_bucket, 5 * (52 + 25))  # five ARNs of `arn:aws:s3:::<entry>…`
+        self.assertLessEqual(one_more_table, 4 * (30 + 60))  # four table / index ARNs
 
 
 if __name__ == "__main__":

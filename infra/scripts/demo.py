@@ -271,7 +271,7 @@ def main() -> int:
         say("green: state written after its lock was taken (the holder is alive)")
 
         step(4, "lock-metrics, fired by the lock table's stream, counted the locks")
-        namespace = "LockReaper"
+        namespace = outputs["MetricsNamespace"]  # per stack since issue 17
         metrics_log = f"/aws/lambda/{outputs['LockMetricsFunctionName']}"
         acquired = dl.wait_for(
             "LocksAcquired in lock-metrics' EMF log lines",

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use lockreaper_core::config::{
     parse_approval_ttl, parse_bool, parse_scan_segments, Env, LockSources,
 };
+use lockreaper_core::coverage::STATE_BUCKETS;
 use lockreaper_core::metrics::parse_namespace;
 use lockreaper_core::policy::StaleLockPolicy;
 
@@ -45,12 +46,6 @@ pub const PARAMETER_VARIABLES: &[(&str, &str, &str, &[&str])] = &[
     ("LockPolicy", "LOCK_POLICY", "", &["reaper"]),
     ("ApprovalTtl", "APPROVAL_TTL", "24h", &["reaper"]),
     ("DryRun", "DRY_RUN", "false", &["reaper"]),
-    (
-        "MetricsNamespace",
-        "METRICS_NAMESPACE",
-        "LockReaper",
-        &["reaper", "lock-metrics"],
-    ),
     ("ScanSegments", "SCAN_SEGMENTS", "1", &["reaper"]),
     (
         "UnlocksPaused",
@@ -66,8 +61,10 @@ pub const PARAMETER_VARIABLES: &[(&str, &str, &str, &[&str])] = &[
     ),
 ];
 
-/// Parameters the template's Rules and `LOCK_BUCKETS` read besides those above, with defaults.
+/// Parameters the template's Rules, `LOCK_BUCKETS`, `STATE_BUCKETS` and `METRICS_NAMESPACE` read
+/// besides those above, with defaults.
 const OTHER_PARAMETERS: &[(&str, &str)] = &[
+    ("MetricsNamespace", ""),
     ("StateBuckets", ""),
     ("StateKeyPrefix", ""),
     ("SearchLockFiles", "true"),
@@ -220,19 +217,41 @@ pub fn function_env(values: &BTreeMap<&str, String>, function: &str) -> Vec<(Str
         .filter(|(_, _, _, functions)| functions.contains(&function))
         .map(|(p, var, _, _)| ((*var).to_owned(), values[p].clone()))
         .collect();
+    // Each StateBuckets entry with its scope: `bucket/…` as written, a bare `bucket` with the
+    // deprecated StateKeyPrefix (the template's `${Scope}`).
+    let scopes = values["StateBuckets"]
+        .split(',')
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            if b.contains('/') {
+                b.to_owned()
+            } else {
+                format!("{b}/{}", values["StateKeyPrefix"])
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     if function == "reaper" {
-        // LOCK_BUCKETS: each StateBucket as `bucket/StateKeyPrefix` while SearchLockFiles=true.
+        // LOCK_BUCKETS: the scopes while SearchLockFiles=true.
         let buckets = if values["SearchLockFiles"] == "true" {
-            values["StateBuckets"]
-                .split(',')
-                .filter(|b| !b.is_empty())
-                .map(|b| format!("{b}/{}", values["StateKeyPrefix"]))
-                .collect::<Vec<_>>()
-                .join(",")
+            scopes.clone()
         } else {
             String::new()
         };
         vars.push((LockSources::BUCKETS.to_owned(), buckets));
+    }
+    if function == "reaper" || function == "force-unlock" {
+        // STATE_BUCKETS (evidence coverage): the scopes, always.
+        vars.push((STATE_BUCKETS.to_owned(), scopes));
+    }
+    if function == "reaper" || function == "lock-metrics" {
+        // METRICS_NAMESPACE: MetricsNamespace, else `LockReaper/<stack name>` (any stack name
+        // gives a valid namespace, so a placeholder checks the same).
+        let namespace = match values["MetricsNamespace"].as_str() {
+            "" => "LockReaper/stack".to_owned(),
+            set => set.to_owned(),
+        };
+        vars.push(("METRICS_NAMESPACE".to_owned(), namespace));
     }
     vars
 }
@@ -445,6 +464,17 @@ parameter_overrides = "LockTables=tf-locks AlertEmail=ops@example.com Note=a\\ b
         ]));
         let env = function_env(&v, "reaper");
         assert!(env.contains(&("LOCK_BUCKETS".to_owned(), "a/env/,b/env/".to_owned())));
+        assert!(env.contains(&("STATE_BUCKETS".to_owned(), "a/env/,b/env/".to_owned())));
+        let own = with_defaults(&values(&[
+            ("StateBuckets", "a/net/,b"),
+            ("StateKeyPrefix", "env/"),
+        ]));
+        let own_env = function_env(&own, "force-unlock");
+        assert!(own_env.contains(&("STATE_BUCKETS".to_owned(), "a/net/,b/env/".to_owned())));
+        assert!(function_env(&own, "reaper").contains(&(
+            "METRICS_NAMESPACE".to_owned(),
+            "LockReaper/stack".to_owned()
+        )));
         let off = with_defaults(&values(&[
             ("StateBuckets", "a"),
             ("SearchLockFiles", "false"),

@@ -156,7 +156,15 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         sources.buckets.len()
     ));
     let tables = futures::future::join_all(sources.tables.iter().map(|t| lock_table(&dynamodb, t)));
-    let buckets = futures::future::join_all(sources.buckets.iter().map(|b| bucket(&s3, b)));
+    // The region the functions run in (and the S3 client here talks to): a bucket elsewhere is
+    // refused, not followed (see `bucket`).
+    let home_region = aws
+        .sdk
+        .region()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let buckets =
+        futures::future::join_all(sources.buckets.iter().map(|b| bucket(&s3, b, &home_region)));
     // Once per bucket, however many prefixes of it are configured.
     let mut event_buckets: Vec<&str> = Vec::new();
     for b in &sources.buckets {
@@ -182,11 +190,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         topic(&sns, APPROVAL_TOPIC_ARN, approval_topic.as_deref()),
         topic(&sns, ALERT_TOPIC_ARN, alert_topic.as_deref()),
     ]);
-    let region = aws
-        .sdk
-        .region()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let region = home_region.clone();
     let coverage = coverage_of_sources(&dynamodb, &s3, &sources, &region);
     let (tables, buckets, s3_events, ledger_section, topics, coverage) =
         futures::join!(tables, buckets, s3_events, ledger_section, topics, coverage);
@@ -370,12 +374,47 @@ async fn lock_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> Section 
     }
 }
 
-async fn bucket(s3: &aws_sdk_s3::Client, scope: &BucketScope) -> Section {
+/// The check for a bucket in another region than the functions'. lockreaper refuses such a bucket
+/// rather than following it: every S3 call of the functions (lock files, the state check before an
+/// unlock, the lock-file delete) goes through one client for the stack's region, the template's
+/// KMS grants are scoped to `s3.<stack region>.amazonaws.com`, and a VPC's S3 gateway endpoint
+/// reaches only its own region. A stack per region is the supported layout.
+fn other_region(name: &str, bucket_region: &str, home_region: &str) -> Check {
+    fail(
+        format!("is in {bucket_region}, not {home_region} where lockreaper runs: buckets in another region are not supported"),
+        format!("deploy a lockreaper stack in {bucket_region} and list {name} there, and remove it from LOCK_BUCKETS (StateBuckets) here"),
+    )
+}
+
+async fn bucket(s3: &aws_sdk_s3::Client, scope: &BucketScope, home_region: &str) -> Section {
     let name = &scope.bucket;
     let title = format!("bucket {scope}");
     let mut checks = Vec::new();
     match s3.head_bucket().bucket(name).send().await {
-        Ok(_) => checks.push(ok("exists")),
+        // HeadBucket answers the bucket's region in `x-amz-bucket-region` (S3 API reference,
+        // HeadBucket, "Response Syntax"), also on the 301 a regional endpoint answers for a bucket
+        // elsewhere.
+        Ok(out) => match out.bucket_region() {
+            Some(region) if !home_region.is_empty() && region != home_region => {
+                checks.push(other_region(name, region, home_region));
+                return Section { title, checks };
+            }
+            _ => checks.push(ok("exists")),
+        },
+        Err(e)
+            if e.raw_response().is_some_and(|r| r.status().as_u16() == 301)
+                && e.raw_response()
+                    .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                    .is_some_and(|region| region != home_region) =>
+        {
+            let region = e
+                .raw_response()
+                .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                .unwrap_or_default()
+                .to_owned();
+            checks.push(other_region(name, &region, home_region));
+            return Section { title, checks };
+        }
         Err(e) => {
             let e = AwsError::from_sdk(e, "find bucket", name);
             if e.kind == AwsErrorKind::NotFound {

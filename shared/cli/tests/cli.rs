@@ -1283,3 +1283,53 @@ async fn locks_and_doctor_show_a_state_bucket_the_deployment_does_not_cover() {
         "{human}"
     );
 }
+
+/// Issue 17: a state bucket in another region than the functions' is refused by `doctor`, with
+/// the region named and what to do, while a bucket in the home region passes. moto keeps buckets
+/// in several regions and answers HeadBucket's `x-amz-bucket-region` for each.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_refuses_a_bucket_in_another_region() {
+    let env = TestEnv::new("cli-doctor-region").await;
+    let (home, away) = (env.name("home"), env.name("away"));
+    env.create_state_bucket(&home).await;
+    let west = aws_sdk_s3::config::Builder::from(&env.aws.sdk)
+        .region(aws_sdk_s3::config::Region::new("us-west-2"))
+        .force_path_style(env.aws.s3_path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(west)
+        .create_bucket()
+        .bucket(&away)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {away} in us-west-2: {e:?}"));
+    let home_region = env
+        .aws
+        .sdk
+        .region()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert_ne!(
+        home_region, "us-west-2",
+        "the test needs another home region"
+    );
+    let buckets = format!("{home}/network/,{away}/env:/prod/");
+    let run = lockreaper(&env, &[("LOCK_BUCKETS", buckets.as_str())], &["doctor"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let text = &run.stdout;
+    let b = section(text, &format!("bucket s3://{away}/env:/prod/"));
+    assert_eq!(
+        b,
+        [
+            format!("  FAIL  is in us-west-2, not {home_region} where lockreaper runs: buckets in another region are not supported").as_str(),
+            format!("        fix: deploy a lockreaper stack in us-west-2 and list {away} there, and remove it from LOCK_BUCKETS (StateBuckets) here").as_str(),
+        ],
+        "{text}"
+    );
+    let h = section(text, &format!("bucket s3://{home}/network/"));
+    assert_eq!(h[0], "  OK    exists", "{text}");
+}

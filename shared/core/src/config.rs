@@ -390,7 +390,8 @@ mod tests {
 pub struct LockSources {
     /// `LOCK_TABLES`: comma-separated DynamoDB table names (Terraform/OpenTofu or Gyro lock tables).
     pub tables: Vec<String>,
-    /// `LOCK_BUCKETS`: comma-separated `bucket` or `bucket/prefix` where `.tflock` files live.
+    /// `LOCK_BUCKETS`: comma-separated `bucket` or `bucket/prefix` where `.tflock` files live
+    /// ([`crate::path::parse_bucket_list`]).
     pub buckets: Vec<crate::path::BucketScope>,
     /// Where this deployment may read state objects ([`crate::coverage`]): `STATE_BUCKETS`
     /// (`bucket` or `bucket/prefix` entries; the template's `StateBuckets` + `StateKeyPrefix`),
@@ -405,13 +406,15 @@ impl LockSources {
 
     pub fn from_env(env: &mut Env) -> LockSources {
         let tables = env.list(Self::TABLES);
-        let mut buckets = Vec::new();
-        for spec in env.list(Self::BUCKETS) {
-            match crate::path::BucketScope::parse(&spec) {
-                Ok(scope) => buckets.push(scope),
-                Err(problem) => env.error(ConfigError::new(Self::BUCKETS, problem)),
+        let buckets = match crate::path::parse_bucket_list(env.get(Self::BUCKETS).unwrap_or("")) {
+            Ok(buckets) => buckets,
+            Err(problems) => {
+                for problem in problems {
+                    env.error(ConfigError::new(Self::BUCKETS, problem));
+                }
+                Vec::new()
             }
-        }
+        };
         // A value of only commas and blanks names nothing: the functions would watch nothing.
         if tables.is_empty() && env.list(Self::BUCKETS).is_empty() {
             env.error(ConfigError::new(

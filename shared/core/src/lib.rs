@@ -27,7 +27,7 @@ pub use model::{
     DeletePrecondition, DigestRecord, LockCreated, LockKind, LockLocation, LockRecord, TableEntry,
 };
 pub use parse::{parse_lock_file, parse_table_item, LockParseError, ParseFailure};
-pub use path::{BucketScope, StatePath};
+pub use path::{parse_bucket_list, BucketScope, StatePath};
 
 /// Re-exported so adapters and functions name one `Item` type (the one `aws_lambda_events` uses).
 pub use serde_dynamo::{AttributeValue, Item};
