@@ -388,19 +388,38 @@ async fn approvals_under_connection_resets_unlock_exactly_once() {
 
 /// Lost answers to every write force-unlock makes (the proposal claim and completion, the audit
 /// record, the forced marker, the conditional deletes, the result notification): applied, then the
-/// SDK retries them.
+/// SDK retries them. Once a seed, a write's answer is instead delayed past the SDK's attempt
+/// timeout (10 s; another way to lose an answer, and the costly one, hence only once).
 #[tokio::test(flavor = "multi_thread")]
 async fn approvals_under_lost_answers_unlock_exactly_once() {
-    approvals_under("force-unlock: lost answers (writes)", 1, 0.3, |rate| {
-        vec![
-            Rule::new("dynamodb", "PutItem", rate, Fault::LostAnswer),
-            Rule::new("dynamodb", "UpdateItem", rate, Fault::LostAnswer),
-            Rule::new("dynamodb", "DeleteItem", rate, Fault::LostAnswer),
-            Rule::new("s3", "DeleteObject", rate, Fault::LostAnswer),
-            Rule::new("sns", "Publish", rate, Fault::LostAnswer),
-        ]
-    })
+    approvals_under(
+        "force-unlock: lost + delayed answers (writes)",
+        1,
+        0.3,
+        |rate| {
+            vec![
+                Rule::new(
+                    "dynamodb",
+                    "UpdateItem",
+                    rate / 2.0,
+                    delayed_past_the_attempt_timeout(),
+                )
+                .at_most(1),
+                Rule::new("dynamodb", "PutItem", rate, Fault::LostAnswer),
+                Rule::new("dynamodb", "UpdateItem", rate, Fault::LostAnswer),
+                Rule::new("dynamodb", "DeleteItem", rate, Fault::LostAnswer),
+                Rule::new("s3", "DeleteObject", rate, Fault::LostAnswer),
+                Rule::new("sns", "Publish", rate, Fault::LostAnswer),
+            ]
+        },
+    )
     .await;
+}
+
+/// A write's answer held back past the SDK's attempt timeout (`ATTEMPT_TIMEOUT`, 10 s): the write
+/// is applied and the SDK retries it, as after a lost answer.
+fn delayed_past_the_attempt_timeout() -> Fault {
+    Fault::DelayedAnswer(lockreaper_aws::config::ATTEMPT_TIMEOUT + Duration::from_secs(1))
 }
 
 /// Terraform releases the stale lock and takes it again (a new lock ID, both stores) between the

@@ -497,7 +497,7 @@ async fn sweeps_under_faults_alert_every_stuck_lock_once_per_level_and_never_say
     let world = stuck_and_live("faults-stuck-alerts").await;
     let live_path = world.live.lock.path.clone();
     let stuck_paths: Vec<String> = world.stuck.iter().map(|l| l.path.clone()).collect();
-    let delay = Duration::from_secs(11); // past ATTEMPT_TIMEOUT (10 s)
+    let delay = lockreaper_aws::config::ATTEMPT_TIMEOUT + Duration::from_secs(1);
     for &seed in &settings.seeds {
         let rate = settings.rate;
         let ledger = world.env.name(&format!("ledger-{seed}"));
