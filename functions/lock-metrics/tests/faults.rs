@@ -20,6 +20,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::*;
@@ -299,11 +300,22 @@ async fn stream_batches_under_connection_resets_count_every_record_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stream_batches_under_lost_claim_answers_count_every_record_once() {
     run(
-        "lock-metrics: lost answers (ledger writes)",
+        "lock-metrics: lost + delayed answers (ledger writes)",
         2,
         0.3,
         |rate| {
             vec![
+                // Once a seed, a claim's answer held back past the SDK's attempt timeout (10 s):
+                // another way to lose an answer, and the costly one.
+                Rule::new(
+                    "dynamodb",
+                    "PutItem",
+                    rate / 2.0,
+                    Fault::DelayedAnswer(
+                        lockreaper_aws::config::ATTEMPT_TIMEOUT + Duration::from_secs(1),
+                    ),
+                )
+                .at_most(1),
                 Rule::new("dynamodb", "PutItem", rate, Fault::LostAnswer),
                 Rule::new("dynamodb", "DeleteItem", rate, Fault::LostAnswer),
             ]

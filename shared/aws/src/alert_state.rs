@@ -20,6 +20,11 @@ use crate::ledger_schema::{
     alerts_pk, expires_at, format_time, key, s, ALERT_STATE_TTL, EXPIRES_AT, PK, SK,
     UNPARSEABLE_PK, UNPARSEABLE_TTL,
 };
+use crate::random;
+
+/// The attribute holding the token of the write that stored an alert state (see
+/// [`AlertStates::put_if`]).
+const WRITER: &str = "writer";
 
 /// One stored alert state, with what a conditional update needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +82,14 @@ impl AlertStates {
     }
 
     /// Stores `state` if the stored version is still `expected` (`None`: nothing stored yet).
-    /// Returns `false` when another sweep got there first.
+    /// Returns the new version, or `None` when another sweep got there first.
+    ///
+    /// Each write carries a token of its own (`writer`). When the condition fails, the item is
+    /// read back (strongly consistent): if it holds this write's token, the put was applied and
+    /// only its answer was lost (the SDK's retry of the same request then failed the condition on
+    /// the write it had made itself), so this write won. Without this, a lost answer to the write
+    /// that claims the right to alert looked like another sweep's win: the state said "alerted",
+    /// no alert was sent, and none followed until the next reminder.
     pub async fn put_if(
         &self,
         location: &LockLocation,
@@ -86,6 +98,14 @@ impl AlertStates {
         expected: Option<u64>,
     ) -> Result<Option<u64>, AwsError> {
         let version = expected.map_or(1, |v| v + 1);
+        let writer = random::random_bytes::<16>("an alert state write token")
+            .map(hex::encode)
+            .map_err(|e| AwsError {
+                kind: AwsErrorKind::Other,
+                action: "write alert state to",
+                resource: self.table.clone(),
+                message: e.to_string(),
+            })?;
         let encode = |what: &str, e: serde_json::Error| AwsError {
             kind: AwsErrorKind::Other,
             action: "encode alert state for",
@@ -104,6 +124,7 @@ impl AlertStates {
             ),
             ("state_path".to_owned(), s(state_path)),
             ("version".to_owned(), AttributeValue::N(version.to_string())),
+            (WRITER.to_owned(), s(&writer)),
             (
                 EXPIRES_AT.to_owned(),
                 expires_at(state.last_sent, ALERT_STATE_TTL),
@@ -120,8 +141,28 @@ impl AlertStates {
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
         };
-        AwsError::conditional(request.send().await, "write alert state to", &self.table)
-            .map(|made| made.then_some(version))
+        if AwsError::conditional(request.send().await, "write alert state to", &self.table)? {
+            return Ok(Some(version));
+        }
+        let stored = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                alerts_pk(location.container()),
+                location.ledger_key(),
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e, "read back alert state from", &self.table))?
+            .item;
+        let ours = stored
+            .as_ref()
+            .and_then(|item| item.get(WRITER))
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|found| *found == writer);
+        Ok(ours.then_some(version))
     }
 
     /// Removes the state if it is still at `version`. Returns `false` if it changed meanwhile.
