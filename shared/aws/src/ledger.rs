@@ -276,7 +276,7 @@ impl Ledger {
         }
         let mut last_error: HashMap<usize, AwsError> = HashMap::new();
         let mut pending = unique;
-        for _round in 0..CLAIM_ROUNDS {
+        for round in 0..CLAIM_ROUNDS {
             if pending.is_empty() {
                 break;
             }
@@ -300,7 +300,10 @@ impl Ledger {
             // 2. The missing claims, written all or nothing per transaction.
             let mut next = Vec::new();
             for chunk in pending.chunks(MAX_ACTIONS_PER_TRANSACTION) {
-                match self.write_claims(records, chunk, token, claimed_at).await {
+                match self
+                    .write_claims(records, chunk, token, claimed_at, round)
+                    .await
+                {
                     Ok(()) => {
                         for &index in chunk {
                             settled[index] = Some(Ok(Claim::Claimed));
@@ -441,6 +444,7 @@ impl Ledger {
         chunk: &[usize],
         token: &str,
         claimed_at: DateTime<Utc>,
+        round: usize,
     ) -> Result<(), ClaimsNotWritten> {
         const ACTION: &str = "claim stream records in ledger";
         let build_error = |e: aws_sdk_dynamodb::error::BuildError| AwsError {
@@ -451,6 +455,11 @@ impl Ledger {
         };
         let mut request_token = Md5::new();
         request_token.update(token.as_bytes());
+        // A later round is a new request: should DynamoDB remember a cancelled attempt under its
+        // token, a resend in the next round must not get that answer again. A claim an earlier
+        // round did write is found by the next round's read, or fails its condition holding
+        // this invocation's token.
+        request_token.update(round.to_be_bytes());
         let mut actions = Vec::with_capacity(chunk.len());
         for &index in chunk {
             let (lock_table, record_id) = records[index];
@@ -473,7 +482,7 @@ impl Ledger {
                 .map_err(|e| ClaimsNotWritten::Failed(build_error(e)))?;
             actions.push(TransactWriteItem::builder().put(put).build());
         }
-        // The same invocation, records and claim time give the same token, so a transaction the
+        // The same invocation, round, records and claim time give the same token, so a transaction the
         // SDK resends after a lost answer is applied once (DynamoDB API Reference,
         // TransactWriteItems `ClientRequestToken`: "multiple identical calls have the same effect
         // as one single call", valid 10 minutes after the first request completes — far longer
