@@ -1,13 +1,15 @@
 //! `make bench`: CPU time and peak memory for lock-metrics to process one 1000-record stream batch
 //! (the event source mapping's maximum batch size), against the emulator: 250 Terraform lock
-//! acquire/release pairs, 250 digest writes and 250 Gyro INSERTs, each record claimed in the ledger
-//! and the whole batch's metrics put to CloudWatch.
+//! acquire/release pairs, 250 digest writes and 250 Gyro INSERTs, the batch's records claimed in
+//! the ledger (BatchGetItem + TransactWriteItems, 100 records a call) and the whole batch's metrics
+//! written as EMF lines; then the AWS calls of the same batch, counted by a fault-free proxy.
 
 #![allow(clippy::unwrap_used)]
 
 use lock_metrics::handler::{read_records, LockMetrics};
 use lockreaper_aws::{EmfMetrics, Ledger};
 use lockreaper_testkit::bench::{rss_kib, Meter};
+use lockreaper_testkit::faults::FaultProxy;
 use lockreaper_testkit::lambda::create_ledger_table;
 use lockreaper_testkit::TestEnv;
 use serde_json::{json, Value};
@@ -143,4 +145,28 @@ async fn main() {
         "counted records must show up in the EMF output"
     );
     println!("  summary            {summary:?}");
+
+    // The AWS calls of the same batch, counted by a fault-free proxy in front of the emulator,
+    // against a fresh ledger. A separate run: the proxy runs in this process, so its CPU time
+    // stays out of the measurement above.
+    let counted_ledger = env.name("ledger-counted");
+    create_ledger_table(&env, &counted_ledger).await;
+    let proxy = FaultProxy::start(&env.emulator.endpoint, 0, vec![]).await;
+    let (metrics, _emf) = EmfMetrics::capture(&namespace);
+    let function = LockMetrics::new(
+        Ledger::new(proxy.function_aws(&env.aws).dynamodb(), &counted_ledger),
+        metrics,
+    );
+    let records = read_records(batch("bench-locks"), chrono::Utc::now()).unwrap();
+    let (response, _) = function.process(records, chrono::Utc::now()).await;
+    assert!(response.batch_item_failures.is_empty());
+    let calls: u64 = proxy.requests().values().sum();
+    let claim_calls = proxy.request_count("dynamodb", "BatchGetItem")
+        + proxy.request_count("dynamodb", "TransactWriteItems");
+    println!(
+        "  AWS calls          {calls:>8}     ({claim_calls} of them claims: BatchGetItem + TransactWriteItems; the rest the records' own ledger work)"
+    );
+    for ((service, operation), count) in proxy.requests() {
+        println!("    {service:<8} {operation:<20} {count:>6}");
+    }
 }

@@ -6,8 +6,10 @@
 //! 2. records are grouped by item key; groups run concurrently, the records of one item in stream
 //!    order (a Gyro REMOVE needs the first-seen time its INSERT recorded). Each record that counts
 //!    has its ledger work done first (first-seen, last state write, the forced-release marker; all
-//!    idempotent) and is claimed in the ledger after, so a claim never exists without the ledger
-//!    work behind it. A failure fails that record and the later records of its item;
+//!    idempotent); a failure fails that record and the later records of its item. Then the records
+//!    whose work is done are claimed in the ledger, the whole batch together in a bounded number
+//!    of calls (`Ledger::claim_records`: at most two per 100 records when nothing fails), so a
+//!    claim never exists without the ledger work behind it;
 //! 3. the claimed records' metrics are written as CloudWatch Embedded Metric Format lines on
 //!    stdout ([`EmfMetrics`]): no API call, so no answer to lose. If they cannot be written, the
 //!    claims of exactly those records are released and the records reported;
@@ -44,6 +46,8 @@ pub struct LockMetrics {
 /// What happened to one record.
 #[derive(Debug)]
 enum Outcome {
+    /// Its ledger work is done: to be claimed (with the rest of the batch's, in one go).
+    ToClaim(Classified),
     /// Claimed and its ledger work done: to be counted.
     Claimed(Classified),
     /// Counted by an earlier delivery of the same record.
@@ -108,7 +112,7 @@ impl LockMetrics {
     ) -> (DynamoDbEventResponse, BatchSummary) {
         let total = records.len();
         // This invocation's claim token: stored in every claim it takes, so a claim whose write
-        // answer was lost is still recognised as its own (see `Ledger::claim_record`).
+        // answer was lost is still recognised as its own (see `Ledger::claim_records`).
         let token = match claim_token() {
             Ok(token) => token,
             Err(err) => {
@@ -143,14 +147,15 @@ impl LockMetrics {
         }
         let mut outcomes: Vec<Option<Outcome>> = (0..total).map(|_| None).collect();
         let mut results = stream::iter(groups)
-            .map(|group| self.process_item(group, token))
+            .map(|group| self.process_item(group))
             .buffer_unordered(CONCURRENT_ITEMS);
         while let Some(done) = results.next().await {
             for (index, outcome) in done {
                 outcomes[index] = Some(outcome);
             }
         }
-        let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+        let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+        let mut outcomes = self.claim(outcomes, token).await;
 
         // Count the claimed records: their metrics as EMF lines, written at once.
         let mut metrics = BatchMetrics::new(now);
@@ -209,6 +214,18 @@ impl LockMetrics {
                         tracing::debug!(table = %c.table, sequence_number = %c.record_id, %reason, "record ignored");
                     }
                 }
+                // `claim` settles every record it is given; one left unclaimed is retried.
+                Outcome::ToClaim(record) => {
+                    summary.failed += 1;
+                    tracing::error!(
+                        table = %record.table,
+                        sequence_number = %record.record_id,
+                        "record left unclaimed; reported for retry"
+                    );
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = Some(record.record_id.clone());
+                    response.batch_item_failures.push(failure);
+                }
                 Outcome::Failed { record, error } => {
                     summary.failed += 1;
                     tracing::error!(
@@ -237,11 +254,7 @@ impl LockMetrics {
 
     /// The records of one item, in order. After a failure, the item's later records fail too,
     /// so a retry sees them in order again.
-    async fn process_item(
-        &self,
-        group: Vec<(usize, Classified)>,
-        token: &str,
-    ) -> Vec<(usize, Outcome)> {
+    async fn process_item(&self, group: Vec<(usize, Classified)>) -> Vec<(usize, Outcome)> {
         let mut done = Vec::with_capacity(group.len());
         let mut failed = false;
         for (index, record) in group {
@@ -251,7 +264,7 @@ impl LockMetrics {
                     error: "an earlier record of the same item failed".to_owned(),
                 }
             } else {
-                self.process_record(record, token).await
+                self.process_record(record).await
             };
             failed |= matches!(outcome, Outcome::Failed { .. });
             done.push((index, outcome));
@@ -259,7 +272,51 @@ impl LockMetrics {
         done
     }
 
-    async fn process_record(&self, mut record: Classified, token: &str) -> Outcome {
+    /// Claims every record whose ledger work is done, the whole batch at once: a bounded number
+    /// of ledger calls however many records there are (see `Ledger::claim_records`).
+    async fn claim(&self, outcomes: Vec<Outcome>, token: &str) -> Vec<Outcome> {
+        let keys: Vec<(&str, &str)> = outcomes
+            .iter()
+            .filter_map(|outcome| match outcome {
+                Outcome::ToClaim(record) => {
+                    Some((record.table.as_str(), record.record_id.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        if keys.is_empty() {
+            return outcomes;
+        }
+        let mut claims = self.ledger.claim_records(&keys, token).await.into_iter();
+        let mut claimed = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            let Outcome::ToClaim(record) = outcome else {
+                claimed.push(outcome);
+                continue;
+            };
+            claimed.push(match claims.next() {
+                Some(Ok(Claim::Claimed)) => Outcome::Claimed(record),
+                Some(Ok(Claim::AlreadyClaimed)) => Outcome::Duplicate(record),
+                Some(Err(err)) => {
+                    // A transaction of the last round may have been applied before its call
+                    // failed: remove the claim (only if it is ours), or the retry would skip the
+                    // record as counted.
+                    self.release(&record, token).await;
+                    Outcome::Failed {
+                        record,
+                        error: err.to_string(),
+                    }
+                }
+                None => Outcome::Failed {
+                    record,
+                    error: "the ledger returned no claim result for this record".to_owned(),
+                },
+            });
+        }
+        claimed
+    }
+
+    async fn process_record(&self, mut record: Classified) -> Outcome {
         if !record.counts() {
             return Outcome::Ignored(record);
         }
@@ -273,23 +330,7 @@ impl LockMetrics {
                 error: err.to_string(),
             };
         }
-        match self
-            .ledger
-            .claim_record(&record.table, &record.record_id, token)
-            .await
-        {
-            Ok(Claim::Claimed) => Outcome::Claimed(record),
-            Ok(Claim::AlreadyClaimed) => Outcome::Duplicate(record),
-            Err(err) => {
-                // One of the SDK's attempts may have written the claim before the call failed:
-                // remove it (only if it is ours), or the retry would skip the record as counted.
-                self.release(&record, token).await;
-                Outcome::Failed {
-                    record,
-                    error: err.to_string(),
-                }
-            }
-        }
+        Outcome::ToClaim(record)
     }
 
     /// What the ledger must learn from, or tell about, this record. Every write is idempotent.

@@ -85,7 +85,28 @@ async fn record_terraform_activity() -> Recorded {
     }
     b.stuck();
     let records = stream_records(&env, &table).await;
+    let recorded = expectations(table, records);
+    // What real Terraform wrote: 4 locks taken (one still held), 3 released, 3 state writes.
+    assert_eq!(
+        (
+            recorded.acquired,
+            recorded.released,
+            recorded.state_writes,
+            recorded.records.len()
+        ),
+        (4.0, 3.0, 3.0, 10),
+        "{:?}",
+        recorded
+            .records
+            .iter()
+            .map(|r| (key_of(r), r["eventName"].as_str()))
+            .collect::<Vec<_>>()
+    );
+    recorded
+}
 
+/// What `records` (of lock table `table`) must count.
+fn expectations(table: String, records: Vec<Value>) -> Recorded {
     let mut recorded = Recorded {
         table,
         records: records.clone(),
@@ -114,22 +135,34 @@ async fn record_terraform_activity() -> Recorded {
             other => panic!("unexpected record from Terraform: {other:?}"),
         }
     }
-    // What real Terraform wrote: 4 locks taken (one still held), 3 released, 3 state writes.
-    assert_eq!(
-        (
-            recorded.acquired,
-            recorded.released,
-            recorded.state_writes,
-            records.len()
-        ),
-        (4.0, 3.0, 3.0, 10),
-        "{:?}",
-        records
-            .iter()
-            .map(|r| (key_of(r), r["eventName"].as_str()))
-            .collect::<Vec<_>>()
-    );
     recorded
+}
+
+/// `copies` copies of the real records as if from `copies` times as many state paths in the same
+/// table: copy `k` has `/c<k>-` in front of each state path's last directory (in the lock ID, the
+/// digest item's key and the lock info's `Path`) and `9<k>` in front of each sequence number, so
+/// every record of the batch is its own record with its own claim, and every lock its own item.
+fn amplified(recorded: &Recorded, copies: usize) -> Recorded {
+    let mut records = Vec::with_capacity(recorded.records.len() * copies);
+    for copy in 0..copies {
+        for record in &recorded.records {
+            let text = record
+                .to_string()
+                .replace(
+                    "/a/terraform.tfstate",
+                    &format!("/c{copy}-a/terraform.tfstate"),
+                )
+                .replace(
+                    "/b/terraform.tfstate",
+                    &format!("/c{copy}-b/terraform.tfstate"),
+                );
+            let mut record: Value = serde_json::from_str(&text).unwrap();
+            let sequence = format!("9{copy:04}{}", sequence_number(&record));
+            record["dynamodb"]["SequenceNumber"] = Value::String(sequence);
+            records.push(record);
+        }
+    }
+    expectations(recorded.table.clone(), records)
 }
 
 /// `records` with `from` replaced by `to` in their `eventSourceARN`.
@@ -157,8 +190,25 @@ async fn recorded() -> &'static Recorded {
 /// Runs `scenario` for every seed: the records delivered (and redelivered) to the handler behind a
 /// proxy with `rules(rate)`, then every invariant checked in the emulator.
 async fn run(scenario: &str, default_seeds: usize, default_rate: f64, rules: fn(f64) -> Vec<Rule>) {
+    run_on(
+        recorded().await,
+        scenario,
+        default_seeds,
+        default_rate,
+        rules,
+    )
+    .await;
+}
+
+/// [`run`] over the records of `recorded`.
+async fn run_on(
+    recorded: &Recorded,
+    scenario: &str,
+    default_seeds: usize,
+    default_rate: f64,
+    rules: fn(f64) -> Vec<Rule>,
+) {
     let settings = FaultSettings::from_env(default_seeds, default_rate);
-    let recorded = recorded().await;
     let mut run = FaultRun::new(scenario, &settings);
     for &seed in &settings.seeds {
         let world = Setup::new(&format!("faults-stream-{seed}")).await;
@@ -289,14 +339,17 @@ async fn stream_batches_under_connection_resets_count_every_record_once() {
     .await;
 }
 
-/// Lost answers to the ledger's claim writes (PutItem, and the DeleteItem that gives a claim back):
+/// Lost answers to the ledger's writes (the claims' TransactWriteItems, the ledger work's PutItem,
+/// and the DeleteItem that gives a claim back):
 /// the write is applied, its answer never arrives, the SDK retries it.
 ///
 /// Found by this scenario (issue 12): the retried claim failed its own `attribute_not_exists(pk)`
 /// condition, `Ledger::claim_record` read that as `AlreadyClaimed`, and the handler skipped the
 /// record as counted by an earlier delivery — neither counted nor reported, for good. Fixed: the
-/// claim holds the invocation's token, and a failed condition is resolved by a strongly
-/// consistent read of the claim (its own token → counted by this invocation).
+/// claim holds the invocation's token, and a failed condition is resolved by the claim it found
+/// (its own token → counted by this invocation). Claims are now written in transactions; the
+/// emulator ignores their `ClientRequestToken`, so the SDK's resent transaction fails its
+/// conditions and the cancellation reasons carry the claims holding this invocation's token.
 #[tokio::test(flavor = "multi_thread")]
 async fn stream_batches_under_lost_claim_answers_count_every_record_once() {
     run(
@@ -305,6 +358,7 @@ async fn stream_batches_under_lost_claim_answers_count_every_record_once() {
         0.3,
         |rate| {
             vec![
+                Rule::new("dynamodb", "TransactWriteItems", rate, Fault::LostAnswer),
                 // Once a seed, a claim's answer held back past the SDK's attempt timeout (10 s):
                 // another way to lose an answer, and the costly one.
                 Rule::new(
@@ -340,4 +394,150 @@ async fn stream_batches_under_lost_answers_count_every_record_once_in_the_emf_ou
         |rate| vec![Rule::new("dynamodb", "*", rate, Fault::LostAnswer)],
     )
     .await;
+}
+
+/// Issue 16: a stream batch costs a bounded number of claim calls whatever its size. 250 records
+/// (the real Terraform records, as 25 times as many state paths) through a proxy that faults
+/// nothing but counts every request: the claims take at most 2 calls (one BatchGetItem, one
+/// TransactWriteItems) per 100 records, and no record is claimed with a call of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_250_records_is_claimed_in_at_most_two_calls_per_100_records() {
+    let recorded = amplified(recorded().await, 25);
+    let n = recorded.records.len();
+    assert_eq!(n, 250);
+    let world = Setup::new("claims-bounded").await;
+    let table = world.env.name("locks");
+    let records = retarget(&recorded.records, &recorded.table, &table);
+    let proxy = FaultProxy::start(&world.env.emulator.endpoint, 0, vec![]).await;
+    let function = LockMetrics::new(
+        Ledger::new(
+            proxy.function_aws(&world.env.aws).dynamodb(),
+            &world.ledger_table,
+        ),
+        world.metrics_sink(),
+    );
+    let event = LambdaEvent::new(stream_event(records.clone()), Context::default());
+    let response = function.handle(event).await.unwrap();
+    assert!(common::failures(&response).is_empty());
+    eprintln!("{}", proxy.report());
+
+    let bound = n.div_ceil(100) as u64;
+    let reads = proxy.request_count("dynamodb", "BatchGetItem");
+    let transactions = proxy.request_count("dynamodb", "TransactWriteItems");
+    assert!(
+        reads <= bound && transactions <= bound,
+        "{reads} BatchGetItem + {transactions} TransactWriteItems for {n} records; at most {bound} each"
+    );
+    // The ledger work's own writes are one conditional put per state write (the digest records);
+    // a claim per record would add one per record.
+    assert_eq!(
+        proxy.request_count("dynamodb", "PutItem"),
+        recorded.state_writes as u64,
+        "PutItem is the state writes' only"
+    );
+    assert_eq!(proxy.request_count("dynamodb", "DeleteItem"), 0);
+    for (metric, expected) in [
+        ("LocksAcquired", recorded.acquired),
+        ("LocksReleased", recorded.released),
+        ("StateWrites", recorded.state_writes),
+    ] {
+        assert_eq!(world.count(metric, &table, TF).await, expected, "{metric}");
+    }
+    let ledger = world.ledger();
+    for record in &records {
+        assert!(ledger
+            .is_claimed(&table, sequence_number(record))
+            .await
+            .unwrap());
+    }
+
+    // Delivered again (a retry of the whole batch): every claim is found by the reads, nothing is
+    // written, and nothing is counted twice.
+    let before = proxy.requests();
+    let event = LambdaEvent::new(stream_event(records), Context::default());
+    let response = function.handle(event).await.unwrap();
+    assert!(common::failures(&response).is_empty());
+    let after = proxy.requests();
+    let delta = |op: &str| {
+        let key = ("dynamodb".to_owned(), op.to_owned());
+        after.get(&key).unwrap_or(&0) - before.get(&key).unwrap_or(&0)
+    };
+    assert!(delta("BatchGetItem") <= bound, "{}", proxy.report());
+    assert_eq!(delta("TransactWriteItems"), 0, "{}", proxy.report());
+    for (metric, expected) in [
+        ("LocksAcquired", recorded.acquired),
+        ("LocksReleased", recorded.released),
+        ("StateWrites", recorded.state_writes),
+    ] {
+        assert_eq!(
+            world.count(metric, &table, TF).await,
+            expected,
+            "{metric} after redelivery"
+        );
+    }
+}
+
+/// The same 250-record batch with a share of the claim calls faulted: the transactions' answers
+/// lost (applied; the SDK resends them), the reads throttled, failed with a 500 or reset. Every
+/// record is still counted exactly once and claimed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_250_records_under_claim_faults_counts_every_record_once() {
+    let recorded = amplified(recorded().await, 25);
+    run_on(
+        &recorded,
+        "lock-metrics: 250 records, faulted claim calls",
+        2,
+        0.3,
+        |rate| {
+            vec![
+                Rule::new("dynamodb", "TransactWriteItems", rate, Fault::LostAnswer),
+                Rule::new("dynamodb", "BatchGetItem", rate / 2.0, Fault::Throttle),
+                Rule::new("dynamodb", "BatchGetItem", rate / 4.0, Fault::InternalError),
+                Rule::new(
+                    "dynamodb",
+                    "BatchGetItem",
+                    rate / 4.0,
+                    Fault::ConnectionReset,
+                ),
+                Rule::new(
+                    "dynamodb",
+                    "TransactWriteItems",
+                    rate / 2.0,
+                    Fault::InternalError,
+                ),
+            ]
+        },
+    )
+    .await;
+}
+
+/// A record whose claim key DynamoDB would refuse (a sequence number past the 1024-byte sort key
+/// limit) fails alone: it would otherwise fail the whole transaction, and with it every record
+/// claimed alongside. The real records of the batch are counted once each.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_with_an_unclaimable_key_fails_alone() {
+    let recorded = recorded().await;
+    let world = Setup::new("claims-bad-key").await;
+    let table = world.env.name("locks");
+    let mut records = retarget(&recorded.records, &recorded.table, &table);
+    let mut hostile = records[0].clone();
+    let long = "7".repeat(1100);
+    hostile["dynamodb"]["SequenceNumber"] = Value::String(long.clone());
+    records.insert(1, hostile);
+    let function = LockMetrics::new(
+        Ledger::new(world.env.aws.dynamodb(), &world.ledger_table),
+        world.metrics_sink(),
+    );
+    let event = LambdaEvent::new(stream_event(records), Context::default());
+    let response = function.handle(event).await.unwrap();
+    let failed: Vec<String> = common::failures(&response);
+    assert_eq!(failed, vec![long]);
+    // The hostile copy of the first INSERT is not counted; every real record is, once.
+    for (metric, expected) in [
+        ("LocksAcquired", recorded.acquired),
+        ("LocksReleased", recorded.released),
+        ("StateWrites", recorded.state_writes),
+    ] {
+        assert_eq!(world.count(metric, &table, TF).await, expected, "{metric}");
+    }
 }

@@ -26,7 +26,7 @@ pub enum AwsErrorKind {
 }
 
 /// A failed AWS call: what was being done, to what, and why it failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{action} {resource}: {message}")]
 pub struct AwsError {
     pub kind: AwsErrorKind,

@@ -12,13 +12,17 @@
 //! records after it come again too. lock-metrics therefore:
 //!
 //! 1. does each record's ledger work (first-seen, last state write, forced marker: idempotent
-//!    writes and reads) and only then claims it with a conditional put of `stream#<table>` /
-//!    `<SequenceNumber>` (`attribute_not_exists(pk)`, [`Ledger::claim_record`]) holding the
-//!    invocation's claim token; a record whose claim already exists with another token was counted
-//!    before and is not counted again, while a claim with its own token (the put was applied, its
-//!    answer lost, the SDK's retry failed the condition) is this invocation's. Work first, claim after: an
-//!    invocation that dies between the two leaves an unclaimed record that the retry redoes, never a
-//!    claimed record whose state write was never recorded (the reaper's liveness evidence);
+//!    writes and reads) and only then claims the batch's records, all at once
+//!    ([`Ledger::claim_records`]): one claim item `stream#<table>` / `<SequenceNumber>` per record,
+//!    holding the invocation's claim token, read first (`BatchGetItem`, 100 keys a call) and the
+//!    missing ones written as conditional puts (`attribute_not_exists(pk)`) in `TransactWriteItems`
+//!    of 100 actions — a bounded number of calls per batch, not one per record. A record whose
+//!    claim already exists with another token was counted before and is not counted again, while a
+//!    claim with its own token (a transaction applied whose answer was lost: the SDK's resend
+//!    failed its conditions, and the cancellation reasons carry the claims found) is this
+//!    invocation's. Work first, claim after: an invocation that dies between the two leaves
+//!    unclaimed records that the retry redoes, never a claimed record whose state write was never
+//!    recorded (the reaper's liveness evidence);
 //! 2. counts only the records it claimed in this invocation;
 //! 3. writes the metrics of the records it claimed as EMF lines on stdout; if they cannot be
 //!    written, deletes exactly those claims (its own only: [`Ledger::release_claim`] is conditional
@@ -35,9 +39,15 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{
+    CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
+};
 use chrono::{DateTime, Utc};
 use lockreaper_core::LockLocation;
+use md5::{Digest, Md5};
 
 use crate::error::{AwsError, AwsErrorKind};
 use crate::ledger_schema::{
@@ -46,6 +56,76 @@ use crate::ledger_schema::{
     CLAIM_TTL, EXPIRES_AT, FIRST_SEEN_TTL, FORCED_MARKER_TTL, LAST_WRITE_SK, PK, SK,
 };
 use lockreaper_core::s3_events::{LockFileHistory, ObjectChange, Sequencer};
+
+/// Keys per `BatchGetItem` call: "A single operation can retrieve up to 16 MB of data, which can
+/// contain as many as 100 items" (DynamoDB API Reference, BatchGetItem).
+pub const MAX_KEYS_PER_BATCH_GET: usize = 100;
+
+/// Actions per `TransactWriteItems` call: "groups up to 100 action requests … no two actions can
+/// target the same item … The aggregate size of the items in the transaction cannot exceed 4 MB"
+/// (DynamoDB API Reference, TransactWriteItems; raised from 25 in 2022). A claim is a few hundred
+/// bytes, so 100 of them stay far below 4 MB and the 400 KB item limit.
+pub const MAX_ACTIONS_PER_TRANSACTION: usize = 100;
+
+/// The longest partition and sort key values DynamoDB accepts: "The minimum length of a partition
+/// key value is 1 byte. The maximum length is 2048 bytes"; sort key: "The maximum length is 1024
+/// bytes" (DynamoDB Developer Guide, "Constraints in Amazon DynamoDB": Partition keys and sort
+/// keys).
+const MAX_PARTITION_KEY_BYTES: usize = 2048;
+const MAX_SORT_KEY_BYTES: usize = 1024;
+
+/// Read-then-write rounds [`Ledger::claim_records`] makes before it reports what is still unsettled.
+pub const CLAIM_ROUNDS: usize = 3;
+
+/// Why a claim transaction wrote nothing.
+enum ClaimsNotWritten {
+    /// Cancelled: what became of each action, in order.
+    Cancelled(Vec<ActionOutcome>),
+    /// The call itself failed (perhaps after being applied: an answer lost past the SDK's retries).
+    Failed(AwsError),
+}
+
+/// One action of a cancelled claim transaction.
+enum ActionOutcome {
+    /// Its condition failed: the claim exists, holding this token (`None`: a claim from before
+    /// tokens).
+    AlreadyThere(Option<String>),
+    /// Not applied because of this action's own failure or another action's: to be tried again.
+    NotApplied(AwsError),
+}
+
+fn action_outcome(reason: &CancellationReason, table: &str) -> ActionOutcome {
+    let code = reason.code().unwrap_or("None");
+    match (code, reason.item()) {
+        ("ConditionalCheckFailed", Some(item)) => {
+            ActionOutcome::AlreadyThere(string_attribute(item, CLAIM_TOKEN))
+        }
+        // A failed condition without the item (ALL_OLD not honoured) is settled by the next
+        // round's read, like any action that was not applied.
+        _ => ActionOutcome::NotApplied(AwsError {
+            kind: if code == "ValidationError" {
+                AwsErrorKind::Other
+            } else {
+                AwsErrorKind::Transient
+            },
+            action: "claim stream records in ledger",
+            resource: table.to_owned(),
+            message: match reason.message() {
+                Some(message) => format!("{code}: {message}"),
+                None => format!("transaction cancelled ({code} for this record)"),
+            },
+        }),
+    }
+}
+
+/// A claim found in the ledger: this invocation's own when it holds `token`.
+fn claim_by_token(found: Option<String>, token: &str) -> Claim {
+    match found {
+        Some(found) if found == token => Claim::Claimed,
+        // Another delivery's claim, or one that predates tokens.
+        _ => Claim::AlreadyClaimed,
+    }
+}
 
 /// Whether a claim was taken now or existed already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,29 +216,325 @@ impl Ledger {
         Ok(out.item)
     }
 
-    /// Claims a stream record (`stream#<lock table>` / `<record id>`) unless it was claimed before.
+    /// Claims stream records (`stream#<lock table>` / `<record id>`, one per `(lock table, record
+    /// id)` in `records`) unless they were claimed before, in a bounded number of calls whatever
+    /// the batch's size: see [`claim_records`](Self::claim_records) in the module documentation.
     ///
-    /// `token` is unique to the claiming invocation and stored in the claim. When the
-    /// conditional put fails, the claim is read back (strongly consistent): a claim holding
-    /// `token` is this invocation's own — the put was applied but its answer was lost, and the
-    /// SDK's retry of the same request found it — so the record is ours to count; any other
-    /// token is another delivery's claim. Without this, a lost answer made the record look
-    /// counted by someone else and its metrics were lost for good.
+    /// Returns one result per entry of `records`, in order. `token` is unique to the claiming
+    /// invocation and stored in every claim it takes: a claim found holding `token` is this
+    /// invocation's own (a write applied whose answer was lost), any other token another
+    /// delivery's. A record named twice in `records` is claimed once: its first entry gets the
+    /// claim's result, the later ones [`Claim::AlreadyClaimed`] (or the first one's error).
+    ///
+    /// Each round reads the claims still unsettled (`BatchGetItem`, strongly consistent, at most
+    /// [`MAX_KEYS_PER_BATCH_GET`] keys per call) and then writes the missing ones as conditional
+    /// puts (`attribute_not_exists(pk)`) in `TransactWriteItems` calls of at most
+    /// [`MAX_ACTIONS_PER_TRANSACTION`] actions. A cancelled transaction is read through its
+    /// per-action `CancellationReasons`: a `ConditionalCheckFailed` claim comes back with the item
+    /// (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) and is settled by its token; every other
+    /// action of the transaction was not applied and goes to the next round. After
+    /// [`CLAIM_ROUNDS`] rounds what is still unsettled is an error (the caller reports the record
+    /// for retry). Calls: at most `2 × ⌈n / 100⌉` per round, `2 × ⌈n / 100⌉` in total when nothing
+    /// fails (the SDK's own retries of one call aside).
+    pub async fn claim_records(
+        &self,
+        records: &[(&str, &str)],
+        token: &str,
+    ) -> Vec<Result<Claim, AwsError>> {
+        // One claim per key: DynamoDB refuses two actions on one item in a transaction and
+        // duplicate keys in one BatchGetItem.
+        let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut unique: Vec<usize> = Vec::new();
+        let mut duplicate_of: Vec<Option<usize>> = Vec::with_capacity(records.len());
+        // A key DynamoDB refuses would fail the whole call with a ValidationException, taking the
+        // other records of its transaction with it: such a record fails alone, before any call.
+        let mut refused: HashMap<usize, AwsError> = HashMap::new();
+        for (index, &(lock_table, record_id)) in records.iter().enumerate() {
+            if stream_pk(lock_table).len() > MAX_PARTITION_KEY_BYTES
+                || record_id.is_empty()
+                || record_id.len() > MAX_SORT_KEY_BYTES
+            {
+                refused.insert(
+                    index,
+                    AwsError {
+                        kind: AwsErrorKind::Other,
+                        action: "claim stream record in ledger",
+                        resource: self.table.clone(),
+                        message: format!(
+                            "the record's claim key is not a valid DynamoDB key (table name of {} bytes, record ID of {} bytes; at most {} and {})",
+                            lock_table.len(),
+                            record_id.len(),
+                            MAX_PARTITION_KEY_BYTES - "stream#".len(),
+                            MAX_SORT_KEY_BYTES
+                        ),
+                    },
+                );
+                duplicate_of.push(None);
+                continue;
+            }
+            match first_of.get(&(lock_table, record_id)) {
+                Some(&first) => duplicate_of.push(Some(first)),
+                None => {
+                    first_of.insert((lock_table, record_id), index);
+                    unique.push(index);
+                    duplicate_of.push(None);
+                }
+            }
+        }
+        // Fixed for the whole call, so a transaction resent with the same ClientRequestToken
+        // carries exactly the same items (DynamoDB answers IdempotentParameterMismatch otherwise).
+        let claimed_at = Utc::now();
+        let mut settled: Vec<Option<Result<Claim, AwsError>>> =
+            records.iter().map(|_| None).collect();
+        for (index, error) in refused {
+            settled[index] = Some(Err(error));
+        }
+        let mut last_error: HashMap<usize, AwsError> = HashMap::new();
+        let mut pending = unique;
+        for round in 0..CLAIM_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            // 1. The claims already there (a redelivered batch): settled by their token.
+            for chunk in pending.chunks(MAX_KEYS_PER_BATCH_GET) {
+                match self.read_claims(records, chunk).await {
+                    Ok(found) => {
+                        for (index, existing_token) in found {
+                            settled[index] = Some(Ok(claim_by_token(existing_token, token)));
+                        }
+                    }
+                    // Not fatal: the conditional puts below settle these records as well.
+                    Err(err) => {
+                        for &index in chunk {
+                            last_error.insert(index, err.clone());
+                        }
+                    }
+                }
+            }
+            pending.retain(|&index| settled[index].is_none());
+            // 2. The missing claims, written all or nothing per transaction.
+            let mut next = Vec::new();
+            for chunk in pending.chunks(MAX_ACTIONS_PER_TRANSACTION) {
+                match self
+                    .write_claims(records, chunk, token, claimed_at, round)
+                    .await
+                {
+                    Ok(()) => {
+                        for &index in chunk {
+                            settled[index] = Some(Ok(Claim::Claimed));
+                        }
+                    }
+                    Err(ClaimsNotWritten::Cancelled(reasons)) => {
+                        for (&index, reason) in chunk.iter().zip(reasons) {
+                            match reason {
+                                ActionOutcome::AlreadyThere(existing_token) => {
+                                    settled[index] =
+                                        Some(Ok(claim_by_token(existing_token, token)));
+                                }
+                                ActionOutcome::NotApplied(err) => {
+                                    last_error.insert(index, err);
+                                    next.push(index);
+                                }
+                            }
+                        }
+                    }
+                    Err(ClaimsNotWritten::Failed(err)) => {
+                        // Perhaps applied (an answer lost past the SDK's retries): the next
+                        // round's read tells.
+                        for &index in chunk {
+                            last_error.insert(index, err.clone());
+                            next.push(index);
+                        }
+                    }
+                }
+            }
+            pending = next;
+        }
+        for index in pending {
+            let (lock_table, record_id) = records[index];
+            let error = last_error.remove(&index).unwrap_or_else(|| AwsError {
+                kind: AwsErrorKind::Transient,
+                action: "claim stream record in ledger",
+                resource: self.table.clone(),
+                message: String::new(),
+            });
+            settled[index] = Some(Err(AwsError {
+                message: format!(
+                    "record {record_id} of {lock_table} not settled after {CLAIM_ROUNDS} rounds; last: {}",
+                    error.message
+                ),
+                ..error
+            }));
+        }
+        let mut results: Vec<Result<Claim, AwsError>> = Vec::with_capacity(records.len());
+        for (index, duplicate) in duplicate_of.iter().enumerate() {
+            let result = match duplicate {
+                None => settled[index].take().unwrap_or_else(|| {
+                    Err(AwsError {
+                        kind: AwsErrorKind::Other,
+                        action: "claim stream record in ledger",
+                        resource: self.table.clone(),
+                        message: "claim never settled (a bug)".to_owned(),
+                    })
+                }),
+                Some(first) => match results.get(*first) {
+                    Some(Ok(_)) => Ok(Claim::AlreadyClaimed),
+                    Some(Err(err)) => Err(err.clone()),
+                    None => Ok(Claim::AlreadyClaimed),
+                },
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    /// Claims one stream record: [`Ledger::claim_records`] for a batch of one.
     pub async fn claim_record(
         &self,
         lock_table: &str,
         record_id: &str,
         token: &str,
     ) -> Result<Claim, AwsError> {
-        self.claim(
-            ClaimOf::StreamRecord {
-                lock_table,
-                record_id,
-            },
-            token,
-            None,
-        )
-        .await
+        self.claim_records(&[(lock_table, record_id)], token)
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(AwsError {
+                    kind: AwsErrorKind::Other,
+                    action: "claim stream record in ledger",
+                    resource: self.table.clone(),
+                    message: "no result for the one record claimed (a bug)".to_owned(),
+                })
+            })
+    }
+
+    /// The claims among `chunk` (indices into `records`) that exist, with their tokens (`None`: a
+    /// claim from before tokens). Keys the service left unprocessed are simply not in the answer.
+    async fn read_claims(
+        &self,
+        records: &[(&str, &str)],
+        chunk: &[usize],
+    ) -> Result<Vec<(usize, Option<String>)>, AwsError> {
+        let mut index_of: HashMap<(String, String), usize> = HashMap::new();
+        let mut keys = KeysAndAttributes::builder().consistent_read(true);
+        for &index in chunk {
+            let (lock_table, record_id) = records[index];
+            index_of.insert((stream_pk(lock_table), record_id.to_owned()), index);
+            keys = keys.keys(key(stream_pk(lock_table), record_id));
+        }
+        let keys = keys.build().map_err(|e| AwsError {
+            kind: AwsErrorKind::Other,
+            action: "read stream record claims from ledger",
+            resource: self.table.clone(),
+            message: e.to_string(),
+        })?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(e, "read stream record claims from ledger", &self.table)
+            })?;
+        let items = out
+            .responses
+            .and_then(|mut tables| tables.remove(&self.table))
+            .unwrap_or_default();
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let pk = string_attribute(item, PK)?;
+                let sk = string_attribute(item, SK)?;
+                let index = *index_of.get(&(pk, sk))?;
+                Some((index, string_attribute(item, CLAIM_TOKEN)))
+            })
+            .collect())
+    }
+
+    /// One transaction of conditional claim puts for `chunk` (indices into `records`).
+    async fn write_claims(
+        &self,
+        records: &[(&str, &str)],
+        chunk: &[usize],
+        token: &str,
+        claimed_at: DateTime<Utc>,
+        round: usize,
+    ) -> Result<(), ClaimsNotWritten> {
+        const ACTION: &str = "claim stream records in ledger";
+        let build_error = |e: aws_sdk_dynamodb::error::BuildError| AwsError {
+            kind: AwsErrorKind::Other,
+            action: ACTION,
+            resource: self.table.clone(),
+            message: e.to_string(),
+        };
+        let mut request_token = Md5::new();
+        request_token.update(token.as_bytes());
+        // A later round is a new request: should DynamoDB remember a cancelled attempt under its
+        // token, a resend in the next round must not get that answer again. A claim an earlier
+        // round did write is found by the next round's read, or fails its condition holding
+        // this invocation's token.
+        request_token.update(round.to_be_bytes());
+        let mut actions = Vec::with_capacity(chunk.len());
+        for &index in chunk {
+            let (lock_table, record_id) = records[index];
+            request_token.update(b"\0");
+            request_token.update(lock_table.as_bytes());
+            request_token.update(b"\0");
+            request_token.update(record_id.as_bytes());
+            let mut item = key(stream_pk(lock_table), record_id);
+            item.insert("claimed_at".to_owned(), s(format_time(claimed_at)));
+            item.insert(CLAIM_TOKEN.to_owned(), s(token));
+            item.insert(EXPIRES_AT.to_owned(), expires_at(claimed_at, CLAIM_TTL));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| ClaimsNotWritten::Failed(build_error(e)))?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        // The same invocation, round, records and claim time give the same token, so a transaction the
+        // SDK resends after a lost answer is applied once (DynamoDB API Reference,
+        // TransactWriteItems `ClientRequestToken`: "multiple identical calls have the same effect
+        // as one single call", valid 10 minutes after the first request completes — far longer
+        // than a lock-metrics invocation). 32 hex characters: within the parameter's 1–36. MD5 is
+        // a fingerprint here, not a security measure. The emulator (moto 5.2.5) ignores the token;
+        // there the resent puts fail their condition and come back holding our own token.
+        let request_token = hex::encode(request_token.finalize());
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .client_request_token(request_token)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            err.as_service_error()
+        {
+            let reasons = cancelled.cancellation_reasons();
+            // One reason per action, in order (API Reference, TransactionCanceledException).
+            if reasons.len() == chunk.len() {
+                return Err(ClaimsNotWritten::Cancelled(
+                    reasons
+                        .iter()
+                        .map(|reason| action_outcome(reason, &self.table))
+                        .collect(),
+                ));
+            }
+        }
+        Err(ClaimsNotWritten::Failed(AwsError::from_sdk(
+            err,
+            ACTION,
+            &self.table,
+        )))
     }
 
     /// Claims one S3 operation on `bucket`/`key` (`stream#s3/<bucket>/<key>` /

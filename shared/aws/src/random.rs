@@ -26,7 +26,7 @@ pub fn audit_id() -> Result<String, NoRandomness> {
 }
 
 /// A new stream claim token for one lock-metrics invocation: 16 random bytes as 32 lowercase hex
-/// characters (see `Ledger::claim_record`).
+/// characters (see `Ledger::claim_records`).
 pub fn claim_token() -> Result<String, NoRandomness> {
     random_bytes::<16>("a stream claim token").map(hex::encode)
 }

@@ -236,6 +236,7 @@ pub fn lock_alert(
         steps: next_steps(lock, verdict, approval, workspace.as_deref()),
         steps_numbered: true,
         sender: sender(context),
+        version: super::VERSION,
         id: format!(
             "{thread}-{}-{}",
             verdict.level.as_str(),
@@ -298,6 +299,7 @@ pub fn resolved_alert(
         steps: vec![Step::text(advice)],
         steps_numbered: false,
         sender: sender(context),
+        version: super::VERSION,
         id: format!("{thread}-resolved-{}", previous.last_sent.timestamp()),
         thread: Some(thread),
         summary: format!("Lock released on {path}"),
@@ -347,6 +349,7 @@ pub fn unparseable_alert(error: &LockParseError, context: &AlertContext) -> Aler
         steps: steps.into_iter().map(Step::text).collect(),
         steps_numbered: true,
         sender: sender(context),
+        version: super::VERSION,
         id: format!("{thread}-unparseable"),
         thread: Some(thread),
         summary: format!("Unparseable lock at {where_}"),

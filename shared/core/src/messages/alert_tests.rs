@@ -943,3 +943,33 @@ fn an_alert_names_the_evidence_that_could_not_be_read_and_why_it_was_not_expired
         }
     }
 }
+
+/// Issue 16: every alert — new, reminder, resolved, unparseable — names the lockreaper version
+/// that sent it, in chat (the description's last line) and in e-mail (the signature).
+#[test]
+fn every_alert_names_the_version_that_sent_it() {
+    let lock = tf_lock();
+    let reminder = {
+        let v = verdict(&lock, &Liveness::default(), 312);
+        lock_alert(&lock, &v, AlertKind::Reminder, None, &ctx())
+    };
+    for (what, message) in [
+        ("proposal", stale(&lock, Some(&real_offer(&lock)))),
+        ("warning", warn(&lock)),
+        ("reminder", reminder),
+        ("resolved", resolved(&lock)),
+        ("unparseable", unparseable(&lock.location)),
+    ] {
+        let footer = format!("lockreaper {}", crate::messages::VERSION);
+        let description = message.chat["content"]["description"].as_str().unwrap();
+        assert!(
+            description.ends_with(&format!("\n\n_{footer}_")),
+            "{what}: {description}"
+        );
+        assert!(
+            message.email.ends_with(&format!("\n{footer}\n")),
+            "{what}: {}",
+            message.email
+        );
+    }
+}

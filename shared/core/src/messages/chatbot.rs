@@ -3,6 +3,8 @@
 //! `content.textType: client-markdown` lets Slack and Teams render code spans and bold text;
 //! `metadata.threadId` groups messages; `metadata.additionalContext` carries the values the custom
 //! actions (the buttons in `template.yaml`) read; `metadata.enableCustomActions` lets them show.
+//! The description ends with the sending version in italics (`_lockreaper 0.1.0_`): the schema has
+//! no footer field, and `source` must stay `custom`.
 
 use std::fmt::Write as _;
 
@@ -73,7 +75,7 @@ pub fn render(message: &Message) -> Value {
         "content": {
             "textType": "client-markdown",
             "title": format!("{} {}", message.emoji, message.title),
-            "description": description.trim_end(),
+            "description": format!("{}\n\n_{}_", description.trim_end(), message.footer()),
             "nextSteps": next_steps,
             "keywords": message.keywords,
         },

@@ -1,6 +1,6 @@
 //! The e-mail renderer: a [`Message`] as plain text wrapped near 72 columns: an underlined
 //! heading, the status, aligned facts, bulleted sections, the steps with commands on lines of
-//! their own, and a signature.
+//! their own, and a signature naming the sender and the version.
 
 use std::fmt::Write as _;
 
@@ -68,6 +68,11 @@ pub fn render(message: &Message) -> String {
             }
         }
     }
-    let _ = write!(email, "\n--\nSent by {}.\n", message.sender);
+    let _ = write!(
+        email,
+        "\n--\nSent by {}.\n{}\n",
+        message.sender,
+        message.footer()
+    );
     email
 }

@@ -30,6 +30,11 @@ use serde_json::Value;
 
 pub use text::{fmt_time, SUBJECT_MAX};
 
+/// lockreaper's version: the workspace version (`version.workspace = true` in this crate's
+/// manifest), the one `make package` stamps on the release and the functions log. Every message
+/// carries it ([`Message::version`]), so an operator reading an alert knows which release sent it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// One message, whatever channel carries it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -59,6 +64,9 @@ pub struct Message {
     pub steps_numbered: bool,
     /// Who sent it, for a signature line: `lockreaper (prod-stack)`.
     pub sender: String,
+    /// The lockreaper version that sent it ([`VERSION`] in every builder), shown by every
+    /// channel: the chat description's last line and the e-mail's signature ([`Message::footer`]).
+    pub version: &'static str,
     /// A stable ID for this message (chat notification `id`).
     pub id: String,
     /// Messages about one lock location share a thread ([`alert::thread_id`]); `None` posts it on
@@ -80,6 +88,13 @@ pub struct Message {
     /// Whether the channel may offer its actions (chat buttons) on this message at all; each
     /// action still applies only when its criteria match (an approval token is present).
     pub actions_enabled: bool,
+}
+
+impl Message {
+    /// The line naming the version that sent the message: `lockreaper 0.1.0`.
+    pub fn footer(&self) -> String {
+        format!("lockreaper {}", self.version)
+    }
 }
 
 /// A labelled fact: `State: acme/net.tfstate`.
@@ -235,6 +250,7 @@ mod tests {
             steps: vec![Step::Approve, Step::with_command("Run:", "tf plan")],
             steps_numbered: false,
             sender: "lockreaper (dev)".to_owned(),
+            version: "9.8.7",
             id: "id-1".to_owned(),
             thread: None,
             summary: "sum".to_owned(),
@@ -256,7 +272,7 @@ mod tests {
         assert_eq!(chat["content"]["title"], ":lock: Test `a/b`");
         assert_eq!(
             chat["content"]["description"],
-            "Something about `a/b`.\n• State: `a/b`\n• By: ‹@U1› 'x'\n\nWhy:\n• held `5h`"
+            "Something about `a/b`.\n• State: `a/b`\n• By: ‹@U1› 'x'\n\nWhy:\n• held `5h`\n\n_lockreaper 9.8.7_"
         );
         assert_eq!(
             chat["content"]["nextSteps"],
@@ -266,7 +282,7 @@ mod tests {
         assert!(chat["metadata"].get("threadId").is_none());
         assert_eq!(
             rendered.email,
-            "Test `a/b`\n==========\n\nSomething about a/b.\n\nState: a/b\nBy:    <@U1> `x`\n\nWhy\n  - held 5h\n\nWhat to do\n  - Run:\n\n       tf plan\n\n\n--\nSent by lockreaper (dev).\n"
+            "Test `a/b`\n==========\n\nSomething about a/b.\n\nState: a/b\nBy:    <@U1> `x`\n\nWhy\n  - held 5h\n\nWhat to do\n  - Run:\n\n       tf plan\n\n\n--\nSent by lockreaper (dev).\nlockreaper 9.8.7\n"
         );
     }
 
@@ -297,5 +313,29 @@ mod tests {
         let envelope: Value = serde_json::from_str(&rendered.sns_message()).unwrap();
         assert_eq!(envelope["sms"], "[dev] Test: a/b");
         assert_eq!(envelope["email"], rendered.email.as_str());
+    }
+
+    /// The version reaches every form SNS delivers except the SMS (its subject alone), and the
+    /// builders stamp the workspace version.
+    #[test]
+    fn the_version_is_in_every_channel() {
+        let rendered = RenderedMessage::of(&message());
+        let envelope: Value = serde_json::from_str(&rendered.sns_message()).unwrap();
+        for protocol in [
+            "default",
+            "email",
+            "https",
+            "http",
+            "sqs",
+            "lambda",
+            "email-json",
+            "firehose",
+        ] {
+            let form = envelope[protocol].as_str().unwrap();
+            assert!(form.contains("lockreaper 9.8.7"), "{protocol}: {form}");
+        }
+        assert!(!envelope["sms"].as_str().unwrap().contains("9.8.7"));
+        assert!(!VERSION.is_empty());
+        assert_eq!(VERSION, env!("CARGO_PKG_VERSION"));
     }
 }

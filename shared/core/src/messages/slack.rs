@@ -112,7 +112,7 @@ pub fn render(message: &Message) -> Value {
     }
     tail.push(json!({
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": escape(&format!("Sent by {}", message.sender))}],
+        "elements": [{"type": "mrkdwn", "text": escape(&format!("Sent by {} · {}", message.sender, message.footer()))}],
     }));
 
     // Keep the buttons and the footer whatever the number of sections.

@@ -85,6 +85,7 @@ fn message_with_approval() -> Message {
         steps: vec![Step::Approve],
         steps_numbered: false,
         sender: "lockreaper (dev)".to_owned(),
+        version: crate::messages::VERSION,
         id: "id-1".to_owned(),
         thread: None,
         summary: "Stale lock on a/b".to_owned(),

@@ -362,6 +362,7 @@ pub fn result_message(
         steps: text.steps,
         steps_numbered: true,
         sender: "lockreaper force-unlock".to_owned(),
+        version: super::VERSION,
         id,
         thread: proposal.map(|p| p.thread_id.clone()),
         summary: text.summary,

@@ -210,7 +210,11 @@ fn every_outcome_fits_sns_and_chat() {
             let chat = chat_of(&m);
             assert_eq!(chat["version"], "1.0");
             assert_eq!(chat["source"], "custom");
-            assert!(!chat["content"]["description"].as_str().unwrap().is_empty());
+            let description = chat["content"]["description"].as_str().unwrap();
+            assert!(
+                description.ends_with(&format!("_lockreaper {}_", crate::messages::VERSION)),
+                "{what}: {description}"
+            );
             assert_eq!(chat["metadata"]["enableCustomActions"], false);
             assert_eq!(
                 chat["metadata"]["additionalContext"]["outcome"],
@@ -224,7 +228,10 @@ fn every_outcome_fits_sns_and_chat() {
                 }
                 None => assert!(chat["metadata"].get("threadId").is_none(), "{what}"),
             }
-            assert!(m.email.ends_with("Sent by lockreaper force-unlock.\n"));
+            assert!(m.email.ends_with(&format!(
+                "Sent by lockreaper force-unlock.\nlockreaper {}\n",
+                crate::messages::VERSION
+            )));
         }
     }
 }
