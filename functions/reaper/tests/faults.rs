@@ -630,3 +630,60 @@ async fn sweeps_under_faults_alert_every_stuck_lock_once_per_level_and_never_say
     }
     run.finish();
 }
+
+/// The alerts scenario's repeated alerts (seed 12 at 0.4), made deterministic: a sweep that cannot
+/// scan the lock table still lists the `.tflock` files, and a lock file is the primary only when
+/// its DynamoDB item was not read. The lock's alert state is kept under the item's location, so
+/// judged by the file alone an already alerted lock looked new and was alerted again. Now a lock
+/// file is not acted on while a lock table went unread: one alert per stuck lock, read from what
+/// the alert topic delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_that_cannot_scan_the_lock_table_does_not_alert_a_lock_file_again() {
+    let world = stuck_and_live("faults-scan-fails").await;
+    let ledger = world.env.name("ledger");
+    create_ledger_table(&world.env, &ledger).await;
+
+    let clean = FaultProxy::start(&world.env.emulator.endpoint, 0, vec![]).await;
+    let first = world
+        .reaper(&clean.function_aws(&world.env.aws), &ledger)
+        .sweep(chrono::Utc::now(), None)
+        .await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+
+    // Every Scan fails past the SDK's retries: the lock table is not read in this sweep.
+    let no_scan = FaultProxy::start(
+        &world.env.emulator.endpoint,
+        0,
+        vec![Rule::new("dynamodb", "Scan", 1.0, Fault::InternalError)],
+    )
+    .await;
+    let second = world
+        .reaper(&no_scan.function_aws(&world.env.aws), &ledger)
+        .sweep(chrono::Utc::now(), None)
+        .await;
+    assert!(
+        second.incomplete_sources.contains(&world.table),
+        "the table should have gone unread: {:?}",
+        second.incomplete_sources
+    );
+
+    let delivered = world
+        .env
+        .drain(&world.alerts_queue, Duration::from_secs(3))
+        .await;
+    let alerts: Vec<DeliveredAlert> = delivered.iter().filter_map(delivered_alert).collect();
+    for lock in &world.stuck {
+        let stale = alerts
+            .iter()
+            .filter(|a| a.state_path == lock.path && a.level == "propose-unlock")
+            .count();
+        assert_eq!(
+            stale, 1,
+            "{} alerted {stale} times at propose-unlock: {alerts:#?}",
+            lock.path
+        );
+    }
+    for lock in world.stuck.iter().chain([&world.live.lock]) {
+        assert!(world.held(lock).await, "{} was released", lock.path);
+    }
+}
