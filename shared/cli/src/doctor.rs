@@ -190,14 +190,13 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         topic(&sns, APPROVAL_TOPIC_ARN, approval_topic.as_deref()),
         topic(&sns, ALERT_TOPIC_ARN, alert_topic.as_deref()),
     ]);
-    let region = home_region.clone();
-    let coverage = coverage_of_sources(&dynamodb, &s3, &sources, &region);
+    let coverage = coverage_of_sources(&dynamodb, &s3, &sources, &home_region);
     let (tables, buckets, s3_events, ledger_section, topics, coverage) =
         futures::join!(tables, buckets, s3_events, ledger_section, topics, coverage);
     let mut sections = tables;
     sections.extend(buckets);
     sections.extend(s3_events);
-    sections.extend(coverage.iter().map(|c| coverage_section(c, &region)));
+    sections.extend(coverage.iter().map(|c| coverage_section(c, &home_region)));
     sections.push(ledger_section);
     sections.extend(topics);
 
@@ -207,7 +206,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     if args.json {
         let report = DoctorReport {
             schema: "lockreaper.doctor/v1",
-            region: &region,
+            region: &home_region,
             sections: &sections,
             coverage: &coverage,
             counts,
@@ -217,7 +216,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
             .map_err(|e| Failure::Problem(anyhow::anyhow!("cannot encode the report: {e}")))?;
         println!("{text}");
     } else {
-        print!("{}", render(&region, &sections));
+        print!("{}", render(&home_region, &sections));
     }
     Ok(if failed { EXIT_PROBLEMS } else { EXIT_OK })
 }
