@@ -48,6 +48,17 @@ pub struct RecordReport {
     pub notified: bool,
 }
 
+/// How long an approval's claim is held for the invocation that took it: force-unlock's timeout
+/// (`Timeout: 60` on `ForceUnlockFunction` in `infra/sam/template.in.yaml`; Lambda stops an
+/// invocation at its timeout, so no attempt runs longer) plus a margin of as much again for clock
+/// differences between the Lambda hosts and DynamoDB's time of the write. Past it, a claim still
+/// unfinished belongs to an attempt that is over, and another delivery may take it over
+/// (`lockreaper_aws::proposals`, "Leases and takeover").
+pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(FUNCTION_TIMEOUT_SECONDS * 2);
+
+/// force-unlock's Lambda timeout in the template (checked by a test against the template).
+pub const FUNCTION_TIMEOUT_SECONDS: i64 = 60;
+
 /// A transient AWS failure (before any delete, or of a delete, whose claim was given back): the
 /// invocation returns `Err` so Lambda retries.
 struct RetryLater(AwsError);
@@ -315,6 +326,7 @@ impl ForceUnlock {
             source: parsed.source,
             delivery: message_id,
             audit_id: None,
+            lease_until: None,
         };
         match &parsed.message {
             ApprovalMessage::Approve { .. } => {
@@ -368,9 +380,11 @@ impl ForceUnlock {
             }
         };
 
-        // The audit id goes with the claim: a resumed attempt of this delivery reads it back.
+        // The audit id goes with the claim: a resumed attempt of this delivery reads it back. The
+        // lease says until when this invocation may still run (see `CLAIM_LEASE`).
         let claimant = Claimant {
             audit_id: Some(&audit_id),
+            lease_until: Some(now + CLAIM_LEASE),
             ..*claimant
         };
         let claim = match self.proposals.claim(id, &claimant, now).await {
@@ -387,12 +401,22 @@ impl ForceUnlock {
         // resumed attempt of the same delivery writes (and finds) the same record.
         let (audit_id, claimed_at, earlier) = match claim {
             Claim::Claimed => (audit_id, now, None),
-            Claim::Resumed(ref decided) => {
+            Claim::Resumed(ref decided) | Claim::TakenOver(ref decided) => {
                 match self
                     .resume_point(message_id, proposal, decided, audit_id, now)
                     .await?
                 {
-                    Resume::Finished(report) => return Ok(report),
+                    Resume::Finished(report) if matches!(claim, Claim::Resumed(_)) => {
+                        return Ok(report)
+                    }
+                    // Another delivery's unlock finished (its completion was never recorded):
+                    // this press finds the approval used, as it is.
+                    Resume::Finished(_) => {
+                        let outcome = Outcome::AlreadyUsed(prior_use(decided));
+                        return Ok(self
+                            .finish(message_id, Some(proposal), decision, outcome)
+                            .await);
+                    }
                     Resume::From {
                         audit_id,
                         claimed_at,
@@ -429,9 +453,12 @@ impl ForceUnlock {
             }
         };
 
+        // An earlier attempt's audit record this one resumes: a claim given back from here on
+        // keeps its id, so the next claim resumes it too rather than start a second record.
+        let resuming = earlier.is_some();
         // The final check, the reaper's own decision on evidence read now: a holder that wrote
         // state after the proposal is alive, whatever the (unchanged) lock item says.
-        if let Some(refusal) = self.final_check(proposal, message_id, now).await? {
+        if let Some(refusal) = self.final_check(proposal, message_id, resuming, now).await? {
             return Ok(self
                 .finish(message_id, Some(proposal), decision, refusal)
                 .await);
@@ -455,8 +482,9 @@ impl ForceUnlock {
                 // only its lock file gone, and every delete is conditional): the approval stays
                 // usable until the lock is fully released or changed. The claim is given back
                 // rather than completed, so Lambda's retry of this delivery, or a new press of
-                // the button, unlocks what is left.
-                self.give_back(proposal, message_id).await;
+                // the button, unlocks what is left — resuming this attempt's audit record (the
+                // claim's audit id stays on the proposal), so one unlock keeps one record.
+                self.give_back(proposal, message_id, true).await;
                 if report.retryable {
                     return Err(RetryLater(AwsError {
                         kind: AwsErrorKind::Transient,
@@ -495,7 +523,7 @@ impl ForceUnlock {
             Err(e) => {
                 // The Unlocker's contract: an `Err` means no delete was attempted. Give the claim
                 // back so that a retry, or a new approval, can proceed.
-                match self.proposals.release(id, message_id).await {
+                match self.proposals.release(id, message_id, resuming).await {
                     Ok(released) => tracing::info!(
                         event = "claim-released",
                         proposal_id = %id,
@@ -538,7 +566,9 @@ impl ForceUnlock {
             event = "approval-resumed",
             message_id = %message_id,
             proposal_id = %proposal.proposal_id,
-            "an earlier attempt of this same delivery claimed the proposal and never recorded its end; resuming it"
+            earlier_delivery = decided.delivery.as_deref().unwrap_or("-"),
+            audit_id = decided.audit_id.as_deref().unwrap_or("-"),
+            "an earlier attempt (this delivery's, or one given back or past its lease) claimed the proposal and never recorded its end; resuming it"
         );
         let (Some(audit_id), Some(claimed_at), Some(primary)) =
             (decided.audit_id.clone(), decided.at, proposal.primary())
@@ -618,6 +648,7 @@ impl ForceUnlock {
         &self,
         proposal: &Proposal,
         message_id: &str,
+        resuming: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, RetryLater> {
         let Some(lock) = proposal.primary() else {
@@ -631,7 +662,7 @@ impl ForceUnlock {
                 if now_there.raw == lock.raw && now_there.lock_id == lock.lock_id => {}
             Ok(_) => return Ok(None),
             Err(e) if is_transient(&e) => {
-                self.give_back(proposal, message_id).await;
+                self.give_back(proposal, message_id, resuming).await;
                 return Err(RetryLater(e));
             }
             // Anything else: the unlock's own re-read meets it again and reports it.
@@ -663,7 +694,7 @@ impl ForceUnlock {
             // resuming a claim taken before the pause. Nothing was deleted: the claim is given
             // back, so the approval stays usable.
             ApprovalCheck::UnlocksPaused { usable_until } => {
-                self.give_back(proposal, message_id).await;
+                self.give_back(proposal, message_id, resuming).await;
                 Ok(Some(Outcome::UnlocksPaused { usable_until }))
             }
             ApprovalCheck::Withdraw(reason) => {
@@ -688,7 +719,7 @@ impl ForceUnlock {
                 Ok(Some(Outcome::Withdrawn { reason }))
             }
             ApprovalCheck::CannotConfirm(problem) => {
-                self.give_back(proposal, message_id).await;
+                self.give_back(proposal, message_id, resuming).await;
                 if let Some(e) = evidence.errors.into_iter().find(is_transient) {
                     return Err(RetryLater(e));
                 }
@@ -697,18 +728,19 @@ impl ForceUnlock {
         }
     }
 
-    /// Gives this delivery's claim back before any delete, so the approval can be given again.
-    async fn give_back(&self, proposal: &Proposal, message_id: &str) {
+    /// Gives this delivery's claim back, so the approval can be given again; `keep_audit` when
+    /// an audit record of this claim was written (the next claim resumes it).
+    async fn give_back(&self, proposal: &Proposal, message_id: &str, keep_audit: bool) {
         if let Err(e) = self
             .proposals
-            .release(&proposal.proposal_id, message_id)
+            .release(&proposal.proposal_id, message_id, keep_audit)
             .await
         {
             tracing::error!(
                 event = "claim-not-released",
                 proposal_id = %proposal.proposal_id,
                 reason = %e,
-                "nothing was deleted and the claim could not be given back; a retry of this delivery resumes it"
+                "the claim could not be given back; a retry of this delivery resumes it, and once its lease is over any new approval takes it over"
             );
         }
     }
@@ -1087,5 +1119,40 @@ fn reason_of(outcome: &Outcome) -> String {
         Outcome::WrongLock => {
             "the token is bound to a different lock than the proposal records".to_owned()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim lease is only sound while no invocation outlives it: `FUNCTION_TIMEOUT_SECONDS`
+    /// must be the template's `Timeout` for this function.
+    #[test]
+    fn the_claim_lease_outlasts_the_templates_function_timeout() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../infra/sam/template.in.yaml"
+        );
+        let template = std::fs::read_to_string(path).expect("read the template source");
+        let function = template
+            .split("\n  ForceUnlockFunction:\n")
+            .nth(1)
+            .expect("ForceUnlockFunction in the template");
+        // Its own properties end where the next resource (two-space indent) begins.
+        let end = function
+            .lines()
+            .position(|l| l.starts_with("  ") && !l.starts_with("   ") && !l.trim().is_empty())
+            .unwrap_or(usize::MAX);
+        let timeout: i64 = function
+            .lines()
+            .take(end)
+            .find_map(|l| l.trim().strip_prefix("Timeout:"))
+            .expect("ForceUnlockFunction sets its Timeout")
+            .trim()
+            .parse()
+            .expect("a Timeout in seconds");
+        assert_eq!(timeout, FUNCTION_TIMEOUT_SECONDS);
+        assert!(CLAIM_LEASE > chrono::TimeDelta::seconds(timeout));
     }
 }

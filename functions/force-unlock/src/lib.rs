@@ -86,7 +86,7 @@ pub mod config;
 mod handler;
 
 pub use config::Config;
-pub use handler::{ForceUnlock, InvocationReport, RecordReport};
+pub use handler::{ForceUnlock, InvocationReport, RecordReport, CLAIM_LEASE};
 
 /// JSON log lines, one object per line (see `lockreaper_aws::logging`).
 pub fn init_logging() {

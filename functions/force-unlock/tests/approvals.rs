@@ -623,6 +623,7 @@ async fn retries_resume_and_never_unlock_twice() {
         source: ApprovalSource::ChatButton,
         delivery,
         audit_id: None,
+        lease_until: None,
     };
     assert_eq!(
         proposals
@@ -695,11 +696,11 @@ async fn retries_resume_and_never_unlock_twice() {
         .await
         .unwrap();
     assert!(!proposals
-        .release(&z.proposal.proposal_id, "someone-else")
+        .release(&z.proposal.proposal_id, "someone-else", false)
         .await
         .unwrap());
     assert!(proposals
-        .release(&z.proposal.proposal_id, &m3)
+        .release(&z.proposal.proposal_id, &m3, false)
         .await
         .unwrap());
     let response = setup.deliver(&watch, &z.token).await;
@@ -716,7 +717,8 @@ async fn retries_resume_and_never_unlock_twice() {
         !proposals
             .release(
                 &z.proposal.proposal_id,
-                record.decided.delivery.as_deref().unwrap()
+                record.decided.delivery.as_deref().unwrap(),
+                false
             )
             .await
             .unwrap(),

@@ -227,6 +227,23 @@ async fn invoke(function: &ForceUnlock, message_id: &str, token: &str) -> Result
     }
 }
 
+/// As [`invoke`], with the invocation's clock at `now` (what `handle` reads from the system
+/// clock), to deliver a press after a claim's lease without waiting for it.
+async fn invoke_at(
+    function: &ForceUnlock,
+    message_id: &str,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, String> {
+    match function
+        .handle_event(sns_event(&[(message_id, token)]), now)
+        .await
+    {
+        Ok(report) => Ok(report.records[0].outcome.clone()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Delivers the approval until it is answered (see the module documentation), then once more.
 async fn approve(function: &ForceUnlock, token: &str) -> Delivered {
     let mut invocations = 0;
@@ -626,8 +643,10 @@ async fn a_lost_delete_answer_is_audited_as_a_delete() {
 /// instead of resuming the first attempt's: the lock ends released once per artefact, but two
 /// audit records each show a delete (the file in the first, the item in the second) — what the
 /// scenarios count as two unlocks, and an audit trail that splits one unlock in two.
+///
+/// Fixed: a claim given back after its unlock began keeps its audit id and claim time on the
+/// proposal, and the next claim (this retry, or a new press) inherits them and resumes that record.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a retry after a half-done unlock (lock file deleted, item delete failed) starts a second audit record instead of resuming the first"]
 async fn a_retry_after_a_half_done_unlock_resumes_its_audit_record() {
     let world = World::new(7).await;
     let proxy = FaultProxy::start(
@@ -669,5 +688,74 @@ async fn a_retry_after_a_half_done_unlock_resumes_its_audit_record() {
             .iter()
             .map(|a| (&a.audit_id, &a.outcomes))
             .collect::<Vec<_>>()
+    );
+}
+
+/// Found by the connection-reset scenario (seed 15 at 0.4): a delivery claims the proposal, its
+/// final check cannot re-read the lock item (every attempt's connection reset), and giving the
+/// claim back fails the same way. That was every one of Lambda's attempts of the delivery, so the
+/// claim stayed held by a delivery that would never come again: every later press was refused as
+/// "already used" until the proposal expired, and the stale lock stayed. Here one attempt ends so
+/// (the proxy resets exactly the final check's `GetItem` and the give-back's `UpdateItem`, three
+/// attempts each); the next presses are new deliveries.
+///
+/// Fixed: the claim carries a lease (force-unlock's timeout plus a margin). Within it a press is
+/// still refused (the holder might be running); past it a press takes the claim over and unlocks,
+/// after its own final check, writing one audit record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_that_could_not_be_given_back_is_taken_over_after_its_lease() {
+    let world = World::new(15).await;
+    let proxy = FaultProxy::start(
+        &world.env.emulator.endpoint,
+        15,
+        vec![
+            // The first GetItem reads the proposal, the second is the final check's re-read.
+            Rule::new("dynamodb", "GetItem", 1.0, Fault::ConnectionReset)
+                .after(1)
+                .at_most(3),
+            // The first UpdateItem is the claim, the second the give-back.
+            Rule::new("dynamodb", "UpdateItem", 1.0, Fault::ConnectionReset)
+                .after(1)
+                .at_most(3),
+        ],
+    )
+    .await;
+    let function = world.cold_start(&proxy).await;
+    let pressed_at = chrono::Utc::now();
+    let first = invoke_at(&function, &message_id(), &world.token, pressed_at).await;
+    assert!(
+        first.is_err(),
+        "the final check's read failed transiently: {first:?}"
+    );
+    assert_eq!(
+        (
+            proxy.faulted_count("dynamodb", "GetItem", "ConnectionReset"),
+            proxy.faulted_count("dynamodb", "UpdateItem", "ConnectionReset")
+        ),
+        (3, 3),
+        "the final check's read and the give-back, three attempts each:\n{}",
+        proxy.report()
+    );
+
+    // A press while the claim's holder might still be running is refused; nothing is deleted.
+    let within = invoke_at(&function, &message_id(), &world.token, chrono::Utc::now()).await;
+    assert_eq!(within.as_deref(), Ok("already-used"));
+    assert!(world.lock_item_info().await.is_some());
+    assert!(world.lock_file_body().await.is_some());
+
+    // Past the lease, a press takes the claim over and unlocks.
+    let after = pressed_at + force_unlock::CLAIM_LEASE + chrono::TimeDelta::seconds(1);
+    let taken_over = invoke_at(&function, &message_id(), &world.token, after).await;
+    assert_eq!(taken_over.as_deref(), Ok("unlocked"), "{}", proxy.report());
+    assert_eq!(world.lock_item_info().await, None);
+    assert_eq!(world.lock_file_body().await, None);
+    let audit = world.audit().await;
+    assert_eq!(
+        audit
+            .iter()
+            .map(|a| a.outcomes.clone())
+            .collect::<Vec<_>>(),
+        vec![vec![ArtefactOutcome::Deleted, ArtefactOutcome::Deleted]],
+        "one unlock, one audit record"
     );
 }

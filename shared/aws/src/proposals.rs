@@ -5,7 +5,7 @@
 //!
 //! | `pk` | `sk` | attributes | expires |
 //! | --- | --- | --- | --- |
-//! | `proposal#<proposal id>` | `proposal` | `proposal` (S, JSON of [`Proposal`]), `status` (S: `open` \| `used` \| `denied` \| `withdrawn`), `withdrawn_reason` (S, once withdrawn), and once decided: `decided_at` (S), `decided_by` (S, the approver when named), `decided_via` (S, [`ApprovalSource`]), `delivery` (S, the SNS MessageId that decided it), `audit_id` (S, an approval's audit record, from its claim on); after an unlock: `completed_at`, `result`, `audit_id` | `proposal.expires_at` + 7 days |
+//! | `proposal#<proposal id>` | `proposal` | `proposal` (S, JSON of [`Proposal`]), `status` (S: `open` \| `used` \| `denied` \| `withdrawn`), `withdrawn_reason` (S, once withdrawn), and once decided: `decided_at` (S), `decided_by` (S, the approver when named), `decided_via` (S, [`ApprovalSource`]), `delivery` (S, the SNS MessageId that decided it), `audit_id` (S, an approval's audit record, from its claim on), `lease_until` (S, an approval's claim: until when its holder may still be running); after an unlock: `completed_at`, `result`, `audit_id` | `proposal.expires_at` + 7 days |
 //! | `lock#<LockLocation::ledger_key()>` | `snooze` | `until` (S, RFC 3339), `by` (S, optional), `reason` (S, optional), `lock_id` (S) | `until` + 1 day |
 //!
 //! # Single use
@@ -17,7 +17,30 @@
 //! function tell a *retry of the same delivery* (Lambda's async retries and SNS redeliveries reuse
 //! the MessageId) from a *replay* (anyone publishing the token again gets a new MessageId); see
 //! [`Claim::Resumed`].
+//!
+//! # Leases and takeover
+//!
+//! A claim is held by a running invocation, and no invocation runs past the function's timeout.
+//! So an approval's claim carries `lease_until` (the claim time plus that timeout and a margin):
+//! a claim still unfinished after it belongs to an attempt that is over, however it ended — even
+//! one that could neither finish nor give its claim back (its reads and its give-back all
+//! failed). Another delivery (a new press, a redelivery) may then take the claim over
+//! ([`Claim::TakenOver`]), conditionally on the exact claim it read (`delivery` and
+//! `lease_until`), so of concurrent takers one wins; it keeps the claim's `audit_id` and
+//! `decided_at`, so it resumes the earlier attempt's audit record rather than starting a second.
+//! The final check and the conditional deletes still decide what is deleted.
+//!
+//! A claim given back after its unlock began (a delete failed) keeps `audit_id` and
+//! `decided_at` on the open proposal ([`Proposals::release`] with `keep_audit`), and the next
+//! claim inherits them (`if_not_exists`), again resuming that audit record
+//! ([`Claim::TakenOver`]): one unlock, one audit record, however many attempts it takes.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use lockreaper_core::approval::ApprovalSource;
 use lockreaper_core::proposal::{Proposal, ProposalStatus};
@@ -44,6 +67,10 @@ pub struct Claimant<'a> {
     /// claim so that a resumed attempt of the same delivery ([`Claim::Resumed`]) writes and finds
     /// that same record instead of starting a second one.
     pub audit_id: Option<&'a str>,
+    /// Approvals only: until when this claim's holder may still be running (its invocation's
+    /// start plus the function timeout and a margin). Past it, another delivery may take the
+    /// claim over ([`Claim::TakenOver`]).
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// Who decided a proposal before, as recorded.
@@ -57,6 +84,8 @@ pub struct Decided {
     pub completed_at: Option<DateTime<Utc>>,
     pub result: Option<String>,
     pub audit_id: Option<String>,
+    /// An approval's claim: until when its holder may still be running.
+    pub lease_until: Option<DateTime<Utc>>,
     /// Why the proposal was withdrawn (the lock showed signs of life), once it was.
     pub withdrawn_reason: Option<String>,
 }
@@ -80,6 +109,11 @@ pub enum Claim {
     /// lock, and the earlier attempt's audit record (its id and time in the [`Decided`]) says
     /// what it did.
     Resumed(Decided),
+    /// This delivery took over an earlier attempt's unfinished unlock, with its audit id and
+    /// claim time (in the [`Decided`]): either the proposal was open again after a claim given
+    /// back once its unlock had begun (a delete failed), or another delivery's claim was still
+    /// unfinished past its lease (that attempt is over). Go ahead as for [`Claim::Resumed`].
+    TakenOver(Decided),
     /// This same delivery already finished: a duplicate delivery. Do nothing, say nothing.
     Duplicate(Decided),
     /// Another delivery used the proposal (a replay, or a second click).
@@ -105,8 +139,8 @@ pub enum Deny {
 /// the size of the record it may carry costs nothing worth boxing for.
 #[allow(clippy::large_enum_variant)]
 enum Attempt {
-    /// This call moved the proposal.
-    Made,
+    /// This call moved the proposal: the decision as now stored.
+    Made(Decided),
     /// It was not open: the proposal as read after the refused write (`None`: no such
     /// proposal); `retried` when it was found open once and a second write was refused too.
     Refused {
@@ -120,6 +154,64 @@ enum Attempt {
 pub struct Proposals {
     client: aws_sdk_dynamodb::Client,
     table: String,
+}
+
+/// The decision attributes of a proposal item.
+fn decided_of(item: &HashMap<String, AttributeValue>) -> Decided {
+    Decided {
+        at: time(item, "decided_at"),
+        by: string(item, "decided_by"),
+        via: string(item, "decided_via"),
+        delivery: string(item, "delivery"),
+        completed_at: time(item, "completed_at"),
+        result: string(item, "result"),
+        audit_id: string(item, "audit_id"),
+        lease_until: time(item, "lease_until"),
+        withdrawn_reason: string(item, "withdrawn_reason"),
+    }
+}
+
+/// The outcome of a conditional write that returns the item as written (`ALL_NEW`): `Some` with
+/// it when applied, `None` when its condition failed.
+fn written<O, E>(
+    result: Result<O, SdkError<E, HttpResponse>>,
+    attributes: impl FnOnce(O) -> Option<HashMap<String, AttributeValue>>,
+    action: &'static str,
+    table: &str,
+) -> Result<Option<HashMap<String, AttributeValue>>, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(attributes(out).unwrap_or_default())),
+        Err(e) => {
+            let err = AwsError::from_sdk(e, action, table);
+            if err.is_condition_failed() {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// What a claim refused with the proposal as read (`None`: no such proposal) comes to.
+fn refused(record: Option<ProposalRecord>, claimant: &Claimant<'_>) -> Claim {
+    let Some(record) = record else {
+        return Claim::Unknown;
+    };
+    match record.status {
+        ProposalStatus::Used
+            if record.decided.completed_at.is_some()
+                && !claimant.delivery.is_empty()
+                && record.decided.delivery.as_deref() == Some(claimant.delivery) =>
+        {
+            Claim::Duplicate(record.decided)
+        }
+        ProposalStatus::Denied => Claim::Denied(record.decided),
+        ProposalStatus::Withdrawn => Claim::Withdrawn(record.decided),
+        ProposalStatus::Used | ProposalStatus::Open => Claim::AlreadyUsed(record.decided),
+    }
 }
 
 fn parse_status(text: &str) -> Option<ProposalStatus> {
@@ -223,21 +315,14 @@ impl Proposals {
         Ok(Some(ProposalRecord {
             proposal,
             status,
-            decided: Decided {
-                at: time(&item, "decided_at"),
-                by: string(&item, "decided_by"),
-                via: string(&item, "decided_via"),
-                delivery: string(&item, "delivery"),
-                completed_at: time(&item, "completed_at"),
-                result: string(&item, "result"),
-                audit_id: string(&item, "audit_id"),
-                withdrawn_reason: string(&item, "withdrawn_reason"),
-            },
+            decided: decided_of(&item),
         }))
     }
 
-    /// Moves an open proposal to `to`, conditional on `status = open`. `Ok(true)` when this call
-    /// made the change, `Ok(false)` when the proposal was not open (or not there).
+    /// Moves an open proposal to `to`, conditional on `status = open`. `Ok(Some(decision))` (as
+    /// now stored) when this call made the change, `Ok(None)` when the proposal was not open (or
+    /// not there). A claim inherits the audit id and claim time a given-back claim left on the
+    /// proposal (see the module docs).
     async fn decide(
         &self,
         proposal_id: &str,
@@ -245,13 +330,8 @@ impl Proposals {
         claimant: &Claimant<'_>,
         now: DateTime<Utc>,
         action: &'static str,
-    ) -> Result<bool, AwsError> {
-        let mut set = vec![
-            "#status = :to",
-            "decided_at = :at",
-            "decided_via = :via",
-            "delivery = :delivery",
-        ];
+    ) -> Result<Option<Decided>, AwsError> {
+        let mut set = vec!["#status = :to", "decided_via = :via", "delivery = :delivery"];
         let mut request = self
             .client
             .update_item()
@@ -264,21 +344,32 @@ impl Proposals {
             .expression_attribute_values(":at", s(format_time(now)))
             .expression_attribute_values(":via", s(claimant.source.as_str()))
             .expression_attribute_values(":delivery", s(claimant.delivery))
-            .condition_expression("attribute_exists(pk) AND #status = :open");
+            .condition_expression("attribute_exists(pk) AND #status = :open")
+            .return_values(ReturnValue::AllNew);
         if let Some(approver) = claimant.approver {
             set.push("decided_by = :by");
             request = request.expression_attribute_values(":by", s(approver));
         }
         if let Some(audit_id) = claimant.audit_id {
-            set.push("audit_id = :audit");
+            // Kept together by a give-back after a begun unlock, removed together otherwise.
+            set.push("audit_id = if_not_exists(audit_id, :audit)");
+            set.push("decided_at = if_not_exists(decided_at, :at)");
             request = request.expression_attribute_values(":audit", s(audit_id));
+        } else {
+            set.push("decided_at = :at");
+        }
+        if let Some(lease_until) = claimant.lease_until {
+            set.push("lease_until = :lease");
+            request = request.expression_attribute_values(":lease", s(format_time(lease_until)));
         }
         let update = format!("SET {}", set.join(", "));
-        AwsError::conditional(
+        let item = written(
             request.update_expression(update).send().await,
+            |out| out.attributes,
             action,
             &self.table,
-        )
+        )?;
+        Ok(item.map(|item| decided_of(&item)))
     }
 
     /// Moves an open proposal to `to`; when that write is refused, reads the proposal to say why.
@@ -292,8 +383,8 @@ impl Proposals {
         now: DateTime<Utc>,
         action: &'static str,
     ) -> Result<Attempt, AwsError> {
-        if self.decide(proposal_id, to, claimant, now, action).await? {
-            return Ok(Attempt::Made);
+        if let Some(decided) = self.decide(proposal_id, to, claimant, now, action).await? {
+            return Ok(Attempt::Made(decided));
         }
         let first = self.record(proposal_id).await?;
         if !first
@@ -305,8 +396,8 @@ impl Proposals {
                 retried: false,
             });
         }
-        if self.decide(proposal_id, to, claimant, now, action).await? {
-            return Ok(Attempt::Made);
+        if let Some(decided) = self.decide(proposal_id, to, claimant, now, action).await? {
+            return Ok(Attempt::Made(decided));
         }
         Ok(Attempt::Refused {
             record: self.record(proposal_id).await?,
@@ -315,7 +406,8 @@ impl Proposals {
     }
 
     /// Uses the proposal for an approved unlock, at most once (see the module docs). On a lost
-    /// race the proposal is re-read to say why.
+    /// race the proposal is re-read to say why. A claim of this same delivery is resumed (its
+    /// lease renewed), another delivery's unfinished claim past its lease taken over.
     pub async fn claim(
         &self,
         proposal_id: &str,
@@ -332,7 +424,16 @@ impl Proposals {
             )
             .await?;
         let (record, retried) = match attempt {
-            Attempt::Made => return Ok(Claim::Claimed),
+            Attempt::Made(decided) => {
+                // The audit id kept by a given-back claim, not this claimant's own: resume it.
+                let inherited = claimant.audit_id.is_some()
+                    && decided.audit_id.as_deref() != claimant.audit_id;
+                return Ok(if inherited {
+                    Claim::TakenOver(decided)
+                } else {
+                    Claim::Claimed
+                });
+            }
             Attempt::Refused {
                 record: None,
                 retried: _,
@@ -342,37 +443,126 @@ impl Proposals {
                 retried,
             } => (record, retried),
         };
-        Ok(match record.status {
-            // Only at the first read: after a second attempt, a use is someone else's.
-            ProposalStatus::Used
-                if !retried
-                    && record.decided.delivery.as_deref() == Some(claimant.delivery)
-                    && !claimant.delivery.is_empty() =>
-            {
-                if record.decided.completed_at.is_some() {
-                    Claim::Duplicate(record.decided)
-                } else {
-                    Claim::Resumed(record.decided)
-                }
+        let ours = record.decided.delivery.as_deref() == Some(claimant.delivery)
+            && !claimant.delivery.is_empty();
+        let unfinished =
+            record.status == ProposalStatus::Used && record.decided.completed_at.is_none();
+        // Only at the first read: after a second attempt, a use is someone else's.
+        if unfinished && ours && !retried {
+            if claimant.lease_until.is_none() {
+                return Ok(Claim::Resumed(record.decided));
             }
-            ProposalStatus::Denied => Claim::Denied(record.decided),
-            ProposalStatus::Withdrawn => Claim::Withdrawn(record.decided),
-            ProposalStatus::Used | ProposalStatus::Open => Claim::AlreadyUsed(record.decided),
-        })
+            // Renewed, so that no other delivery takes over while this attempt runs.
+            return Ok(match self.take_over(proposal_id, claimant, &record.decided).await? {
+                Ok(decided) => Claim::Resumed(decided),
+                Err(now_stored) => refused(now_stored, claimant),
+            });
+        }
+        let lease_over = record.decided.lease_until.is_some_and(|until| until <= now);
+        if unfinished && !ours && lease_over && claimant.lease_until.is_some() {
+            return Ok(match self.take_over(proposal_id, claimant, &record.decided).await? {
+                Ok(decided) => Claim::TakenOver(decided),
+                Err(now_stored) => refused(now_stored, claimant),
+            });
+        }
+        Ok(refused(Some(record), claimant))
     }
 
-    /// Gives a claim back after an unlock that deleted nothing failed, so the proposal can be
-    /// approved again (by a retry, or a person). Only the delivery that claimed it can release it,
-    /// and only while no finished unlock is recorded. `Ok(false)` when it was not ours to release.
-    pub async fn release(&self, proposal_id: &str, delivery: &str) -> Result<bool, AwsError> {
+    /// Moves an unfinished claim to `claimant` (a new delivery, or the same one renewing its
+    /// lease), conditional on the claim exactly as `seen` (its delivery and lease), keeping its
+    /// audit id and claim time. `Ok(Ok(decision))` as now stored when this call moved it;
+    /// `Ok(Err(record))` as read after a refused write. A write whose answer was lost (its retry
+    /// refused) is recognised by the delivery and lease it wrote.
+    async fn take_over(
+        &self,
+        proposal_id: &str,
+        claimant: &Claimant<'_>,
+        seen: &Decided,
+    ) -> Result<Result<Decided, Option<ProposalRecord>>, AwsError> {
+        const ACTION: &str = "take over proposal claim in ledger";
+        let (Some(seen_delivery), Some(lease_until)) =
+            (seen.delivery.as_deref(), claimant.lease_until)
+        else {
+            return Ok(Err(self.record(proposal_id).await?));
+        };
+        let lease = format_time(lease_until);
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":used", s(ProposalStatus::Used.as_str()))
+            .expression_attribute_values(":seen", s(seen_delivery))
+            .expression_attribute_values(":delivery", s(claimant.delivery))
+            .expression_attribute_values(":via", s(claimant.source.as_str()))
+            .expression_attribute_values(":lease", s(lease.clone()))
+            .return_values(ReturnValue::AllNew);
+        let mut condition = "#status = :used AND delivery = :seen AND attribute_not_exists(completed_at) AND ".to_owned();
+        match seen.lease_until {
+            Some(seen_lease) => {
+                condition.push_str("lease_until = :seen_lease");
+                request =
+                    request.expression_attribute_values(":seen_lease", s(format_time(seen_lease)));
+            }
+            None => condition.push_str("attribute_not_exists(lease_until)"),
+        }
+        let update = match claimant.approver {
+            Some(approver) => {
+                request = request.expression_attribute_values(":by", s(approver));
+                "SET delivery = :delivery, lease_until = :lease, decided_via = :via, decided_by = :by"
+            }
+            None => "SET delivery = :delivery, lease_until = :lease, decided_via = :via REMOVE decided_by",
+        };
+        let item = written(
+            request
+                .condition_expression(condition)
+                .update_expression(update)
+                .send()
+                .await,
+            |out| out.attributes,
+            ACTION,
+            &self.table,
+        )?;
+        if let Some(item) = item {
+            return Ok(Ok(decided_of(&item)));
+        }
+        let now_stored = self.record(proposal_id).await?;
+        match now_stored {
+            Some(r)
+                if r.status == ProposalStatus::Used
+                    && r.decided.completed_at.is_none()
+                    && r.decided.delivery.as_deref() == Some(claimant.delivery)
+                    && r.decided.lease_until.map(format_time).as_deref() == Some(lease.as_str()) =>
+            {
+                Ok(Ok(r.decided))
+            }
+            other => Ok(Err(other)),
+        }
+    }
+
+    /// Gives a claim back after an unlock that failed, so the proposal can be approved again (by
+    /// a retry, or a person). Only the delivery that claimed it can release it, and only while no
+    /// finished unlock is recorded. `keep_audit`: the unlock began (an audit record was written),
+    /// so the claim's audit id and time stay on the proposal and the next claim resumes that
+    /// record (see the module docs). `Ok(false)` when it was not ours to release.
+    pub async fn release(
+        &self,
+        proposal_id: &str,
+        delivery: &str,
+        keep_audit: bool,
+    ) -> Result<bool, AwsError> {
+        let update = if keep_audit {
+            "SET #status = :open REMOVE decided_by, decided_via, delivery, lease_until"
+        } else {
+            "SET #status = :open REMOVE decided_at, decided_by, decided_via, delivery, audit_id, lease_until"
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(proposal_pk(proposal_id), PROPOSAL_SK)))
-            .update_expression(
-                "SET #status = :open REMOVE decided_at, decided_by, decided_via, delivery, audit_id",
-            )
+            .update_expression(update)
             .condition_expression(
                 "#status = :used AND delivery = :delivery AND attribute_not_exists(completed_at)",
             )
@@ -491,7 +681,7 @@ impl Proposals {
             )
             .await?;
         Ok(match attempt {
-            Attempt::Made => Deny::Denied,
+            Attempt::Made(_) => Deny::Denied,
             Attempt::Refused { record: None, .. } => Deny::Unknown,
             Attempt::Refused {
                 record: Some(r), ..
