@@ -458,7 +458,10 @@ impl ForceUnlock {
         let resuming = earlier.is_some();
         // The final check, the reaper's own decision on evidence read now: a holder that wrote
         // state after the proposal is alive, whatever the (unchanged) lock item says.
-        if let Some(refusal) = self.final_check(proposal, message_id, resuming, now).await? {
+        if let Some(refusal) = self
+            .final_check(proposal, message_id, resuming, now)
+            .await?
+        {
             return Ok(self
                 .finish(message_id, Some(proposal), decision, refusal)
                 .await);

@@ -52,12 +52,18 @@
 //!   attempts a delete (its contract; post-delete problems are inside its `Ok` report). The handler
 //!   releases the claim (conditional on being the claimant and on no finished unlock being
 //!   recorded) and returns `Err`; the retry claims again and unlocks. If the release itself fails,
-//!   the retry resumes the claim as above.
+//!   the retry resumes the claim as above — and if every attempt of the delivery ends so (its
+//!   reads and its give-back all failing), the claim's lease runs out (force-unlock's timeout
+//!   plus a margin, [`CLAIM_LEASE`]) and the next press takes it over ([`Claim::TakenOver`]),
+//!   conditionally on the exact claim it read, and goes through the final check itself.
 //! - **A delete that fails**: the Unlocker deletes nothing after it (the lock file goes first, so
 //!   the lock is whole, or keeps its DynamoDB item, which blocks every client). The handler gives
 //!   the claim back instead of completing it — the approval stays usable until the lock is fully
-//!   released or changed — and returns `Err` when the failure was transient. The retry (or a new
-//!   press) claims again; the conditional deletes delete only what is still the proposed lock.
+//!   released or changed — and returns `Err` when the failure was transient. The given-back claim
+//!   keeps its audit id and time on the proposal, so the retry (or a new press) claims again
+//!   *resuming that audit record* ([`Claim::TakenOver`], [`Unlocker::resume`]): one unlock, one
+//!   record, even when the lock file went in one attempt and the item in the next. The
+//!   conditional deletes delete only what is still the proposed lock.
 //! - **A crash or timeout anywhere after the claim** (the worst case: the delete may have happened,
 //!   but nothing was recorded): the retry resumes the claim and runs the unlock again. That second
 //!   unlock re-reads the lock with strong consistency and deletes only on a precondition bound to
@@ -79,6 +85,7 @@
 //! [`Proposals::claim`]: lockreaper_aws::proposals::Proposals::claim
 //! [`Claim::Resumed`]: lockreaper_aws::proposals::Claim::Resumed
 //! [`Claim::Duplicate`]: lockreaper_aws::proposals::Claim::Duplicate
+//! [`Claim::TakenOver`]: lockreaper_aws::proposals::Claim::TakenOver
 //! [`Unlocker::unlock`]: lockreaper_aws::unlock::Unlocker::unlock
 //! [`Unlocker::resume`]: lockreaper_aws::unlock::Unlocker::resume
 

@@ -751,10 +751,7 @@ async fn a_claim_that_could_not_be_given_back_is_taken_over_after_its_lease() {
     assert_eq!(world.lock_file_body().await, None);
     let audit = world.audit().await;
     assert_eq!(
-        audit
-            .iter()
-            .map(|a| a.outcomes.clone())
-            .collect::<Vec<_>>(),
+        audit.iter().map(|a| a.outcomes.clone()).collect::<Vec<_>>(),
         vec![vec![ArtefactOutcome::Deleted, ArtefactOutcome::Deleted]],
         "one unlock, one audit record"
     );

@@ -331,7 +331,11 @@ impl Proposals {
         now: DateTime<Utc>,
         action: &'static str,
     ) -> Result<Option<Decided>, AwsError> {
-        let mut set = vec!["#status = :to", "decided_via = :via", "delivery = :delivery"];
+        let mut set = vec![
+            "#status = :to",
+            "decided_via = :via",
+            "delivery = :delivery",
+        ];
         let mut request = self
             .client
             .update_item()
@@ -426,8 +430,8 @@ impl Proposals {
         let (record, retried) = match attempt {
             Attempt::Made(decided) => {
                 // The audit id kept by a given-back claim, not this claimant's own: resume it.
-                let inherited = claimant.audit_id.is_some()
-                    && decided.audit_id.as_deref() != claimant.audit_id;
+                let inherited =
+                    claimant.audit_id.is_some() && decided.audit_id.as_deref() != claimant.audit_id;
                 return Ok(if inherited {
                     Claim::TakenOver(decided)
                 } else {
@@ -453,17 +457,27 @@ impl Proposals {
                 return Ok(Claim::Resumed(record.decided));
             }
             // Renewed, so that no other delivery takes over while this attempt runs.
-            return Ok(match self.take_over(proposal_id, claimant, &record.decided).await? {
-                Ok(decided) => Claim::Resumed(decided),
-                Err(now_stored) => refused(now_stored, claimant),
-            });
+            return Ok(
+                match self
+                    .take_over(proposal_id, claimant, &record.decided)
+                    .await?
+                {
+                    Ok(decided) => Claim::Resumed(decided),
+                    Err(now_stored) => refused(now_stored, claimant),
+                },
+            );
         }
         let lease_over = record.decided.lease_until.is_some_and(|until| until <= now);
         if unfinished && !ours && lease_over && claimant.lease_until.is_some() {
-            return Ok(match self.take_over(proposal_id, claimant, &record.decided).await? {
-                Ok(decided) => Claim::TakenOver(decided),
-                Err(now_stored) => refused(now_stored, claimant),
-            });
+            return Ok(
+                match self
+                    .take_over(proposal_id, claimant, &record.decided)
+                    .await?
+                {
+                    Ok(decided) => Claim::TakenOver(decided),
+                    Err(now_stored) => refused(now_stored, claimant),
+                },
+            );
         }
         Ok(refused(Some(record), claimant))
     }
@@ -498,7 +512,9 @@ impl Proposals {
             .expression_attribute_values(":via", s(claimant.source.as_str()))
             .expression_attribute_values(":lease", s(lease.clone()))
             .return_values(ReturnValue::AllNew);
-        let mut condition = "#status = :used AND delivery = :seen AND attribute_not_exists(completed_at) AND ".to_owned();
+        let mut condition =
+            "#status = :used AND delivery = :seen AND attribute_not_exists(completed_at) AND "
+                .to_owned();
         match seen.lease_until {
             Some(seen_lease) => {
                 condition.push_str("lease_until = :seen_lease");
@@ -533,7 +549,8 @@ impl Proposals {
                 if r.status == ProposalStatus::Used
                     && r.decided.completed_at.is_none()
                     && r.decided.delivery.as_deref() == Some(claimant.delivery)
-                    && r.decided.lease_until.map(format_time).as_deref() == Some(lease.as_str()) =>
+                    && r.decided.lease_until.map(format_time).as_deref()
+                        == Some(lease.as_str()) =>
             {
                 Ok(Ok(r.decided))
             }
