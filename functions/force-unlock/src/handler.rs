@@ -50,10 +50,11 @@ pub struct RecordReport {
 
 /// How long an approval's claim is held for the invocation that took it: force-unlock's timeout
 /// (`Timeout: 60` on `ForceUnlockFunction` in `infra/sam/template.in.yaml`; Lambda stops an
-/// invocation at its timeout, so no attempt runs longer) plus a margin of as much again for clock
-/// differences between the Lambda hosts and DynamoDB's time of the write. Past it, a claim still
-/// unfinished belongs to an attempt that is over, and another delivery may take it over
-/// (`lockreaper_aws::proposals`, "Leases and takeover").
+/// invocation at its timeout, and the lease counts from the clock read when the invocation
+/// began, so no attempt runs past it) plus a margin of as much again, because the lease is
+/// written by one invocation's clock and compared with another's (another host). Past it, a
+/// claim still unfinished belongs to an attempt that is over, and another delivery may take it
+/// over (`lockreaper_aws::proposals`, "Leases and takeover").
 pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(FUNCTION_TIMEOUT_SECONDS * 2);
 
 /// force-unlock's Lambda timeout in the template (checked by a test against the template).
