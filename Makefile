@@ -145,7 +145,8 @@ bench: tools ## Benchmarks (release build): lock-metrics 1000-record batch, reap
 # not part of this round (README, "Reliability").
 FAULT_SEEDS ?= 12
 FAULT_RATE ?= 0.4
-FAULT_SCENARIOS := 8
+# One result row per scenario: force-unlock 4, lock-metrics 5, reaper 2.
+FAULT_SCENARIOS := 11
 faults: tools ## Fault scenarios, long round (FAULT_SEEDS=12, FAULT_RATE=0.4): table of requests faulted and invariants held; fails if one did not hold
 	@rows=$$(mktemp); trap 'rm -f "$$rows"' EXIT; start=$$(date +%s); status=0; \
 	FAULT_SEEDS='$(FAULT_SEEDS)' FAULT_RATE='$(FAULT_RATE)' FAULT_REPORT="$$rows" \
