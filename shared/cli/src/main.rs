@@ -6,6 +6,7 @@ mod audit;
 mod config;
 mod config_check;
 mod doctor;
+mod doctor_roles;
 mod failure;
 mod locks;
 mod progress;
