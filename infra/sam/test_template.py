@@ -1118,7 +1118,7 @@ class Template(unittest.TestCase):
             }
             for name, kind, values, pattern, _, low, high, _, length in rows
         }
-        self.assertEqual(len(rows), table.count("\n    (\""), "a row of PARAMETER_CONSTRAINTS this test cannot read")
+        self.assertEqual(len(rows), len(re.findall(r'\(\s*"\w+",', table)), "a row of PARAMETER_CONSTRAINTS this test cannot read")
         from_template = {
             name: {
                 "Type": p["Type"],
