@@ -298,6 +298,48 @@ def json_lines_with(lines: list[str], **fields) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 
+def doctor_checks_the_roles(aws, env: dict[str, str], outputs: dict[str, str], tables: list[str], bucket: str) -> None:
+    """`lockreaper doctor`'s role check (iam:SimulatePrincipalPolicy, evaluated by ministack's policy
+    evaluator) against the deployed stack: every function OK; then an inline Deny of one needed
+    action on force-unlock's role must FAIL exactly that function and action; the Deny is removed."""
+    cli = local_build.target_dir() / "release" / local_build.CLI_BINARY
+    check(cli.exists(), f"the release CLI {cli} exists", cli)
+    roles = {"reaper": "ReaperRoleArn", "lock-metrics": "LockMetricsRoleArn", "force-unlock": "ForceUnlockRoleArn"}
+    settings = {
+        **env,
+        "LOCK_TABLES": ",".join(tables), "LOCK_BUCKETS": bucket, "STATE_BUCKETS": bucket,
+        "LEDGER_TABLE": outputs["LedgerTableName"], "ALERT_TOPIC_ARN": outputs["AlertTopicArn"],
+        "APPROVAL_TOPIC_ARN": outputs["ApprovalTopicArn"], "APPROVAL_SECRET_ARN": outputs["SigningSecretArn"],
+        "REAPER_ROLE_ARN": outputs["ReaperRoleArn"], "LOCK_METRICS_ROLE_ARN": outputs["LockMetricsRoleArn"],
+        "FORCE_UNLOCK_ROLE_ARN": outputs["ForceUnlockRoleArn"], "S3_FORCE_PATH_STYLE": "true",
+    }
+
+    def doctor() -> dict[str, dict]:
+        out = subprocess.run([str(cli), "doctor", "--json"], env=settings, capture_output=True, text=True, timeout=120)
+        check(out.returncode in (0, 2), "lockreaper doctor --json ran", out.stderr[-2000:])
+        report = json.loads(out.stdout)
+        return {r["function"]: r for r in report["roles"]}
+
+    reports = doctor()
+    check(sorted(reports) == sorted(roles), "doctor simulated the three functions' roles", sorted(reports))
+    for function, r in reports.items():
+        check(r["error"] is None and r["simulated"] > 0 and r["denied"] == [], f"doctor: {function}'s role allows all {r['simulated']} permissions it needs", r)
+    role_name = outputs["ForceUnlockRoleArn"].rsplit("/", 1)[-1]
+    table_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{tables[0]}"
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "dynamodb:DeleteItem", "Resource": table_arn}]}
+    aws.iam.put_role_policy(RoleName=role_name, PolicyName="deploy-local-deny", PolicyDocument=json.dumps(deny))
+    try:
+        reports = doctor()
+    finally:
+        aws.iam.delete_role_policy(RoleName=role_name, PolicyName="deploy-local-deny")
+    denied = [(d["action"], d["resource"], d["decision"]) for d in reports["force-unlock"]["denied"]]
+    check(denied == [("dynamodb:DeleteItem", table_arn, "explicit_deny")], "with an inline Deny, doctor FAILs force-unlock on exactly dynamodb:DeleteItem of the lock table (explicit deny)", denied)
+    others = {f: r["denied"] for f, r in reports.items() if f != "force-unlock"}
+    check(others == {"reaper": [], "lock-metrics": []}, "and only force-unlock", others)
+    reports = doctor()
+    check(reports["force-unlock"]["denied"] == [], "the Deny removed, force-unlock's role is OK again", reports["force-unlock"])
+
+
 def dist_template(dist: Path) -> Path:
     """`make package`'s x86_64 template in `dist`, after checking every file against SHA256SUMS and
     every function's CodeUri against a zip holding an x86_64 bootstrap (package.py's own check)."""
@@ -443,6 +485,7 @@ def main() -> int:
         stack = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
         check(stack["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE"), f"stack {STACK} deployed in {took:.0f}s", stack["StackStatus"])
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        doctor_checks_the_roles(aws, env, outputs, [lock_table, gyro_table], state_bucket)
         resources = {
             r["LogicalResourceId"]: r
             for r in aws.cloudformation.list_stack_resources(StackName=STACK)["StackResourceSummaries"]

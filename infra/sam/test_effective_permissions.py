@@ -13,7 +13,10 @@ template before it was generated (commit f4a9590):
   statement's Sid, its order, or how grants are grouped into statements and policies does not
   matter, and any grant added, lost or widened does;
 - the resources the stack creates, the stream mappings' sources, the reaper's LOCK_BUCKETS, and the
-  approvals topic policy.
+  approvals topic policy;
+- per role, the environment of the function that runs as it (`environments`): what
+  shared/core/tests/permissions_template.rs configures `lockreaper doctor`'s list of needed
+  permissions (shared/core/src/permissions.rs) from, to check every one is granted here.
 
 A deliberate change of what is deployed: run
     infra/.venv-deploy/bin/python infra/sam/test_effective_permissions.py --record
@@ -234,7 +237,12 @@ def effective(template: dict, overrides: dict[str, str]) -> dict:
         r.value(v["Properties"]["EventSourceArn"]) for v in res.values() if v["Type"] == "AWS::Lambda::EventSourceMapping"
     )
     reaper_env = r.value(res["ReaperFunction"]["Properties"]["Environment"]["Variables"])
+    environments = {
+        f"{function}Role": r.value(res[f"{function}Function"]["Properties"]["Environment"]["Variables"])
+        for function in ("Reaper", "LockMetrics", "ForceUnlock")
+    }
     return {
+        "environments": environments,
         "resources": sorted(res),
         "roles": {k: sorted(v) for k, v in sorted(roles.items())},
         "topic_policies": topic_policies,

@@ -117,6 +117,11 @@ impl Aws {
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.sdk)
     }
+
+    #[cfg(feature = "iam")]
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk)
+    }
 }
 
 /// `true`/`false` (also `1`/`0`, `yes`/`no`), case-insensitive.

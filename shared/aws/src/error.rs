@@ -122,7 +122,9 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
             | "NoSuchBucket"
             | "NoSuchKey"
             | "NotFound"
-            | "NotFoundException",
+            | "NotFoundException"
+            // IAM (e.g. SimulatePrincipalPolicy on a role that does not exist)
+            | "NoSuchEntity",
         ) => return AwsErrorKind::NotFound,
         Some(
             "AccessDenied"

@@ -8,6 +8,8 @@ pub mod alert_state;
 pub mod config;
 pub mod emf;
 pub mod error;
+#[cfg(feature = "iam")]
+pub mod iam;
 pub mod inventory;
 pub mod ledger;
 pub mod ledger_schema;

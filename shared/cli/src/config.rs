@@ -19,6 +19,10 @@ pub use lockreaper_core::coverage::STATE_BUCKETS;
 pub const APPROVAL_TOPIC_ARN: &str = "APPROVAL_TOPIC_ARN";
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 pub const S3_FORCE_PATH_STYLE: &str = "S3_FORCE_PATH_STYLE";
+pub const REAPER_ROLE_ARN: &str = "REAPER_ROLE_ARN";
+pub const LOCK_METRICS_ROLE_ARN: &str = "LOCK_METRICS_ROLE_ARN";
+pub const FORCE_UNLOCK_ROLE_ARN: &str = "FORCE_UNLOCK_ROLE_ARN";
+pub const APPROVAL_SECRET_ARN: &str = "APPROVAL_SECRET_ARN";
 
 /// Every setting, as a flag with its environment variable. Global: valid before or after the
 /// subcommand.
@@ -85,6 +89,47 @@ pub struct Settings {
         help_heading = "Deployment"
     )]
     pub alert_topic_arn: Option<String>,
+
+    /// The reaper's role (the stack's ReaperRoleArn output): `doctor` simulates its policies
+    #[arg(
+        long,
+        global = true,
+        env = "REAPER_ROLE_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub reaper_role_arn: Option<String>,
+
+    /// lock-metrics' role (the stack's LockMetricsRoleArn output): `doctor` simulates its policies
+    #[arg(
+        long,
+        global = true,
+        env = "LOCK_METRICS_ROLE_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub lock_metrics_role_arn: Option<String>,
+
+    /// force-unlock's role (the stack's ForceUnlockRoleArn output): `doctor` simulates its policies
+    #[arg(
+        long,
+        global = true,
+        env = "FORCE_UNLOCK_ROLE_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub force_unlock_role_arn: Option<String>,
+
+    /// The approval signing key's secret (the stack's SigningSecretArn output), for `doctor`'s
+    /// role check of secretsmanager:GetSecretValue
+    #[arg(
+        long,
+        global = true,
+        env = "APPROVAL_SECRET_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub approval_secret_arn: Option<String>,
 
     /// Age from which a lock is worth an alert, e.g. `90m` [default: 1h]
     #[arg(
@@ -183,6 +228,10 @@ const FLAGS: &[(&str, &str)] = &[
     (LEDGER_TABLE, "--ledger-table"),
     (APPROVAL_TOPIC_ARN, "--approval-topic-arn"),
     (ALERT_TOPIC_ARN, "--alert-topic-arn"),
+    (REAPER_ROLE_ARN, "--reaper-role-arn"),
+    (LOCK_METRICS_ROLE_ARN, "--lock-metrics-role-arn"),
+    (FORCE_UNLOCK_ROLE_ARN, "--force-unlock-role-arn"),
+    (APPROVAL_SECRET_ARN, "--approval-secret-arn"),
     (StaleLockPolicy::WARN_AFTER, "--warn-after"),
     (StaleLockPolicy::EXPIRE_AFTER, "--expire-after"),
     (StaleLockPolicy::AUTO_EXPIRE, "--auto-expire"),
@@ -219,6 +268,10 @@ impl Settings {
             (LEDGER_TABLE, &self.ledger_table),
             (APPROVAL_TOPIC_ARN, &self.approval_topic_arn),
             (ALERT_TOPIC_ARN, &self.alert_topic_arn),
+            (REAPER_ROLE_ARN, &self.reaper_role_arn),
+            (LOCK_METRICS_ROLE_ARN, &self.lock_metrics_role_arn),
+            (FORCE_UNLOCK_ROLE_ARN, &self.force_unlock_role_arn),
+            (APPROVAL_SECRET_ARN, &self.approval_secret_arn),
             (StaleLockPolicy::WARN_AFTER, &self.warn_after),
             (StaleLockPolicy::EXPIRE_AFTER, &self.expire_after),
             (StaleLockPolicy::AUTO_EXPIRE, &self.auto_expire),

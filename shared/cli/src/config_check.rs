@@ -199,6 +199,425 @@ fn unquote(value: &str) -> String {
         .replace("\\'", "'")
 }
 
+/// One template parameter as `template.yaml` declares it: name, `Type`, `AllowedValues`,
+/// `AllowedPattern` (empty: none), `MinValue`/`MaxValue`, `MaxLength`. Every parameter of the
+/// template is here, exactly as written there: `infra/sam/test_template.py` compares this table
+/// with the template's Parameters, so a parameter or constraint added to the template fails that
+/// test until it is added here.
+pub type ParameterConstraint = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    Option<(i64, i64)>,
+    Option<usize>,
+);
+
+pub const PARAMETER_CONSTRAINTS: &[ParameterConstraint] = &[
+    (
+        "Architecture",
+        "String",
+        &["arm64", "x86_64"],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "LockTables",
+        "String",
+        &[],
+        r"^$|^[A-Za-z0-9_.-]{3,255}(,[A-Za-z0-9_.-]{3,255}){0,39}$",
+        None,
+        None,
+    ),
+    (
+        "LockTableStreamArns",
+        "String",
+        &[],
+        r"^$|^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]+/stream/[A-Za-z0-9:.-]+(,arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]+/stream/[A-Za-z0-9:.-]+){0,39}$",
+        None,
+        None,
+    ),
+    (
+        "StateBuckets",
+        "String",
+        &[],
+        r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^,*?$]*)?(,[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^,*?$]*)?){0,39}$",
+        None,
+        None,
+    ),
+    (
+        "StateKeyPrefix",
+        "String",
+        &[],
+        r"^[^,*?$]*$",
+        None,
+        Some(1024),
+    ),
+    (
+        "SearchLockFiles",
+        "String",
+        &["true", "false"],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "S3EventsEnabled",
+        "String",
+        &["true", "false"],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "UnlocksPaused",
+        "String",
+        &["true", "false"],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "WarnAfter",
+        "String",
+        &[
+            "5m", "10m", "15m", "30m", "45m", "1h", "90m", "2h", "3h", "4h", "6h", "8h", "12h",
+            "1d", "2d", "3d", "7d",
+        ],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "ExpireAfter",
+        "String",
+        &[
+            "30m", "1h", "2h", "3h", "4h", "6h", "8h", "12h", "1d", "2d", "3d", "7d",
+        ],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "RemindEvery",
+        "String",
+        &[],
+        r"^([0-9]+[smhd])+$",
+        None,
+        None,
+    ),
+    ("AutoExpire", "String", &["true", "false"], r"", None, None),
+    ("LockPolicy", "String", &[], r"", None, None),
+    (
+        "ApprovalTtl",
+        "String",
+        &[],
+        r"^(([1-9]|[1-5][0-9])m|([1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|[1-7]d)$",
+        None,
+        None,
+    ),
+    ("DryRun", "String", &["true", "false"], r"", None, None),
+    ("ScheduleExpression", "String", &[], r"", None, None),
+    (
+        "ScheduleState",
+        "String",
+        &["ENABLED", "DISABLED"],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "AlertEmail",
+        "String",
+        &[],
+        r"^$|^[^@\s]+@[^@\s]+$",
+        None,
+        None,
+    ),
+    (
+        "SlackWorkspaceId",
+        "String",
+        &[],
+        r"^$|^[0-9A-Z]{1,255}$",
+        None,
+        None,
+    ),
+    (
+        "SlackChannelId",
+        "String",
+        &[],
+        r"^$|^[A-Za-z0-9]+$",
+        None,
+        None,
+    ),
+    (
+        "ApprovalTopicName",
+        "String",
+        &[],
+        r"^$|^[A-Za-z0-9_-]{1,19}$",
+        None,
+        None,
+    ),
+    (
+        "ApprovalPublisherArns",
+        "CommaDelimitedList",
+        &[],
+        r"",
+        None,
+        None,
+    ),
+    ("ApproverAllowList", "String", &[], r"", None, None),
+    (
+        "MetricsNamespace",
+        "String",
+        &[],
+        r"^$|^(?!AWS/)[A-Za-z0-9._/#:-]{1,255}$",
+        None,
+        None,
+    ),
+    (
+        "LogLevel",
+        "String",
+        &["TRACE", "DEBUG", "INFO", "WARN", "ERROR"],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "LogRetentionDays",
+        "Number",
+        &[
+            "1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545",
+            "731", "1096", "1827", "2192", "2557", "2922", "3288", "3653",
+        ],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "ReaperSilenceAlarmSeconds",
+        "Number",
+        &["600", "900", "1800", "3600", "7200", "21600", "86400"],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "StreamIteratorAgeAlarmSeconds",
+        "Number",
+        &["300", "600", "900", "1800", "3600", "7200", "21600"],
+        r"",
+        None,
+        None,
+    ),
+    ("StreamBatchSize", "Number", &[], r"", Some((1, 1000)), None),
+    (
+        "StreamMaximumRetryAttempts",
+        "Number",
+        &[],
+        r"",
+        Some((0, 100)),
+        None,
+    ),
+    (
+        "LocalEmulator",
+        "String",
+        &["true", "false"],
+        r"",
+        None,
+        None,
+    ),
+    ("ScanSegments", "Number", &[], r"", Some((1, 64)), None),
+    (
+        "PermissionsBoundary",
+        "String",
+        &[],
+        r"^$|^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$",
+        None,
+        None,
+    ),
+    (
+        "RoleNamePrefix",
+        "String",
+        &[],
+        r"^$|^[A-Za-z0-9+=,.@_-]{1,50}$",
+        None,
+        None,
+    ),
+    ("SubnetIds", "CommaDelimitedList", &[], r"", None, None),
+    (
+        "SecurityGroupIds",
+        "CommaDelimitedList",
+        &[],
+        r"",
+        None,
+        None,
+    ),
+    (
+        "LockTableKmsKeyArns",
+        "String",
+        &[],
+        r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+(,arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+)*$",
+        None,
+        None,
+    ),
+    (
+        "StateBucketKmsKeyArns",
+        "String",
+        &[],
+        r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+(,arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+)*$",
+        None,
+        None,
+    ),
+    (
+        "TopicKmsKeyArn",
+        "String",
+        &[],
+        r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+        None,
+        None,
+    ),
+    (
+        "LedgerKmsKeyArn",
+        "String",
+        &[],
+        r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+        None,
+        None,
+    ),
+];
+
+/// Whether `value` matches a CloudFormation `AllowedPattern` (a Java regular expression matched
+/// against the whole value). The template's one construct the `regex` crate lacks, a negative
+/// lookahead right after `^` (`^(?!AWS/)…`, MetricsNamespace), is read as "does not start with".
+fn matches_pattern(pattern: &str, value: &str) -> Result<bool, String> {
+    // Each top-level alternative on its own: a lookahead belongs to its alternative.
+    let mut alternatives = Vec::new();
+    let (mut depth, mut start, mut escaped, mut in_class) = (0i32, 0usize, false, false);
+    for (i, c) in pattern.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => depth -= 1,
+            '|' if depth == 0 && !in_class => {
+                alternatives.push(&pattern[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    alternatives.push(&pattern[start..]);
+    for alternative in alternatives {
+        let (refused, rest) = match alternative
+            .strip_prefix("^(?!")
+            .and_then(|r| r.split_once(')'))
+        {
+            Some((refused, rest)) => (Some(refused), format!("^{rest}")),
+            None => (None, alternative.to_owned()),
+        };
+        let regex = regex::Regex::new(&format!("^(?:{rest})$")).map_err(|e| {
+            format!("the template's AllowedPattern {pattern:?} cannot be read: {e}")
+        })?;
+        if regex.is_match(value) && refused.is_none_or(|r| !value.starts_with(r)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The template's own constraints on the overrides, as CloudFormation applies them before
+/// anything is deployed, and override names the template does not have: SAM CLI passes only the
+/// template's parameters to CloudFormation and drops any other key without a word (SAM CLI
+/// 1.170.0, `samcli/commands/deploy/deploy_context.py`, `DeployContext.merge_parameters`: it
+/// iterates `template_dict["Parameters"]` and looks each one up in the overrides), so a typo'd
+/// name silently leaves the parameter at its default.
+pub fn constraints(overrides: &BTreeMap<String, String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (name, value) in overrides {
+        let Some((_, kind, values, pattern, range, max_length)) =
+            PARAMETER_CONSTRAINTS.iter().find(|(p, ..)| p == name)
+        else {
+            let close = PARAMETER_CONSTRAINTS
+                .iter()
+                .map(|(p, ..)| *p)
+                .find(|p| p.eq_ignore_ascii_case(name))
+                .map(|p| format!("did you mean {p}? "))
+                .unwrap_or_default();
+            problems.push(Problem {
+                parameter: name.clone(),
+                problem: format!("{name} is not a parameter of the template: SAM would drop it silently and deploy without it"),
+                fix: format!("{close}use one of the template's parameters (infra/sam/README.md lists them), or remove {name}"),
+            });
+            continue;
+        };
+        let mut refuse = |problem: String, fix: String| {
+            problems.push(Problem {
+                parameter: (*name).to_owned(),
+                problem,
+                fix,
+            })
+        };
+        if !values.is_empty() && !values.contains(&value.as_str()) {
+            refuse(
+                format!("{name}={value:?} is not one of the template's AllowedValues"),
+                format!("set {name} to one of: {}", values.join(", ")),
+            );
+        }
+        if let Some(max) = max_length {
+            if value.chars().count() > *max {
+                refuse(
+                    format!(
+                        "{name} is {} characters long; the template allows at most {max}",
+                        value.chars().count()
+                    ),
+                    format!("shorten {name} to at most {max} characters"),
+                );
+            }
+        }
+        if let Some((min, max)) = range {
+            match value.trim().parse::<i64>() {
+                Ok(n) if (*min..=*max).contains(&n) => {}
+                Ok(_) => refuse(
+                    format!("{name}={value:?} is outside the template's MinValue..MaxValue {min}..{max}"),
+                    format!("set {name} to a whole number from {min} to {max}"),
+                ),
+                Err(_) => refuse(
+                    format!("{name}={value:?} is not a number"),
+                    format!("set {name} to a whole number from {min} to {max}"),
+                ),
+            }
+        } else if *kind == "Number" && value.trim().parse::<f64>().is_err() {
+            refuse(
+                format!("{name}={value:?} is not a number (the parameter's Type is Number)"),
+                format!("set {name} to a number"),
+            );
+        }
+        if !pattern.is_empty() {
+            // A CommaDelimitedList's pattern applies to each of its entries.
+            let entries: Vec<&str> = if *kind == "CommaDelimitedList" {
+                value.split(',').collect()
+            } else {
+                vec![value.as_str()]
+            };
+            for entry in entries {
+                match matches_pattern(pattern, entry) {
+                    Ok(true) => {}
+                    Ok(false) => refuse(
+                        format!("{name}={entry:?} does not match the template's AllowedPattern {pattern}"),
+                        format!("write {name} in the form that pattern allows (infra/sam/README.md describes each parameter)"),
+                    ),
+                    Err(e) => refuse(e, "report this: the checker must read every pattern of the template".to_owned()),
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// The parameters' values, defaults filled in.
 fn with_defaults(overrides: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
     let defaults = PARAMETER_VARIABLES
@@ -259,7 +678,7 @@ pub fn function_env(values: &BTreeMap<&str, String>, function: &str) -> Vec<(Str
 /// Every problem with these overrides: the functions' own start-up checks, then the Rules.
 pub fn check(overrides: &BTreeMap<String, String>) -> Vec<Problem> {
     let values = with_defaults(overrides);
-    let mut problems = Vec::new();
+    let mut problems = constraints(overrides);
     // The functions' start-up parsing, on the environment the template would give them.
     for function in ["reaper", "force-unlock"] {
         let mut env = Env::new(function_env(&values, function));
@@ -285,7 +704,9 @@ pub fn check(overrides: &BTreeMap<String, String>) -> Vec<Problem> {
                     problem: format!("the functions refuse {}: {}", e.variable, e.problem),
                     fix,
                 };
-                if !problems.contains(&problem) {
+                // Said once, and not at all for a value the template's constraints already
+                // refuse (CloudFormation stops the deploy before any function starts).
+                if !problems.iter().any(|p| p.parameter == problem.parameter) {
                     problems.push(problem);
                 }
             }
@@ -483,5 +904,103 @@ parameter_overrides = "LockTables=tf-locks AlertEmail=ops@example.com Note=a\\ b
         assert!(function_env(&v, "force-unlock")
             .iter()
             .all(|(k, _)| k != "LOCK_BUCKETS" && k != "WARN_AFTER"));
+    }
+
+    #[test]
+    fn the_templates_constraints_name_parameter_value_and_allowed_set() {
+        let problems = constraints(&values(&[
+            ("WarnAfter", "7m"),
+            ("LockTables", "tf locks"),
+            ("ScanSegments", "65"),
+            ("StreamBatchSize", "many"),
+            ("MetricsNamespace", "AWS/Lambda"),
+            ("SubnetIds", "subnet-1,subnet-2"),
+            ("StateKeyPrefix", &"k".repeat(1025)),
+        ]));
+        let find = |name: &str| {
+            problems
+                .iter()
+                .find(|p| p.parameter == name)
+                .unwrap_or_else(|| panic!("{name}: {problems:#?}"))
+        };
+        let warn = find("WarnAfter");
+        assert_eq!(
+            warn.problem,
+            "WarnAfter=\"7m\" is not one of the template's AllowedValues"
+        );
+        assert!(
+            warn.fix
+                .starts_with("set WarnAfter to one of: 5m, 10m, 15m, 30m"),
+            "{}",
+            warn.fix
+        );
+        assert!(find("LockTables")
+            .problem
+            .contains("does not match the template's AllowedPattern ^$|^[A-Za-z0-9_.-]{3,255}"));
+        assert!(find("ScanSegments")
+            .problem
+            .contains("outside the template's MinValue..MaxValue 1..64"));
+        assert!(find("StreamBatchSize").problem.contains("is not a number"));
+        assert!(find("MetricsNamespace").problem.contains("AllowedPattern"));
+        assert!(find("StateKeyPrefix").problem.contains("at most 1024"));
+        assert!(
+            !problems.iter().any(|p| p.parameter == "SubnetIds"),
+            "{problems:#?}"
+        );
+        let fine = constraints(&values(&[
+            ("WarnAfter", "90m"),
+            ("LockTables", "tf-locks,gyro.locks"),
+            ("ScanSegments", "64"),
+            ("MetricsNamespace", "Team/LockReaper"),
+            ("ApprovalTtl", "168h"),
+            ("LogRetentionDays", "365"),
+            ("StateBuckets", "acme-tfstate/env/,acme.gyro"),
+        ]));
+        assert_eq!(fine, []);
+    }
+
+    #[test]
+    fn an_unknown_parameter_name_is_a_problem_sam_would_hide() {
+        let problems = check(&values(&[
+            ("LockTables", "tf-locks"),
+            ("AlertEmail", "ops@example.com"),
+            ("autoexpire", "true"),
+        ]));
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].parameter, "autoexpire");
+        assert!(problems[0]
+            .problem
+            .contains("not a parameter of the template: SAM would drop it silently"));
+        assert!(
+            problems[0].fix.starts_with("did you mean AutoExpire?"),
+            "{}",
+            problems[0].fix
+        );
+    }
+
+    #[test]
+    fn every_pattern_of_the_template_is_read_and_lookahead_refuses() {
+        for (name, _, _, pattern, _, _) in PARAMETER_CONSTRAINTS {
+            if !pattern.is_empty() {
+                assert!(matches_pattern(pattern, "x").is_ok(), "{name}: {pattern}");
+            }
+        }
+        let namespace = r"^$|^(?!AWS/)[A-Za-z0-9._/#:-]{1,255}$";
+        assert_eq!(matches_pattern(namespace, ""), Ok(true));
+        assert_eq!(matches_pattern(namespace, "AWS/DynamoDB"), Ok(false));
+        assert_eq!(matches_pattern(namespace, "LockReaper/x"), Ok(true));
+        // whole-value match, as CloudFormation applies AllowedPattern
+        assert_eq!(matches_pattern("[a-z]+", "abc1"), Ok(false));
+    }
+
+    #[test]
+    fn a_value_the_template_refuses_is_said_once() {
+        let problems = check(&values(&[
+            ("LockTables", "tf-locks"),
+            ("AlertEmail", "ops@example.com"),
+            ("UnlocksPaused", "yes"),
+        ]));
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].problem.contains("AllowedValues"));
     }
 }

@@ -28,10 +28,14 @@ use lockreaper_core::kinds::{gyro, terraform};
 use lockreaper_core::StatePath;
 
 use crate::config::{
-    self, setting_name, Settings, ALERT_TOPIC_ARN, APPROVAL_TOPIC_ARN, STATE_BUCKETS,
+    self, setting_name, Settings, ALERT_TOPIC_ARN, APPROVAL_SECRET_ARN, APPROVAL_TOPIC_ARN,
+    FORCE_UNLOCK_ROLE_ARN, LOCK_METRICS_ROLE_ARN, REAPER_ROLE_ARN, STATE_BUCKETS,
 };
+use crate::doctor_roles::{role_check, roles_section, simulate_role, RoleReport};
 use crate::failure::{concise, Failure, EXIT_OK, EXIT_PROBLEMS};
 use crate::progress::Progress;
+use lockreaper_core::config::ConfigError;
+use lockreaper_core::permissions::{role_partition_and_account, Deployment, Function};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,7 +62,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-fn ok(what: impl Into<String>) -> Check {
+pub(crate) fn ok(what: impl Into<String>) -> Check {
     Check {
         status: Status::Ok,
         what: what.into(),
@@ -66,7 +70,7 @@ fn ok(what: impl Into<String>) -> Check {
     }
 }
 
-fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
+pub(crate) fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
         status: Status::Warn,
         what: what.into(),
@@ -74,7 +78,7 @@ fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
     }
 }
 
-fn fail(what: impl Into<String>, fix: impl Into<String>) -> Check {
+pub(crate) fn fail(what: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
         status: Status::Fail,
         what: what.into(),
@@ -111,6 +115,10 @@ struct DoctorReport<'a> {
     /// and whether each is covered, readable and in this region (also shown as the `state buckets
     /// of …` sections).
     coverage: &'a [SourceCoverage],
+    /// Added within v1: per function whose role ARN is set (REAPER_ROLE_ARN, …), what
+    /// iam:SimulatePrincipalPolicy said about the permissions it needs (also the `functions'
+    /// roles` section).
+    roles: &'a [RoleReport],
     counts: Counts,
     /// No check failed (WARN does not fail; the exit code is 2 exactly when this is false).
     passed: bool,
@@ -143,7 +151,9 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     let alert_topic = config::topic_arn(&mut env, ALERT_TOPIC_ARN);
     let path_style = config::path_style(&mut env);
     // The policy is checked as the reaper checks it, so a bad WARN_AFTER is found here too.
-    let _ = config::policy(&mut env);
+    let policy = config::policy(&mut env);
+    let approval_secret = env.get(APPROVAL_SECRET_ARN).map(str::to_owned);
+    let roles = role_arns(&mut env);
     config::finish(env, ())?;
     let aws = config::aws(settings, path_style).await?;
     let dynamodb = aws.dynamodb();
@@ -191,14 +201,38 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         topic(&sns, ALERT_TOPIC_ARN, alert_topic.as_deref()),
     ]);
     let coverage = coverage_of_sources(&dynamodb, &s3, &sources, &home_region);
-    let (tables, buckets, s3_events, ledger_section, topics, coverage) =
-        futures::join!(tables, buckets, s3_events, ledger_section, topics, coverage);
+    let deployment = Deployment {
+        partition: String::new(),
+        account: String::new(),
+        region: home_region.clone(),
+        lock_tables: sources.tables.clone(),
+        stream_arns: Vec::new(),
+        lock_buckets: sources.buckets.clone(),
+        state_locations: sources.state_locations.clone(),
+        ledger_table: ledger.clone(),
+        alert_topic_arn: alert_topic.clone(),
+        approval_secret_arn: approval_secret,
+        auto_expire: policy.auto_expire,
+    };
+    let role_checks = check_roles(&aws, &dynamodb, &roles, deployment);
+    let (tables, buckets, s3_events, ledger_section, topics, coverage, role_checks) = futures::join!(
+        tables,
+        buckets,
+        s3_events,
+        ledger_section,
+        topics,
+        coverage,
+        role_checks
+    );
+    let (role_reports, role_checks): (Vec<RoleReport>, Vec<Check>) =
+        role_checks.into_iter().unzip();
     let mut sections = tables;
     sections.extend(buckets);
     sections.extend(s3_events);
     sections.extend(coverage.iter().map(|c| coverage_section(c, &home_region)));
     sections.push(ledger_section);
     sections.extend(topics);
+    sections.extend(roles_section(role_checks));
 
     progress.finish();
     let counts = counts(&sections);
@@ -209,6 +243,7 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
             region: &home_region,
             sections: &sections,
             coverage: &coverage,
+            roles: &role_reports,
             counts,
             passed: !failed,
         };
@@ -219,6 +254,67 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         print!("{}", render(&home_region, &sections));
     }
     Ok(if failed { EXIT_PROBLEMS } else { EXIT_OK })
+}
+
+/// The role ARNs set (`REAPER_ROLE_ARN`, `LOCK_METRICS_ROLE_ARN`, `FORCE_UNLOCK_ROLE_ARN`), each
+/// checked to be an IAM role ARN.
+fn role_arns(env: &mut lockreaper_core::config::Env) -> Vec<(Function, String)> {
+    let mut out = Vec::new();
+    for (function, variable) in [
+        (Function::Reaper, REAPER_ROLE_ARN),
+        (Function::LockMetrics, LOCK_METRICS_ROLE_ARN),
+        (Function::ForceUnlock, FORCE_UNLOCK_ROLE_ARN),
+    ] {
+        let Some(arn) = env.get(variable).map(str::to_owned) else {
+            continue;
+        };
+        match role_partition_and_account(&arn) {
+            Ok(_) => out.push((function, arn)),
+            Err(problem) => env.error(ConfigError::new(variable, problem)),
+        }
+    }
+    out
+}
+
+/// Simulates each configured role's needed permissions. The lock tables' stream ARNs (what
+/// lock-metrics reads) come from DescribeTable; a table that cannot be described is reported by
+/// its own section and left out here.
+async fn check_roles(
+    aws: &lockreaper_aws::Aws,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    roles: &[(Function, String)],
+    mut deployment: Deployment,
+) -> Vec<(RoleReport, Check)> {
+    if roles.is_empty() {
+        return Vec::new();
+    }
+    if roles.iter().any(|(f, _)| *f == Function::LockMetrics) {
+        let streams = futures::future::join_all(
+            deployment
+                .lock_tables
+                .iter()
+                .map(|t| describe_table(dynamodb, t)),
+        )
+        .await;
+        deployment.stream_arns = streams
+            .into_iter()
+            .filter_map(|d| d.ok().and_then(|d| d.latest_stream_arn))
+            .collect();
+    }
+    let iam = aws.iam();
+    let iam = &iam;
+    let checks = roles.iter().map(|(function, arn)| {
+        let mut deployment = deployment.clone();
+        async move {
+            if let Ok((partition, account)) = role_partition_and_account(arn) {
+                deployment.partition = partition;
+                deployment.account = account;
+            }
+            let answers = simulate_role(iam, arn, *function, &deployment).await;
+            role_check(*function, arn, answers)
+        }
+    });
+    futures::future::join_all(checks).await
 }
 
 pub fn render(region: &str, sections: &[Section]) -> String {

@@ -650,6 +650,64 @@ async fn doctor_passes_a_good_deployment() {
     );
 }
 
+/// Issue 17: a role check that could not be simulated is never a pass. moto does not implement
+/// iam:SimulatePrincipalPolicy, so here the simulation fails: the role is reported NOT checked
+/// (WARN), with the role's section present and no OK for it. That it is OK or FAILs correctly
+/// when IAM answers is checked against ministack's policy evaluator by infra/sam/deploy_local.py,
+/// and the wording of each outcome by doctor_roles.rs's unit tests.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_never_passes_a_role_it_could_not_simulate() {
+    let env = TestEnv::new("cli-doctor-roles").await;
+    let table = env.name("locks");
+    env.create_lock_table(&table, "LockID").await;
+    let run = lockreaper(
+        &env,
+        &[
+            ("LOCK_TABLES", table.as_str()),
+            (
+                "REAPER_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/lockreaper-reaper",
+            ),
+        ],
+        &["doctor", "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let roles = report["roles"].as_array().expect("roles");
+    assert_eq!(roles.len(), 1, "{report:#}");
+    assert_eq!(roles[0]["function"], "reaper");
+    assert_eq!(roles[0]["simulated"], 0, "{report:#}");
+    assert!(roles[0]["error"].is_string(), "{report:#}");
+    let section = report["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .find(|s| s["title"] == "functions' roles (iam:SimulatePrincipalPolicy)")
+        .expect("the roles' section");
+    assert_eq!(section["checks"][0]["status"], "warn", "{report:#}");
+    assert!(
+        section["checks"][0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("reaper's role NOT checked"),
+        "{report:#}"
+    );
+    // A role ARN that is not one is a usage error naming the variable and flag.
+    let bad = lockreaper(
+        &env,
+        &[
+            ("LOCK_TABLES", table.as_str()),
+            ("FORCE_UNLOCK_ROLE_ARN", "force-unlock"),
+        ],
+        &["doctor"],
+    );
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(
+        bad.stderr
+            .contains("FORCE_UNLOCK_ROLE_ARN (--force-unlock-role-arn): \"force-unlock\" is not an IAM role ARN"),
+        "{bad:?}"
+    );
+}
+
 /// Issue 15: a section per configured bucket (once, whatever its prefixes) saying whether it
 /// sends its S3 events to EventBridge, never a FAIL. moto 5.2.5 cannot answer this question
 /// (with EventBridge on it returns an empty configuration; with nothing configured, a

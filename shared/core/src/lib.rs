@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod path;
+pub mod permissions;
 pub mod policy;
 pub mod proposal;
 pub mod s3_events;
