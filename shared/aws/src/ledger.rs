@@ -1262,7 +1262,8 @@ impl Ledger {
             .writes
             .iter()
             .filter(|(key, (write, _))| {
-                !(found.contains_key(*key) && write.made_needless_by(found.get(*key).and_then(Option::as_ref)))
+                !(found.contains_key(*key)
+                    && write.made_needless_by(found.get(*key).and_then(Option::as_ref)))
             })
             .map(|(key, (write, _))| (key, write))
             .collect();
@@ -1338,7 +1339,9 @@ impl Ledger {
             if let Some(key) = &needs.first_seen {
                 match found.get(key) {
                     Some(item) => {
-                        let stored = item.as_ref().and_then(|i| string_attribute(i, "first_seen"));
+                        let stored = item
+                            .as_ref()
+                            .and_then(|i| string_attribute(i, "first_seen"));
                         let earliest = match (stored, needs.first_seen_in_batch.clone()) {
                             (Some(a), Some(b)) => Some(a.min(b)),
                             (a, b) => a.or(b),
@@ -1586,7 +1589,9 @@ impl Ledger {
                                     resource: self.table.clone(),
                                     message: match reason.message() {
                                         Some(message) => format!("{code}: {message}"),
-                                        None => format!("transaction cancelled ({code} for this item)"),
+                                        None => {
+                                            format!("transaction cancelled ({code} for this item)")
+                                        }
                                     },
                                 }),
                             }
