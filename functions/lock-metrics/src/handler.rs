@@ -3,13 +3,14 @@
 //! For each batch:
 //! 1. every record is read into the core's [`StreamRecord`] (a record that does not even
 //!    deserialize becomes an unparseable one) and classified ([`classify`]);
-//! 2. records are grouped by item key; groups run concurrently, the records of one item in stream
-//!    order (a Gyro REMOVE needs the first-seen time its INSERT recorded). Each record that counts
-//!    has its ledger work done first (first-seen, last state write, the forced-release marker; all
-//!    idempotent); a failure fails that record and the later records of its item. Then the records
-//!    whose work is done are claimed in the ledger, the whole batch together in a bounded number
-//!    of calls (`Ledger::claim_records`: at most two per 100 records when nothing fails), so a
-//!    claim never exists without the ledger work behind it;
+//! 2. the whole batch's ledger work (first-seen times, last state writes, forced-release markers,
+//!    first-seen look-ups; all idempotent) is done at once in a bounded number of calls
+//!    (`Ledger::record_work`: one BatchGetItem per 100 items read, one TransactWriteItems per 100
+//!    items written, collapsed per item in memory); a record whose work cannot be settled fails,
+//!    and so do the later records of its item (stream order per item, so a retry sees them in
+//!    order). Then the records whose work is done are claimed in the ledger, the whole batch
+//!    together in a bounded number of calls (`Ledger::claim_records`: at most two per 100 records
+//!    when nothing fails), so a claim never exists without the ledger work behind it;
 //! 3. the claimed records' metrics are written as CloudWatch Embedded Metric Format lines on
 //!    stdout ([`EmfMetrics`]): no API call, so no answer to lose. If they cannot be written, the
 //!    claims of exactly those records are released and the records reported;

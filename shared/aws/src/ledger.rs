@@ -11,8 +11,10 @@
 //! and with `ReportBatchItemFailures` the retry starts at the lowest failed sequence number, so the
 //! records after it come again too. lock-metrics therefore:
 //!
-//! 1. does each record's ledger work (first-seen, last state write, forced marker: idempotent
-//!    writes and reads) and only then claims the batch's records, all at once
+//! 1. does the batch's ledger work (first-seen, last state write, forced marker: idempotent
+//!    writes and reads), all at once ([`Ledger::record_work`]: collapsed per ledger item, then
+//!    `BatchGetItem` and `TransactWriteItems` of 100), and only then claims the batch's records,
+//!    all at once
 //!    ([`Ledger::claim_records`]): one claim item `stream#<table>` / `<SequenceNumber>` per record,
 //!    holding the invocation's claim token, read first (`BatchGetItem`, 100 keys a call) and the
 //!    missing ones written as conditional puts (`attribute_not_exists(pk)`) in `TransactWriteItems`
@@ -755,7 +757,8 @@ impl Ledger {
         self.lock_file_history(bucket, lock_file_key).await
     }
 
-    /// What the ledger knows of a lock file's S3 events.
+    /// What the ledger knows of a lock file's S3 events: its two items (latest acquisition,
+    /// latest release) read in one `BatchGetItem`, strongly consistent.
     pub async fn lock_file_history(
         &self,
         bucket: &str,
@@ -765,15 +768,35 @@ impl Ledger {
             bucket: bucket.to_owned(),
             key: lock_file_key.to_owned(),
         };
+        let changes = [ObjectChange::Created, ObjectChange::Deleted];
+        let keys: Vec<ItemKey> = changes
+            .iter()
+            .map(|change| (lock_pk(&location), lock_file_events_sk(change.as_str())))
+            .collect();
+        if let Some(reason) = keys.iter().find_map(invalid_key) {
+            return Err(AwsError {
+                kind: AwsErrorKind::Other,
+                action: "read lock file events from ledger",
+                resource: self.table.clone(),
+                message: format!(
+                    "the lock file's ledger key is not a valid DynamoDB key: {reason}"
+                ),
+            });
+        }
+        let (mut found, mut unread) = self.read_items(&keys).await;
         let mut history = LockFileHistory::default();
-        for change in [ObjectChange::Created, ObjectChange::Deleted] {
-            let item = self
-                .get(
-                    lock_pk(&location),
-                    lock_file_events_sk(change.as_str()),
-                    "read lock file events from ledger",
-                )
-                .await?;
+        for (change, key) in changes.into_iter().zip(keys) {
+            let item = match found.remove(&key) {
+                Some(item) => item,
+                None => {
+                    return Err(unread.remove(&key).unwrap_or_else(|| AwsError {
+                        kind: AwsErrorKind::Transient,
+                        action: "read lock file events from ledger",
+                        resource: self.table.clone(),
+                        message: "not read".to_owned(),
+                    }))
+                }
+            };
             let recorded = item.and_then(|item| {
                 let sequencer = Sequencer::from_stored(&string_attribute(&item, "sequencer")?)?;
                 Some((sequencer, time_attribute(&item, "at")?))
@@ -1614,4 +1637,175 @@ impl Ledger {
 async fn backoff(round: usize) {
     let exponent = u32::try_from(round.saturating_sub(1)).unwrap_or(0).min(4);
     tokio::time::sleep(std::time::Duration::from_millis(100 << exponent)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, second).unwrap()
+    }
+
+    fn gyro(key: &str) -> LockLocation {
+        LockLocation::DynamoDb {
+            table: "gyro-locks".to_owned(),
+            key_attribute: "LockKey".to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
+    fn state(path: &str) -> ItemKey {
+        (state_pk(path), LAST_WRITE_SK.to_owned())
+    }
+
+    #[test]
+    fn state_writes_of_one_path_collapse_into_the_newest_and_all_depend_on_it() {
+        let work = [
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(5), Some("d5"))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(3), Some("d3"))),
+                ..RecordWork::default()
+            },
+            // Same time as the first: the later record wins, as `written_at <= :t` lets it.
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(5), Some("d5b"))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                state_write: Some(("b/other.tfstate", at(1), None)),
+                ..RecordWork::default()
+            },
+        ];
+        let plan = plan_work(&work);
+        assert_eq!(plan.reads.len(), 2, "one read per item: {:?}", plan.reads);
+        assert_eq!(plan.writes.len(), 2);
+        let (write, dependents) = &plan.writes[&state("b/s.tfstate")];
+        assert_eq!(
+            write,
+            &PlannedWrite::StateWrite {
+                state_path: "b/s.tfstate",
+                at: format_time(at(5)),
+                digest: Some("d5b"),
+            }
+        );
+        assert_eq!(dependents, &vec![0, 1, 2]);
+        assert_eq!(plan.writes[&state("b/other.tfstate")].1, vec![3]);
+        assert!(plan.refused.is_empty());
+    }
+
+    #[test]
+    fn a_first_seen_time_of_an_earlier_record_is_used_in_memory_and_the_earliest_is_written() {
+        let lock = gyro("project");
+        let work = [
+            // A release before the INSERT in stream order: the ledger's time only.
+            RecordWork {
+                needs_first_seen: Some((&lock, "id")),
+                forced: Some((&lock, "id")),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                first_seen: Some((&lock, "id", at(9))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                first_seen: Some((&lock, "id", at(4))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                needs_first_seen: Some((&lock, "id")),
+                forced: Some((&lock, "id")),
+                ..RecordWork::default()
+            },
+        ];
+        let plan = plan_work(&work);
+        let seen = (lock_pk(&lock), seen_sk("id"));
+        let forced = (lock_pk(&lock), forced_sk("id"));
+        assert_eq!(plan.reads, {
+            let mut keys = vec![seen.clone(), forced.clone()];
+            keys.sort();
+            keys
+        });
+        let (write, dependents) = &plan.writes[&seen];
+        assert!(
+            matches!(write, PlannedWrite::FirstSeen { at: t, .. } if *t == format_time(at(4))),
+            "{write:?}"
+        );
+        // The writers, and the release that uses their time in memory.
+        assert_eq!(dependents, &vec![1, 2, 3]);
+        assert_eq!(plan.needs[0].first_seen_in_batch, None);
+        assert_eq!(plan.needs[0].first_seen.as_ref(), Some(&seen));
+        assert_eq!(plan.needs[3].first_seen_in_batch, Some(format_time(at(4))));
+        assert_eq!(plan.needs[3].forced.as_ref(), Some(&forced));
+    }
+
+    #[test]
+    fn a_record_whose_key_dynamodb_would_refuse_is_refused_alone() {
+        let lock = gyro("project");
+        let long_id = "7".repeat(MAX_SORT_KEY_BYTES);
+        let work = [
+            RecordWork {
+                first_seen: Some((&lock, &long_id, at(1))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(1), None)),
+                ..RecordWork::default()
+            },
+        ];
+        let plan = plan_work(&work);
+        assert!(plan.refused[&0].contains("sort key"), "{:?}", plan.refused);
+        assert_eq!(plan.reads, vec![state("b/s.tfstate")]);
+        assert_eq!(plan.writes.len(), 1);
+    }
+
+    #[test]
+    fn a_write_the_ledger_already_holds_is_needless() {
+        let lock = gyro("project");
+        let item = |pairs: &[(&str, &str)]| -> Item {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), s(*v)))
+                .collect()
+        };
+        let first_seen = PlannedWrite::FirstSeen {
+            location: &lock,
+            lock_id: "id",
+            at: format_time(at(5)),
+        };
+        assert!(!first_seen.made_needless_by(None));
+        for (stored, needless) in [(at(4), true), (at(5), true), (at(6), false)] {
+            let stored = item(&[("first_seen", &format_time(stored))]);
+            assert_eq!(first_seen.made_needless_by(Some(&stored)), needless);
+        }
+        let write = PlannedWrite::StateWrite {
+            state_path: "b/s.tfstate",
+            at: format_time(at(5)),
+            digest: Some("d"),
+        };
+        assert!(!write.made_needless_by(None));
+        for (stored_at, digest, needless) in [
+            (at(6), Some("x"), true),
+            (at(5), Some("d"), true),
+            (at(5), Some("x"), false),
+            (at(5), None, false),
+            (at(4), Some("d"), false),
+        ] {
+            let mut stored = item(&[("written_at", &format_time(stored_at))]);
+            if let Some(digest) = digest {
+                stored.insert("digest".to_owned(), s(digest));
+            }
+            assert_eq!(
+                write.made_needless_by(Some(&stored)),
+                needless,
+                "{stored_at} {digest:?}"
+            );
+        }
+    }
 }
