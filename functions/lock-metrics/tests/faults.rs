@@ -683,3 +683,146 @@ async fn a_record_with_an_unclaimable_key_fails_alone() {
         assert_eq!(world.count(metric, &table, TF).await, expected, "{metric}");
     }
 }
+
+/// A batch's ledger writes that cannot be made (every attempt of the ledger work's transaction,
+/// in all its rounds, answered with a 500; the claims' transaction after it is not faulted) fail
+/// exactly the records that depend on them — the state-write records, and with them the later
+/// records of their items — while the rest of the batch is claimed and counted. Lambda's retry
+/// from the lowest failed sequence number then counts every record exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn ledger_writes_that_cannot_be_made_fail_exactly_the_records_that_depend_on_them() {
+    let recorded = recorded().await;
+    let world = Setup::new("ledger-work-unsettled").await;
+    let table = world.env.name("locks");
+    let records = retarget(&recorded.records, &recorded.table, &table);
+    // The SDK's attempts per call, times the ledger work's rounds.
+    let work_attempts = u64::from(lockreaper_aws::config::MAX_ATTEMPTS)
+        * lockreaper_aws::ledger::WORK_ROUNDS as u64;
+    let proxy = FaultProxy::start(
+        &world.env.emulator.endpoint,
+        0,
+        vec![
+            Rule::new("dynamodb", "TransactWriteItems", 1.0, Fault::InternalError)
+                .at_most(work_attempts),
+        ],
+    )
+    .await;
+    let function = LockMetrics::new(
+        Ledger::new(
+            proxy.function_aws(&world.env.aws).dynamodb(),
+            &world.ledger_table,
+        ),
+        world.metrics_sink(),
+    );
+    let event = LambdaEvent::new(stream_event(records.clone()), Context::default());
+    let response = function.handle(event).await.unwrap();
+    eprintln!("{}", proxy.report());
+    assert_eq!(proxy.total_faulted(), work_attempts);
+    let mut failed = common::failures(&response);
+    failed.sort();
+    let mut state_writes: Vec<String> = records
+        .iter()
+        .filter(|r| key_of(r).ends_with("-md5"))
+        .map(|r| sequence_number(r).to_owned())
+        .collect();
+    state_writes.sort();
+    assert_eq!(failed, state_writes, "exactly the state-write records fail");
+    for (metric, expected) in [
+        ("LocksAcquired", recorded.acquired),
+        ("LocksReleased", recorded.released),
+        ("StateWrites", 0.0),
+    ] {
+        assert_eq!(world.count(metric, &table, TF).await, expected, "{metric}");
+    }
+    let ledger = world.ledger();
+    for path in recorded.last_writes.keys() {
+        assert_eq!(ledger.last_state_write(path).await.unwrap(), None, "{path}");
+    }
+
+    // Lambda's retry: from the lowest failed sequence number on.
+    let from = records
+        .iter()
+        .position(|r| failed.iter().any(|f| f == sequence_number(r)))
+        .unwrap();
+    let event = LambdaEvent::new(stream_event(records[from..].to_vec()), Context::default());
+    let response = function.handle(event).await.unwrap();
+    assert!(common::failures(&response).is_empty(), "{response}");
+    for (metric, expected) in [
+        ("LocksAcquired", recorded.acquired),
+        ("LocksReleased", recorded.released),
+        ("StateWrites", recorded.state_writes),
+    ] {
+        assert_eq!(
+            world.count(metric, &table, TF).await,
+            expected,
+            "{metric} after the retry"
+        );
+    }
+    for (path, at) in &recorded.last_writes {
+        let write = ledger.last_state_write(path).await.unwrap();
+        assert_eq!(write.map(|w| w.written_at), Some(*at), "{path}");
+    }
+}
+
+/// The ledger work's transaction applied and its answer lost: the SDK resends it, the emulator
+/// (which ignores the `ClientRequestToken`) applies what its conditions allow — a first-seen time
+/// already there fails its condition, which is success; the transaction is cancelled, so the state
+/// writes beside it are not applied and go to the next round. Nothing fails, every record counts
+/// once, and the Gyro releases get their hold time from the first-seen times.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_to_the_ledger_work_is_settled_by_its_cancellation_reasons() {
+    let recorded = recorded().await;
+    let world = Setup::new("ledger-work-lost").await;
+    let table = world.env.name("locks");
+    let mut records = retarget(&recorded.records, &recorded.table, &table);
+    let (gyro_locks, gyro_hold) = (5, 42);
+    records.extend(gyro_records(&table, gyro_locks, gyro_hold));
+    let proxy = FaultProxy::start(
+        &world.env.emulator.endpoint,
+        0,
+        vec![Rule::new("dynamodb", "TransactWriteItems", 1.0, Fault::LostAnswer).at_most(1)],
+    )
+    .await;
+    let function = LockMetrics::new(
+        Ledger::new(
+            proxy.function_aws(&world.env.aws).dynamodb(),
+            &world.ledger_table,
+        ),
+        world.metrics_sink(),
+    );
+    let event = LambdaEvent::new(stream_event(records.clone()), Context::default());
+    let response = function.handle(event).await.unwrap();
+    eprintln!("{}", proxy.report());
+    assert_eq!(proxy.total_faulted(), 1);
+    assert!(common::failures(&response).is_empty(), "{response}");
+    for (metric, kind, expected) in [
+        ("LocksAcquired", TF, recorded.acquired),
+        ("LocksReleased", TF, recorded.released),
+        ("StateWrites", TF, recorded.state_writes),
+        ("LocksAcquired", GYRO, gyro_locks as f64),
+        ("LocksReleased", GYRO, gyro_locks as f64),
+    ] {
+        assert_eq!(
+            world.count(metric, &table, kind).await,
+            expected,
+            "{metric} {kind:?}"
+        );
+    }
+    assert_eq!(
+        world
+            .metric("LockHoldSeconds", &table, GYRO, "Maximum")
+            .await,
+        Some(gyro_hold as f64)
+    );
+    let ledger = world.ledger();
+    for (path, at) in &recorded.last_writes {
+        let write = ledger.last_state_write(path).await.unwrap();
+        assert_eq!(write.map(|w| w.written_at), Some(*at), "{path}");
+    }
+    for record in &records {
+        assert!(ledger
+            .is_claimed(&table, sequence_number(record))
+            .await
+            .unwrap());
+    }
+}
