@@ -1056,7 +1056,49 @@ enum PlannedWrite<'a> {
     },
 }
 
+/// The largest item DynamoDB stores: "The maximum item size in DynamoDB is 400 KB, which includes
+/// both attribute name binary length (UTF-8 length) and attribute value lengths" (DynamoDB
+/// Developer Guide, "Constraints in Amazon DynamoDB": Items).
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The aggregate item size of one transaction: "The aggregate size of the items in the
+/// transaction cannot exceed 4 MB" (DynamoDB API Reference, TransactWriteItems). A state write
+/// carries the digest from the stream record as it came, so a hostile digest item could make 100
+/// of them exceed it and fail the whole call with everyone in it: transactions are cut by size
+/// too, with room to spare for DynamoDB's own accounting of numbers and overhead.
+const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+
 impl PlannedWrite<'_> {
+    /// The item's size as DynamoDB counts it (names and values in UTF-8 bytes), rounded up: key,
+    /// its attributes, and 64 bytes for `expires_at` and number encoding.
+    fn item_bytes(&self) -> usize {
+        let attributes = match self {
+            PlannedWrite::FirstSeen {
+                location,
+                lock_id,
+                at,
+            } => {
+                lock_pk(location).len()
+                    + seen_sk(lock_id).len()
+                    + "first_seen".len()
+                    + at.len()
+                    + EXPIRES_AT.len()
+            }
+            PlannedWrite::StateWrite {
+                state_path,
+                at,
+                digest,
+            } => {
+                state_pk(state_path).len()
+                    + LAST_WRITE_SK.len()
+                    + "written_at".len()
+                    + at.len()
+                    + digest.map_or(0, |d| "digest".len() + d.len())
+            }
+        };
+        PK.len() + SK.len() + attributes + 64
+    }
+
     /// Whether the item as read already holds this write or a better one, so writing it would
     /// change nothing (its condition would fail, or it would put the same values again).
     fn made_needless_by(&self, stored: Option<&Item>) -> bool {
@@ -1151,7 +1193,20 @@ fn plan_work<'a>(work: &[RecordWork<'a>]) -> WorkPlan<'a> {
             .into_iter()
             .flatten()
             .find_map(invalid_key);
-        if let Some(reason) = refused {
+        let oversized = record.state_write.and_then(|(state_path, at, digest)| {
+            let bytes = PlannedWrite::StateWrite {
+                state_path,
+                at: format_time(at),
+                digest,
+            }
+            .item_bytes();
+            (bytes > MAX_ITEM_BYTES).then(|| {
+                format!(
+                    "its state write would be an item of {bytes} bytes (at most {MAX_ITEM_BYTES})"
+                )
+            })
+        });
+        if let Some(reason) = refused.or(oversized) {
             plan.refused.insert(index, reason);
             continue;
         }
@@ -1261,7 +1316,7 @@ impl Ledger {
     ///    `attribute_not_exists(pk) OR first_seen > :t` (it never moves later), state write
     ///    `attribute_not_exists(pk) OR written_at <= :t` (an older write never overwrites a newer
     ///    one) — in `TransactWriteItems` calls of at most [`MAX_ACTIONS_PER_TRANSACTION`]
-    ///    actions, each with a `ClientRequestToken`. A failed condition is success (the ledger
+    ///    actions and [`MAX_TRANSACTION_BYTES`] of items, each with a `ClientRequestToken`. A failed condition is success (the ledger
     ///    holds as good a value); the other actions of a cancelled transaction, and those of a
     ///    call that failed, are tried again, for [`WORK_ROUNDS`] rounds in all. A replay of a
     ///    transaction that was applied is harmless under the same conditions.
@@ -1269,7 +1324,9 @@ impl Ledger {
     /// What cannot be settled — an item unread that a record needs, a write not made — is an
     /// error for exactly the records that depend on it. Calls when nothing fails:
     /// `⌈reads / 100⌉ + ⌈writes / 100⌉`, where a record adds at most two reads and one write,
-    /// so at most `3 × ⌈n / 100⌉` for `n` records (the SDK's own retries of one call aside).
+    /// so at most `3 × ⌈n / 100⌉` for `n` records (the SDK's own retries of one call aside;
+    /// state writes with digests of hundreds of KB, which only a hostile digest item carries,
+    /// take more transactions, 3 MiB of items each).
     pub async fn record_work(
         &self,
         work: &[RecordWork<'_>],
@@ -1298,7 +1355,7 @@ impl Ledger {
                 backoff(round).await;
             }
             let mut next = Vec::new();
-            for chunk in pending.chunks(MAX_ACTIONS_PER_TRANSACTION) {
+            for chunk in transactions(&pending) {
                 match self.write_work(chunk, token, now, round).await {
                     Ok(()) => {
                         for (key, _) in chunk {
@@ -1343,7 +1400,7 @@ impl Ledger {
         };
         for (index, reason) in &plan.refused {
             results[*index] = Err(fail(
-                format!("the record's ledger item key is not a valid DynamoDB key: {reason}"),
+                format!("the record's ledger work cannot be written: {reason}"),
                 AwsErrorKind::Other,
             ));
         }
@@ -1631,6 +1688,30 @@ impl Ledger {
     }
 }
 
+/// `writes` cut into transactions of at most [`MAX_ACTIONS_PER_TRANSACTION`] actions and
+/// [`MAX_TRANSACTION_BYTES`] of items, in order.
+fn transactions<'w, 'a>(
+    writes: &'w [(&'a ItemKey, &'a PlannedWrite<'a>)],
+) -> Vec<&'w [(&'a ItemKey, &'a PlannedWrite<'a>)]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, (_, write)) in writes.iter().enumerate() {
+        let size = write.item_bytes();
+        if index > start
+            && (index - start == MAX_ACTIONS_PER_TRANSACTION
+                || bytes + size > MAX_TRANSACTION_BYTES)
+        {
+            chunks.push(&writes[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < writes.len() {
+        chunks.push(&writes[start..]);
+    }
+    chunks
+}
+
 /// The pause before a round that tries again what the last one left: AWS asks for a backoff
 /// before unprocessed keys are retried ("we strongly recommend that you use an exponential
 /// backoff algorithm", API Reference, BatchGetItem). 100 ms, then 200 ms.
@@ -1762,6 +1843,66 @@ mod tests {
         let plan = plan_work(&work);
         assert!(plan.refused[&0].contains("sort key"), "{:?}", plan.refused);
         assert_eq!(plan.reads, vec![state("b/s.tfstate")]);
+        assert_eq!(plan.writes.len(), 1);
+    }
+
+    #[test]
+    fn transactions_hold_at_most_100_actions_and_3_mib_of_items() {
+        let paths: Vec<String> = (0..250).map(|i| format!("b/{i}.tfstate")).collect();
+        let written = format_time(at(1));
+        let small: Vec<(ItemKey, PlannedWrite)> = paths
+            .iter()
+            .map(|p| {
+                (
+                    state(p),
+                    PlannedWrite::StateWrite {
+                        state_path: p,
+                        at: written.clone(),
+                        digest: Some("9e107d9d372bb6826bd81d3542a419d6"),
+                    },
+                )
+            })
+            .collect();
+        let writes: Vec<(&ItemKey, &PlannedWrite)> = small.iter().map(|(k, w)| (k, w)).collect();
+        let sizes: Vec<usize> = transactions(&writes).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        // Digests of 300 KB (a hostile digest item): ten of them make 3 MB.
+        let huge = "f".repeat(300 * 1024);
+        let big: Vec<(ItemKey, PlannedWrite)> = paths[..25]
+            .iter()
+            .map(|p| {
+                (
+                    state(p),
+                    PlannedWrite::StateWrite {
+                        state_path: p,
+                        at: written.clone(),
+                        digest: Some(&huge),
+                    },
+                )
+            })
+            .collect();
+        let writes: Vec<(&ItemKey, &PlannedWrite)> = big.iter().map(|(k, w)| (k, w)).collect();
+        let chunks = transactions(&writes);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 25);
+        for chunk in &chunks {
+            let bytes: usize = chunk.iter().map(|(_, w)| w.item_bytes()).sum();
+            assert!(bytes <= MAX_TRANSACTION_BYTES, "{bytes}");
+        }
+        assert!(transactions(&[]).is_empty());
+        // A digest that would make the item itself too large: that record alone is refused.
+        let too_big = "f".repeat(MAX_ITEM_BYTES);
+        let work = [
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(1), Some(&too_big))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                state_write: Some(("b/t.tfstate", at(1), Some("d"))),
+                ..RecordWork::default()
+            },
+        ];
+        let plan = plan_work(&work);
+        assert!(plan.refused[&0].contains("bytes"), "{:?}", plan.refused);
         assert_eq!(plan.writes.len(), 1);
     }
 
