@@ -1316,10 +1316,11 @@ impl Ledger {
     ///    `attribute_not_exists(pk) OR first_seen > :t` (it never moves later), state write
     ///    `attribute_not_exists(pk) OR written_at <= :t` (an older write never overwrites a newer
     ///    one) — in `TransactWriteItems` calls of at most [`MAX_ACTIONS_PER_TRANSACTION`]
-    ///    actions and [`MAX_TRANSACTION_BYTES`] of items, each with a `ClientRequestToken`. A failed condition is success (the ledger
-    ///    holds as good a value); the other actions of a cancelled transaction, and those of a
-    ///    call that failed, are tried again, for [`WORK_ROUNDS`] rounds in all. A replay of a
-    ///    transaction that was applied is harmless under the same conditions.
+    ///    actions and [`MAX_TRANSACTION_BYTES`] of items, each with a `ClientRequestToken`. A
+    ///    failed condition is success (the ledger holds as good a value); the other actions of a
+    ///    cancelled transaction, and those of a call that failed, are tried again, for
+    ///    [`WORK_ROUNDS`] rounds in all. A replay of a transaction that was applied is harmless
+    ///    under the same conditions.
     ///
     /// What cannot be settled — an item unread that a record needs, a write not made — is an
     /// error for exactly the records that depend on it. Calls when nothing fails:
@@ -1404,6 +1405,14 @@ impl Ledger {
                 AwsErrorKind::Other,
             ));
         }
+        let unread_error = |key: &ItemKey| {
+            unread.get(key).cloned().unwrap_or_else(|| {
+                fail(
+                    format!("{} / {} was not read", key.0, key.1),
+                    AwsErrorKind::Transient,
+                )
+            })
+        };
         for (index, needs) in plan.needs.iter().enumerate() {
             if plan.refused.contains_key(&index) {
                 continue;
@@ -1413,7 +1422,7 @@ impl Ledger {
             if let Some(key) = &needs.forced {
                 match found.get(key) {
                     Some(item) => answers.forced = item.is_some(),
-                    None => error = unread.get(key).cloned(),
+                    None => error = Some(unread_error(key)),
                 }
             }
             if let Some(key) = &needs.first_seen {
@@ -1432,7 +1441,7 @@ impl Ledger {
                                 .map(|t| t.with_timezone(&Utc))
                         });
                     }
-                    None => error = error.or_else(|| unread.get(key).cloned()),
+                    None => error = error.or_else(|| Some(unread_error(key))),
                 }
             }
             if let Some(err) = error {
