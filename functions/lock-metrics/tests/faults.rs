@@ -341,9 +341,9 @@ async fn stream_batches_under_connection_resets_count_every_record_once() {
     .await;
 }
 
-/// Lost answers to the ledger's writes (the claims' TransactWriteItems, the ledger work's PutItem,
-/// and the DeleteItem that gives a claim back):
-/// the write is applied, its answer never arrives, the SDK retries it.
+/// Lost answers to the ledger's writes (the TransactWriteItems of the ledger work and of the
+/// claims — since issue 16 the stream path makes no PutItem — and the DeleteItem that gives a
+/// claim back): the write is applied, its answer never arrives, the SDK retries it.
 ///
 /// Found by this scenario (issue 12): the retried claim failed its own `attribute_not_exists(pk)`
 /// condition, `Ledger::claim_record` read that as `AlreadyClaimed`, and the handler skipped the
@@ -360,19 +360,19 @@ async fn stream_batches_under_lost_claim_answers_count_every_record_once() {
         0.3,
         |rate| {
             vec![
-                Rule::new("dynamodb", "TransactWriteItems", rate, Fault::LostAnswer),
-                // Once a seed, a claim's answer held back past the SDK's attempt timeout (10 s):
-                // another way to lose an answer, and the costly one.
+                // Once a seed, a transaction's answer (the ledger work's or the claims') held back
+                // past the SDK's attempt timeout (10 s): another way to lose an answer, and the
+                // costly one.
                 Rule::new(
                     "dynamodb",
-                    "PutItem",
-                    rate / 2.0,
+                    "TransactWriteItems",
+                    rate,
                     Fault::DelayedAnswer(
                         lockreaper_aws::config::ATTEMPT_TIMEOUT + Duration::from_secs(1),
                     ),
                 )
                 .at_most(1),
-                Rule::new("dynamodb", "PutItem", rate, Fault::LostAnswer),
+                Rule::new("dynamodb", "TransactWriteItems", rate, Fault::LostAnswer),
                 Rule::new("dynamodb", "DeleteItem", rate, Fault::LostAnswer),
             ]
         },
