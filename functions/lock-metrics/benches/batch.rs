@@ -1,7 +1,8 @@
 //! `make bench`: CPU time and peak memory for lock-metrics to process one 1000-record stream batch
 //! (the event source mapping's maximum batch size), against the emulator: 250 Terraform lock
-//! acquire/release pairs, 250 digest writes and 250 Gyro INSERTs, the batch's records claimed in
-//! the ledger (BatchGetItem + TransactWriteItems, 100 records a call) and the whole batch's metrics
+//! acquire/release pairs, 250 digest writes and 250 Gyro INSERTs, the batch's ledger work (state
+//! writes, first-seen times, forced-release look-ups) and its claims each done for the whole batch
+//! at once (BatchGetItem + TransactWriteItems, 100 items a call) and the whole batch's metrics
 //! written as EMF lines; then the AWS calls of the same batch, counted by a fault-free proxy.
 
 #![allow(clippy::unwrap_used)]
@@ -161,10 +162,10 @@ async fn main() {
     let (response, _) = function.process(records, chrono::Utc::now()).await;
     assert!(response.batch_item_failures.is_empty());
     let calls: u64 = proxy.requests().values().sum();
-    let claim_calls = proxy.request_count("dynamodb", "BatchGetItem")
+    let batched_calls = proxy.request_count("dynamodb", "BatchGetItem")
         + proxy.request_count("dynamodb", "TransactWriteItems");
     println!(
-        "  AWS calls          {calls:>8}     ({claim_calls} of them claims: BatchGetItem + TransactWriteItems; the rest the records' own ledger work)"
+        "  AWS calls          {calls:>8}     ({batched_calls} of them BatchGetItem + TransactWriteItems: the ledger work's and the claims', 100 items a call)"
     );
     for ((service, operation), count) in proxy.requests() {
         println!("    {service:<8} {operation:<20} {count:>6}");

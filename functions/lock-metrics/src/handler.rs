@@ -3,13 +3,14 @@
 //! For each batch:
 //! 1. every record is read into the core's [`StreamRecord`] (a record that does not even
 //!    deserialize becomes an unparseable one) and classified ([`classify`]);
-//! 2. records are grouped by item key; groups run concurrently, the records of one item in stream
-//!    order (a Gyro REMOVE needs the first-seen time its INSERT recorded). Each record that counts
-//!    has its ledger work done first (first-seen, last state write, the forced-release marker; all
-//!    idempotent); a failure fails that record and the later records of its item. Then the records
-//!    whose work is done are claimed in the ledger, the whole batch together in a bounded number
-//!    of calls (`Ledger::claim_records`: at most two per 100 records when nothing fails), so a
-//!    claim never exists without the ledger work behind it;
+//! 2. the whole batch's ledger work (first-seen times, last state writes, forced-release markers,
+//!    first-seen look-ups; all idempotent) is done at once in a bounded number of calls
+//!    (`Ledger::record_work`: one BatchGetItem per 100 items read, one TransactWriteItems per 100
+//!    items written, collapsed per item in memory); a record whose work cannot be settled fails,
+//!    and so do the later records of its item (stream order per item, so a retry sees them in
+//!    order). Then the records whose work is done are claimed in the ledger, the whole batch
+//!    together in a bounded number of calls (`Ledger::claim_records`: at most two per 100 records
+//!    when nothing fails), so a claim never exists without the ledger work behind it;
 //! 3. the claimed records' metrics are written as CloudWatch Embedded Metric Format lines on
 //!    stdout ([`EmfMetrics`]): no API call, so no answer to lose. If they cannot be written, the
 //!    claims of exactly those records are released and the records reported;
@@ -17,15 +18,14 @@
 //!
 //! Why a retried batch is never double-counted: see `lockreaper_aws::ledger`.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use lockreaper_aws::random::claim_token;
-use lockreaper_aws::{AwsError, Claim, EmfMetrics, Ledger};
+use lockreaper_aws::{AwsError, AwsErrorKind, Claim, EmfMetrics, Ledger, RecordWork};
 use lockreaper_core::metrics::BatchMetrics;
 use lockreaper_core::stream::{
     classify, classify_unreadable, Classified, LockEvent, StreamRecord, UserIdentity,
@@ -33,9 +33,6 @@ use lockreaper_core::stream::{
 use serde_json::Value;
 
 use crate::s3_events::{is_eventbridge_event, S3EventOutcome};
-
-/// How many items are worked on at once (ledger calls in flight).
-const CONCURRENT_ITEMS: usize = 16;
 
 /// The function: the ledger and the metrics sink, built once per process.
 pub struct LockMetrics {
@@ -133,28 +130,7 @@ impl LockMetrics {
             }
         };
         let token = token.as_str();
-        // Group by item, keeping stream order inside each group.
-        let mut group_of: HashMap<String, usize> = HashMap::new();
-        let mut groups: Vec<Vec<(usize, Classified)>> = Vec::new();
-        for (index, (item_key, record)) in
-            records.into_iter().map(|c| (item_key(&c), c)).enumerate()
-        {
-            let group = *group_of.entry(item_key).or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-            groups[group].push((index, record));
-        }
-        let mut outcomes: Vec<Option<Outcome>> = (0..total).map(|_| None).collect();
-        let mut results = stream::iter(groups)
-            .map(|group| self.process_item(group))
-            .buffer_unordered(CONCURRENT_ITEMS);
-        while let Some(done) = results.next().await {
-            for (index, outcome) in done {
-                outcomes[index] = Some(outcome);
-            }
-        }
-        let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+        let outcomes = self.ledger_work(records, token).await;
         let mut outcomes = self.claim(outcomes, token).await;
 
         // Count the claimed records: their metrics as EMF lines, written at once.
@@ -252,26 +228,6 @@ impl LockMetrics {
         (response, summary)
     }
 
-    /// The records of one item, in order. After a failure, the item's later records fail too,
-    /// so a retry sees them in order again.
-    async fn process_item(&self, group: Vec<(usize, Classified)>) -> Vec<(usize, Outcome)> {
-        let mut done = Vec::with_capacity(group.len());
-        let mut failed = false;
-        for (index, record) in group {
-            let outcome = if failed {
-                Outcome::Failed {
-                    record,
-                    error: "an earlier record of the same item failed".to_owned(),
-                }
-            } else {
-                self.process_record(record).await
-            };
-            failed |= matches!(outcome, Outcome::Failed { .. });
-            done.push((index, outcome));
-        }
-        done
-    }
-
     /// Claims every record whose ledger work is done, the whole batch at once: a bounded number
     /// of ledger calls however many records there are (see `Ledger::claim_records`).
     async fn claim(&self, outcomes: Vec<Outcome>, token: &str) -> Vec<Outcome> {
@@ -316,50 +272,89 @@ impl LockMetrics {
         claimed
     }
 
-    async fn process_record(&self, mut record: Classified) -> Outcome {
-        if !record.counts() {
-            return Outcome::Ignored(record);
-        }
-        // The ledger work first, the claim after it: every ledger write is idempotent, so doing
-        // it again on a retry costs nothing, while claiming first would let an invocation that
-        // times out between the claim and the work make every retry skip the record, and the
-        // state-write evidence the reaper's liveness check depends on would be lost for good.
-        if let Err(err) = self.ledger_work(&mut record).await {
-            return Outcome::Failed {
-                record,
-                error: err.to_string(),
-            };
-        }
-        Outcome::ToClaim(record)
-    }
-
-    /// What the ledger must learn from, or tell about, this record. Every write is idempotent.
-    async fn ledger_work(&self, record: &mut Classified) -> Result<(), AwsError> {
-        if let Some((lock, seen_at)) = record.first_seen_to_record() {
-            self.ledger
-                .record_first_seen(&lock.location, &lock.lock_id, seen_at)
-                .await?;
-        }
-        if let LockEvent::StateWritten { digest } = &record.event {
-            self.ledger
-                .record_state_write(&digest.state_path, record.at, digest.digest.as_deref())
-                .await?;
-        }
-        if let Some(lock) = record.released_lock() {
-            if self.ledger.is_forced(&lock.location, &lock.lock_id).await? {
-                record.mark_forced();
+    /// The whole batch's ledger work (first-seen times, state writes, forced-release markers,
+    /// first-seen look-ups), in a bounded number of calls (`Ledger::record_work`), and what it
+    /// makes of each record: to claim, ignored, or failed. In stream order per item: after a
+    /// record of an item fails, the item's later records fail too, so a retry sees them in order
+    /// again (their own writes, if made, are idempotent and made again harmlessly).
+    ///
+    /// The ledger work first, the claim after it: every ledger write is idempotent, so doing it
+    /// again on a retry costs nothing, while claiming first would let an invocation that times
+    /// out between the claim and the work make every retry skip the record, and the state-write
+    /// evidence the reaper's liveness check depends on would be lost for good.
+    async fn ledger_work(&self, mut records: Vec<Classified>, token: &str) -> Vec<Outcome> {
+        let work: Vec<RecordWork> = records
+            .iter()
+            .map(|record| {
+                if !record.counts() {
+                    return RecordWork::default();
+                }
+                RecordWork {
+                    first_seen: record
+                        .first_seen_to_record()
+                        .map(|(lock, at)| (&lock.location, lock.lock_id.as_str(), at)),
+                    state_write: match &record.event {
+                        LockEvent::StateWritten { digest } => Some((
+                            digest.state_path.as_str(),
+                            record.at,
+                            digest.digest.as_deref(),
+                        )),
+                        _ => None,
+                    },
+                    forced: record
+                        .released_lock()
+                        .map(|lock| (&lock.location, lock.lock_id.as_str())),
+                    needs_first_seen: record
+                        .needs_first_seen()
+                        .map(|lock| (&lock.location, lock.lock_id.as_str())),
+                }
+            })
+            .collect();
+        let mut answers = self.ledger.record_work(&work, token).await.into_iter();
+        drop(work);
+        let mut failed_items: HashSet<String> = HashSet::new();
+        let mut outcomes = Vec::with_capacity(records.len());
+        for mut record in records.drain(..) {
+            let answer = answers.next().unwrap_or_else(|| {
+                Err(AwsError {
+                    kind: AwsErrorKind::Other,
+                    action: "record stream batch's ledger work",
+                    resource: self.ledger.table().to_owned(),
+                    message: "the ledger returned no result for this record (a bug)".to_owned(),
+                })
+            });
+            let item = item_key(&record);
+            if failed_items.contains(&item) {
+                outcomes.push(Outcome::Failed {
+                    record,
+                    error: "an earlier record of the same item failed".to_owned(),
+                });
+                continue;
+            }
+            if !record.counts() {
+                outcomes.push(Outcome::Ignored(record));
+                continue;
+            }
+            match answer {
+                Ok(answers) => {
+                    if answers.forced {
+                        record.mark_forced();
+                    }
+                    if let Some(first_seen) = answers.first_seen {
+                        record.set_first_seen(first_seen);
+                    }
+                    outcomes.push(Outcome::ToClaim(record));
+                }
+                Err(err) => {
+                    failed_items.insert(item);
+                    outcomes.push(Outcome::Failed {
+                        record,
+                        error: err.to_string(),
+                    });
+                }
             }
         }
-        if let Some(lock) = record.needs_first_seen() {
-            if let Some(first_seen) = self
-                .ledger
-                .first_seen(&lock.location, &lock.lock_id)
-                .await?
-            {
-                record.set_first_seen(first_seen);
-            }
-        }
-        Ok(())
+        outcomes
     }
 
     async fn release(&self, record: &Classified, token: &str) {

@@ -27,6 +27,7 @@ use common::*;
 use lambda_runtime::{Context, LambdaEvent};
 use lock_metrics::LockMetrics;
 use lockreaper_aws::Ledger;
+use lockreaper_core::LockLocation;
 use lockreaper_testkit::fault_runs::{FaultRun, FaultSettings};
 use lockreaper_testkit::faults::{Fault, FaultProxy, Rule};
 use lockreaper_testkit::lambda::{stream_event, stream_records};
@@ -35,6 +36,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 const TF: Option<&str> = Some("terraform-dynamodb");
+const GYRO: Option<&str> = Some("gyro-dynamodb");
 /// Deliveries of one batch before the scenario gives up (Lambda would go on for the records'
 /// 24 hours; at the shares used here every batch is done within a few).
 const MAX_DELIVERIES: usize = 25;
@@ -339,9 +341,9 @@ async fn stream_batches_under_connection_resets_count_every_record_once() {
     .await;
 }
 
-/// Lost answers to the ledger's writes (the claims' TransactWriteItems, the ledger work's PutItem,
-/// and the DeleteItem that gives a claim back):
-/// the write is applied, its answer never arrives, the SDK retries it.
+/// Lost answers to the ledger's writes (the TransactWriteItems of the ledger work and of the
+/// claims — since issue 16 the stream path makes no PutItem — and the DeleteItem that gives a
+/// claim back): the write is applied, its answer never arrives, the SDK retries it.
 ///
 /// Found by this scenario (issue 12): the retried claim failed its own `attribute_not_exists(pk)`
 /// condition, `Ledger::claim_record` read that as `AlreadyClaimed`, and the handler skipped the
@@ -358,19 +360,19 @@ async fn stream_batches_under_lost_claim_answers_count_every_record_once() {
         0.3,
         |rate| {
             vec![
-                Rule::new("dynamodb", "TransactWriteItems", rate, Fault::LostAnswer),
-                // Once a seed, a claim's answer held back past the SDK's attempt timeout (10 s):
-                // another way to lose an answer, and the costly one.
+                // Once a seed, a transaction's answer (the ledger work's or the claims') held back
+                // past the SDK's attempt timeout (10 s): another way to lose an answer, and the
+                // costly one.
                 Rule::new(
                     "dynamodb",
-                    "PutItem",
-                    rate / 2.0,
+                    "TransactWriteItems",
+                    rate,
                     Fault::DelayedAnswer(
                         lockreaper_aws::config::ATTEMPT_TIMEOUT + Duration::from_secs(1),
                     ),
                 )
                 .at_most(1),
-                Rule::new("dynamodb", "PutItem", rate, Fault::LostAnswer),
+                Rule::new("dynamodb", "TransactWriteItems", rate, Fault::LostAnswer),
                 Rule::new("dynamodb", "DeleteItem", rate, Fault::LostAnswer),
             ]
         },
@@ -396,18 +398,101 @@ async fn stream_batches_under_lost_answers_count_every_record_once_in_the_emf_ou
     .await;
 }
 
-/// Issue 16: a stream batch costs a bounded number of claim calls whatever its size. 250 records
-/// (the real Terraform records, as 25 times as many state paths) through a proxy that faults
-/// nothing but counts every request: the claims take at most 2 calls (one BatchGetItem, one
-/// TransactWriteItems) per 100 records, and no record is claimed with a call of its own.
+/// Gyro lock records (no Gyro runs here; its items follow the documented format, as in
+/// `stream_to_metrics.rs`): `locks` locks, each an INSERT (`{LockKey, GyroId}`) and, `hold`
+/// seconds later, its REMOVE, in table `table`'s stream. The hold time can only come from the
+/// INSERT's first-seen time, which the ledger work records and the REMOVE looks up.
+fn gyro_records(table: &str, locks: usize, hold: i64) -> Vec<Value> {
+    let arn = format!(
+        "arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-11-30T00:00:00.000"
+    );
+    let mut records = Vec::with_capacity(2 * locks);
+    for i in 0..locks {
+        let keys = serde_json::json!({"LockKey": {"S": format!("gyro-project-{i}")}});
+        let image = serde_json::json!({
+            "LockKey": {"S": format!("gyro-project-{i}")},
+            "GyroId": {"S": format!("{i:08x}-3333-447e-89d9-819da078618d")},
+        });
+        for (n, (name, at)) in [("INSERT", 1_795_651_410), ("REMOVE", 1_795_651_410 + hold)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut change = serde_json::json!({
+                "ApproximateCreationDateTime": at,
+                "Keys": keys,
+                "SequenceNumber": format!("8{i:04}{n}"),
+                "SizeBytes": 100,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            });
+            change[if name == "INSERT" {
+                "NewImage"
+            } else {
+                "OldImage"
+            }] = image.clone();
+            records.push(serde_json::json!({
+                "eventID": format!("gyro-{i}-{n}"),
+                "eventName": name,
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": change,
+                "eventSourceARN": arn,
+            }));
+        }
+    }
+    records
+}
+
+/// Issue 16: a stream batch costs a bounded number of AWS calls whatever its size, its records'
+/// own ledger work included. 300 records that need every kind of it — the real Terraform records
+/// as 25 times as many state paths (acquisitions; state writes, two of one state path in each
+/// copy, which collapse into the newer; releases, whose forced-release markers are looked up, a
+/// third of them forced by lockreaper), plus 25 Gyro locks acquired and released in the same
+/// batch (a first-seen time recorded, and used by the release in memory) — through a proxy that
+/// faults nothing but counts every request. Every DynamoDB call of the batch (ledger work and
+/// claims) is one of at most 5 per 100 records: one BatchGetItem per 100 keys read (at most two
+/// per record), one TransactWriteItems per 100 items written (at most one per record), and the
+/// claims' BatchGetItem and TransactWriteItems; no record has a call of its own (no PutItem,
+/// GetItem, Query or DeleteItem). Measured: 9 calls (5 BatchGetItem, 4 TransactWriteItems); the
+/// per-record ledger work before issue 16 made 231 here (100 PutItem, 125 GetItem) and fails this.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_batch_of_250_records_is_claimed_in_at_most_two_calls_per_100_records() {
-    let recorded = amplified(recorded().await, 25);
-    let n = recorded.records.len();
-    assert_eq!(n, 250);
-    let world = Setup::new("claims-bounded").await;
+async fn a_batch_with_every_kind_of_ledger_work_costs_at_most_five_calls_per_100_records() {
+    let terraform = amplified(recorded().await, 25);
+    let world = Setup::new("ledger-work-bounded").await;
     let table = world.env.name("locks");
-    let records = retarget(&recorded.records, &recorded.table, &table);
+    let mut records = retarget(&terraform.records, &terraform.table, &table);
+    // A third of the Terraform releases were forced by lockreaper: the marker is written before
+    // the lock is deleted (as the `Unlocker` does).
+    let mut forced = 0.0;
+    for record in records
+        .iter()
+        .filter(|r| r["eventName"] == "REMOVE")
+        .step_by(3)
+    {
+        let info: Value = serde_json::from_str(
+            record["dynamodb"]["OldImage"]["Info"]["S"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let location = LockLocation::DynamoDb {
+            table: table.clone(),
+            key_attribute: "LockID".to_owned(),
+            key: key_of(record).to_owned(),
+        };
+        world
+            .ledger()
+            .record_forced_release(&location, info["ID"].as_str().unwrap(), Utc::now(), "test")
+            .await
+            .unwrap();
+        forced += 1.0;
+    }
+    assert_eq!(forced, 25.0);
+    let gyro_locks = 25;
+    let gyro_hold = 30;
+    records.extend(gyro_records(&table, gyro_locks, gyro_hold));
+    let n = records.len();
+    assert_eq!(n, 300);
     let proxy = FaultProxy::start(&world.env.emulator.endpoint, 0, vec![]).await;
     let function = LockMetrics::new(
         Ledger::new(
@@ -421,27 +506,63 @@ async fn a_batch_of_250_records_is_claimed_in_at_most_two_calls_per_100_records(
     assert!(common::failures(&response).is_empty());
     eprintln!("{}", proxy.report());
 
-    let bound = n.div_ceil(100) as u64;
+    let per_100 = n.div_ceil(100) as u64;
+    let calls: u64 = proxy
+        .requests()
+        .iter()
+        .filter(|((service, _), _)| service == "dynamodb")
+        .map(|(_, count)| count)
+        .sum();
+    assert!(
+        calls <= 5 * per_100,
+        "{calls} DynamoDB calls for {n} records; at most {} (5 per 100 records):\n{}",
+        5 * per_100,
+        proxy.report()
+    );
+    for operation in ["PutItem", "GetItem", "Query", "DeleteItem", "UpdateItem"] {
+        assert_eq!(
+            proxy.request_count("dynamodb", operation),
+            0,
+            "no record has a {operation} of its own:\n{}",
+            proxy.report()
+        );
+    }
     let reads = proxy.request_count("dynamodb", "BatchGetItem");
     let transactions = proxy.request_count("dynamodb", "TransactWriteItems");
     assert!(
-        reads <= bound && transactions <= bound,
-        "{reads} BatchGetItem + {transactions} TransactWriteItems for {n} records; at most {bound} each"
+        reads <= 3 * per_100 && transactions <= 2 * per_100,
+        "{reads} BatchGetItem + {transactions} TransactWriteItems for {n} records"
     );
-    // The ledger work's own writes are one conditional put per state write (the digest records);
-    // a claim per record would add one per record.
-    assert_eq!(
-        proxy.request_count("dynamodb", "PutItem"),
-        recorded.state_writes as u64,
-        "PutItem is the state writes' only"
-    );
-    assert_eq!(proxy.request_count("dynamodb", "DeleteItem"), 0);
-    for (metric, expected) in [
-        ("LocksAcquired", recorded.acquired),
-        ("LocksReleased", recorded.released),
-        ("StateWrites", recorded.state_writes),
+
+    // Everything counted once, with what the ledger work found.
+    for (metric, kind, expected) in [
+        ("LocksAcquired", TF, terraform.acquired),
+        ("LocksReleased", TF, terraform.released),
+        ("StateWrites", TF, terraform.state_writes),
+        ("ForcedReleases", TF, forced),
+        ("LocksAcquired", GYRO, gyro_locks as f64),
+        ("LocksReleased", GYRO, gyro_locks as f64),
     ] {
-        assert_eq!(world.count(metric, &table, TF).await, expected, "{metric}");
+        assert_eq!(
+            world.count(metric, &table, kind).await,
+            expected,
+            "{metric} {kind:?}"
+        );
+    }
+    // Every Gyro release has its hold time, from the first-seen time its INSERT recorded in the
+    // same batch.
+    for (statistic, expected) in [
+        ("SampleCount", gyro_locks as f64),
+        ("Maximum", gyro_hold as f64),
+        ("Minimum", gyro_hold as f64),
+    ] {
+        assert_eq!(
+            world
+                .metric("LockHoldSeconds", &table, GYRO, statistic)
+                .await,
+            Some(expected),
+            "Gyro LockHoldSeconds {statistic}"
+        );
     }
     let ledger = world.ledger();
     for record in &records {
@@ -450,9 +571,26 @@ async fn a_batch_of_250_records_is_claimed_in_at_most_two_calls_per_100_records(
             .await
             .unwrap());
     }
+    // The newer of two state writes of one path in the batch is the one recorded.
+    for (path, at) in &terraform.last_writes {
+        let write = ledger.last_state_write(path).await.unwrap();
+        assert_eq!(write.map(|w| w.written_at), Some(*at), "{path}");
+    }
+    let gyro_location = LockLocation::DynamoDb {
+        table: table.clone(),
+        key_attribute: "LockKey".to_owned(),
+        key: "gyro-project-0".to_owned(),
+    };
+    assert_eq!(
+        ledger
+            .first_seen(&gyro_location, "00000000-3333-447e-89d9-819da078618d")
+            .await
+            .unwrap(),
+        DateTime::from_timestamp(1_795_651_410, 0)
+    );
 
-    // Delivered again (a retry of the whole batch): every claim is found by the reads, nothing is
-    // written, and nothing is counted twice.
+    // Delivered again (a retry of the whole batch): every ledger write is found made and every
+    // claim taken by the reads, nothing is written, and nothing is counted twice.
     let before = proxy.requests();
     let event = LambdaEvent::new(stream_event(records), Context::default());
     let response = function.handle(event).await.unwrap();
@@ -462,17 +600,21 @@ async fn a_batch_of_250_records_is_claimed_in_at_most_two_calls_per_100_records(
         let key = ("dynamodb".to_owned(), op.to_owned());
         after.get(&key).unwrap_or(&0) - before.get(&key).unwrap_or(&0)
     };
-    assert!(delta("BatchGetItem") <= bound, "{}", proxy.report());
-    assert_eq!(delta("TransactWriteItems"), 0, "{}", proxy.report());
-    for (metric, expected) in [
-        ("LocksAcquired", recorded.acquired),
-        ("LocksReleased", recorded.released),
-        ("StateWrites", recorded.state_writes),
+    assert!(delta("BatchGetItem") <= 3 * per_100, "{}", proxy.report());
+    for operation in ["TransactWriteItems", "PutItem", "GetItem", "DeleteItem"] {
+        assert_eq!(delta(operation), 0, "{operation}: {}", proxy.report());
+    }
+    for (metric, kind, expected) in [
+        ("LocksAcquired", TF, terraform.acquired),
+        ("LocksReleased", TF, terraform.released),
+        ("StateWrites", TF, terraform.state_writes),
+        ("ForcedReleases", TF, forced),
+        ("LocksReleased", GYRO, gyro_locks as f64),
     ] {
         assert_eq!(
-            world.count(metric, &table, TF).await,
+            world.count(metric, &table, kind).await,
             expected,
-            "{metric} after redelivery"
+            "{metric} {kind:?} after redelivery"
         );
     }
 }
@@ -539,5 +681,148 @@ async fn a_record_with_an_unclaimable_key_fails_alone() {
         ("StateWrites", recorded.state_writes),
     ] {
         assert_eq!(world.count(metric, &table, TF).await, expected, "{metric}");
+    }
+}
+
+/// A batch's ledger writes that cannot be made (every attempt of the ledger work's transaction,
+/// in all its rounds, answered with a 500; the claims' transaction after it is not faulted) fail
+/// exactly the records that depend on them — the state-write records, and with them the later
+/// records of their items — while the rest of the batch is claimed and counted. Lambda's retry
+/// from the lowest failed sequence number then counts every record exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn ledger_writes_that_cannot_be_made_fail_exactly_the_records_that_depend_on_them() {
+    let recorded = recorded().await;
+    let world = Setup::new("ledger-work-unsettled").await;
+    let table = world.env.name("locks");
+    let records = retarget(&recorded.records, &recorded.table, &table);
+    // The SDK's attempts per call, times the ledger work's rounds.
+    let work_attempts = u64::from(lockreaper_aws::config::MAX_ATTEMPTS)
+        * lockreaper_aws::ledger::WORK_ROUNDS as u64;
+    let proxy = FaultProxy::start(
+        &world.env.emulator.endpoint,
+        0,
+        vec![
+            Rule::new("dynamodb", "TransactWriteItems", 1.0, Fault::InternalError)
+                .at_most(work_attempts),
+        ],
+    )
+    .await;
+    let function = LockMetrics::new(
+        Ledger::new(
+            proxy.function_aws(&world.env.aws).dynamodb(),
+            &world.ledger_table,
+        ),
+        world.metrics_sink(),
+    );
+    let event = LambdaEvent::new(stream_event(records.clone()), Context::default());
+    let response = function.handle(event).await.unwrap();
+    eprintln!("{}", proxy.report());
+    assert_eq!(proxy.total_faulted(), work_attempts);
+    let mut failed = common::failures(&response);
+    failed.sort();
+    let mut state_writes: Vec<String> = records
+        .iter()
+        .filter(|r| key_of(r).ends_with("-md5"))
+        .map(|r| sequence_number(r).to_owned())
+        .collect();
+    state_writes.sort();
+    assert_eq!(failed, state_writes, "exactly the state-write records fail");
+    for (metric, expected) in [
+        ("LocksAcquired", recorded.acquired),
+        ("LocksReleased", recorded.released),
+        ("StateWrites", 0.0),
+    ] {
+        assert_eq!(world.count(metric, &table, TF).await, expected, "{metric}");
+    }
+    let ledger = world.ledger();
+    for path in recorded.last_writes.keys() {
+        assert_eq!(ledger.last_state_write(path).await.unwrap(), None, "{path}");
+    }
+
+    // Lambda's retry: from the lowest failed sequence number on.
+    let from = records
+        .iter()
+        .position(|r| failed.iter().any(|f| f == sequence_number(r)))
+        .unwrap();
+    let event = LambdaEvent::new(stream_event(records[from..].to_vec()), Context::default());
+    let response = function.handle(event).await.unwrap();
+    assert!(common::failures(&response).is_empty(), "{response}");
+    for (metric, expected) in [
+        ("LocksAcquired", recorded.acquired),
+        ("LocksReleased", recorded.released),
+        ("StateWrites", recorded.state_writes),
+    ] {
+        assert_eq!(
+            world.count(metric, &table, TF).await,
+            expected,
+            "{metric} after the retry"
+        );
+    }
+    for (path, at) in &recorded.last_writes {
+        let write = ledger.last_state_write(path).await.unwrap();
+        assert_eq!(write.map(|w| w.written_at), Some(*at), "{path}");
+    }
+}
+
+/// The ledger work's transaction applied and its answer lost: the SDK resends it, the emulator
+/// (which ignores the `ClientRequestToken`) applies what its conditions allow — a first-seen time
+/// already there fails its condition, which is success; the transaction is cancelled, so the state
+/// writes beside it are not applied and go to the next round. Nothing fails, every record counts
+/// once, and the Gyro releases get their hold time from the first-seen times.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_to_the_ledger_work_is_settled_by_its_cancellation_reasons() {
+    let recorded = recorded().await;
+    let world = Setup::new("ledger-work-lost").await;
+    let table = world.env.name("locks");
+    let mut records = retarget(&recorded.records, &recorded.table, &table);
+    let (gyro_locks, gyro_hold) = (5, 42);
+    records.extend(gyro_records(&table, gyro_locks, gyro_hold));
+    let proxy = FaultProxy::start(
+        &world.env.emulator.endpoint,
+        0,
+        vec![Rule::new("dynamodb", "TransactWriteItems", 1.0, Fault::LostAnswer).at_most(1)],
+    )
+    .await;
+    let function = LockMetrics::new(
+        Ledger::new(
+            proxy.function_aws(&world.env.aws).dynamodb(),
+            &world.ledger_table,
+        ),
+        world.metrics_sink(),
+    );
+    let event = LambdaEvent::new(stream_event(records.clone()), Context::default());
+    let response = function.handle(event).await.unwrap();
+    eprintln!("{}", proxy.report());
+    assert_eq!(proxy.total_faulted(), 1);
+    assert!(common::failures(&response).is_empty(), "{response}");
+    for (metric, kind, expected) in [
+        ("LocksAcquired", TF, recorded.acquired),
+        ("LocksReleased", TF, recorded.released),
+        ("StateWrites", TF, recorded.state_writes),
+        ("LocksAcquired", GYRO, gyro_locks as f64),
+        ("LocksReleased", GYRO, gyro_locks as f64),
+    ] {
+        assert_eq!(
+            world.count(metric, &table, kind).await,
+            expected,
+            "{metric} {kind:?}"
+        );
+    }
+    assert_eq!(
+        world
+            .metric("LockHoldSeconds", &table, GYRO, "Maximum")
+            .await,
+        Some(gyro_hold as f64)
+    );
+    let ledger = world.ledger();
+    for (path, at) in &recorded.last_writes {
+        let write = ledger.last_state_write(path).await.unwrap();
+        assert_eq!(write.map(|w| w.written_at), Some(*at), "{path}");
+    }
+    for record in &records {
+        assert!(ledger
+            .is_claimed(&table, sequence_number(record))
+            .await
+            .unwrap());
     }
 }

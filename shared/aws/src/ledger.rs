@@ -11,8 +11,10 @@
 //! and with `ReportBatchItemFailures` the retry starts at the lowest failed sequence number, so the
 //! records after it come again too. lock-metrics therefore:
 //!
-//! 1. does each record's ledger work (first-seen, last state write, forced marker: idempotent
-//!    writes and reads) and only then claims the batch's records, all at once
+//! 1. does the batch's ledger work (first-seen, last state write, forced marker: idempotent
+//!    writes and reads), all at once ([`Ledger::record_work`]: collapsed per ledger item, then
+//!    `BatchGetItem` and `TransactWriteItems` of 100), and only then claims the batch's records,
+//!    all at once
 //!    ([`Ledger::claim_records`]): one claim item `stream#<table>` / `<SequenceNumber>` per record,
 //!    holding the invocation's claim token, read first (`BatchGetItem`, 100 keys a call) and the
 //!    missing ones written as conditional puts (`attribute_not_exists(pk)`) in `TransactWriteItems`
@@ -755,7 +757,8 @@ impl Ledger {
         self.lock_file_history(bucket, lock_file_key).await
     }
 
-    /// What the ledger knows of a lock file's S3 events.
+    /// What the ledger knows of a lock file's S3 events: its two items (latest acquisition,
+    /// latest release) read in one `BatchGetItem`, strongly consistent.
     pub async fn lock_file_history(
         &self,
         bucket: &str,
@@ -765,15 +768,35 @@ impl Ledger {
             bucket: bucket.to_owned(),
             key: lock_file_key.to_owned(),
         };
+        let changes = [ObjectChange::Created, ObjectChange::Deleted];
+        let keys: Vec<ItemKey> = changes
+            .iter()
+            .map(|change| (lock_pk(&location), lock_file_events_sk(change.as_str())))
+            .collect();
+        if let Some(reason) = keys.iter().find_map(invalid_key) {
+            return Err(AwsError {
+                kind: AwsErrorKind::Other,
+                action: "read lock file events from ledger",
+                resource: self.table.clone(),
+                message: format!(
+                    "the lock file's ledger key is not a valid DynamoDB key: {reason}"
+                ),
+            });
+        }
+        let (mut found, mut unread) = self.read_items(&keys).await;
         let mut history = LockFileHistory::default();
-        for change in [ObjectChange::Created, ObjectChange::Deleted] {
-            let item = self
-                .get(
-                    lock_pk(&location),
-                    lock_file_events_sk(change.as_str()),
-                    "read lock file events from ledger",
-                )
-                .await?;
+        for (change, key) in changes.into_iter().zip(keys) {
+            let item = match found.remove(&key) {
+                Some(item) => item,
+                None => {
+                    return Err(unread.remove(&key).unwrap_or_else(|| AwsError {
+                        kind: AwsErrorKind::Transient,
+                        action: "read lock file events from ledger",
+                        resource: self.table.clone(),
+                        message: "not read".to_owned(),
+                    }))
+                }
+            };
             let recorded = item.and_then(|item| {
                 let sequencer = Sequencer::from_stored(&string_attribute(&item, "sequencer")?)?;
                 Some((sequencer, time_attribute(&item, "at")?))
@@ -978,5 +1001,961 @@ impl Ledger {
             )
             .await?
             .is_some())
+    }
+}
+
+// ------------------------------------------------------------------ a stream batch's ledger work
+
+/// Rounds [`Ledger::record_work`] makes of its reads, and of its writes, before it reports what is
+/// still unsettled.
+pub const WORK_ROUNDS: usize = 3;
+
+/// One stream record's ledger work, as [`Ledger::record_work`] takes it: what it must write
+/// (idempotent, conditional) and what it must read. Every field is optional; a record with none
+/// costs nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordWork<'a> {
+    /// A lock's first-seen time to remember (Gyro): the earliest time ever recorded wins.
+    pub first_seen: Option<(&'a LockLocation, &'a str, DateTime<Utc>)>,
+    /// A state write to remember: state path, time, Terraform's MD5. The latest write wins.
+    pub state_write: Option<(&'a str, DateTime<Utc>, Option<&'a str>)>,
+    /// A released lock: is lockreaper's forced-release marker there?
+    pub forced: Option<(&'a LockLocation, &'a str)>,
+    /// A released lock whose first-seen time the ledger must supply.
+    pub needs_first_seen: Option<(&'a LockLocation, &'a str)>,
+}
+
+/// What the ledger told one record (see [`RecordWork`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkAnswers {
+    /// The released lock carries lockreaper's forced-release marker.
+    pub forced: bool,
+    /// The released lock's first-seen time: the ledger's, or an earlier record's of the batch.
+    pub first_seen: Option<DateTime<Utc>>,
+}
+
+/// A ledger item's primary key.
+type ItemKey = (String, String);
+type Item = HashMap<String, AttributeValue>;
+
+/// One collapsed write of a batch: what goes into the item, and the records that depend on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PlannedWrite<'a> {
+    /// The earliest first-seen time of the batch for one lock (`at`: ledger time format).
+    FirstSeen {
+        location: &'a LockLocation,
+        lock_id: &'a str,
+        at: String,
+    },
+    /// The latest state write of the batch for one state path (the later record on a tie, as
+    /// the conditional put's `written_at <= :t` lets it overwrite).
+    StateWrite {
+        state_path: &'a str,
+        at: String,
+        digest: Option<&'a str>,
+    },
+}
+
+/// The largest item DynamoDB stores: "The maximum item size in DynamoDB is 400 KB, which includes
+/// both attribute name binary length (UTF-8 length) and attribute value lengths" (DynamoDB
+/// Developer Guide, "Constraints in Amazon DynamoDB": Items).
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The aggregate item size of one transaction: "The aggregate size of the items in the
+/// transaction cannot exceed 4 MB" (DynamoDB API Reference, TransactWriteItems). A state write
+/// carries the digest from the stream record as it came, so a hostile digest item could make 100
+/// of them exceed it and fail the whole call with everyone in it: transactions are cut by size
+/// too, with room to spare for DynamoDB's own accounting of numbers and overhead.
+const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+
+impl PlannedWrite<'_> {
+    /// The item's size as DynamoDB counts it (names and values in UTF-8 bytes), rounded up: key,
+    /// its attributes, and 64 bytes for `expires_at` and number encoding.
+    fn item_bytes(&self) -> usize {
+        let attributes = match self {
+            PlannedWrite::FirstSeen {
+                location,
+                lock_id,
+                at,
+            } => {
+                lock_pk(location).len()
+                    + seen_sk(lock_id).len()
+                    + "first_seen".len()
+                    + at.len()
+                    + EXPIRES_AT.len()
+            }
+            PlannedWrite::StateWrite {
+                state_path,
+                at,
+                digest,
+            } => {
+                state_pk(state_path).len()
+                    + LAST_WRITE_SK.len()
+                    + "written_at".len()
+                    + at.len()
+                    + digest.map_or(0, |d| "digest".len() + d.len())
+            }
+        };
+        PK.len() + SK.len() + attributes + 64
+    }
+
+    /// Whether the item as read already holds this write or a better one, so writing it would
+    /// change nothing (its condition would fail, or it would put the same values again).
+    fn made_needless_by(&self, stored: Option<&Item>) -> bool {
+        let Some(stored) = stored else {
+            return false;
+        };
+        match self {
+            // The condition `first_seen > :t` fails: an equal or earlier time is there.
+            PlannedWrite::FirstSeen { at, .. } => {
+                string_attribute(stored, "first_seen").is_some_and(|stored| stored <= *at)
+            }
+            // A later write is there, or exactly this one.
+            PlannedWrite::StateWrite { at, digest, .. } => {
+                match string_attribute(stored, "written_at") {
+                    Some(stored_at) if stored_at > *at => true,
+                    Some(stored_at) if stored_at == *at => {
+                        string_attribute(stored, "digest").as_deref() == *digest
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+/// A batch's ledger work, planned in memory before any call.
+#[derive(Debug, Default)]
+struct WorkPlan<'a> {
+    /// Every item to read, once each: what the records need (forced markers, first-seen times)
+    /// and the items about to be written (a write the ledger already holds is left out).
+    reads: Vec<ItemKey>,
+    /// One write per ledger item (a transaction may not hold two actions on one item), in key
+    /// order, each with the records that depend on it (those whose write it is or includes,
+    /// and those that read a first-seen time an earlier record of the batch is writing).
+    writes: std::collections::BTreeMap<ItemKey, (PlannedWrite<'a>, Vec<usize>)>,
+    /// Per record: the items whose reading its answers need; the earliest first-seen time an
+    /// earlier record of the batch records for the lock it needs one of.
+    needs: Vec<RecordNeeds>,
+    /// Records whose keys DynamoDB would refuse (one such key fails a whole call).
+    refused: HashMap<usize, String>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct RecordNeeds {
+    forced: Option<ItemKey>,
+    first_seen: Option<ItemKey>,
+    first_seen_in_batch: Option<String>,
+}
+
+/// Why a key cannot be a ledger key, if it cannot (DynamoDB Developer Guide, "Constraints in
+/// Amazon DynamoDB": partition keys 1 to 2048 bytes, sort keys 1 to 1024 bytes).
+fn invalid_key((pk, sk): &ItemKey) -> Option<String> {
+    if pk.is_empty() || pk.len() > MAX_PARTITION_KEY_BYTES {
+        return Some(format!(
+            "ledger partition key of {} bytes (1 to {MAX_PARTITION_KEY_BYTES} allowed)",
+            pk.len()
+        ));
+    }
+    if sk.is_empty() || sk.len() > MAX_SORT_KEY_BYTES {
+        return Some(format!(
+            "ledger sort key of {} bytes (1 to {MAX_SORT_KEY_BYTES} allowed)",
+            sk.len()
+        ));
+    }
+    None
+}
+
+/// Plans a batch's ledger work (pure): the reads, the writes collapsed per item, and which record
+/// depends on what. `work` is in stream order.
+fn plan_work<'a>(work: &[RecordWork<'a>]) -> WorkPlan<'a> {
+    let mut plan = WorkPlan {
+        needs: vec![RecordNeeds::default(); work.len()],
+        ..WorkPlan::default()
+    };
+    let mut to_read: std::collections::BTreeSet<ItemKey> = std::collections::BTreeSet::new();
+    // The earliest first-seen time recorded so far in the batch, per item.
+    let mut earliest: HashMap<ItemKey, String> = HashMap::new();
+    for (index, record) in work.iter().enumerate() {
+        let first_seen_key = record
+            .first_seen
+            .map(|(location, lock_id, _)| (lock_pk(location), seen_sk(lock_id)));
+        let state_key = record
+            .state_write
+            .map(|(state_path, _, _)| (state_pk(state_path), LAST_WRITE_SK.to_owned()));
+        let forced_key = record
+            .forced
+            .map(|(location, lock_id)| (lock_pk(location), forced_sk(lock_id)));
+        let needed_key = record
+            .needs_first_seen
+            .map(|(location, lock_id)| (lock_pk(location), seen_sk(lock_id)));
+        let refused = [&first_seen_key, &state_key, &forced_key, &needed_key]
+            .into_iter()
+            .flatten()
+            .find_map(invalid_key);
+        let oversized = record.state_write.and_then(|(state_path, at, digest)| {
+            let bytes = PlannedWrite::StateWrite {
+                state_path,
+                at: format_time(at),
+                digest,
+            }
+            .item_bytes();
+            (bytes > MAX_ITEM_BYTES).then(|| {
+                format!(
+                    "its state write would be an item of {bytes} bytes (at most {MAX_ITEM_BYTES})"
+                )
+            })
+        });
+        if let Some(reason) = refused.or(oversized) {
+            plan.refused.insert(index, reason);
+            continue;
+        }
+        if let (Some(key), Some((location, lock_id, at))) = (&first_seen_key, record.first_seen) {
+            let at = format_time(at);
+            let (write, dependents) = plan.writes.entry(key.clone()).or_insert_with(|| {
+                (
+                    PlannedWrite::FirstSeen {
+                        location,
+                        lock_id,
+                        at: at.clone(),
+                    },
+                    Vec::new(),
+                )
+            });
+            if let PlannedWrite::FirstSeen { at: planned, .. } = write {
+                if at < *planned {
+                    *planned = at.clone();
+                }
+            }
+            dependents.push(index);
+            to_read.insert(key.clone());
+        }
+        if let (Some(key), Some((state_path, at, digest))) = (&state_key, record.state_write) {
+            let at = format_time(at);
+            let (write, dependents) = plan.writes.entry(key.clone()).or_insert_with(|| {
+                (
+                    PlannedWrite::StateWrite {
+                        state_path,
+                        at: at.clone(),
+                        digest,
+                    },
+                    Vec::new(),
+                )
+            });
+            if let PlannedWrite::StateWrite {
+                at: planned,
+                digest: planned_digest,
+                ..
+            } = write
+            {
+                if at >= *planned {
+                    *planned = at.clone();
+                    *planned_digest = digest;
+                }
+            }
+            dependents.push(index);
+            to_read.insert(key.clone());
+        }
+        if let Some(key) = forced_key {
+            to_read.insert(key.clone());
+            plan.needs[index].forced = Some(key);
+        }
+        if let Some(key) = needed_key {
+            to_read.insert(key.clone());
+            // An earlier record of the batch recorded a first-seen time for this lock: used in
+            // memory (the ledger is not read back), and so this record depends on its write.
+            if let Some(at) = earliest.get(&key) {
+                plan.needs[index].first_seen_in_batch = Some(at.clone());
+                if let Some((_, dependents)) = plan.writes.get_mut(&key) {
+                    dependents.push(index);
+                }
+            }
+            plan.needs[index].first_seen = Some(key);
+        }
+        // After this record's own needs: its first-seen time is for the records after it.
+        if let (Some(key), Some((_, _, at))) = (first_seen_key, record.first_seen) {
+            let at = format_time(at);
+            earliest
+                .entry(key)
+                .and_modify(|e| {
+                    if at < *e {
+                        *e = at.clone();
+                    }
+                })
+                .or_insert(at);
+        }
+    }
+    plan.reads = to_read.into_iter().collect();
+    plan
+}
+
+/// Why a transaction of ledger work wrote nothing.
+enum WorkNotWritten {
+    /// Cancelled: for each action, in order, `None` when its condition failed (the ledger
+    /// already holds this write or a better one: settled), or why it was not applied.
+    Cancelled(Vec<Option<AwsError>>),
+    /// The call itself failed (perhaps after being applied: an answer lost past the SDK's
+    /// retries). The conditions make a replay harmless.
+    Failed(AwsError),
+}
+
+impl Ledger {
+    /// Does a stream batch's ledger work — every record's first-seen time, state write,
+    /// forced-release marker look-up and first-seen look-up — in a bounded number of calls
+    /// whatever the batch's size, and returns one result per entry of `work`, in order.
+    ///
+    /// `work` is in stream order. Planned in memory first ([`plan_work`]): one write per ledger
+    /// item (a state path's several writes in the batch become the newest; a lock's several
+    /// first-seen times the earliest), and a first-seen time an earlier record of the batch
+    /// records is used for a later record's release without reading it back. Then:
+    ///
+    /// 1. every item the batch needs or is about to write is read, strongly consistent, in
+    ///    `BatchGetItem` calls of at most [`MAX_KEYS_PER_BATCH_GET`] keys; `UnprocessedKeys`
+    ///    (and calls that failed) are read again, for [`WORK_ROUNDS`] rounds in all;
+    /// 2. the writes the ledger does not already hold are made as conditional puts — first-seen
+    ///    `attribute_not_exists(pk) OR first_seen > :t` (it never moves later), state write
+    ///    `attribute_not_exists(pk) OR written_at <= :t` (an older write never overwrites a newer
+    ///    one) — in `TransactWriteItems` calls of at most [`MAX_ACTIONS_PER_TRANSACTION`]
+    ///    actions and [`MAX_TRANSACTION_BYTES`] of items, each with a `ClientRequestToken`. A
+    ///    failed condition is success (the ledger holds as good a value); the other actions of a
+    ///    cancelled transaction, and those of a call that failed, are tried again, for
+    ///    [`WORK_ROUNDS`] rounds in all. A replay of a transaction that was applied is harmless
+    ///    under the same conditions.
+    ///
+    /// What cannot be settled — an item unread that a record needs, a write not made — is an
+    /// error for exactly the records that depend on it. Calls when nothing fails:
+    /// `⌈reads / 100⌉ + ⌈writes / 100⌉`, where a record adds at most two reads and one write,
+    /// so at most `3 × ⌈n / 100⌉` for `n` records (the SDK's own retries of one call aside;
+    /// state writes with digests of hundreds of KB, which only a hostile digest item carries,
+    /// take more transactions, 3 MiB of items each).
+    pub async fn record_work(
+        &self,
+        work: &[RecordWork<'_>],
+        token: &str,
+    ) -> Vec<Result<WorkAnswers, AwsError>> {
+        let plan = plan_work(work);
+        let (found, unread) = self.read_items(&plan.reads).await;
+        // Fixed for the whole call: a transaction resent with its ClientRequestToken must carry
+        // exactly the same items (DynamoDB answers IdempotentParameterMismatch otherwise).
+        let now = Utc::now();
+        let mut write_errors: HashMap<&ItemKey, AwsError> = HashMap::new();
+        let mut pending: Vec<(&ItemKey, &PlannedWrite)> = plan
+            .writes
+            .iter()
+            .filter(|(key, (write, _))| {
+                !(found.contains_key(*key)
+                    && write.made_needless_by(found.get(*key).and_then(Option::as_ref)))
+            })
+            .map(|(key, (write, _))| (key, write))
+            .collect();
+        for round in 0..WORK_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            if round > 0 {
+                backoff(round).await;
+            }
+            let mut next = Vec::new();
+            for chunk in transactions(&pending) {
+                match self.write_work(chunk, token, now, round).await {
+                    Ok(()) => {
+                        for (key, _) in chunk {
+                            write_errors.remove(key);
+                        }
+                    }
+                    Err(WorkNotWritten::Cancelled(outcomes)) => {
+                        for (&(key, write), outcome) in chunk.iter().zip(outcomes) {
+                            match outcome {
+                                None => {
+                                    write_errors.remove(key);
+                                }
+                                Some(err) => {
+                                    let retry = err.kind != AwsErrorKind::Other;
+                                    write_errors.insert(key, err);
+                                    if retry {
+                                        next.push((key, write));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(WorkNotWritten::Failed(err)) => {
+                        for &(key, write) in chunk {
+                            write_errors.insert(key, err.clone());
+                            next.push((key, write));
+                        }
+                    }
+                }
+            }
+            pending = next;
+        }
+
+        let mut results: Vec<Result<WorkAnswers, AwsError>> = (0..work.len())
+            .map(|_| Ok(WorkAnswers::default()))
+            .collect();
+        let fail = |message: String, kind: AwsErrorKind| AwsError {
+            kind,
+            action: "record stream batch's ledger work",
+            resource: self.table.clone(),
+            message,
+        };
+        for (index, reason) in &plan.refused {
+            results[*index] = Err(fail(
+                format!("the record's ledger work cannot be written: {reason}"),
+                AwsErrorKind::Other,
+            ));
+        }
+        let unread_error = |key: &ItemKey| {
+            unread.get(key).cloned().unwrap_or_else(|| {
+                fail(
+                    format!("{} / {} was not read", key.0, key.1),
+                    AwsErrorKind::Transient,
+                )
+            })
+        };
+        for (index, needs) in plan.needs.iter().enumerate() {
+            if plan.refused.contains_key(&index) {
+                continue;
+            }
+            let mut answers = WorkAnswers::default();
+            let mut error = None;
+            if let Some(key) = &needs.forced {
+                match found.get(key) {
+                    Some(item) => answers.forced = item.is_some(),
+                    None => error = Some(unread_error(key)),
+                }
+            }
+            if let Some(key) = &needs.first_seen {
+                match found.get(key) {
+                    Some(item) => {
+                        let stored = item
+                            .as_ref()
+                            .and_then(|i| string_attribute(i, "first_seen"));
+                        let earliest = match (stored, needs.first_seen_in_batch.clone()) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                        answers.first_seen = earliest.and_then(|at| {
+                            DateTime::parse_from_rfc3339(&at)
+                                .ok()
+                                .map(|t| t.with_timezone(&Utc))
+                        });
+                    }
+                    None => error = error.or_else(|| Some(unread_error(key))),
+                }
+            }
+            if let Some(err) = error {
+                results[index] = Err(AwsError {
+                    message: format!(
+                        "a ledger item this record needs was not read after {WORK_ROUNDS} rounds; last: {}",
+                        err.message
+                    ),
+                    ..err
+                });
+            } else {
+                results[index] = Ok(answers);
+            }
+        }
+        for (key, (_, dependents)) in &plan.writes {
+            let Some(err) = write_errors.get(key) else {
+                continue;
+            };
+            for &index in dependents {
+                if results[index].is_ok() {
+                    results[index] = Err(AwsError {
+                        message: format!(
+                            "the ledger write {} / {} this record depends on was not made after {WORK_ROUNDS} rounds; last: {}",
+                            key.0, key.1, err.message
+                        ),
+                        ..err.clone()
+                    });
+                }
+            }
+        }
+        results
+    }
+
+    /// Reads `keys` (each at most once in `keys`): the items found (`None`: no such item), and
+    /// why the others could not be read after [`WORK_ROUNDS`] rounds.
+    async fn read_items(
+        &self,
+        keys: &[ItemKey],
+    ) -> (HashMap<ItemKey, Option<Item>>, HashMap<ItemKey, AwsError>) {
+        const ACTION: &str = "read stream batch's ledger items";
+        let mut found: HashMap<ItemKey, Option<Item>> = HashMap::new();
+        let mut errors: HashMap<ItemKey, AwsError> = HashMap::new();
+        let mut pending: Vec<ItemKey> = keys.to_vec();
+        for round in 0..WORK_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            if round > 0 {
+                backoff(round).await;
+            }
+            let mut next = Vec::new();
+            for chunk in pending.chunks(MAX_KEYS_PER_BATCH_GET) {
+                let mut request = KeysAndAttributes::builder().consistent_read(true);
+                for (pk, sk) in chunk {
+                    request = request.keys(key(pk.clone(), sk.clone()));
+                }
+                let answer = match request.build() {
+                    Ok(request) => self
+                        .client
+                        .batch_get_item()
+                        .request_items(&self.table, request)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk(e, ACTION, &self.table)),
+                    Err(e) => Err(AwsError {
+                        kind: AwsErrorKind::Other,
+                        action: ACTION,
+                        resource: self.table.clone(),
+                        message: e.to_string(),
+                    }),
+                };
+                let out = match answer {
+                    Ok(out) => out,
+                    Err(err) => {
+                        for key in chunk {
+                            errors.insert(key.clone(), err.clone());
+                            next.push(key.clone());
+                        }
+                        continue;
+                    }
+                };
+                let key_of = |item: &Item| -> Option<ItemKey> {
+                    Some((string_attribute(item, PK)?, string_attribute(item, SK)?))
+                };
+                // A partial answer is not an error: "If a partial result is returned, the
+                // operation returns a value for UnprocessedKeys. You can use this value to retry
+                // the operation" (DynamoDB API Reference, BatchGetItem). Those keys go to the
+                // next round; a key neither returned nor unprocessed does not exist.
+                let unprocessed: std::collections::HashSet<ItemKey> = out
+                    .unprocessed_keys
+                    .as_ref()
+                    .and_then(|tables| tables.get(&self.table))
+                    .map(|k| k.keys().iter().filter_map(key_of).collect())
+                    .unwrap_or_default();
+                let mut items: HashMap<ItemKey, Item> = out
+                    .responses
+                    .and_then(|mut tables| tables.remove(&self.table))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|item| Some((key_of(&item)?, item)))
+                    .collect();
+                for key in chunk {
+                    if unprocessed.contains(key) {
+                        errors.insert(
+                            key.clone(),
+                            AwsError {
+                                kind: AwsErrorKind::Transient,
+                                action: ACTION,
+                                resource: self.table.clone(),
+                                message: "left in UnprocessedKeys".to_owned(),
+                            },
+                        );
+                        next.push(key.clone());
+                    } else {
+                        errors.remove(key);
+                        found.insert(key.clone(), items.remove(key));
+                    }
+                }
+            }
+            pending = next;
+        }
+        (found, errors)
+    }
+
+    /// One transaction of the batch's conditional puts (`chunk`: at most
+    /// [`MAX_ACTIONS_PER_TRANSACTION`], one per item).
+    async fn write_work(
+        &self,
+        chunk: &[(&ItemKey, &PlannedWrite<'_>)],
+        token: &str,
+        now: DateTime<Utc>,
+        round: usize,
+    ) -> Result<(), WorkNotWritten> {
+        const ACTION: &str = "record stream batch's ledger work";
+        let mut request_token = Md5::new();
+        request_token.update(b"ledger-work\0");
+        request_token.update(token.as_bytes());
+        // A later round is a new request (see `write_claims`): the conditions, not the token,
+        // make a replay of an earlier round's applied transaction harmless.
+        request_token.update(round.to_be_bytes());
+        let mut actions = Vec::with_capacity(chunk.len());
+        for &(_, write) in chunk {
+            // The key builders are named here, where the puts are built, so that the template's
+            // contract test (infra/sam/test_template.py) derives the partition keys this writes.
+            let (item, condition, at) = match write {
+                PlannedWrite::FirstSeen {
+                    location,
+                    lock_id,
+                    at,
+                } => {
+                    let mut item = key(lock_pk(location), seen_sk(lock_id));
+                    item.insert("first_seen".to_owned(), s(at.clone()));
+                    item.insert(EXPIRES_AT.to_owned(), expires_at(now, FIRST_SEEN_TTL));
+                    (item, "attribute_not_exists(pk) OR first_seen > :t", at)
+                }
+                PlannedWrite::StateWrite {
+                    state_path,
+                    at,
+                    digest,
+                } => {
+                    let mut item = key(state_pk(state_path), LAST_WRITE_SK);
+                    item.insert("written_at".to_owned(), s(at.clone()));
+                    if let Some(digest) = digest {
+                        item.insert("digest".to_owned(), s(*digest));
+                    }
+                    (item, "attribute_not_exists(pk) OR written_at <= :t", at)
+                }
+            };
+            for name in [PK, SK] {
+                request_token.update(b"\0");
+                if let Some(value) = string_attribute(&item, name) {
+                    request_token.update(value.as_bytes());
+                }
+            }
+            request_token.update(b"\0");
+            request_token.update(at.as_bytes());
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .expression_attribute_values(":t", s(at.clone()))
+                .build()
+                .map_err(|e| {
+                    WorkNotWritten::Failed(AwsError {
+                        kind: AwsErrorKind::Other,
+                        action: ACTION,
+                        resource: self.table.clone(),
+                        message: e.to_string(),
+                    })
+                })?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        // "multiple identical calls have the same effect as one single call" (DynamoDB API
+        // Reference, TransactWriteItems `ClientRequestToken`): the SDK's resend after a lost
+        // answer is applied once. 32 hex characters, within the parameter's 1–36. The emulator
+        // (moto) ignores the token; there the conditions make the resend harmless (an equal
+        // first-seen fails its condition, an equal state write puts the same values again).
+        let request_token = hex::encode(request_token.finalize());
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .client_request_token(request_token)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            err.as_service_error()
+        {
+            let reasons = cancelled.cancellation_reasons();
+            // One reason per action, in order (API Reference, TransactionCanceledException).
+            if reasons.len() == chunk.len() {
+                return Err(WorkNotWritten::Cancelled(
+                    reasons
+                        .iter()
+                        .map(|reason| {
+                            let code = reason.code().unwrap_or("None");
+                            match code {
+                                // The ledger already holds this write or a better one.
+                                "ConditionalCheckFailed" => None,
+                                _ => Some(AwsError {
+                                    // A malformed action fails again: not retried. Anything
+                                    // else (`None`: cancelled for another action;
+                                    // TransactionConflict, ThrottlingError) is tried again.
+                                    kind: if code == "ValidationError" {
+                                        AwsErrorKind::Other
+                                    } else {
+                                        AwsErrorKind::Transient
+                                    },
+                                    action: ACTION,
+                                    resource: self.table.clone(),
+                                    message: match reason.message() {
+                                        Some(message) => format!("{code}: {message}"),
+                                        None => {
+                                            format!("transaction cancelled ({code} for this item)")
+                                        }
+                                    },
+                                }),
+                            }
+                        })
+                        .collect(),
+                ));
+            }
+        }
+        Err(WorkNotWritten::Failed(AwsError::from_sdk(
+            err,
+            ACTION,
+            &self.table,
+        )))
+    }
+}
+
+/// `writes` cut into transactions of at most [`MAX_ACTIONS_PER_TRANSACTION`] actions and
+/// [`MAX_TRANSACTION_BYTES`] of items, in order.
+fn transactions<'w, 'a>(
+    writes: &'w [(&'a ItemKey, &'a PlannedWrite<'a>)],
+) -> Vec<&'w [(&'a ItemKey, &'a PlannedWrite<'a>)]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, (_, write)) in writes.iter().enumerate() {
+        let size = write.item_bytes();
+        if index > start
+            && (index - start == MAX_ACTIONS_PER_TRANSACTION
+                || bytes + size > MAX_TRANSACTION_BYTES)
+        {
+            chunks.push(&writes[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < writes.len() {
+        chunks.push(&writes[start..]);
+    }
+    chunks
+}
+
+/// The pause before a round that tries again what the last one left: AWS asks for a backoff
+/// before unprocessed keys are retried ("we strongly recommend that you use an exponential
+/// backoff algorithm", API Reference, BatchGetItem). 100 ms, then 200 ms.
+async fn backoff(round: usize) {
+    let exponent = u32::try_from(round.saturating_sub(1)).unwrap_or(0).min(4);
+    tokio::time::sleep(std::time::Duration::from_millis(100 << exponent)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, second).unwrap()
+    }
+
+    fn gyro(key: &str) -> LockLocation {
+        LockLocation::DynamoDb {
+            table: "gyro-locks".to_owned(),
+            key_attribute: "LockKey".to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
+    fn state(path: &str) -> ItemKey {
+        (state_pk(path), LAST_WRITE_SK.to_owned())
+    }
+
+    #[test]
+    fn state_writes_of_one_path_collapse_into_the_newest_and_all_depend_on_it() {
+        let work = [
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(5), Some("d5"))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(3), Some("d3"))),
+                ..RecordWork::default()
+            },
+            // Same time as the first: the later record wins, as `written_at <= :t` lets it.
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(5), Some("d5b"))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                state_write: Some(("b/other.tfstate", at(1), None)),
+                ..RecordWork::default()
+            },
+        ];
+        let plan = plan_work(&work);
+        assert_eq!(plan.reads.len(), 2, "one read per item: {:?}", plan.reads);
+        assert_eq!(plan.writes.len(), 2);
+        let (write, dependents) = &plan.writes[&state("b/s.tfstate")];
+        assert_eq!(
+            write,
+            &PlannedWrite::StateWrite {
+                state_path: "b/s.tfstate",
+                at: format_time(at(5)),
+                digest: Some("d5b"),
+            }
+        );
+        assert_eq!(dependents, &vec![0, 1, 2]);
+        assert_eq!(plan.writes[&state("b/other.tfstate")].1, vec![3]);
+        assert!(plan.refused.is_empty());
+    }
+
+    #[test]
+    fn a_first_seen_time_of_an_earlier_record_is_used_in_memory_and_the_earliest_is_written() {
+        let lock = gyro("project");
+        let work = [
+            // A release before the INSERT in stream order: the ledger's time only.
+            RecordWork {
+                needs_first_seen: Some((&lock, "id")),
+                forced: Some((&lock, "id")),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                first_seen: Some((&lock, "id", at(9))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                first_seen: Some((&lock, "id", at(4))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                needs_first_seen: Some((&lock, "id")),
+                forced: Some((&lock, "id")),
+                ..RecordWork::default()
+            },
+        ];
+        let plan = plan_work(&work);
+        let seen = (lock_pk(&lock), seen_sk("id"));
+        let forced = (lock_pk(&lock), forced_sk("id"));
+        assert_eq!(plan.reads, {
+            let mut keys = vec![seen.clone(), forced.clone()];
+            keys.sort();
+            keys
+        });
+        let (write, dependents) = &plan.writes[&seen];
+        assert!(
+            matches!(write, PlannedWrite::FirstSeen { at: t, .. } if *t == format_time(at(4))),
+            "{write:?}"
+        );
+        // The writers, and the release that uses their time in memory.
+        assert_eq!(dependents, &vec![1, 2, 3]);
+        assert_eq!(plan.needs[0].first_seen_in_batch, None);
+        assert_eq!(plan.needs[0].first_seen.as_ref(), Some(&seen));
+        assert_eq!(plan.needs[3].first_seen_in_batch, Some(format_time(at(4))));
+        assert_eq!(plan.needs[3].forced.as_ref(), Some(&forced));
+    }
+
+    #[test]
+    fn a_record_whose_key_dynamodb_would_refuse_is_refused_alone() {
+        let lock = gyro("project");
+        let long_id = "7".repeat(MAX_SORT_KEY_BYTES);
+        let work = [
+            RecordWork {
+                first_seen: Some((&lock, &long_id, at(1))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(1), None)),
+                ..RecordWork::default()
+            },
+        ];
+        let plan = plan_work(&work);
+        assert!(plan.refused[&0].contains("sort key"), "{:?}", plan.refused);
+        assert_eq!(plan.reads, vec![state("b/s.tfstate")]);
+        assert_eq!(plan.writes.len(), 1);
+    }
+
+    #[test]
+    fn transactions_hold_at_most_100_actions_and_3_mib_of_items() {
+        let paths: Vec<String> = (0..250).map(|i| format!("b/{i}.tfstate")).collect();
+        let written = format_time(at(1));
+        let small: Vec<(ItemKey, PlannedWrite)> = paths
+            .iter()
+            .map(|p| {
+                (
+                    state(p),
+                    PlannedWrite::StateWrite {
+                        state_path: p,
+                        at: written.clone(),
+                        digest: Some("9e107d9d372bb6826bd81d3542a419d6"),
+                    },
+                )
+            })
+            .collect();
+        let writes: Vec<(&ItemKey, &PlannedWrite)> = small.iter().map(|(k, w)| (k, w)).collect();
+        let sizes: Vec<usize> = transactions(&writes).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        // Digests of 300 KB (a hostile digest item): ten of them make 3 MB.
+        let huge = "f".repeat(300 * 1024);
+        let big: Vec<(ItemKey, PlannedWrite)> = paths[..25]
+            .iter()
+            .map(|p| {
+                (
+                    state(p),
+                    PlannedWrite::StateWrite {
+                        state_path: p,
+                        at: written.clone(),
+                        digest: Some(&huge),
+                    },
+                )
+            })
+            .collect();
+        let writes: Vec<(&ItemKey, &PlannedWrite)> = big.iter().map(|(k, w)| (k, w)).collect();
+        let chunks = transactions(&writes);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 25);
+        for chunk in &chunks {
+            let bytes: usize = chunk.iter().map(|(_, w)| w.item_bytes()).sum();
+            assert!(bytes <= MAX_TRANSACTION_BYTES, "{bytes}");
+        }
+        assert!(transactions(&[]).is_empty());
+        // A digest that would make the item itself too large: that record alone is refused.
+        let too_big = "f".repeat(MAX_ITEM_BYTES);
+        let work = [
+            RecordWork {
+                state_write: Some(("b/s.tfstate", at(1), Some(&too_big))),
+                ..RecordWork::default()
+            },
+            RecordWork {
+                state_write: Some(("b/t.tfstate", at(1), Some("d"))),
+                ..RecordWork::default()
+            },
+        ];
+        let plan = plan_work(&work);
+        assert!(plan.refused[&0].contains("bytes"), "{:?}", plan.refused);
+        assert_eq!(plan.writes.len(), 1);
+    }
+
+    #[test]
+    fn a_write_the_ledger_already_holds_is_needless() {
+        let lock = gyro("project");
+        let item = |pairs: &[(&str, &str)]| -> Item {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), s(*v)))
+                .collect()
+        };
+        let first_seen = PlannedWrite::FirstSeen {
+            location: &lock,
+            lock_id: "id",
+            at: format_time(at(5)),
+        };
+        assert!(!first_seen.made_needless_by(None));
+        for (stored, needless) in [(at(4), true), (at(5), true), (at(6), false)] {
+            let stored = item(&[("first_seen", &format_time(stored))]);
+            assert_eq!(first_seen.made_needless_by(Some(&stored)), needless);
+        }
+        let write = PlannedWrite::StateWrite {
+            state_path: "b/s.tfstate",
+            at: format_time(at(5)),
+            digest: Some("d"),
+        };
+        assert!(!write.made_needless_by(None));
+        for (stored_at, digest, needless) in [
+            (at(6), Some("x"), true),
+            (at(5), Some("d"), true),
+            (at(5), Some("x"), false),
+            (at(5), None, false),
+            (at(4), Some("d"), false),
+        ] {
+            let mut stored = item(&[("written_at", &format_time(stored_at))]);
+            if let Some(digest) = digest {
+                stored.insert("digest".to_owned(), s(digest));
+            }
+            assert_eq!(
+                write.made_needless_by(Some(&stored)),
+                needless,
+                "{stored_at} {digest:?}"
+            );
+        }
     }
 }

@@ -29,7 +29,7 @@ pub mod unlock;
 pub use config::Aws;
 pub use emf::{EmfCapture, EmfError, EmfMetrics};
 pub use error::{AwsError, AwsErrorKind};
-pub use ledger::{Claim, Ledger};
+pub use ledger::{Claim, Ledger, RecordWork, WorkAnswers};
 pub use lock_files::{LockFileHead, LockFiles};
 pub use lock_table::{LockTable, TableScan};
 pub use lockreaper_core::BucketScope;
