@@ -433,6 +433,8 @@ def main() -> int:
 
         dl.wait_for("force-unlock's results in blue's and amber's alert threads", both_results, timeout=WAIT)
         render_chat(results["blue"], outputs["ApprovalTopicArn"])
+        if results["amber"]["metadata"].get("eventType") != "LockUnlocked":
+            raise dl.Failed(f"force-unlock should have unlocked amber's lock file: {results['amber']}")
         say(f"{C}│{X} {B}{results['amber']['content'].get('title', '')}{X}  {D}(amber's thread){X}")
         items = aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
         remaining = [i for i in items if "Info" in i and dead["lock_id"] in i["Info"]["S"]]
@@ -469,8 +471,15 @@ def main() -> int:
             say(line)
         forced = dl.wait_for("ForcedReleases in lock-metrics' EMF log lines", lambda: metric_sum(aws, metrics_log, namespace, "ForcedReleases", table), timeout=WAIT)
         say(f"EMF metrics: {namespace}/ForcedReleases: {forced:.0f}; LocksReleased: {metric_sum(aws, metrics_log, namespace, 'LocksReleased', table):.0f}")
-        say(f"             LockKind={LOCK_FILE_KIND}: ForcedReleases: "
-            f"{metric_sum(aws, metrics_log, namespace, 'ForcedReleases', bucket, LOCK_FILE_KIND):.0f} (blue's and amber's lock files); "
+        # Both approved locks had a lock file; each deletion's S3 event is a forced release.
+        forced_files = dl.wait_for(
+            "ForcedReleases of both lock files (blue's, amber's) in lock-metrics' EMF log lines",
+            lambda: (n := metric_sum(aws, metrics_log, namespace, "ForcedReleases", bucket, LOCK_FILE_KIND)) >= 2 and n,
+            timeout=WAIT,
+        )
+        if forced_files != 2:
+            raise dl.Failed(f"expected 2 forced lock file releases (blue's and amber's), counted {forced_files:.0f}")
+        say(f"             LockKind={LOCK_FILE_KIND}: ForcedReleases: {forced_files:.0f} (blue's and amber's lock files); "
             f"LocksReleased: {metric_sum(aws, metrics_log, namespace, 'LocksReleased', bucket, LOCK_FILE_KIND):.0f}")
         story_seconds = time.monotonic() - T0
         prep = os.environ.get("DEMO_PREP_SECONDS", "")
