@@ -394,4 +394,36 @@ async fn the_unlockers_release_of_a_real_lock_file_is_counted_as_forced() {
     assert_eq!(outcome_name(&outcome), "counted");
     assert_eq!(setup.count("LocksReleased", &bucket, KIND).await, 1.0);
     assert_eq!(setup.count("ForcedReleases", &bucket, KIND).await, 1.0);
+
+    // The next apply takes the lock at once and releases it itself; its release's event is
+    // handled before its acquisition's (concurrent asynchronous invocations). The marker is still
+    // there, but it is older than the forced release: this release is a normal one. (`make demo`
+    // counted it forced: the window started at the forced lock's acquisition.)
+    let after_unlock = Utc::now();
+    let mut next_acquired = events[9].clone();
+    assert_eq!(
+        next_acquired["detail"]["object"]["key"],
+        "app/terraform.tfstate.tflock"
+    );
+    assert_eq!(next_acquired["detail-type"], "Object Created");
+    next_acquired["time"] = json!((after_unlock + ChronoDuration::milliseconds(300))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let mut next_released = released.clone();
+    // The sequencer after the captured acquisition's (0000066182D00CC221).
+    next_released["detail"]["object"]["sequencer"] = json!("0000066182D00CC222");
+    next_released["id"] = json!("6c1b1f7e-0000-4000-8000-000000000222");
+    next_released["time"] = json!((after_unlock + ChronoDuration::milliseconds(900))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let outcome = f
+        .process_s3_event(&next_released, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome_name(&outcome), "counted");
+    let outcome = f
+        .process_s3_event(&next_acquired, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome_name(&outcome), "counted");
+    assert_eq!(setup.count("LocksReleased", &bucket, KIND).await, 2.0);
+    assert_eq!(setup.count("ForcedReleases", &bucket, KIND).await, 1.0);
 }
