@@ -6,19 +6,24 @@ What it does, one narrated line per step:
   1. starts ministack (the emulator that runs `provided.al2023` functions as local processes) on a
      free loopback port, with all its files in a fresh temporary directory;
   2. creates what the template expects to exist already: a Terraform lock table with a
-     NEW_AND_OLD_IMAGES stream, a versioned state bucket, and a bucket for `sam deploy` artefacts;
+     NEW_AND_OLD_IMAGES stream, a versioned state bucket sending its events to EventBridge, and a
+     bucket for `sam deploy` artefacts;
   3. builds the three functions (x86_64: arm64 binaries cannot run on this machine) in one release
      build laid out as `sam build` lays out its output (infra/sam/local_build.py; cargo skips it when
      nothing changed, e.g. after `make demo`);
   4. `sam deploy` of the built template with only --parameter-overrides (the lock table, its
-     stream, the state bucket, an e-mail, an approvals publisher);
+     stream, the state bucket, an e-mail, an approvals publisher, S3EventsEnabled=true);
   5. asserts that the ledger table (keys, on-demand, TTL, PITR), topics, subscriptions, queues,
      functions (runtime, architecture, JSON logging, the exact environment variable names), the
      stream event source mapping, force-unlock's on-failure destination, the schedule rule, the
-     secret, alarms (Throttles of each function, IteratorAge of lock-metrics, ...), dashboard and
+     S3 events rule (its pattern names exactly the state bucket; lock-metrics its target, with
+     retries and a dead-letter queue), the secret, alarms (Throttles of each function, IteratorAge of lock-metrics, ...), dashboard and
      log groups exist and are wired to each other;
   6. proves the functions fire: a lock written to the lock table runs the deployed lock-metrics
-     (its log group and the ledger show it); a garbage approval published to the approvals topic
+     (its log group and the ledger show it); a `.tflock` written to the state bucket as Terraform
+     writes it (PutObject, If-None-Match: *), then the state object, then the lock file's deletion
+     run it through ministack's S3 → EventBridge delivery (acquired, state write in the ledger,
+     released with its hold time; EMF metrics with LockKind=terraform-s3-lockfile); a garbage approval published to the approvals topic
      runs the deployed force-unlock, which publishes a rejection to the alert topic (read through
      an SQS queue subscribed to it);
   7. end to end: invokes the deployed reaper as the schedule would, applies template.yaml's chat
@@ -72,6 +77,7 @@ MINISTACK_RUN = ROOT / "infra" / "sam" / "ministack_run.py"  # ministack, with o
 
 BUILD_DIR = local_build.BUILD_DIR
 FIXTURE_LOCK = ROOT / "infra" / "fixtures" / "terraform" / "dynamodb-lock-item.json"
+FIXTURE_LOCK_FILE = ROOT / "infra" / "fixtures" / "terraform" / "lockfile-body.json"
 SCHEDULED_EVENT = ROOT / "infra" / "events" / "scheduled-event.json"
 
 REGION = "us-east-1"
@@ -426,7 +432,12 @@ def main() -> int:
         for bucket in (state_bucket, deploy_bucket):
             aws.s3.create_bucket(Bucket=bucket)
         aws.s3.put_bucket_versioning(Bucket=state_bucket, VersioningConfiguration={"Status": "Enabled"})
-        ok(f"lock tables {lock_table}, {gyro_table} (streams), buckets {state_bucket}, {deploy_bucket}")
+        # S3-native locking's events (S3EventsEnabled=true): the bucket sends its object events to
+        # EventBridge, as `aws_s3_bucket_notification { eventbridge = true }` turns on.
+        aws.s3.put_bucket_notification_configuration(
+            Bucket=state_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        ok(f"lock tables {lock_table}, {gyro_table} (streams), buckets {state_bucket} (versioned, EventBridge on), {deploy_bucket}")
 
         deploy_template = BUILD_DIR / "template.yaml"
         if args.from_dist:
@@ -464,6 +475,8 @@ def main() -> int:
             "ApprovalPublisherArns": approver,
             # ministack cannot create an alarm on a metric query: leaves out OldestLockAgeAlarm only.
             "LocalEmulator": "true",
+            # The state bucket's S3 events to lock-metrics (S3LockEventsRule), proven in step 6.
+            "S3EventsEnabled": "true",
         }
         def deploy(params: dict[str, str], log: str, capability: str = "CAPABILITY_IAM") -> float:
             return run(
@@ -627,11 +640,48 @@ def main() -> int:
         check(len(rules) == 1, "one EventBridge rule targets the reaper", rules)
         rule = aws.events.describe_rule(Name=rules[0])
         check(rule["ScheduleExpression"] == "rate(5 minutes)" and rule["State"] == "ENABLED", "schedule rate(5 minutes), enabled", rule)
+        # S3EventsEnabled=true: one rule sends the state bucket's object events to lock-metrics. Its
+        # bucket list is one `!If [HasStateBucketN, <bucket>, !Ref AWS::NoValue]` per slot: only the
+        # configured bucket may remain (an empty or null entry would be a pattern AWS rejects).
+        s3_rules = aws.events.list_rule_names_by_target(TargetArn=functions["lock-metrics"]["FunctionArn"])["RuleNames"]
+        check(len(s3_rules) == 1, "one EventBridge rule targets lock-metrics (S3LockEventsRule)", s3_rules)
+        s3_rule = aws.events.describe_rule(Name=s3_rules[0])
+        pattern = json.loads(s3_rule["EventPattern"])
+        expected_pattern = {
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created", "Object Deleted"],
+            "detail": {"bucket": {"name": [state_bucket]}},
+        }
+        check(
+            pattern == expected_pattern and s3_rule["State"] == "ENABLED",
+            f"S3 events rule: Object Created/Deleted of aws.s3, bucket {state_bucket} only, enabled",
+            s3_rule,
+        )
+        s3_failures = aws.sqs.get_queue_attributes(
+            QueueUrl=resources["S3EventFailureQueue"]["PhysicalResourceId"], AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        targets = aws.events.list_targets_by_rule(Rule=s3_rules[0])["Targets"]
+        check(
+            len(targets) == 1
+            and targets[0]["Arn"] == functions["lock-metrics"]["FunctionArn"]
+            and targets[0].get("DeadLetterConfig", {}).get("Arn") == s3_failures
+            and int(targets[0].get("RetryPolicy", {}).get("MaximumRetryAttempts", -1)) == 185
+            and int(targets[0].get("RetryPolicy", {}).get("MaximumEventAgeInSeconds", -1)) == 86400,
+            "S3 events rule → lock-metrics, 185 retries within a day, then S3EventFailureQueue",
+            targets,
+        )
+        metrics_invoke = lam.get_function_event_invoke_config(FunctionName=outputs["LockMetricsFunctionName"], Qualifier="$LATEST")
+        check(
+            int(metrics_invoke.get("MaximumRetryAttempts", -1)) == 2
+            and metrics_invoke.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") == s3_failures,
+            "lock-metrics (asynchronous invocations: S3 events): 2 retries, then S3EventFailureQueue",
+            metrics_invoke,
+        )
 
         alarms = {a["AlarmName"]: a for a in aws.cloudwatch.describe_alarms(MaxRecords=100)["MetricAlarms"]}
         wanted = [
             "ReaperSilentAlarm", "SweepErrorsAlarm", "ReaperErrorsAlarm", "LockMetricsErrorsAlarm", "ForceUnlockErrorsAlarm",
-            "StreamFailureQueueAlarm", "UnlockFailureQueueAlarm",
+            "StreamFailureQueueAlarm", "UnlockFailureQueueAlarm", "S3EventFailureQueueAlarm",
             "StreamIteratorAgeAlarm", "ReaperThrottlesAlarm", "LockMetricsThrottlesAlarm", "ForceUnlockThrottlesAlarm",
         ]
         physical = {k: resources[k]["PhysicalResourceId"] for k in wanted}
@@ -704,6 +754,70 @@ def main() -> int:
             ExpressionAttributeValues={":pk": {"S": f"stream#{lock_table}"}},
         )["Items"]
         check(len(claims) >= 1, f"lock-metrics wrote its stream claim to the ledger (pk stream#{lock_table})", claims)
+
+        # The second event source: an S3-native lock file, written as Terraform writes it
+        # (PutObject with If-None-Match: *), reaches the deployed lock-metrics through the bucket's
+        # EventBridge notifications and the stack's S3LockEventsRule; then the state write and the
+        # release. A state key of its own, so the reaper's judgement of the lock above is untouched.
+        s3_state_key = "s3-native/terraform.tfstate"
+        s3_lock_key = f"{s3_state_key}.tflock"
+        s3_dims = {"LockTable": state_bucket, "LockKind": "terraform-s3-lockfile"}
+        s3_lock_created = datetime.now(timezone.utc)
+        body = json.loads(FIXTURE_LOCK_FILE.read_text())
+        body.update(
+            ID=str(uuid.uuid4()),
+            Path=f"{state_bucket}/{s3_state_key}",
+            Created=s3_lock_created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        )
+        aws.s3.put_object(
+            Bucket=state_bucket, Key=s3_lock_key, IfNoneMatch="*", ContentType="application/json",
+            Body=json.dumps(body, separators=(",", ":")).encode(),
+        )
+        s3_acquired = wait_for(
+            "lock-metrics to log the lock file's acquisition (S3 event through EventBridge)",
+            lambda: json_lines_with(log_lines(aws, metrics_group), event="acquired", table=state_bucket, key=s3_lock_key),
+            timeout=90,
+        )
+        check(
+            s3_acquired[0].get("kind") == "terraform-s3-lockfile" and s3_acquired[0].get("path") == f"{state_bucket}/{s3_state_key}",
+            f"the deployed lock-metrics ran on the S3 event: {{event: acquired, kind: terraform-s3-lockfile, key: {s3_lock_key}}}",
+            s3_acquired[0],
+        )
+        s3_sum = lambda name: emf_reader.metric_sum(emf_reader.read_lines(log_lines(aws, metrics_group)), namespace, name, s3_dims)  # noqa: E731
+        check(s3_sum("LocksAcquired") == 1, f"EMF: {namespace}/LocksAcquired = 1 for LockTable={state_bucket}, LockKind=terraform-s3-lockfile", s3_sum("LocksAcquired"))
+        aws.s3.put_object(Bucket=state_bucket, Key=s3_state_key, Body=b'{"version": 4, "serial": 1}', ContentType="application/json")
+        written = wait_for(
+            "lock-metrics to record the state write in the ledger",
+            lambda: aws.dynamodb.get_item(
+                TableName=ledger, Key={"pk": {"S": f"state#{state_bucket}/{s3_state_key}"}, "sk": {"S": "last-write"}}, ConsistentRead=True
+            ).get("Item"),
+            timeout=90,
+        )
+        check(
+            datetime.fromisoformat(written["written_at"]["S"].replace("Z", "+00:00")) > s3_lock_created,
+            f"ledger: the state write after the lock (liveness evidence, state#{state_bucket}/{s3_state_key} at {written['written_at']['S']})",
+            written,
+        )
+        aws.s3.delete_object(Bucket=state_bucket, Key=s3_lock_key)  # Terraform's unlock: unconditional
+        s3_released = wait_for(
+            "lock-metrics to log the lock file's release",
+            lambda: json_lines_with(log_lines(aws, metrics_group), event="released", table=state_bucket, key=s3_lock_key),
+            timeout=90,
+        )
+        check(
+            s3_released[0].get("release") == "normal" and isinstance(s3_released[0].get("hold_seconds"), int),
+            f"lock-metrics logged the release: normal, held {s3_released[0].get('hold_seconds')} s",
+            s3_released[0],
+        )
+        check(
+            s3_sum("LocksReleased") == 1 and s3_sum("StateWrites") == 1 and s3_sum("LocksAcquired") == 1,
+            f"EMF (LockKind=terraform-s3-lockfile): LocksAcquired = 1, StateWrites = 1, LocksReleased = 1",
+            {n: s3_sum(n) for n in ("LocksAcquired", "StateWrites", "LocksReleased")},
+        )
+        check(
+            not aws.sqs.receive_message(QueueUrl=resources["S3EventFailureQueue"]["PhysicalResourceId"], WaitTimeSeconds=0).get("Messages"),
+            "S3EventFailureQueue is empty (no S3 event failed)",
+        )
 
         aws.sns.publish(TopicArn=approval_topic, Message="approve lr1.this-is-not-a-token")
         rejected = wait_for(

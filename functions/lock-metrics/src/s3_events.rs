@@ -100,6 +100,18 @@ impl LockMetrics {
         let mut forced = false;
         match (&role, event.change) {
             (ObjectRole::LockFile { .. }, change) => {
+                // The release before this one, as known before this event is recorded (the
+                // ledger keeps only the latest of each): it bounds the window of this release's
+                // forced-release marker below, whether or not its acquisition was seen yet.
+                let earlier_release = if change == ObjectChange::Deleted {
+                    self.ledger()
+                        .lock_file_history(&event.bucket, &event.key)
+                        .await?
+                        .deleted
+                        .filter(|(seq, _)| seq < &event.sequencer)
+                } else {
+                    None
+                };
                 history = self
                     .ledger()
                     .record_lock_file_event(
@@ -112,14 +124,22 @@ impl LockMetrics {
                     )
                     .await?;
                 if change == ObjectChange::Deleted {
-                    // A marker written between this lock's acquisition and its release. With the
-                    // acquisition unknown (its event not seen yet), the marker's whole lifetime
-                    // counts, so a marker of an earlier lock at the same key within it would
-                    // also match: the one way this can call a normal release forced.
-                    let since = match &history.created {
-                        Some((seq, at)) if seq < &event.sequencer => *at,
-                        _ => event.time - FORCED_MARKER_TTL,
-                    };
+                    // A marker written between this lock's acquisition and its release. The
+                    // lock this deletes was created after the release before it, and the
+                    // Unlocker marks a lock after reading it and before deleting it: so a marker
+                    // before the earlier release belongs to an earlier lock (the usual case: a
+                    // forced release, then the next apply's own lock and release, whose
+                    // acquisition event may be handled after its release event, concurrently).
+                    // With neither known, the marker's whole lifetime counts, so a marker of an
+                    // earlier lock at the same key within it would also match: the one way this
+                    // can call a normal release forced.
+                    let since = [history.created.as_ref(), earlier_release.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .filter(|(seq, _)| seq < &event.sequencer)
+                        .map(|(_, at)| *at)
+                        .max()
+                        .unwrap_or(event.time - FORCED_MARKER_TTL);
                     let location = LockLocation::S3 {
                         bucket: event.bucket.clone(),
                         key: event.key.clone(),

@@ -21,7 +21,9 @@ use lock_metrics::s3_events::S3EventOutcome;
 use lock_metrics::LockMetrics;
 use lockreaper_aws::liveness::gather_liveness;
 use lockreaper_aws::state::StateObjects;
+use lockreaper_aws::unlock::{UnlockRequest, UnlockResult, Unlocker};
 use lockreaper_aws::LockFiles;
+use lockreaper_core::approval::ApprovalSource;
 use lockreaper_core::s3_events::{ObjectChange, Sequencer};
 use lockreaper_core::LockLocation;
 use lockreaper_testkit::{LockMode, Terraform};
@@ -316,4 +318,112 @@ async fn a_state_write_from_s3_events_is_liveness_for_a_real_lock_file() {
     assert!(after.errors.is_empty(), "{:?}", after.errors);
     assert_eq!(after.liveness.last_state_write, Some(written_at));
     assert!(after.liveness.holder_probably_alive(Some(created)));
+}
+
+/// lockreaper's own release of a real Terraform lock file (the `Unlocker`, as force-unlock and the
+/// auto-expiring reaper run it) is counted as forced from the lock file's S3 `Object Deleted`
+/// event: the Unlocker leaves its forced-release marker at the lock file's location too, not
+/// only at a DynamoDB item's. (`make demo` found this: the marker was written for DynamoDB
+/// items only, so every force-unlocked lock file was counted as a normal release.)
+#[tokio::test]
+async fn the_unlockers_release_of_a_real_lock_file_is_counted_as_forced() {
+    let setup = Setup::new("s3-events-unlocker").await;
+    let bucket = setup.env.name("state");
+    setup.env.create_state_bucket(&bucket).await;
+    let tf = Terraform::init(
+        &setup.env,
+        &bucket,
+        "app/terraform.tfstate",
+        None,
+        LockMode::LockFile,
+    );
+    let stuck = tf.stuck();
+    assert!(stuck.lockfile && !stuck.dynamodb);
+    let lock = LockFiles::new(setup.env.aws.s3())
+        .read(&bucket, "app/terraform.tfstate.tflock")
+        .await
+        .unwrap()
+        .expect("the stuck lock file")
+        .unwrap();
+    let created = lock.created.at().unwrap();
+    let f = function(&setup);
+    // The lock file's `Object Created` (the captured event of this key, at the lock's time).
+    let events = captured(&bucket);
+    let mut acquired = events[0].clone();
+    assert_eq!(
+        acquired["detail"]["object"]["key"],
+        "app/terraform.tfstate.tflock"
+    );
+    acquired["time"] = json!(created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    f.process_s3_event(&acquired, Utc::now()).await.unwrap();
+
+    let report = Unlocker::new(
+        setup.env.aws.dynamodb(),
+        setup.env.aws.s3(),
+        &setup.ledger_table,
+    )
+    .unlock(
+        UnlockRequest {
+            locks: std::slice::from_ref(&lock),
+            source: ApprovalSource::Json,
+            approver: Some("ana".into()),
+            reason: None,
+            proposal_id: None,
+            audit_id: format!("audit-{}", setup.env.id),
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.result, UnlockResult::Unlocked);
+    assert!(LockFiles::new(setup.env.aws.s3())
+        .read(&bucket, "app/terraform.tfstate.tflock")
+        .await
+        .unwrap()
+        .is_none());
+
+    // Its `Object Deleted` (the captured event of this key, now).
+    let mut released = events[2].clone();
+    assert_eq!(
+        released["detail"]["object"]["key"],
+        "app/terraform.tfstate.tflock"
+    );
+    assert_eq!(released["detail-type"], "Object Deleted");
+    released["time"] = json!(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let outcome = f.process_s3_event(&released, Utc::now()).await.unwrap();
+    assert_eq!(outcome_name(&outcome), "counted");
+    assert_eq!(setup.count("LocksReleased", &bucket, KIND).await, 1.0);
+    assert_eq!(setup.count("ForcedReleases", &bucket, KIND).await, 1.0);
+
+    // The next apply takes the lock at once and releases it itself; its release's event is
+    // handled before its acquisition's (concurrent asynchronous invocations). The marker is still
+    // there, but it is older than the forced release: this release is a normal one. (`make demo`
+    // counted it forced: the window started at the forced lock's acquisition.)
+    let after_unlock = Utc::now();
+    let mut next_acquired = events[9].clone();
+    assert_eq!(
+        next_acquired["detail"]["object"]["key"],
+        "app/terraform.tfstate.tflock"
+    );
+    assert_eq!(next_acquired["detail-type"], "Object Created");
+    next_acquired["time"] = json!((after_unlock + ChronoDuration::milliseconds(300))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let mut next_released = released.clone();
+    // The sequencer after the captured acquisition's (0000066182D00CC221).
+    next_released["detail"]["object"]["sequencer"] = json!("0000066182D00CC222");
+    next_released["id"] = json!("6c1b1f7e-0000-4000-8000-000000000222");
+    next_released["time"] = json!((after_unlock + ChronoDuration::milliseconds(900))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let outcome = f
+        .process_s3_event(&next_released, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome_name(&outcome), "counted");
+    let outcome = f
+        .process_s3_event(&next_acquired, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome_name(&outcome), "counted");
+    assert_eq!(setup.count("LocksReleased", &bucket, KIND).await, 2.0);
+    assert_eq!(setup.count("ForcedReleases", &bucket, KIND).await, 1.0);
 }

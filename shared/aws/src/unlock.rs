@@ -273,10 +273,11 @@ impl Unlocker {
 
         // 2. Record first.
         self.write_first_audit(&audit, resuming).await?;
+        // A marker at every artefact's location: lock-metrics reads it for a DynamoDB item's
+        // stream REMOVE (by lock ID) and for a lock file's S3 `Object Deleted` event (by location
+        // and time: the event carries no lock ID), to count the release as forced.
         for lock in present.iter().flatten() {
-            if matches!(lock.location, LockLocation::DynamoDb { .. }) {
-                self.write_forced_marker(lock, &audit, now).await?;
-            }
+            self.write_forced_marker(lock, &audit, now).await?;
         }
 
         // 3. Conditional deletes: the lock file first, then the DynamoDB item, and none after a
@@ -334,9 +335,7 @@ impl Unlocker {
             if let (Some(lock), ArtefactOutcome::AlreadyGone | ArtefactOutcome::Skipped) =
                 (lock, outcome)
             {
-                if matches!(lock.location, LockLocation::DynamoDb { .. }) {
-                    self.remove_forced_marker(lock).await;
-                }
+                self.remove_forced_marker(lock).await;
             }
         }
         // Deletes have been attempted: from here on nothing is an `Err` (see the module docs). The
