@@ -104,19 +104,12 @@ fn action_outcome(reason: &CancellationReason, table: &str) -> ActionOutcome {
         }
         // A failed condition without the item (ALL_OLD not honoured) is settled by the next
         // round's read, like any action that was not applied.
-        _ => ActionOutcome::NotApplied(AwsError {
-            kind: if code == "ValidationError" {
-                AwsErrorKind::Other
-            } else {
-                AwsErrorKind::Transient
-            },
-            action: "claim stream records in ledger",
-            resource: table.to_owned(),
-            message: match reason.message() {
-                Some(message) => format!("{code}: {message}"),
-                None => format!("transaction cancelled ({code} for this record)"),
-            },
-        }),
+        _ => ActionOutcome::NotApplied(cancelled_action_error(
+            reason,
+            "claim stream records in ledger",
+            table,
+            "record",
+        )),
     }
 }
 
@@ -507,36 +500,16 @@ impl Ledger {
         // a fingerprint here, not a security measure. The emulator (moto 5.2.5) ignores the token;
         // there the resent puts fail their condition and come back holding our own token.
         let request_token = hex::encode(request_token.finalize());
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .client_request_token(request_token)
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(()),
-            Err(err) => err,
-        };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        {
-            let reasons = cancelled.cancellation_reasons();
-            // One reason per action, in order (API Reference, TransactionCanceledException).
-            if reasons.len() == chunk.len() {
-                return Err(ClaimsNotWritten::Cancelled(
-                    reasons
-                        .iter()
-                        .map(|reason| action_outcome(reason, &self.table))
-                        .collect(),
-                ));
-            }
+        match self.transact(actions, request_token, ACTION).await {
+            Ok(()) => Ok(()),
+            Err(TransactionRefused::Cancelled(reasons)) => Err(ClaimsNotWritten::Cancelled(
+                reasons
+                    .iter()
+                    .map(|reason| action_outcome(reason, &self.table))
+                    .collect(),
+            )),
+            Err(TransactionRefused::Failed(err)) => Err(ClaimsNotWritten::Failed(err)),
         }
-        Err(ClaimsNotWritten::Failed(AwsError::from_sdk(
-            err,
-            ACTION,
-            &self.table,
-        )))
     }
 
     /// Claims one S3 operation on `bucket`/`key` (`stream#s3/<bucket>/<key>` /
@@ -1640,6 +1613,33 @@ impl Ledger {
         // (moto) ignores the token; there the conditions make the resend harmless (an equal
         // first-seen fails its condition, an equal state write puts the same values again).
         let request_token = hex::encode(request_token.finalize());
+        match self.transact(actions, request_token, ACTION).await {
+            Ok(()) => Ok(()),
+            Err(TransactionRefused::Cancelled(reasons)) => Err(WorkNotWritten::Cancelled(
+                reasons
+                    .iter()
+                    .map(|reason| match reason.code() {
+                        // The ledger already holds this write or a better one.
+                        Some("ConditionalCheckFailed") => None,
+                        _ => Some(cancelled_action_error(reason, ACTION, &self.table, "item")),
+                    })
+                    .collect(),
+            )),
+            Err(TransactionRefused::Failed(err)) => Err(WorkNotWritten::Failed(err)),
+        }
+    }
+
+    /// Sends `actions` as one transaction with `request_token` as its `ClientRequestToken`.
+    /// `Cancelled` carries DynamoDB's per-action reasons, one per action in order (API Reference,
+    /// TransactionCanceledException); a cancellation without them, or any other error, is
+    /// `Failed` as a whole.
+    async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        request_token: String,
+        action: &'static str,
+    ) -> Result<(), TransactionRefused> {
+        let count = actions.len();
         let result = self
             .client
             .transact_write_items()
@@ -1655,45 +1655,46 @@ impl Ledger {
             err.as_service_error()
         {
             let reasons = cancelled.cancellation_reasons();
-            // One reason per action, in order (API Reference, TransactionCanceledException).
-            if reasons.len() == chunk.len() {
-                return Err(WorkNotWritten::Cancelled(
-                    reasons
-                        .iter()
-                        .map(|reason| {
-                            let code = reason.code().unwrap_or("None");
-                            match code {
-                                // The ledger already holds this write or a better one.
-                                "ConditionalCheckFailed" => None,
-                                _ => Some(AwsError {
-                                    // A malformed action fails again: not retried. Anything
-                                    // else (`None`: cancelled for another action;
-                                    // TransactionConflict, ThrottlingError) is tried again.
-                                    kind: if code == "ValidationError" {
-                                        AwsErrorKind::Other
-                                    } else {
-                                        AwsErrorKind::Transient
-                                    },
-                                    action: ACTION,
-                                    resource: self.table.clone(),
-                                    message: match reason.message() {
-                                        Some(message) => format!("{code}: {message}"),
-                                        None => {
-                                            format!("transaction cancelled ({code} for this item)")
-                                        }
-                                    },
-                                }),
-                            }
-                        })
-                        .collect(),
-                ));
+            if reasons.len() == count {
+                return Err(TransactionRefused::Cancelled(reasons.to_vec()));
             }
         }
-        Err(WorkNotWritten::Failed(AwsError::from_sdk(
+        Err(TransactionRefused::Failed(AwsError::from_sdk(
             err,
-            ACTION,
+            action,
             &self.table,
         )))
+    }
+}
+
+/// Why a transaction was not applied (see [`Ledger::transact`]).
+enum TransactionRefused {
+    Cancelled(Vec<CancellationReason>),
+    Failed(AwsError),
+}
+
+/// The error of a cancelled action that did not fail its condition. A malformed action
+/// (`ValidationError`) fails again, so it is not retried; anything else (`None`: cancelled for
+/// another action; `TransactionConflict`, `ThrottlingError`) is tried again.
+fn cancelled_action_error(
+    reason: &CancellationReason,
+    action: &'static str,
+    table: &str,
+    what: &str,
+) -> AwsError {
+    let code = reason.code().unwrap_or("None");
+    AwsError {
+        kind: if code == "ValidationError" {
+            AwsErrorKind::Other
+        } else {
+            AwsErrorKind::Transient
+        },
+        action,
+        resource: table.to_owned(),
+        message: match reason.message() {
+            Some(message) => format!("{code}: {message}"),
+            None => format!("transaction cancelled ({code} for this {what})"),
+        },
     }
 }
 
