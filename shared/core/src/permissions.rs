@@ -98,6 +98,15 @@ pub struct Needed {
     pub why: &'static str,
 }
 
+/// The ledger write actions of a partition key whose items are put, updated and deleted.
+const WRITE_UPDATE_DELETE: &[&str] = &[
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+];
+/// ... and of one whose items are only put and deleted.
+const WRITE_DELETE: &[&str] = &["dynamodb:PutItem", "dynamodb:DeleteItem"];
+
 /// A partition key of each kind each function writes in the ledger (`shared/aws/src/ledger.rs`,
 /// `alert_state.rs`, `proposals.rs`, `unlock.rs`), with the actions it writes them with.
 fn ledger_writes(function: Function) -> &'static [(&'static str, &'static [&'static str])] {
@@ -105,73 +114,22 @@ fn ledger_writes(function: Function) -> &'static [(&'static str, &'static [&'sta
         // alert_state.rs (alerts#, unparseable), proposals.rs (proposal#), ledger.rs (lock#:
         // Gyro first-seen times)
         Function::Reaper => &[
-            (
-                "alerts#lockreaper-doctor",
-                &[
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                ],
-            ),
-            (
-                "lock#lockreaper-doctor",
-                &[
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                ],
-            ),
-            (
-                "proposal#lockreaper-doctor",
-                &[
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                ],
-            ),
-            (
-                "unparseable",
-                &[
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                ],
-            ),
+            ("alerts#lockreaper-doctor", WRITE_UPDATE_DELETE),
+            ("lock#lockreaper-doctor", WRITE_UPDATE_DELETE),
+            ("proposal#lockreaper-doctor", WRITE_UPDATE_DELETE),
+            ("unparseable", WRITE_UPDATE_DELETE),
         ],
         // ledger.rs: stream claims (stream#), state writes seen (state#), lock lifecycle (lock#)
         Function::LockMetrics => &[
-            (
-                "stream#lockreaper-doctor",
-                &["dynamodb:PutItem", "dynamodb:DeleteItem"],
-            ),
-            (
-                "state#lockreaper-doctor",
-                &["dynamodb:PutItem", "dynamodb:DeleteItem"],
-            ),
-            (
-                "lock#lockreaper-doctor",
-                &["dynamodb:PutItem", "dynamodb:DeleteItem"],
-            ),
+            ("stream#lockreaper-doctor", WRITE_DELETE),
+            ("state#lockreaper-doctor", WRITE_DELETE),
+            ("lock#lockreaper-doctor", WRITE_DELETE),
         ],
         // unlock.rs (audit#: written once, never changed), proposals.rs (proposal#, lock#)
         Function::ForceUnlock => &[
             ("audit#lockreaper-doctor", &["dynamodb:PutItem"]),
-            (
-                "lock#lockreaper-doctor",
-                &[
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                ],
-            ),
-            (
-                "proposal#lockreaper-doctor",
-                &[
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                ],
-            ),
+            ("lock#lockreaper-doctor", WRITE_UPDATE_DELETE),
+            ("proposal#lockreaper-doctor", WRITE_UPDATE_DELETE),
         ],
     }
 }
