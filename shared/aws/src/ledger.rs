@@ -457,12 +457,6 @@ impl Ledger {
         round: usize,
     ) -> Result<(), ClaimsNotWritten> {
         const ACTION: &str = "claim stream records in ledger";
-        let build_error = |e: aws_sdk_dynamodb::error::BuildError| AwsError {
-            kind: AwsErrorKind::Other,
-            action: ACTION,
-            resource: self.table.clone(),
-            message: e.to_string(),
-        };
         let mut request_token = Md5::new();
         request_token.update(token.as_bytes());
         // A later round is a new request: should DynamoDB remember a cancelled attempt under its
@@ -489,7 +483,7 @@ impl Ledger {
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .build()
-                .map_err(|e| ClaimsNotWritten::Failed(build_error(e)))?;
+                .map_err(|e| ClaimsNotWritten::Failed(build_error(e, ACTION, &self.table)))?;
             actions.push(TransactWriteItem::builder().put(put).build());
         }
         // The same invocation, round, records and claim time give the same token, so a transaction the
@@ -1597,14 +1591,7 @@ impl Ledger {
                 .condition_expression(condition)
                 .expression_attribute_values(":t", s(at.clone()))
                 .build()
-                .map_err(|e| {
-                    WorkNotWritten::Failed(AwsError {
-                        kind: AwsErrorKind::Other,
-                        action: ACTION,
-                        resource: self.table.clone(),
-                        message: e.to_string(),
-                    })
-                })?;
+                .map_err(|e| WorkNotWritten::Failed(build_error(e, ACTION, &self.table)))?;
             actions.push(TransactWriteItem::builder().put(put).build());
         }
         // "multiple identical calls have the same effect as one single call" (DynamoDB API
@@ -1664,6 +1651,20 @@ impl Ledger {
             action,
             &self.table,
         )))
+    }
+}
+
+/// A transaction action the SDK refused to build (a missing required field): a bug, not retried.
+fn build_error(
+    e: aws_sdk_dynamodb::error::BuildError,
+    action: &'static str,
+    table: &str,
+) -> AwsError {
+    AwsError {
+        kind: AwsErrorKind::Other,
+        action,
+        resource: table.to_owned(),
+        message: e.to_string(),
     }
 }
 

@@ -452,28 +452,20 @@ impl Proposals {
         let unfinished =
             record.status == ProposalStatus::Used && record.decided.completed_at.is_none();
         // Only at the first read: after a second attempt, a use is someone else's.
-        if unfinished && ours && !retried {
-            if claimant.lease_until.is_none() {
-                return Ok(Claim::Resumed(record.decided));
-            }
-            // Renewed, so that no other delivery takes over while this attempt runs.
-            return Ok(
-                match self
-                    .take_over(proposal_id, claimant, &record.decided)
-                    .await?
-                {
-                    Ok(decided) => Claim::Resumed(decided),
-                    Err(now_stored) => refused(now_stored, claimant),
-                },
-            );
+        let renew = unfinished && ours && !retried;
+        if renew && claimant.lease_until.is_none() {
+            return Ok(Claim::Resumed(record.decided));
         }
         let lease_over = record.decided.lease_until.is_some_and(|until| until <= now);
-        if unfinished && !ours && lease_over && claimant.lease_until.is_some() {
+        let take_over = unfinished && !ours && lease_over && claimant.lease_until.is_some();
+        // Renewing keeps any other delivery from taking over while this attempt runs.
+        if renew || take_over {
             return Ok(
                 match self
                     .take_over(proposal_id, claimant, &record.decided)
                     .await?
                 {
+                    Ok(decided) if renew => Claim::Resumed(decided),
                     Ok(decided) => Claim::TakenOver(decided),
                     Err(now_stored) => refused(now_stored, claimant),
                 },
