@@ -614,6 +614,22 @@ impl ApprovalRequest {
         identity: &SlackIdentity,
         at: DateTime<Utc>,
     ) -> ApprovalRequest {
+        Self::slack_verified_with_groups(key, action, token, duration, identity, None, at)
+    }
+
+    /// [`ApprovalRequest::slack_verified`], also attesting which of the allow-list's Slack user
+    /// groups the presser was a member of when they pressed, and which could not be checked
+    /// ([`SlackGroups`]). `None` attests nothing about groups (the format without groups, which
+    /// force-unlock reads as "a member of no group").
+    pub fn slack_verified_with_groups(
+        key: &SigningKey,
+        action: ApprovalAction,
+        token: &str,
+        duration: Option<&str>,
+        identity: &SlackIdentity,
+        groups: Option<&SlackGroups>,
+        at: DateTime<Utc>,
+    ) -> ApprovalRequest {
         let mut request = ApprovalRequest::new(action, token, duration, None, None);
         let at = at.timestamp();
         let input = attestation_input(
@@ -623,12 +639,15 @@ impl ApprovalRequest {
             None,
             identity,
             at,
+            groups,
         );
         request.slack = Some(SlackAttestation {
             team: identity.team_id.clone(),
             user: identity.user_id.clone(),
             at,
-            sig: hex::encode(attestation_mac(key, &input)),
+            groups: groups.map(|g| g.member_of.clone()),
+            groups_unchecked: groups.map(|g| g.unchecked.clone()),
+            sig: hex::encode(attestation_mac(key, groups.is_some(), &input)),
         });
         request
     }
@@ -933,6 +952,11 @@ impl SlackIdentity {
         })
     }
 
+    /// The user ID.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
     /// How the approver appears in the audit, logs and results: `slack:T0123ABCD/U0456EFGH`.
     pub fn approver_name(&self) -> String {
         format!("{SLACK_PREFIX}{}/{}", self.team_id, self.user_id)
@@ -964,7 +988,67 @@ pub struct SlackAttestation {
     pub user: String,
     /// When the endpoint verified the press, Unix seconds.
     pub at: i64,
+    /// The allow-list's Slack user groups the presser was a member of at press time (Slack's
+    /// `usergroups.users.list`). Absent in attestations made before user groups (and by an
+    /// endpoint whose allow-list names none): read as "a member of no group".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// The allow-list's Slack user groups whose membership could not be looked up at press time
+    /// ("cannot tell"); never counted as membership, named in a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_unchecked: Option<Vec<String>>,
     pub sig: String,
+}
+
+/// What the Slack endpoint found out at press time about the allow-list's Slack user groups
+/// (`S…` IDs, as [`slack_groups_to_check`] lists them): the groups the presser is a member of,
+/// and those whose member list could not be read. A group in neither list was read and does not
+/// have the presser in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlackGroups {
+    pub member_of: Vec<String>,
+    pub unchecked: Vec<String>,
+}
+
+/// Whether `id` has the form of a Slack user group ID: `S` then 1-31 characters of `A-Z`/`0-9`
+/// (Slack's schema for a subteam ID is `^S[A-Z0-9]{2,}$`; user IDs start with `U` or `W`, so the
+/// two never collide).
+pub fn is_slack_group_id(id: &str) -> bool {
+    id.len() >= 2
+        && id.len() <= 32
+        && id.starts_with('S')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// A `slack:` allow-list entry naming a user group: `slack:S…` (in any workspace) or
+/// `slack:<team>/S…`; its (team, group), or `None` for any other entry.
+fn slack_group_entry(entry: &str) -> Option<(Option<&str>, &str)> {
+    let rest = entry.strip_prefix(SLACK_PREFIX)?;
+    let (team, group) = match rest.split_once('/') {
+        Some((team, group)) => (Some(team), group),
+        None => (None, rest),
+    };
+    is_slack_group_id(group).then_some((team, group))
+}
+
+/// The distinct user groups of `allow_list` whose membership decides a press by a user of
+/// workspace `team_id`: every `slack:S…` entry and every `slack:<team_id>/S…` entry, in list
+/// order. What the Slack endpoint looks up at press time.
+pub fn slack_groups_to_check(allow_list: &[String], team_id: &str) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
+    for (team, group) in allow_list.iter().filter_map(|e| slack_group_entry(e)) {
+        if team.is_none_or(|t| t == team_id) && !groups.iter().any(|g| g == group) {
+            groups.push(group.to_owned());
+        }
+    }
+    groups
+}
+
+/// Whether `allow_list` names any Slack user group.
+pub fn names_slack_groups(allow_list: &[String]) -> bool {
+    allow_list.iter().any(|e| slack_group_entry(e).is_some())
 }
 
 /// A message's claim to a verified Slack identity, read from its [`SlackAttestation`]; trusted
@@ -973,6 +1057,8 @@ pub struct SlackAttestation {
 pub struct SlackClaim {
     identity: SlackIdentity,
     at: DateTime<Utc>,
+    /// `None`: an attestation in the format without groups (a member of no group).
+    groups: Option<SlackGroups>,
     input: Vec<u8>,
     signature: [u8; 32],
     verified: bool,
@@ -993,6 +1079,27 @@ impl SlackClaim {
         let mut signature = [0u8; 32];
         hex::decode_to_slice(&attestation.sig, &mut signature)
             .map_err(|_| bad("\"sig\" is not 64 hex characters".into()))?;
+        let groups = match (attestation.groups, attestation.groups_unchecked) {
+            (None, None) => None,
+            (member_of, unchecked) => {
+                let groups = SlackGroups {
+                    member_of: member_of.unwrap_or_default(),
+                    unchecked: unchecked.unwrap_or_default(),
+                };
+                if let Some(id) = groups
+                    .member_of
+                    .iter()
+                    .chain(&groups.unchecked)
+                    .find(|id| !is_slack_group_id(id))
+                {
+                    return Err(bad(format!(
+                        "{:?} in \"groups\" is not a Slack user group ID (S followed by A-Z, 0-9)",
+                        quote(id)
+                    )));
+                }
+                Some(groups)
+            }
+        };
         let duration = duration.map(str::trim);
         let reason = non_blank(reason.map(str::to_owned));
         let input = attestation_input(
@@ -1002,10 +1109,12 @@ impl SlackClaim {
             reason.as_deref(),
             &identity,
             attestation.at,
+            groups.as_ref(),
         );
         Ok(SlackClaim {
             identity,
             at,
+            groups,
             input,
             signature,
             verified: false,
@@ -1020,6 +1129,21 @@ impl SlackClaim {
     /// When the Slack endpoint verified the press (as it signed it).
     pub fn at(&self) -> DateTime<Utc> {
         self.at
+    }
+
+    /// The allow-list's user groups the presser was a member of at press time, once verified
+    /// (empty for an attestation without groups); `None` before.
+    pub fn verified_groups(&self) -> Option<&[String]> {
+        self.verified
+            .then(|| self.groups.as_ref().map_or(&[][..], |g| &g.member_of[..]))
+    }
+
+    /// The groups whose membership the endpoint could not look up, once verified.
+    fn verified_unchecked(&self) -> &[String] {
+        match (&self.groups, self.verified) {
+            (Some(groups), true) => &groups.unchecked,
+            _ => &[],
+        }
     }
 }
 
@@ -1048,7 +1172,7 @@ impl ParsedApproval {
         };
         let key = key.ok_or(SlackClaimError::NoKey)?;
         let mut mac = key.mac();
-        mac.update(SLACK_ATTESTATION_DOMAIN);
+        mac.update(attestation_domain(claim.groups.is_some()));
         mac.update(&claim.input);
         mac.verify_slice(&claim.signature)
             .map_err(|_| SlackClaimError::BadSignature)?;
@@ -1064,22 +1188,74 @@ impl ParsedApproval {
     }
 
     /// Whether this message's approver may act under `allow_list`: a verified Slack identity
-    /// against the `slack:` entries, anything else by [`approver_allowed`] (which never matches
-    /// a `slack:` entry, so a self-asserted `"approver": "slack:U…"` gets nowhere).
+    /// against the `slack:` entries (a user entry naming them, or a user-group entry for a group
+    /// the attestation says they were a member of when they pressed), anything else by
+    /// [`approver_allowed`] (which never matches a `slack:` entry, so a self-asserted
+    /// `"approver": "slack:U…"` or `"slack:S…"` gets nowhere).
     pub fn approver_allowed(&self, allow_list: &[String]) -> Result<(), ApproverError> {
-        let verified = self.slack.as_ref().and_then(SlackClaim::verified_identity);
-        match verified {
-            None => approver_allowed(self.message.approver(), allow_list),
-            Some(_) if allow_list.is_empty() => Ok(()),
-            Some(identity) if allow_list.iter().any(|e| identity.is_named_by(e)) => Ok(()),
-            Some(identity) => Err(ApproverError::NotAllowed {
-                approver: identity.approver_name(),
-            }),
+        let Some(claim) = self.slack.as_ref().filter(|c| c.verified) else {
+            return approver_allowed(self.message.approver(), allow_list);
+        };
+        if allow_list.is_empty() {
+            return Ok(());
         }
+        let identity = &claim.identity;
+        let member_of = claim.verified_groups().unwrap_or_default();
+        let unchecked = claim.verified_unchecked();
+        let mut considered = Vec::new();
+        let mut others = 0usize;
+        for entry in allow_list {
+            if identity.is_named_by(entry) {
+                return Ok(());
+            }
+            let why = if let Some((team, group)) = slack_group_entry(entry) {
+                if team.is_some_and(|t| t != identity.team_id) {
+                    "a user group of another workspace".to_owned()
+                } else if member_of.iter().any(|g| g == group) {
+                    return Ok(());
+                } else if unchecked.iter().any(|g| g == group) {
+                    "cannot tell: the group's members could not be looked up when they pressed, \
+                     so membership is not counted"
+                        .to_owned()
+                } else if claim.groups.is_none() {
+                    "the attestation records no user-group membership".to_owned()
+                } else {
+                    format!("{} was not a member when they pressed", identity.user_id)
+                }
+            } else if entry.starts_with(SLACK_PREFIX) {
+                "names another Slack user or workspace".to_owned()
+            } else {
+                others += 1;
+                continue;
+            };
+            considered.push(format!("{} ({why})", quote(entry)));
+        }
+        if others > 0 {
+            considered.push(format!(
+                "{others} entr{} that {} not Slack identities (never matched by a Slack press)",
+                if others == 1 { "y" } else { "ies" },
+                if others == 1 { "is" } else { "are" },
+            ));
+        }
+        Err(ApproverError::SlackNotAllowed {
+            approver: identity.approver_name(),
+            considered: considered.join("; "),
+        })
     }
 }
 
 const SLACK_ATTESTATION_DOMAIN: &[u8] = b"lockreaper slack attestation v1\0";
+/// The domain of attestations that carry user-group membership: a different tag, so that an
+/// attestation with groups can never be read as one without (or the reverse).
+const SLACK_ATTESTATION_DOMAIN_GROUPS: &[u8] = b"lockreaper slack attestation v2 groups\0";
+
+fn attestation_domain(with_groups: bool) -> &'static [u8] {
+    if with_groups {
+        SLACK_ATTESTATION_DOMAIN_GROUPS
+    } else {
+        SLACK_ATTESTATION_DOMAIN
+    }
+}
 
 /// What a Slack attestation signs: every field force-unlock acts on, each length-prefixed.
 fn attestation_input(
@@ -1089,10 +1265,15 @@ fn attestation_input(
     reason: Option<&str>,
     identity: &SlackIdentity,
     at: i64,
+    groups: Option<&SlackGroups>,
 ) -> Vec<u8> {
     let at = at.to_string();
     let mut input = Vec::new();
-    for field in [
+    let mut field = |field: &str| {
+        input.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        input.extend_from_slice(field.as_bytes());
+    };
+    for value in [
         action.name(),
         token,
         duration.unwrap_or(""),
@@ -1101,15 +1282,23 @@ fn attestation_input(
         &identity.user_id,
         &at,
     ] {
-        input.extend_from_slice(&(field.len() as u64).to_be_bytes());
-        input.extend_from_slice(field.as_bytes());
+        field(value);
+    }
+    // With groups (and the v2 domain): each list as its length, then its IDs.
+    if let Some(groups) = groups {
+        for list in [&groups.member_of, &groups.unchecked] {
+            field(&list.len().to_string());
+            for id in list {
+                field(id);
+            }
+        }
     }
     input
 }
 
-fn attestation_mac(key: &SigningKey, input: &[u8]) -> [u8; 32] {
+fn attestation_mac(key: &SigningKey, with_groups: bool, input: &[u8]) -> [u8; 32] {
     let mut mac = key.mac();
-    mac.update(SLACK_ATTESTATION_DOMAIN);
+    mac.update(attestation_domain(with_groups));
     mac.update(input);
     mac.finalize().into_bytes().into()
 }
@@ -1127,6 +1316,20 @@ pub enum ApproverError {
          case-sensitively)"
     )]
     NotAllowed { approver: String },
+    #[error(
+        "the Slack-verified approver {approver} is not on the approver allow-list; entries \
+         considered: {considered}"
+    )]
+    SlackNotAllowed {
+        approver: String,
+        considered: String,
+    },
+    #[error(
+        "approver {approver:?} is a Slack identity named in the message, not verified by the \
+         Slack endpoint; `slack:` allow-list entries (users and user groups) are matched only by \
+         Slack-verified button presses"
+    )]
+    SelfAssertedSlack { approver: String },
 }
 
 /// Whether `approver` may approve. An empty `allow_list` lets anyone (and no one named) approve;
@@ -1141,6 +1344,11 @@ pub fn approver_allowed(
         return Ok(());
     }
     let approver = approver.ok_or(ApproverError::Missing)?;
+    if approver.starts_with(SLACK_PREFIX) {
+        return Err(ApproverError::SelfAssertedSlack {
+            approver: quote(approver),
+        });
+    }
     // A `slack:` entry is matched by a verified Slack identity only
     // ([`ParsedApproval::approver_allowed`]), never by a name someone typed.
     if allow_list

@@ -1336,12 +1336,10 @@ fn slack_allow_list_entries_match_verified_identities_only() {
         "slack:T0123ABCD/U0456EFGH ",
     ] {
         let err = parsed.approver_allowed(&[other.to_owned()]).unwrap_err();
-        assert_eq!(
-            err,
-            ApproverError::NotAllowed {
-                approver: "slack:T0123ABCD/U0456EFGH".into()
-            },
-            "{other}"
+        assert!(
+            matches!(&err, ApproverError::SlackNotAllowed { approver, .. }
+                if approver == "slack:T0123ABCD/U0456EFGH"),
+            "{other}: {err:?}"
         );
     }
     // The same claim unverified matches nothing.
@@ -1358,7 +1356,7 @@ fn slack_allow_list_entries_match_verified_identities_only() {
         assert!(
             matches!(
                 asserted.approver_allowed(&allow),
-                Err(ApproverError::NotAllowed { .. })
+                Err(ApproverError::SelfAssertedSlack { .. })
             ),
             "{name}"
         );
@@ -1369,4 +1367,270 @@ fn slack_allow_list_entries_match_verified_identities_only() {
         r#"{{"token":"{t}","approver":"ana@example.com"}}"#
     ));
     assert_eq!(named.approver_allowed(&list), Ok(()));
+}
+
+// --- Slack user groups --------------------------------------------------------------------------
+
+fn group_message(action: ApprovalAction, groups: &SlackGroups) -> String {
+    ApprovalRequest::slack_verified_with_groups(
+        &attestation_key(),
+        action,
+        &token(),
+        None,
+        &ana(),
+        Some(groups),
+        at(EXPIRY - 600),
+    )
+    .to_json()
+}
+
+fn groups(member_of: &[&str], unchecked: &[&str]) -> SlackGroups {
+    SlackGroups {
+        member_of: member_of.iter().map(|g| (*g).to_owned()).collect(),
+        unchecked: unchecked.iter().map(|g| (*g).to_owned()).collect(),
+    }
+}
+
+fn list(entries: &[&str]) -> Vec<String> {
+    entries.iter().map(|e| (*e).to_owned()).collect()
+}
+
+#[test]
+fn group_ids_and_the_groups_an_endpoint_checks() {
+    for id in ["S0604QSJC", "S1", "SABC123"] {
+        assert!(is_slack_group_id(id), "{id}");
+    }
+    for id in [
+        "S",
+        "U0456EFGH",
+        "W123A4BC5",
+        "s0604qsjc",
+        "S0604 QSJC",
+        &"S".repeat(33),
+    ] {
+        assert!(!is_slack_group_id(id), "{id}");
+    }
+    let allow = list(&[
+        "ops@example.com",
+        "slack:U0456EFGH",
+        "slack:S0OPS0001",
+        "slack:T0123ABCD/S0SRE0001",
+        "slack:T0OTHER00/S0DEV0001",
+        "slack:S0OPS0001",
+        "slack:T0123ABCD/U0456EFGH",
+    ]);
+    assert_eq!(
+        slack_groups_to_check(&allow, "T0123ABCD"),
+        vec!["S0OPS0001".to_owned(), "S0SRE0001".to_owned()]
+    );
+    assert_eq!(
+        slack_groups_to_check(&allow, "T0OTHER00"),
+        vec!["S0OPS0001".to_owned(), "S0DEV0001".to_owned()]
+    );
+    assert!(names_slack_groups(&allow));
+    assert!(!names_slack_groups(&list(&[
+        "slack:U0456EFGH",
+        "S0OPS0001"
+    ])));
+    assert!(slack_groups_to_check(&list(&["S0OPS0001", "slack:U1"]), "T1").is_empty());
+}
+
+#[test]
+fn an_attestation_with_groups_round_trips_and_binds_them() {
+    let message = group_message(
+        ApprovalAction::Approve,
+        &groups(&["S0OPS0001"], &["S0SRE0001"]),
+    );
+    let json: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(json["slack"]["groups"], serde_json::json!(["S0OPS0001"]));
+    assert_eq!(
+        json["slack"]["groups_unchecked"],
+        serde_json::json!(["S0SRE0001"])
+    );
+    // Unverified, it claims no group.
+    let parsed = parse(&message);
+    assert_eq!(parsed.slack.as_ref().unwrap().verified_groups(), None);
+    let parsed = verified(&message).unwrap();
+    assert_eq!(
+        parsed.slack.as_ref().unwrap().verified_groups(),
+        Some(&["S0OPS0001".to_owned()][..])
+    );
+    assert_eq!(parsed.message.approver(), Some("slack:T0123ABCD/U0456EFGH"));
+
+    // No group found: an empty list, still the groups format.
+    let none = group_message(ApprovalAction::Approve, &SlackGroups::default());
+    let json: serde_json::Value = serde_json::from_str(&none).unwrap();
+    assert_eq!(json["slack"]["groups"], serde_json::json!([]));
+    let parsed = verified(&none).unwrap();
+    assert_eq!(
+        parsed.slack.as_ref().unwrap().verified_groups(),
+        Some(&[][..])
+    );
+}
+
+#[test]
+fn an_attestation_from_before_groups_still_verifies_as_no_groups() {
+    // The format without groups, as endpoints before user groups signed it.
+    let old = slack_message(ApprovalAction::Approve, None);
+    let json: serde_json::Value = serde_json::from_str(&old).unwrap();
+    assert!(json["slack"].get("groups").is_none(), "{old}");
+    assert!(json["slack"].get("groups_unchecked").is_none(), "{old}");
+    let parsed = verified(&old).unwrap();
+    assert_eq!(
+        parsed.slack.as_ref().unwrap().verified_groups(),
+        Some(&[][..])
+    );
+    // It matches user entries as before, and no group entry.
+    assert_eq!(parsed.approver_allowed(&list(&["slack:U0456EFGH"])), Ok(()));
+    let err = parsed
+        .approver_allowed(&list(&["slack:S0OPS0001"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("records no user-group membership"), "{err}");
+}
+
+#[test]
+fn forged_or_altered_groups_do_not_verify() {
+    let message = group_message(ApprovalAction::Approve, &groups(&[], &["S0OPS0001"]));
+    let original: serde_json::Value = serde_json::from_str(&message).unwrap();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "a group added",
+            Box::new(|m| m["slack"]["groups"] = serde_json::json!(["S0OPS0001"])),
+        ),
+        (
+            "an unchecked group moved to member",
+            Box::new(|m| {
+                m["slack"]["groups"] = serde_json::json!(["S0OPS0001"]);
+                m["slack"]["groups_unchecked"] = serde_json::json!([]);
+            }),
+        ),
+        (
+            "the group lists dropped (read as the old format)",
+            Box::new(|m| {
+                let slack = m["slack"].as_object_mut().unwrap();
+                slack.remove("groups");
+                slack.remove("groups_unchecked");
+            }),
+        ),
+        (
+            "the unchecked list dropped",
+            Box::new(|m| {
+                m["slack"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("groups_unchecked");
+            }),
+        ),
+    ];
+    for (what, edit) in edits {
+        let mut forged = original.clone();
+        edit(&mut forged);
+        assert_eq!(
+            verified(&forged.to_string()).unwrap_err(),
+            SlackClaimError::BadSignature,
+            "{what}"
+        );
+    }
+    // Groups added to an attestation made without them.
+    let mut old: serde_json::Value =
+        serde_json::from_str(&slack_message(ApprovalAction::Approve, None)).unwrap();
+    old["slack"]["groups"] = serde_json::json!(["S0OPS0001"]);
+    assert_eq!(
+        verified(&old.to_string()).unwrap_err(),
+        SlackClaimError::BadSignature
+    );
+    // Groups signed with another key.
+    let mut other = parse(&message);
+    assert_eq!(
+        other.verify_slack(Some(&key())).unwrap_err(),
+        SlackClaimError::BadSignature
+    );
+    // Something that is not a group ID is refused by name before any signature check.
+    let mut bad = original.clone();
+    bad["slack"]["groups"] = serde_json::json!(["U0456EFGH"]);
+    let err = parse_err(&bad.to_string());
+    assert!(
+        matches!(err, ApprovalMessageError::BadSlackAttestation(_))
+            && err.to_string().contains("not a Slack user group ID"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_group_entry_matches_members_at_press_time_only() {
+    let member = verified(&group_message(
+        ApprovalAction::Approve,
+        &groups(&["S0OPS0001"], &[]),
+    ))
+    .unwrap();
+    for allow in [
+        list(&["slack:S0OPS0001"]),
+        list(&["ops@example.com", "slack:T0123ABCD/S0OPS0001"]),
+    ] {
+        assert_eq!(member.approver_allowed(&allow), Ok(()), "{allow:?}");
+    }
+    // Another workspace's group of the same ID, or another group: not matched, each said why.
+    let allow = list(&[
+        "ops@example.com",
+        "admin@example.com",
+        "slack:T0OTHER00/S0OPS0001",
+        "slack:S0SRE0001",
+        "slack:U0EVE0000",
+    ]);
+    let err = member.approver_allowed(&allow).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, ApproverError::SlackNotAllowed { .. }),
+        "{text}"
+    );
+    for needle in [
+        "slack:T0123ABCD/U0456EFGH",
+        "slack:T0OTHER00/S0OPS0001 (a user group of another workspace)",
+        "slack:S0SRE0001 (U0456EFGH was not a member when they pressed)",
+        "slack:U0EVE0000 (names another Slack user or workspace)",
+        "2 entries that are not Slack identities",
+    ] {
+        assert!(text.contains(needle), "{needle} missing: {text}");
+    }
+
+    // A lookup that failed: never membership, and the refusal says so.
+    let cannot_tell = verified(&group_message(
+        ApprovalAction::Approve,
+        &groups(&[], &["S0OPS0001"]),
+    ))
+    .unwrap();
+    let text = cannot_tell
+        .approver_allowed(&list(&["slack:S0OPS0001"]))
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("cannot tell"), "{text}");
+    // …but a user entry naming them still does.
+    assert_eq!(
+        cannot_tell.approver_allowed(&list(&["slack:S0OPS0001", "slack:U0456EFGH"])),
+        Ok(())
+    );
+
+    // Self-asserted: neither an approver named like the group nor an unverified claim matches.
+    let t = token();
+    let asserted = parse(&format!(
+        r#"{{"token":"{t}","approver":"slack:S0OPS0001"}}"#
+    ));
+    let err = asserted
+        .approver_allowed(&list(&["slack:S0OPS0001"]))
+        .unwrap_err();
+    assert!(
+        matches!(err, ApproverError::SelfAssertedSlack { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Slack-verified"), "{err}");
+    let unverified = parse(&group_message(
+        ApprovalAction::Approve,
+        &groups(&["S0OPS0001"], &[]),
+    ));
+    assert_eq!(
+        unverified.approver_allowed(&list(&["slack:S0OPS0001"])),
+        Err(ApproverError::Missing)
+    );
 }

@@ -20,7 +20,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::approval::{ApprovalAction, ApprovalRequest, SigningKey, SlackIdentity};
+use crate::approval::{ApprovalAction, ApprovalRequest, SigningKey, SlackGroups, SlackIdentity};
 use crate::messages::slack::button_action;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -293,14 +293,22 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InteractionError> {
 
 impl ButtonPress {
     /// The message the endpoint publishes to the approvals topic: this press, attested with `key`
-    /// as verified at `at` ([`ApprovalRequest::slack_verified`]).
-    pub fn approval_message(&self, key: &SigningKey, at: DateTime<Utc>) -> String {
-        ApprovalRequest::slack_verified(
+    /// as verified at `at`, with the allow-list's user groups the presser was found in when the
+    /// endpoint looked them up (`None`: the allow-list names no group, nothing was looked up)
+    /// ([`ApprovalRequest::slack_verified_with_groups`]).
+    pub fn approval_message(
+        &self,
+        key: &SigningKey,
+        groups: Option<&SlackGroups>,
+        at: DateTime<Utc>,
+    ) -> String {
+        ApprovalRequest::slack_verified_with_groups(
             key,
             self.action,
             &self.token,
             self.duration,
             &self.identity,
+            groups,
             at,
         )
         .to_json()
@@ -558,7 +566,7 @@ mod tests {
             else {
                 panic!("not a press");
             };
-            let message = press.approval_message(&key, at(DOC_TIME));
+            let message = press.approval_message(&key, None, at(DOC_TIME));
             let mut parsed = ApprovalMessage::parse(&message).unwrap();
             parsed.verify_slack(Some(&key)).unwrap();
             assert_eq!(parsed.source, ApprovalSource::SlackVerified);
