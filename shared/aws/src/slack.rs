@@ -1,10 +1,11 @@
-//! The Slack Web API calls of the Slack app mode: `chat.postMessage` (an alert, a reminder, a result)
-//! and `chat.update` (the buttons replaced by who decided what).
+//! The Slack Web API calls of the Slack app mode: `chat.postMessage` (an alert, a reminder, a result),
+//! `chat.update` (the buttons replaced by who decided what) and `usergroups.users.list` (who is in
+//! a user group the approver allow-list names).
 //!
 //! Calls go over the AWS SDK's own HTTP stack (`aws-smithy-http-client`: hyper 1 + rustls with
 //! aws-lc, already in every function), so the Slack mode adds no second HTTP client or TLS stack.
-//! Each call is `POST <base URL>/api/<method>`, `Authorization: Bearer <bot token>`, a JSON body;
-//! Slack answers HTTP 200 with `{"ok": true, …}` or `{"ok": false, "error": "<code>"}`
+//! Each call is `POST <base URL>/api/<method>`, `Authorization: Bearer <bot token>`, a JSON body
+//! (a form body for a method that does not accept JSON); Slack answers HTTP 200 with `{"ok": true, …}` or `{"ok": false, "error": "<code>"}`
 //! (docs.slack.dev/apis/web-api). The base URL is configurable (`https://slack.com` in production)
 //! so that the whole path runs against a local stand-in (`lockreaper_testkit::slack_api`).
 
@@ -122,13 +123,56 @@ impl SlackWebApi {
         posted("chat.update", &answer)
     }
 
+    /// The members of user group `usergroup` (an `S…` ID), as user IDs: `usergroups.users.list`
+    /// (docs.slack.dev/reference/methods/usergroups.users.list; bot scope `usergroups:read`).
+    /// Slack documents its accepted content type as `application/x-www-form-urlencoded` only
+    /// ("This method does not currently accept application/json"), so the arguments go as a
+    /// form body; the answer is `{"ok": true, "users": ["U060R4BJ4", "W123A4BC5"]}`. A disabled
+    /// group is not asked for (`include_disabled` left out), so its members count as none. Errors
+    /// include `no_such_subteam`, `plan_upgrade_required` (no user groups on the free plan),
+    /// `missing_scope`, `ratelimited` (Tier 2).
+    pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<String>, SlackApiError> {
+        const METHOD: &str = "usergroups.users.list";
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("usergroup", usergroup)
+            .finish();
+        let answer = self
+            .send(METHOD, form, "application/x-www-form-urlencoded")
+            .await?;
+        let bad = |problem: &str| SlackApiError::BadAnswer {
+            method: METHOD.to_owned(),
+            problem: problem.to_owned(),
+        };
+        answer["users"]
+            .as_array()
+            .ok_or_else(|| bad("no `users` array"))?
+            .iter()
+            .map(|user| {
+                user.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad("a `users` entry is not a string"))
+            })
+            .collect()
+    }
+
     /// Calls Web API `method` with the JSON object `args`; the answer when `ok` is true.
     pub async fn call(&self, method: &str, args: &Value) -> Result<Value, SlackApiError> {
+        self.send(method, args.to_string(), "application/json; charset=utf-8")
+            .await
+    }
+
+    /// POSTs `body` of `content_type` to Web API `method`; the answer when `ok` is true.
+    async fn send(
+        &self,
+        method: &str,
+        body: String,
+        content_type: &'static str,
+    ) -> Result<Value, SlackApiError> {
         let transport = |problem: String| SlackApiError::Transport {
             method: method.to_owned(),
             problem,
         };
-        let mut request = HttpRequest::new(SdkBody::from(args.to_string()));
+        let mut request = HttpRequest::new(SdkBody::from(body));
         request
             .set_method("POST")
             .map_err(|e| transport(e.to_string()))?;
@@ -136,7 +180,7 @@ impl SlackWebApi {
             .set_uri(format!("{}/api/{method}", self.base_url))
             .map_err(|e| transport(format!("bad base URL {:?}: {e}", self.base_url)))?;
         let headers = request.headers_mut();
-        headers.insert("content-type", "application/json; charset=utf-8");
+        headers.insert("content-type", content_type);
         headers.insert("authorization", format!("Bearer {}", self.bot_token));
         let call = async {
             let response = self

@@ -185,3 +185,47 @@ async fn refusals_come_back_as_slack_words_them() {
     assert!(!err.to_string().contains(BOT_TOKEN), "{err}");
     assert!(!format!("{api:?}").contains(BOT_TOKEN));
 }
+
+/// `usergroups.users.list` as documented: form arguments only (a JSON body carries none), the
+/// members as user IDs, `no_such_subteam` for an unknown or disabled group.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_groups_members_are_read_with_a_form_request() {
+    let slack = SlackApi::start(BOT_TOKEN, &[CHANNEL]).await;
+    let api = SlackWebApi::new(&slack.base_url, BOT_TOKEN);
+    slack.set_usergroup("S0OPS0001", &["U0456EFGH", "W123A4BC5"]);
+    slack.set_usergroup("S0EMPTY01", &[]);
+
+    assert_eq!(
+        api.usergroup_members("S0OPS0001").await.unwrap(),
+        ["U0456EFGH", "W123A4BC5"]
+    );
+    assert!(api.usergroup_members("S0EMPTY01").await.unwrap().is_empty());
+    assert_eq!(
+        code(api.usergroup_members("S0NOWHERE").await),
+        "no_such_subteam"
+    );
+    slack.disable_usergroup("S0OPS0001");
+    assert_eq!(
+        code(api.usergroup_members("S0OPS0001").await),
+        "no_such_subteam"
+    );
+    // The same arguments as JSON are not arguments to this method.
+    assert_eq!(
+        code(
+            api.call("usergroups.users.list", &json!({"usergroup": "S0EMPTY01"}))
+                .await
+        ),
+        "invalid_arguments"
+    );
+    let wrong_token = SlackWebApi::new(&slack.base_url, "xoxb-someone-else");
+    assert_eq!(
+        code(wrong_token.usergroup_members("S0EMPTY01").await),
+        "invalid_auth"
+    );
+    slack.fail_method("usergroups.users.list", "plan_upgrade_required");
+    assert_eq!(
+        code(api.usergroup_members("S0EMPTY01").await),
+        "plan_upgrade_required"
+    );
+    assert_eq!(slack.calls().len(), 7);
+}

@@ -12,12 +12,24 @@
 //!   `text`/`blocks`; answers `{"ok", "channel", "ts", "text", "message"}`;
 //! - errors used: `not_authed` (no token), `invalid_auth` (another token), `unknown_method`,
 //!   `invalid_post_type` (not JSON), `invalid_json`, `json_not_object`, `channel_not_found`,
-//!   `no_text`, `invalid_blocks` (more than 50 blocks), `message_not_found`.
+//!   `no_text`, `invalid_blocks` (more than 50 blocks), `message_not_found`;
+//! - `usergroups.users.list` (docs.slack.dev/reference/methods/usergroups.users.list, bot scope
+//!   `usergroups:read`) is the exception to JSON: its documented content type is
+//!   `application/x-www-form-urlencoded` only, arguments in the query string or the POST body
+//!   ("This method does not currently accept application/json"), so a JSON body carries no
+//!   argument and is answered as a call without `usergroup` (`invalid_arguments`). Arguments
+//!   `usergroup` (required), `include_disabled`, `team_id`; answers `{"ok": true, "users": [ids]}`
+//!   or the documented `no_such_subteam` (no such group, or a disabled one unless
+//!   `include_disabled`); any other documented error (`plan_upgrade_required`, `missing_scope`,
+//!   `ratelimited`) when a test makes the method fail ([`SlackApi::fail_method`]).
 //!
-//! Channels exist when the stand-in is created with them. Messages are kept, so a test reads what
-//! "Slack" shows after each call.
+//! Channels exist when the stand-in is created with them; user groups when a test sets them
+//! ([`SlackApi::set_usergroup`]). Messages are kept, so a test reads what "Slack" shows after each
+//! call. A test can also slow every answer down ([`SlackApi::set_delay`]).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,6 +51,12 @@ struct State {
     /// Every call: method and the `error` answered, if any.
     calls: Vec<(String, Option<String>)>,
     next_ts: u64,
+    /// User group ID → (members, enabled).
+    usergroups: BTreeMap<String, (Vec<String>, bool)>,
+    /// Method → the error it answers, set by [`SlackApi::fail_method`].
+    failing: BTreeMap<String, String>,
+    /// How long every answer waits, set by [`SlackApi::set_delay`].
+    delay: Duration,
 }
 
 /// The running stand-in; stops when dropped.
@@ -87,6 +105,39 @@ impl SlackApi {
     /// The messages "Slack" shows now, oldest first.
     pub fn messages(&self) -> Vec<SlackMessage> {
         self.state.lock().expect("state").messages.clone()
+    }
+
+    /// Creates or replaces user group `id` (`S…`) with `members` (user IDs), enabled.
+    pub fn set_usergroup(&self, id: &str, members: &[&str]) {
+        let members = members.iter().map(|m| (*m).to_owned()).collect();
+        self.state
+            .lock()
+            .expect("state")
+            .usergroups
+            .insert(id.to_owned(), (members, true));
+    }
+
+    /// Disables user group `id` (as an admin can): `usergroups.users.list` then answers
+    /// `no_such_subteam` for it unless called with `include_disabled`.
+    pub fn disable_usergroup(&self, id: &str) {
+        if let Some(group) = self.state.lock().expect("state").usergroups.get_mut(id) {
+            group.1 = false;
+        }
+    }
+
+    /// Makes every call of `method` answer `{"ok": false, "error": error}` (after the token
+    /// check), e.g. `plan_upgrade_required` or `ratelimited`.
+    pub fn fail_method(&self, method: &str, error: &str) {
+        self.state
+            .lock()
+            .expect("state")
+            .failing
+            .insert(method.to_owned(), error.to_owned());
+    }
+
+    /// Every answer waits `delay` first (a slow Slack).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().expect("state").delay = delay;
     }
 
     /// Every call so far: the method and the error answered (`None` for `ok: true`).
@@ -164,11 +215,15 @@ async fn serve(
     let Some(request) = read_request(&mut stream).await? else {
         return Ok(());
     };
-    let api_method = request
+    let path = request
         .path
-        .strip_prefix("/api/")
-        .unwrap_or(&request.path)
-        .to_owned();
+        .split_once('?')
+        .map_or(&request.path[..], |(p, _)| p);
+    let api_method = path.strip_prefix("/api/").unwrap_or(path).to_owned();
+    let delay = state.lock().expect("state").delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let answer = answer(&request, &api_method, state, token, channels);
     let error = answer["error"].as_str().map(str::to_owned);
     state.lock().expect("state").calls.push((api_method, error));
@@ -197,6 +252,12 @@ fn answer(
     };
     if authorization != format!("Bearer {token}") {
         return fail("invalid_auth");
+    }
+    if let Some(error) = state.lock().expect("state").failing.get(api_method) {
+        return fail(error);
+    }
+    if api_method == "usergroups.users.list" {
+        return usergroup_members(request, state);
     }
     if !matches!(api_method, "chat.postMessage" | "chat.update") {
         return fail("unknown_method");
@@ -265,6 +326,43 @@ fn answer(
             let shown = shown(message);
             json!({"ok": true, "channel": channel, "ts": ts, "text": text.unwrap_or_default(), "message": shown})
         }
+    }
+}
+
+/// `usergroups.users.list`: arguments from the query string, and from the body when it is a
+/// form (the only documented content type; a JSON body's members are not arguments).
+fn usergroup_members(request: &Request, state: &Mutex<State>) -> Value {
+    let query = request.path.split_once('?').map_or("", |(_, q)| q);
+    let mut args: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let form_body = request.header("content-type").is_some_and(|t| {
+        t.split(';').next().unwrap_or_default().trim() == "application/x-www-form-urlencoded"
+    });
+    match request.method.as_str() {
+        "GET" => {}
+        "POST" if form_body => {
+            args.extend(form_urlencoded::parse(&request.body).into_owned());
+        }
+        // A JSON (or other) body: no form arguments in it.
+        "POST" => {}
+        _ => return fail("invalid_post_type"),
+    }
+    let arg = |name: &str| {
+        args.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(usergroup) = arg("usergroup").filter(|g| !g.is_empty()) else {
+        return fail("invalid_arguments");
+    };
+    let include_disabled = matches!(arg("include_disabled"), Some("true" | "1"));
+    let state = state.lock().expect("state");
+    match state.usergroups.get(usergroup) {
+        Some((members, enabled)) if *enabled || include_disabled => {
+            json!({"ok": true, "users": members})
+        }
+        _ => fail("no_such_subteam"),
     }
 }
 
