@@ -9,18 +9,26 @@
 //!    ([`SlackSigningSecret::verify`]), else **401** with no detail (the detail is logged);
 //! 3. the body is an interaction payload ([`parse_interaction`]), else **400**; an interaction
 //!    that is not one of lockreaper's buttons is acknowledged (**200**) and ignored;
-//! 4. the press becomes an approval, denial or snooze attested with the presser's Slack identity
-//!    ([`ButtonPress::approval_message`], signed with the key in `SLACK_ATTESTATION_SECRET_ARN`
-//!    that only this function and force-unlock can read) and is published to the approvals topic;
-//!    **200**. force-unlock does the rest, as for every approval (single use, the final check,
-//!    the allow-list, the audit);
-//! 5. when the bot token is configured (`SLACK_BOT_TOKEN_SECRET_ARN`), the pressed message's
+//! 4. when `APPROVER_ALLOW_LIST` (the same value as force-unlock's) names Slack user groups
+//!    (`slack:S…`, `slack:<team>/S…`), the presser's membership of each is looked up now, at
+//!    press time, with `usergroups.users.list`, all groups at once and each bounded by
+//!    [`GROUP_LOOKUP_TIMEOUT`]. A lookup that fails or times out is "cannot tell": that group is
+//!    attested as unchecked, never as membership, and the press still goes on (force-unlock then
+//!    refuses it unless another entry allows the presser, and says why);
+//! 5. the press becomes an approval, denial or snooze attested with the presser's Slack identity
+//!    and group membership ([`ButtonPress::approval_message`], signed with the key in
+//!    `SLACK_ATTESTATION_SECRET_ARN` that only this function and force-unlock can read) and is
+//!    published to the approvals topic; **200**. force-unlock does the rest, as for every approval
+//!    (single use, the final check, the allow-list, the audit);
+//! 6. when the bot token is configured (`SLACK_BOT_TOKEN_SECRET_ARN`), the pressed message's
 //!    buttons are replaced at once with who pressed what ([`pressed_line`], `chat.update` at
 //!    `SLACK_API_BASE_URL`), so nobody presses twice; a failure there is logged and the press
 //!    still stands.
 //!
-//! Nothing here touches a lock or the ledger, so the answer is one SNS publish and at most one
-//! Slack call (bounded by [`UPDATE_TIMEOUT`]) away: within Slack's three seconds. A request replayed within the five minutes publishes the same approval
+//! Nothing here touches a lock or the ledger, so the answer is the group lookups (concurrent,
+//! [`GROUP_LOOKUP_TIMEOUT`]), one SNS publish and at most one Slack update (bounded by
+//! [`UPDATE_TIMEOUT`] and by what is left of [`RESPONSE_BUDGET`]) away: within Slack's three
+//! seconds. A request replayed within the five minutes publishes the same approval
 //! again, which force-unlock answers "already used".
 //!
 //! The event is the function URL's payload format 2.0 (docs.aws.amazon.com/lambda/latest/dg/
@@ -35,7 +43,9 @@ use lambda_runtime::{Error, LambdaEvent};
 use lockreaper_aws::notify::Notifier;
 use lockreaper_aws::slack::{SlackWebApi, SLACK_API_BASE_URL};
 use lockreaper_aws::Aws;
-use lockreaper_core::approval::SigningKey;
+use lockreaper_core::approval::{
+    names_slack_groups, slack_groups_to_check, SigningKey, SlackGroups,
+};
 use lockreaper_core::config::{check_arn, ConfigError, ConfigErrors, Env};
 use lockreaper_core::messages::slack::{pressed_line, replace_buttons};
 use lockreaper_core::slack::{
@@ -59,6 +69,9 @@ pub struct Config {
     pub bot_token_secret_arn: Option<String>,
     /// `SLACK_API_BASE_URL`: where the Web API is (`https://slack.com` unless testing locally).
     pub api_base_url: String,
+    /// `APPROVER_ALLOW_LIST` (optional; the same value as force-unlock's): only its Slack user
+    /// group entries matter here, as the groups whose membership is looked up at press time.
+    pub approver_allow_list: Vec<String>,
 }
 
 impl Config {
@@ -67,6 +80,7 @@ impl Config {
     pub const APPROVAL_TOPIC_ARN: &'static str = "APPROVAL_TOPIC_ARN";
     pub const SLACK_BOT_TOKEN_SECRET_ARN: &'static str = "SLACK_BOT_TOKEN_SECRET_ARN";
     pub const SLACK_API_BASE_URL: &'static str = "SLACK_API_BASE_URL";
+    pub const APPROVER_ALLOW_LIST: &'static str = "APPROVER_ALLOW_LIST";
 
     /// Parses the variables, reporting every problem at once.
     pub fn from_env(
@@ -128,7 +142,19 @@ impl Config {
                 ),
             ));
         }
+        let approver_allow_list = env.list(Self::APPROVER_ALLOW_LIST);
+        if names_slack_groups(&approver_allow_list) && bot_token_secret_arn.is_none() {
+            env.error(ConfigError::new(
+                Self::APPROVER_ALLOW_LIST,
+                format!(
+                    "names Slack user groups, whose members are looked up with the bot token \
+                     (scope `usergroups:read`); set {} too",
+                    Self::SLACK_BOT_TOKEN_SECRET_ARN
+                ),
+            ));
+        }
         env.finish(Config {
+            approver_allow_list,
             signing_secret_arn,
             attestation_secret_arn,
             approval_topic_arn,
@@ -143,12 +169,24 @@ pub struct SlackInteractions {
     signing_secret: SlackSigningSecret,
     attestation_key: SigningKey,
     approvals: Notifier,
-    /// Replaces the buttons of a pressed message, when a bot token is configured.
+    /// Replaces the buttons of a pressed message and looks up user groups, when a bot token is
+    /// configured.
     slack: Option<SlackWebApi>,
+    allow_list: Vec<String>,
 }
 
 /// The longest the button replacement may take; the press is already published by then.
 pub const UPDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// The longest one user group's member lookup may take before its membership is "cannot tell".
+/// The lookups run concurrently, so this is also the most they add to an answer.
+pub const GROUP_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// Slack expects the HTTP 200 acknowledging an interaction within 3 seconds (the endpoint's
+/// existing contract, module docs; docs.slack.dev/interactivity/handling-user-interaction). The
+/// button replacement only uses what is left of this, keeping a margin for the function URL and
+/// the network.
+pub const RESPONSE_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
 
 impl SlackInteractions {
     pub fn new(
@@ -162,10 +200,11 @@ impl SlackInteractions {
             attestation_key,
             approvals: Notifier::new(aws.sns(), &config.approval_topic_arn),
             slack: None,
+            allow_list: config.approver_allow_list.clone(),
         }
     }
 
-    /// Replaces the buttons of pressed messages through `slack`.
+    /// Replaces the buttons of pressed messages, and looks up user groups, through `slack`.
     pub fn with_slack(mut self, slack: SlackWebApi) -> SlackInteractions {
         self.slack = Some(slack);
         self
@@ -196,6 +235,7 @@ impl SlackInteractions {
 
     /// Answers one function URL request at `now`.
     pub async fn handle_request(&self, request: &Value, now: DateTime<Utc>) -> Value {
+        let started = std::time::Instant::now();
         let method = request["requestContext"]["http"]["method"]
             .as_str()
             .unwrap_or_default();
@@ -232,11 +272,66 @@ impl SlackInteractions {
             }
             Err(e) => return refused(400, "bad-payload", &e.to_string()),
         };
-        self.publish(&press, now).await
+        let groups = self.group_membership(&press).await;
+        self.publish(&press, groups.as_ref(), now, started).await
     }
 
-    async fn publish(&self, press: &ButtonPress, now: DateTime<Utc>) -> Value {
-        let message = press.approval_message(&self.attestation_key, now);
+    /// The presser's membership of the allow-list's user groups (for their workspace), looked up
+    /// now; `None` when the allow-list names none. A lookup that fails or takes longer than
+    /// [`GROUP_LOOKUP_TIMEOUT`] leaves its group unchecked.
+    async fn group_membership(&self, press: &ButtonPress) -> Option<SlackGroups> {
+        let wanted = slack_groups_to_check(&self.allow_list, &press.identity.team_id);
+        if wanted.is_empty() {
+            return None;
+        }
+        let mut groups = SlackGroups::default();
+        let Some(slack) = &self.slack else {
+            // Config refuses a group allow-list without a bot token; should it get here anyway,
+            // nothing can be told.
+            groups.unchecked = wanted;
+            return Some(groups);
+        };
+        let lookups = wanted.iter().map(|group| async move {
+            let members =
+                tokio::time::timeout(GROUP_LOOKUP_TIMEOUT, slack.usergroup_members(group)).await;
+            (group, members)
+        });
+        let user = press.identity.user_id();
+        for (group, members) in futures::future::join_all(lookups).await {
+            let problem = match members {
+                Ok(Ok(members)) => {
+                    if members.iter().any(|m| m == user) {
+                        groups.member_of.push(group.clone());
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!(
+                    "usergroups.users.list took longer than {} ms",
+                    GROUP_LOOKUP_TIMEOUT.as_millis()
+                ),
+            };
+            tracing::warn!(
+                event = "slack-interaction",
+                outcome = "group-not-checked",
+                usergroup = %group,
+                approver = %press.identity.approver_name(),
+                reason = %problem,
+                "cannot tell whether the presser is in this user group; it is not counted"
+            );
+            groups.unchecked.push(group.clone());
+        }
+        Some(groups)
+    }
+
+    async fn publish(
+        &self,
+        press: &ButtonPress,
+        groups: Option<&SlackGroups>,
+        now: DateTime<Utc>,
+        started: std::time::Instant,
+    ) -> Value {
+        let message = press.approval_message(&self.attestation_key, groups, now);
         let approver = press.identity.approver_name();
         match self.approvals.publish_text(&message).await {
             Ok(message_id) => {
@@ -246,9 +341,13 @@ impl SlackInteractions {
                     action = press.action.name(),
                     approver = %approver,
                     sns_message_id = %message_id,
+                    groups = ?groups.map(|g| &g.member_of),
+                    groups_unchecked = ?groups.map(|g| &g.unchecked),
                     "button press verified and published to the approvals topic"
                 );
-                self.replace_buttons(press, now).await;
+                let left = RESPONSE_BUDGET.saturating_sub(started.elapsed());
+                self.replace_buttons(press, now, left.min(UPDATE_TIMEOUT))
+                    .await;
                 response(200, "")
             }
             Err(e) => {
@@ -272,7 +371,12 @@ impl SlackInteractions {
 impl SlackInteractions {
     /// Replaces the pressed message's buttons with who pressed what, when a bot token is
     /// configured and the press came from a message; failures are logged, never answered.
-    async fn replace_buttons(&self, press: &ButtonPress, now: DateTime<Utc>) {
+    async fn replace_buttons(
+        &self,
+        press: &ButtonPress,
+        now: DateTime<Utc>,
+        timeout: std::time::Duration,
+    ) {
         let (Some(slack), Some(channel), Some(ts)) =
             (&self.slack, &press.channel_id, &press.message_ts)
         else {
@@ -284,7 +388,7 @@ impl SlackInteractions {
         let line = pressed_line(press.action, &press.identity, now);
         let blocks = replace_buttons(&press.blocks, &line);
         let text = press.text.as_deref().unwrap_or("lockreaper");
-        match tokio::time::timeout(UPDATE_TIMEOUT, slack.update(channel, ts, text, &blocks)).await {
+        match tokio::time::timeout(timeout, slack.update(channel, ts, text, &blocks)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(
                 event = "slack-interaction",
@@ -404,6 +508,54 @@ mod tests {
         ] {
             assert!(err.contains(needle), "{needle} missing: {err}");
         }
+    }
+
+    #[test]
+    fn a_user_group_allow_list_needs_the_bot_token() {
+        let base = [
+            (
+                "SLACK_SIGNING_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:slack-signing-AbCdEf",
+            ),
+            (
+                "SLACK_ATTESTATION_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:slack-attest-AbCdEf",
+            ),
+            (
+                "APPROVAL_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:lockreaper-approvals",
+            ),
+        ];
+        let mut with_groups = base.to_vec();
+        with_groups.push((
+            "APPROVER_ALLOW_LIST",
+            "ops@example.com, slack:U0456EFGH, slack:T0123ABCD/S0OPS0001",
+        ));
+        let err = Config::from_env(vars(&with_groups))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("APPROVER_ALLOW_LIST: names Slack user groups")
+                && err.contains("SLACK_BOT_TOKEN_SECRET_ARN"),
+            "{err}"
+        );
+        with_groups.push((
+            "SLACK_BOT_TOKEN_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:slack-bot-AbCdEf",
+        ));
+        let config = Config::from_env(vars(&with_groups)).unwrap();
+        assert_eq!(
+            config.approver_allow_list,
+            [
+                "ops@example.com",
+                "slack:U0456EFGH",
+                "slack:T0123ABCD/S0OPS0001"
+            ]
+        );
+        // Users only: nothing to look up, no token needed.
+        let mut users_only = base.to_vec();
+        users_only.push(("APPROVER_ALLOW_LIST", "slack:U0456EFGH"));
+        assert!(Config::from_env(vars(&users_only)).is_ok());
     }
 
     #[test]

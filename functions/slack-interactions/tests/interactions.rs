@@ -11,13 +11,15 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lockreaper_core::approval::{ApprovalAction, ApprovalMessage, ApprovalSource, SigningKey};
+use lockreaper_core::approval::{
+    ApprovalAction, ApprovalMessage, ApprovalSource, ApproverError, ParsedApproval, SigningKey,
+};
 use lockreaper_core::slack::SlackSigningSecret;
 use lockreaper_testkit::notifications::TopicWithQueue;
 use lockreaper_testkit::slack_api::SlackApi;
 use lockreaper_testkit::TestEnv;
 use serde_json::{json, Value};
-use slack_interactions::{Config, SlackInteractions};
+use slack_interactions::{Config, SlackInteractions, GROUP_LOOKUP_TIMEOUT};
 
 const TOKEN: &str = "lr1.BwcHBwcHBwcHBwcHZ8cZD7wLM_p-NWO4m3eb7Ci-0NYCA33vbggFrQ";
 
@@ -42,6 +44,11 @@ impl World {
 
     /// With `slack` = (the stand-in's base URL, the bot token): the endpoint replaces buttons.
     async fn with_slack(test: &str, slack: Option<(&str, &str)>) -> World {
+        World::with_allow_list(test, slack, "").await
+    }
+
+    /// With `APPROVER_ALLOW_LIST` = `allow_list` too (its user groups are looked up per press).
+    async fn with_allow_list(test: &str, slack: Option<(&str, &str)>, allow_list: &str) -> World {
         let env = TestEnv::new(test).await;
         let approvals = env.topic_with_queue("approvals").await;
         // A signing secret as Slack shows one (32 hex characters), and a generated key.
@@ -56,6 +63,12 @@ impl World {
                 None => None,
             },
             api_base_url: slack.map_or("https://slack.com", |(url, _)| url).to_owned(),
+            approver_allow_list: allow_list
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect(),
         };
         let endpoint = SlackInteractions::from_config(&env.aws, &config)
             .await
@@ -339,4 +352,164 @@ async fn a_press_replaces_the_buttons_at_once() {
             Some("message_not_found".to_owned())
         )
     );
+}
+
+const GROUPS_BOT_TOKEN: &str = "xoxb-0000000000-0000000000000-groupsgroupsgroups";
+
+/// The allow-list of the user-group tests: a name, two groups of Ana's workspace (one she is in,
+/// one she is not), one that does not exist (`no_such_subteam`), and another workspace's group.
+const GROUP_ALLOW_LIST: &str = "ops@example.com, slack:S0OPS0001, slack:T0123ABCD/S0SRE0001, \
+                                slack:S0GONE0001, slack:T0ELSE000/S0DEV0001";
+
+/// Presses Approve as `user` and returns the published message, verified as force-unlock does,
+/// and how long the endpoint took to answer.
+async fn press_and_verify(world: &World, user: &str) -> (ParsedApproval, Duration) {
+    let now = Utc::now();
+    let body = form(&block_actions("lockreaper-approve", user));
+    let started = Instant::now();
+    let response = world
+        .endpoint
+        .handle_request(&signed(world, &body, now), now)
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "answered Slack after {took:?}"
+    );
+    assert_eq!(status(&response), 200, "{response}");
+    let published = world.published(Duration::from_secs(10)).await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    let mut parsed = ApprovalMessage::parse(&published[0]).unwrap();
+    parsed.verify_slack(Some(&world.attestation_key)).unwrap();
+    assert_eq!(parsed.source, ApprovalSource::SlackVerified);
+    (parsed, took)
+}
+
+fn entries(list: &[&str]) -> Vec<String> {
+    list.iter().map(|e| (*e).to_owned()).collect()
+}
+
+/// A member of an allow-listed user group is attested as one; a non-member is not; a group that
+/// could not be looked up is attested as unchecked (never as membership). Only the groups of the
+/// presser's workspace are asked for, with `usergroups.users.list` on the stand-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_group_membership_is_looked_up_and_attested_at_press_time() {
+    let slack = SlackApi::start(GROUPS_BOT_TOKEN, &["C0LOCKS01"]).await;
+    slack.set_usergroup("S0OPS0001", &["U0456EFGH", "W123A4BC5"]);
+    slack.set_usergroup("S0SRE0001", &["U0SRE0001"]);
+    slack.set_usergroup("S0DEV0001", &["U0456EFGH"]);
+    let world = World::with_allow_list(
+        "slackgrp",
+        Some((&slack.base_url, GROUPS_BOT_TOKEN)),
+        GROUP_ALLOW_LIST,
+    )
+    .await;
+
+    // Ana: in S0OPS0001, not in S0SRE0001; S0GONE0001 does not exist.
+    let (ana, _) = press_and_verify(&world, "U0456EFGH").await;
+    let claim = ana.slack.as_ref().unwrap();
+    assert_eq!(claim.verified_groups(), Some(&entries(&["S0OPS0001"])[..]));
+    assert_eq!(ana.approver_allowed(&entries(&["slack:S0OPS0001"])), Ok(()));
+    let not_member = ana
+        .approver_allowed(&entries(&["slack:T0123ABCD/S0SRE0001"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        not_member.contains("U0456EFGH was not a member when they pressed"),
+        "{not_member}"
+    );
+    let gone = ana
+        .approver_allowed(&entries(&["slack:S0GONE0001"]))
+        .unwrap_err()
+        .to_string();
+    assert!(gone.contains("cannot tell"), "{gone}");
+    // S0DEV0001 is another workspace's entry: never looked up for a press from T0123ABCD.
+    let mut lookups = slack.calls();
+    lookups.sort();
+    assert_eq!(
+        lookups,
+        [
+            ("usergroups.users.list".to_owned(), None),
+            ("usergroups.users.list".to_owned(), None),
+            (
+                "usergroups.users.list".to_owned(),
+                Some("no_such_subteam".to_owned())
+            ),
+        ]
+    );
+
+    // Eve is in none of them: attested with no membership, refused by a group-only list.
+    let (eve, _) = press_and_verify(&world, "U0EVE0000").await;
+    assert_eq!(eve.slack.as_ref().unwrap().verified_groups(), Some(&[][..]));
+    let err = eve
+        .approver_allowed(&entries(&["slack:S0OPS0001", "slack:S0SRE0001"]))
+        .unwrap_err();
+    assert!(
+        matches!(err, ApproverError::SlackNotAllowed { .. }),
+        "{err}"
+    );
+}
+
+/// Slack failing or slow: the press is still published within Slack's 3 s, attested with no
+/// group membership, and a group-only allow-list refuses it saying it could not tell.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_or_slow_group_lookup_is_cannot_tell_never_membership() {
+    let slack = SlackApi::start(GROUPS_BOT_TOKEN, &["C0LOCKS01"]).await;
+    slack.set_usergroup("S0OPS0001", &["U0456EFGH"]);
+    slack.set_usergroup("S0SRE0001", &["U0456EFGH"]);
+    let world = World::with_allow_list(
+        "slackgrpfail",
+        Some((&slack.base_url, GROUPS_BOT_TOKEN)),
+        GROUP_ALLOW_LIST,
+    )
+    .await;
+    let group_only = entries(&["slack:S0OPS0001", "slack:T0123ABCD/S0SRE0001"]);
+
+    // Slack refusing the lookups (a workspace on the free plan has no user groups).
+    slack.fail_method("usergroups.users.list", "plan_upgrade_required");
+    let (refused, _) = press_and_verify(&world, "U0456EFGH").await;
+    assert_eq!(
+        refused.slack.as_ref().unwrap().verified_groups(),
+        Some(&[][..])
+    );
+    let text = refused
+        .approver_allowed(&group_only)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("slack:S0OPS0001 (cannot tell")
+            && text.contains("slack:T0123ABCD/S0SRE0001 (cannot tell"),
+        "{text}"
+    );
+    // A user entry naming Ana still lets her through.
+    assert_eq!(
+        refused.approver_allowed(&entries(&["slack:S0OPS0001", "slack:U0456EFGH"])),
+        Ok(())
+    );
+
+    // Slack answering too late: the lookups are cut off, the answer still comes within 3 s. The
+    // three lookups run at once: one lookup's bound, not three, is what they add.
+    let slow = SlackApi::start(GROUPS_BOT_TOKEN, &["C0LOCKS01"]).await;
+    slow.set_usergroup("S0OPS0001", &["U0456EFGH"]);
+    slow.set_delay(Duration::from_secs(4));
+    let world = World::with_allow_list(
+        "slackgrpslow",
+        Some((&slow.base_url, GROUPS_BOT_TOKEN)),
+        GROUP_ALLOW_LIST,
+    )
+    .await;
+    let (late, took) = press_and_verify(&world, "U0456EFGH").await;
+    assert!(
+        took >= GROUP_LOOKUP_TIMEOUT && took < GROUP_LOOKUP_TIMEOUT * 2,
+        "the lookups took {took:?}: not bounded, or not concurrent"
+    );
+    assert_eq!(
+        late.slack.as_ref().unwrap().verified_groups(),
+        Some(&[][..])
+    );
+    let text = late
+        .approver_allowed(&entries(&["slack:S0OPS0001"]))
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("cannot tell"), "{text}");
 }
