@@ -14,7 +14,9 @@ pub struct Config {
     pub approval_secret_arn: String,
     /// `APPROVER_ALLOW_LIST`: comma-separated approver names; empty means anyone may approve.
     /// Entries `slack:<user ID>` or `slack:<team ID>/<user ID>` are matched by Slack-verified
-    /// approvals only.
+    /// approvals only; user-group entries `slack:<group ID>` or `slack:<team ID>/<group ID>`
+    /// (`S…`) by Slack-verified approvals whose attestation says the presser was a member when
+    /// they pressed (slack-interactions looks it up, with the same list).
     pub approver_allow_list: Vec<String>,
     /// `SLACK_ATTESTATION_SECRET_ARN` (Slack app mode): the secret holding the key the Slack
     /// endpoint signs verified approvals with. Unset: a message claiming a Slack-verified approver

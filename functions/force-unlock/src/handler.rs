@@ -472,6 +472,12 @@ impl ForceUnlock {
             locks: &proposal.locks,
             source: parsed.source,
             approver: parsed.message.approver().map(str::to_owned),
+            approver_groups: parsed
+                .slack
+                .as_ref()
+                .and_then(|claim| claim.verified_groups())
+                .map(<[String]>::to_vec)
+                .unwrap_or_default(),
             reason: parsed.message.reason().map(str::to_owned),
             proposal_id: Some(id.to_owned()),
             audit_id: audit_id.clone(),

@@ -669,6 +669,7 @@ async fn retries_resume_and_never_unlock_twice() {
                 locks: &y.proposal.locks,
                 source: ApprovalSource::ChatButton,
                 approver: None,
+                approver_groups: Vec::new(),
                 reason: None,
                 proposal_id: Some(y.proposal.proposal_id.clone()),
                 audit_id: "crashed-attempt".to_owned(),

@@ -13,7 +13,7 @@ use chrono::Utc;
 use common::*;
 use force_unlock::{Config, ForceUnlock};
 use lockreaper_core::approval::{
-    ApprovalAction, ApprovalRequest, ApprovalSource, SigningKey, SlackIdentity,
+    ApprovalAction, ApprovalRequest, ApprovalSource, SigningKey, SlackGroups, SlackIdentity,
 };
 
 const ATTESTATION_SECRET: &str = "slack-attestation-key-emulator-tests-0123456789abcdef";
@@ -221,4 +221,117 @@ async fn without_the_attestation_key_a_verified_claim_is_refused() {
         "{}",
         refusal.message
     );
+}
+
+/// What the Slack endpoint publishes for Ana's press, with the group membership it looked up.
+fn verified_in_groups(
+    key: &SigningKey,
+    token: &str,
+    who: &SlackIdentity,
+    member_of: &[&str],
+    unchecked: &[&str],
+) -> String {
+    let groups = SlackGroups {
+        member_of: member_of.iter().map(|g| (*g).to_owned()).collect(),
+        unchecked: unchecked.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    ApprovalRequest::slack_verified_with_groups(
+        key,
+        ApprovalAction::Approve,
+        token,
+        None,
+        who,
+        Some(&groups),
+        Utc::now(),
+    )
+    .to_json()
+}
+
+/// A user-group entry allows an approval attested as from a member of that group at press time,
+/// and the audit records the group; it refuses a non-member, a press whose membership could not
+/// be looked up, a self-asserted approver named like the group, and groups forged into an
+/// attestation, each with the entries considered and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_group_entry_allows_attested_members_only() {
+    let setup = Setup::new("slackgrp").await;
+    let attestation_arn = setup
+        .env
+        .create_secret("slack-attestation", ATTESTATION_SECRET)
+        .await;
+    let attestation_key = SigningKey::from_secret(ATTESTATION_SECRET).unwrap();
+    let table = setup.env.name("gyro");
+    setup.env.create_lock_table(&table, "LockKey").await;
+    put_gyro(
+        &setup,
+        &table,
+        "app/prod",
+        "44444444-4444-4444-8444-444444444444",
+    )
+    .await;
+    let function = cold_start(
+        &setup,
+        Some("ops@example.com, slack:T0123ABCD/S0OPS0001"),
+        &[("SLACK_ATTESTATION_SECRET_ARN", &attestation_arn)],
+    )
+    .await;
+    let lock = setup.table_lock(&table, "LockKey", "app/prod").await;
+    let proposed = setup.propose(vec![lock.clone()]).await;
+    let token = proposed.token.as_str();
+
+    let eve = SlackIdentity::new("T0123ABCD", "U0EVE0000").unwrap();
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&verified_in_groups(&attestation_key, token, &eve, &[], &[])).unwrap();
+    forged["slack"]["groups"] = serde_json::json!(["S0OPS0001"]);
+    let refusals = [
+        (
+            "a verified non-member",
+            verified_in_groups(&attestation_key, token, &eve, &[], &[]),
+            "U0EVE0000 was not a member when they pressed",
+        ),
+        (
+            "a press whose membership could not be looked up",
+            verified_in_groups(&attestation_key, token, &ana(), &[], &["S0OPS0001"]),
+            "cannot tell",
+        ),
+        (
+            "a verified press from before user groups",
+            verified(&attestation_key, ApprovalAction::Approve, token, &ana()),
+            "records no user-group membership",
+        ),
+        (
+            "a self-asserted approver named like the group",
+            serde_json::json!({"token": token, "approver": "slack:T0123ABCD/S0OPS0001"})
+                .to_string(),
+            "not verified by the Slack endpoint",
+        ),
+        (
+            "membership forged into an attestation",
+            forged.to_string(),
+            "does not verify",
+        ),
+    ];
+    for (what, message, why) in &refusals {
+        let (outcome, _) = deliver(&function, message).await;
+        assert_eq!(outcome, "approver-not-allowed", "{what}");
+        assert!(
+            setup.item_exists(&table, "LockKey", "app/prod").await,
+            "{what} released the lock"
+        );
+        let result = setup.result().await;
+        assert!(result.message.contains(why), "{what}: {}", result.message);
+    }
+
+    // Ana, attested as a member of S0OPS0001 when she pressed.
+    let approval = verified_in_groups(&attestation_key, token, &ana(), &["S0OPS0001"], &[]);
+    let (outcome, _) = deliver(&function, &approval).await;
+    assert_eq!(outcome, "unlocked");
+    assert!(!setup.item_exists(&table, "LockKey", "app/prod").await);
+    let audit = setup.audit(&lock.state_path).await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].source, ApprovalSource::SlackVerified);
+    assert_eq!(
+        audit[0].approver.as_deref(),
+        Some("slack:T0123ABCD/U0456EFGH")
+    );
+    assert_eq!(audit[0].approver_groups, ["S0OPS0001"]);
 }

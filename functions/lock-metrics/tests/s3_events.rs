@@ -367,6 +367,7 @@ async fn the_unlockers_release_of_a_real_lock_file_is_counted_as_forced() {
             locks: std::slice::from_ref(&lock),
             source: ApprovalSource::Json,
             approver: Some("ana".into()),
+            approver_groups: Vec::new(),
             reason: None,
             proposal_id: None,
             audit_id: format!("audit-{}", setup.env.id),

@@ -59,6 +59,7 @@ impl Reaper {
                 locks: &group.locks,
                 source: ApprovalSource::AutoExpire,
                 approver: None,
+                approver_groups: Vec::new(),
                 reason: Some(verdict.reasons.join(" ")),
                 proposal_id: None,
                 audit_id,

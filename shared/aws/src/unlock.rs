@@ -43,6 +43,8 @@ pub struct UnlockRequest<'a> {
     pub locks: &'a [LockRecord],
     pub source: ApprovalSource,
     pub approver: Option<String>,
+    /// The verified approver's Slack user groups at press time ([`AuditRecord::approver_groups`]).
+    pub approver_groups: Vec<String>,
     pub reason: Option<String>,
     pub proposal_id: Option<String>,
     /// Unique per attempt (the caller's random ID).
@@ -198,6 +200,7 @@ impl Unlocker {
             at: now,
             source: request.source,
             approver: request.approver.clone(),
+            approver_groups: request.approver_groups.clone(),
             reason: request.reason.clone(),
             proposal_id: request.proposal_id.clone(),
             state_path: primary.state_path.clone(),

@@ -928,6 +928,7 @@ async fn audit_shows_the_record_an_unlock_wrote() {
                 locks: &scan.locks,
                 source: ApprovalSource::Json,
                 approver: Some("ana".into()),
+                approver_groups: Vec::new(),
                 reason: Some("runner was killed".into()),
                 proposal_id: Some("cHJvcG9zYWwtMDAx".into()),
                 audit_id: format!("audit-{}", env.id),

@@ -83,6 +83,11 @@ pub struct AuditRecord {
     pub source: ApprovalSource,
     /// The approver as given (chat messages carry no identity; the CLI and integrations do).
     pub approver: Option<String>,
+    /// For a Slack-verified approver: the allow-list's Slack user groups (`S…`) they were a
+    /// member of when they pressed, as the Slack endpoint attested. Empty otherwise (and in
+    /// records written before user groups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approver_groups: Vec<String>,
     pub reason: Option<String>,
     pub proposal_id: Option<String>,
     pub state_path: String,
