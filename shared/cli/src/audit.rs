@@ -117,6 +117,13 @@ pub fn render(state_path: &str, ledger: &str, records: &[AuditRecord]) -> String
             "  by:        {who}, via {}\n",
             r.source.describe()
         ));
+        if !r.approver_groups.is_empty() {
+            // The allow-list's Slack user groups the verified presser was in when they pressed.
+            out.push_str(&format!(
+                "  groups:    {} (Slack user groups at press time)\n",
+                r.approver_groups.join(", ")
+            ));
+        }
         if let Some(reason) = &r.reason {
             out.push_str(&format!("  reason:    {reason}\n"));
         }
@@ -161,6 +168,37 @@ mod tests {
     fn state_paths() {
         assert_eq!(normalize_state_path(" s3://b/k "), "b/k");
         assert_eq!(normalize_state_path("b/env:/x/k"), "b/env:/x/k");
+    }
+
+    #[test]
+    fn a_verified_approvers_groups_are_shown() {
+        let record = AuditRecord {
+            audit_id: "a1".into(),
+            at: chrono::DateTime::UNIX_EPOCH,
+            source: lockreaper_core::approval::ApprovalSource::SlackVerified,
+            approver: Some("slack:T0123ABCD/U0456EFGH".into()),
+            approver_groups: vec!["S0OPS0001".into(), "S0SRE0001".into()],
+            reason: None,
+            proposal_id: None,
+            state_path: "b/k".into(),
+            lock_id: "l1".into(),
+            locks: Vec::new(),
+            outcomes: Vec::new(),
+            errors: Vec::new(),
+        };
+        let text = render("b/k", "ledger", std::slice::from_ref(&record));
+        assert!(
+            text.contains("  by:        slack:T0123ABCD/U0456EFGH, via a Slack button press")
+                && text.contains(
+                    "  groups:    S0OPS0001, S0SRE0001 (Slack user groups at press time)\n"
+                ),
+            "{text}"
+        );
+        let no_groups = AuditRecord {
+            approver_groups: Vec::new(),
+            ..record
+        };
+        assert!(!render("b/k", "ledger", &[no_groups]).contains("groups:"));
     }
 
     #[test]
