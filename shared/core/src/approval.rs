@@ -1214,9 +1214,7 @@ impl ParsedApproval {
                 } else if member_of.iter().any(|g| g == group) {
                     return Ok(());
                 } else if unchecked.iter().any(|g| g == group) {
-                    "cannot tell: the group's members could not be looked up when they pressed, \
-                     so membership is not counted"
-                        .to_owned()
+                    "cannot tell: its members could not be looked up at press time".to_owned()
                 } else if claim.groups.is_none() {
                     "the attestation records no user-group membership".to_owned()
                 } else {
@@ -1231,11 +1229,11 @@ impl ParsedApproval {
             considered.push(format!("{} ({why})", quote(entry)));
         }
         if others > 0 {
-            considered.push(format!(
-                "{others} entr{} that {} not Slack identities (never matched by a Slack press)",
-                if others == 1 { "y" } else { "ies" },
-                if others == 1 { "is" } else { "are" },
-            ));
+            considered.push(if others == 1 {
+                "1 entry that is not a Slack identity".to_owned()
+            } else {
+                format!("{others} entries that are not Slack identities")
+            });
         }
         Err(ApproverError::SlackNotAllowed {
             approver: identity.approver_name(),
@@ -1317,8 +1315,8 @@ pub enum ApproverError {
     )]
     NotAllowed { approver: String },
     #[error(
-        "the Slack-verified approver {approver} is not on the approver allow-list; entries \
-         considered: {considered}"
+        "Slack-verified approver {approver} is not allowed; allow-list entries considered: \
+         {considered}"
     )]
     SlackNotAllowed {
         approver: String,

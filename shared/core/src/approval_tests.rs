@@ -1606,6 +1606,14 @@ fn a_group_entry_matches_members_at_press_time_only() {
         .unwrap_err()
         .to_string();
     assert!(text.contains("cannot tell"), "{text}");
+    let one_other = cannot_tell
+        .approver_allowed(&list(&["ops@example.com", "slack:S0OPS0001"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        one_other.ends_with("; 1 entry that is not a Slack identity"),
+        "{one_other}"
+    );
     // …but a user entry naming them still does.
     assert_eq!(
         cannot_tell.approver_allowed(&list(&["slack:S0OPS0001", "slack:U0456EFGH"])),
