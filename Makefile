@@ -69,7 +69,7 @@ advisories: $(CARGO_DENY) ## cargo deny check advisories: the RustSec database, 
 	$(CARGO_DENY) check advisories
 
 test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests, template checks, deploy to ministack, the demo as an end-to-end test
-	$(VENV)/bin/python -m unittest infra/terraform/test_tf.py infra/scripts/test_fault_table.py
+	$(VENV)/bin/python -m unittest infra/terraform/test_tf.py infra/scripts/test_fault_table.py infra/scripts/test_slack_demo.py
 	cargo test --workspace --locked
 	$(MAKE) --no-print-directory validate
 	$(DEPLOY_VENV)/bin/python infra/sam/deploy_local.py

@@ -16,7 +16,7 @@ host release build is what runs. The AWS path is unchanged: `make build-arm64` /
 `sam build` for arm64 (and `make test` checks those packages).
 
 Standard library only: `make` runs it while the Python tools are still being installed.
-Cargo's own output goes to stderr; the last stdout line is JSON: {"build_dir", "cli", "seconds"}.
+Cargo's own output goes to stderr; the last stdout line is JSON: {"build_dir", "cli", "slack_standin", "seconds"}.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ CLI_PACKAGE, CLI_BINARY = "lockreaper-cli", "lockreaper"
 # Files the template's metadata (AWS::ServerlessRepo::Application LicenseUrl, ReadmeUrl) names.
 METADATA_FILES = ("LICENSE", "README.md")
 PACKAGES = ["reaper", "lock-metrics", "force-unlock", CLI_PACKAGE]
+# Built here too, never packaged: the local stand-in of the Slack Web API that the demo runs as a
+# process for the Slack app mode (a small crate: tokio and serde_json, already in the graph).
+STANDIN_PACKAGE, STANDIN_BINARY = "lockreaper-slack-standin", "slack-standin"
 
 
 class BuildFailed(Exception):
@@ -83,8 +86,8 @@ def built_template(template_text: str, build_dir: Path | None = None, code_uri=N
 def build(log=sys.stderr) -> dict:
     """Builds (cargo decides what is stale: a no-op build takes seconds) and lays out the build dir."""
     started = time.monotonic()
-    cmd = ["cargo", "build", "--release", "--locked"] + [arg for p in PACKAGES for arg in ("-p", p)]
-    print(f"==> {' '.join(cmd)}  (the three functions and the CLI, one build)", file=log, flush=True)
+    cmd = ["cargo", "build", "--release", "--locked"] + [arg for p in PACKAGES + [STANDIN_PACKAGE] for arg in ("-p", p)]
+    print(f"==> {' '.join(cmd)}  (the functions, the CLI and the Slack stand-in, one build)", file=log, flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     if proc.returncode != 0:
         raise BuildFailed(f"`{' '.join(cmd)}` failed ({proc.returncode}); cargo's messages are above")
@@ -109,7 +112,11 @@ def build(log=sys.stderr) -> dict:
     cli = release / CLI_BINARY
     if not cli.is_file():
         raise BuildFailed(f"cargo built no {cli}")
-    return {"build_dir": str(BUILD_DIR), "cli": str(cli), "seconds": round(time.monotonic() - started, 1)}
+    standin = release / STANDIN_BINARY
+    if not standin.is_file():
+        raise BuildFailed(f"cargo built no {standin}")
+    return {"build_dir": str(BUILD_DIR), "cli": str(cli), "slack_standin": str(standin),
+            "seconds": round(time.monotonic() - started, 1)}
 
 
 def main() -> int:

@@ -10,10 +10,13 @@ as in AWS, and the state bucket's S3 events reach lock-metrics through EventBrid
   0. before the story starts, one release build of everything it runs (the three functions and the
      `lockreaper` CLI, infra/sam/local_build.py): nothing is compiled once the story has started;
   1. start ministack; create a Terraform lock table (with a stream) and a versioned state bucket
-     that sends its object events to EventBridge;
+     that sends its object events to EventBridge; start a local Slack (the Web API stand-in) and put
+     the Slack app's bot token and signing secret in Secrets Manager;
   2. `sam deploy` of the built template (x86_64: this machine runs only x86_64 binaries), with the
      sweep schedule paused (ScheduleState=DISABLED) so the sweeps you see are the story's own, and
-     S3EventsEnabled=true (the bucket's lock file and state events go to lock-metrics);
+     S3EventsEnabled=true (the bucket's lock file and state events go to lock-metrics), and both chat
+     modes: Chatbot and the Slack app (slack-notifier posts to the local Slack, slack-interactions
+     takes presses at its function URL);
   3. real Terraform in two workspaces of one configuration (DynamoDB table + `.tflock`): `blue` is
      killed mid-apply (a CI runner dying: a stuck lock), `green` is a live apply that keeps
      writing state until the demo lets it finish (no timer decides when it ends, however slow the
@@ -27,13 +30,17 @@ as in AWS, and the state bucket's S3 events reach lock-metrics through EventBrid
      them; amber's evidence is the ledger's state write from S3 events, none after its lock;
   6. the reaper runs (invoked as the schedule would, to keep the demo short): it alerts on all
      three but proposes an unlock only for the dead ones, blue and amber (on complete evidence);
-     the chat messages are shown as a person would see them;
-  7. both approvals are published to the approvals topic exactly as the chat button publishes
-     them; the deployed force-unlock verifies each, releases exactly that lock and posts the result
-     into its chat thread; lock-metrics counts amber's lock file deletion as a forced release;
+     the chat messages are shown as a person would see them, and amber's as the Slack app posted it;
+  7. blue's approval is published to the approvals topic exactly as the Chatbot button publishes
+     it; amber's is a press in Slack: a request signed as Slack signs it, to the function URL (a
+     forged one is refused with 401 first), attested there with the verified Slack user; the
+     deployed force-unlock verifies each, releases exactly that lock and posts the result into its
+     chat thread; in Slack, amber's buttons are replaced with who approved; lock-metrics counts
+     amber's lock file deletion as a forced release;
   8. the next `terraform apply` in `blue` and in `amber` succeeds; `green`'s live lock was never
      touched, and green's apply then finishes and Terraform releases its own lock;
-  9. the audit record (`lockreaper audit`) and the metrics (`ForcedReleases` of both stores).
+  9. the audit records (`lockreaper audit`; amber's names the verified Slack user) and the metrics
+     (`ForcedReleases` of both stores).
 Then everything it started is stopped. It exits non-zero if any step fails and can be re-run.
 
 It prints how long the build and the story took. `--ci` is the same scenario as an end-to-end test
@@ -61,6 +68,9 @@ sys.path.insert(0, str(ROOT / "infra" / "sam"))
 import deploy_local as dl  # noqa: E402  (the deploy harness: ministack, sam, clients)
 import emf_reader  # noqa: E402  (metrics from EMF log lines)
 import local_build  # noqa: E402  (one release build of the functions and the CLI)
+
+sys.path.insert(0, str(ROOT / "infra" / "scripts"))
+import slack_demo  # noqa: E402  (the local Slack and a press signed as Slack signs it)
 
 VENV_PY = str(ROOT / "infra" / ".venv" / "bin" / "python")
 TF = [VENV_PY, str(ROOT / "infra" / "terraform" / "tf.py")]
@@ -171,6 +181,40 @@ def chat_messages(aws, queue_url: str) -> list[dict]:
     return out
 
 
+SLACK_APPROVE = "lockreaper-approve"  # the Approve button's action_id (lockreaper_core::messages::slack)
+
+
+def slack_offer(slack: slack_demo.SlackStandIn, token: str) -> dict | None:
+    """The Slack message offering buttons for `token`, once slack-notifier has posted it."""
+    for m in slack.messages():
+        for block in m.get("blocks", []):
+            if block.get("type") == "actions" and any(e.get("value") == token for e in block.get("elements", [])):
+                return m
+    return None
+
+
+def slack_decided(slack: slack_demo.SlackStandIn, ts: str) -> dict | None:
+    """The message at `ts` once its buttons are replaced by force-unlock's decision for the
+    verified approver (slack-notifier's `chat.update`)."""
+    for m in slack.messages():
+        if m.get("ts") != ts or any(b.get("type") == "actions" for b in m.get("blocks", [])):
+            continue
+        text = " ".join(b.get("text", {}).get("text", "") for b in m.get("blocks", []) if b.get("type") == "section")
+        if f"<@{slack_demo.USER}>" in text and "Approved" in text and "pressed" not in text:
+            return m
+    return None
+
+
+def render_slack(message: dict) -> None:
+    """A Slack app message as a Slack channel shows it."""
+    width = 86
+    print(f"    {C}┌{'─' * width}{X}")
+    for line in slack_demo.render(message, bold=B, dim=D, green=G, reset=X):
+        for wrapped in textwrap.wrap(line, width + 12) or [""]:
+            print(f"    {C}│{X} {wrapped}")
+    print(f"    {C}└{'─' * width}{X}", flush=True)
+
+
 def metric_sum(aws, group: str, namespace: str, name: str, table: str, kind: str = TABLE_KIND) -> float:
     """A metric's Sum from lock-metrics' EMF log lines in its CloudWatch Logs log group: the path
     real CloudWatch takes (Logs extracts the metrics from the lines Lambda writes there). `table`
@@ -210,6 +254,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="lockreaper-demo-"))
     emulator = None
+    slack = None
     live = None
     green = None
 
@@ -240,6 +285,15 @@ def main() -> int:
         aws.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
         say(f"ministack at {emulator.endpoint}; lock table {table} (stream on), state bucket s3://{bucket} "
             f"(versioned, events to EventBridge)")
+        # The Slack app mode: the app's bot token and signing secret in Secrets Manager, as a
+        # deployer puts them there (infra/sam/README.md), and a local Slack for the functions to call.
+        bot_token = f"xoxb-demo-{uuid.uuid4().hex}"
+        signing_secret = uuid.uuid4().hex
+        slack = slack_demo.SlackStandIn(Path(built["slack_standin"]), workdir, bot_token)
+        bot_secret_arn = aws.secretsmanager.create_secret(Name=f"demo/slack-bot-token-{suffix}", SecretString=bot_token)["ARN"]
+        signing_secret_arn = aws.secretsmanager.create_secret(Name=f"demo/slack-signing-secret-{suffix}", SecretString=signing_secret)["ARN"]
+        say(f"a local Slack (the Web API stand-in) at {slack.base_url}, channel {slack_demo.CHANNEL}; the app's bot token "
+            f"and signing secret in Secrets Manager")
 
         step(2, "Deploying the production template (sam deploy of the functions built above)")
         # Demo thresholds, through the template's own LockPolicy parameter: warn at 20 s, propose
@@ -259,6 +313,12 @@ def main() -> int:
             # The state bucket's S3 events (EventBridge) to lock-metrics: the S3-only workspace's
             # lock lifecycle and state writes.
             "S3EventsEnabled": "true",
+            # Both chat modes: Chatbot (the SQS queue below stands in for its channel) and the
+            # Slack app, posting to the local Slack and taking presses at its function URL.
+            "SlackAppChannelId": slack_demo.CHANNEL,
+            "SlackBotTokenSecretArn": bot_secret_arn,
+            "SlackSigningSecretArn": signing_secret_arn,
+            "SlackApiBaseUrl": slack.base_url,
         }
         took = dl.run(
             [str(dl.SAM), "deploy", "--template-file", str(dl.BUILD_DIR / "template.yaml"), "--stack-name", dl.STACK,
@@ -272,7 +332,7 @@ def main() -> int:
         stack = aws.cloudformation.describe_stacks(StackName=dl.STACK)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         say(f"stack {dl.STACK}: {stack['StackStatus']} in {took:.0f}s — reaper, lock-metrics (the lock table's stream "
-            f"and the bucket's S3 events), force-unlock deployed")
+            f"and the bucket's S3 events), force-unlock, slack-notifier, slack-interactions (function URL) deployed")
         reaper_arn = getattr(aws, "lambda").get_function(FunctionName=outputs["ReaperFunctionName"])["Configuration"]["FunctionArn"]
         rules = aws.events.list_rule_names_by_target(TargetArn=reaper_arn)["RuleNames"]
         states = [aws.events.describe_rule(Name=r)["State"] for r in rules]
@@ -417,11 +477,30 @@ def main() -> int:
                 render_chat(m, outputs["ApprovalTopicArn"])
         token = stale["metadata"]["additionalContext"]["approvalToken"]
         amber_token = amber_alert["metadata"]["additionalContext"]["approvalToken"]
+        # The same alerts, posted by the Slack app: slack-notifier, subscribed to the alert topic,
+        # renders the message the reaper published as Block Kit, one thread per lock.
+        amber_slack = dl.wait_for("slack-notifier to post amber's alert in the Slack channel",
+                                  lambda: slack_offer(slack, amber_token), timeout=WAIT)
+        say(f"the same alert for amber in the Slack app's channel {slack_demo.CHANNEL} (slack-notifier, Block Kit):")
+        render_slack(amber_slack)
 
-        step(7, "Someone presses [ Approve unlock ] under blue's and amber's alerts: the tokens go to the approvals topic")
+        step(7, "Approvals: blue's from the Chatbot button, amber's from the Slack app's button (a verified Slack user)")
+        say(f"blue, [ Approve unlock ] in Chatbot: the button publishes the token to the approvals topic")
         say(f"{D}{outputs['ChatApproveCommand'].replace('$token', token)}{X}")
         aws.sns.publish(TopicArn=outputs["ApprovalTopicArn"], Message=token)
-        aws.sns.publish(TopicArn=outputs["ApprovalTopicArn"], Message=amber_token)
+        # amber, in Slack: the press is Slack's signed request to the app's Request URL (the
+        # stack's function URL); a request not signed with the app's signing secret is refused.
+        press_url = slack_demo.local_function_url(outputs["SlackInteractionsUrl"], emulator.endpoint)
+        press_body = slack_demo.block_actions_body(amber_slack, SLACK_APPROVE)
+        forged, _ = slack_demo.press(press_url, "not-the-apps-signing-secret", press_body)
+        if forged != 401:
+            raise dl.Failed(f"a press signed with the wrong secret should get 401 from slack-interactions, got {forged}")
+        say(f"amber, Slack: a forged press (not signed with the app's signing secret) → {R}401{X}, nothing published")
+        pressed, answer = slack_demo.press(press_url, signing_secret, press_body)
+        if pressed != 200:
+            raise dl.Failed(f"slack-interactions should accept the signed press with 200, got {pressed}: {answer[:500]}")
+        say(f"amber, Slack: @{slack_demo.USER_NAME} ({slack_demo.TEAM}/{slack_demo.USER}) presses [ Approve unlock ]: "
+            f"Slack's signed request → the function URL → {G}200{X}; the endpoint attests who pressed and publishes the approval")
         threads = {stale["metadata"]["threadId"]: "blue", amber_alert["metadata"]["threadId"]: "amber"}
         results: dict[str, dict] = {}
 
@@ -436,6 +515,16 @@ def main() -> int:
         if results["amber"]["metadata"].get("eventType") != "LockUnlocked":
             raise dl.Failed(f"force-unlock should have unlocked amber's lock file: {results['amber']}")
         say(f"{C}│{X} {B}{results['amber']['content'].get('title', '')}{X}  {D}(amber's thread){X}")
+        # In Slack, amber's alert now says who approved instead of offering buttons (so nobody
+        # presses twice), and the result is in its thread.
+        decided = dl.wait_for(
+            "slack-notifier to replace the buttons of amber's Slack alert with who approved",
+            lambda: slack_decided(slack, amber_slack["ts"]), timeout=WAIT)
+        say("amber's alert in Slack now (the buttons replaced with the verified approver):")
+        render_slack(decided)
+        thread = dl.wait_for("force-unlock's result in amber's Slack thread",
+                             lambda: [m for m in slack.messages() if m.get("thread_ts") == amber_slack["ts"]], timeout=WAIT)
+        say(f"{C}│{X} {D}in its thread:{X} " + " ".join(slack_demo.render(thread[-1])[:1]))
         items = aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
         remaining = [i for i in items if "Info" in i and dead["lock_id"] in i["Info"]["S"]]
         if remaining:
@@ -468,6 +557,13 @@ def main() -> int:
 
         step(9, "The audit trail and the metrics")
         for line in cli(cli_env, "audit", f"{bucket}/env:/blue/{STATE_KEY}").rstrip().splitlines():
+            say(line)
+        # amber's record names the Slack user the endpoint verified, not a name anyone typed.
+        amber_audit = cli(cli_env, "audit", amber_path)
+        verified = f"slack:{slack_demo.TEAM}/{slack_demo.USER}"
+        if verified not in amber_audit:
+            raise dl.Failed(f"amber's audit should name the verified Slack approver {verified}:\n{amber_audit}")
+        for line in amber_audit.rstrip().splitlines():
             say(line)
         forced = dl.wait_for("ForcedReleases in lock-metrics' EMF log lines", lambda: metric_sum(aws, metrics_log, namespace, "ForcedReleases", table), timeout=WAIT)
         say(f"EMF metrics: {namespace}/ForcedReleases: {forced:.0f}; LocksReleased: {metric_sum(aws, metrics_log, namespace, 'LocksReleased', table):.0f}")
@@ -502,6 +598,8 @@ def main() -> int:
                 pass
         if emulator is not None:
             emulator.stop()
+        if slack is not None:
+            slack.stop()
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
