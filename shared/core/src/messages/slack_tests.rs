@@ -100,6 +100,7 @@ fn message_with_approval() -> Message {
             command: "aws sns publish --message lr1.token".to_owned(),
         }),
         actions_enabled: true,
+        closes: None,
     }
 }
 
