@@ -990,6 +990,12 @@ fn the_slack_member_threads_offers_and_closes() {
     let offered = stale(&lock, Some(&offer()));
     assert_eq!(offered.slack["thread"], thread(&offered));
     assert_eq!(offered.slack["approvalToken"], TOKEN);
+    assert_eq!(
+        offered.slack["approvalExpiresAt"],
+        offer()
+            .expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
     assert!(offered.slack.get("closes").is_none());
     assert!(offered.slack["blocks"]
         .as_array()

@@ -130,8 +130,9 @@ pub fn render(message: &Message) -> Value {
 ///
 /// - `text`, `blocks`: [`render`];
 /// - `thread`: the lock's thread key ([`Message::thread`]), absent for a message on its own;
-/// - `approvalToken`: the token the message's buttons carry, when it shows them (the notifier
-///   remembers where it posted this offer, keyed by a digest of the token);
+/// - `approvalToken`, `approvalExpiresAt`: the token the message's buttons carry, when it shows
+///   them, and its expiry (the notifier remembers where it posted this offer, keyed by a digest
+///   of the token, until a while after the expiry);
 /// - `closes`: `{"token", "line"}` when the message closes an offer ([`Message::closes`]): the
 ///   offer's token (absent: whatever offer is open in the thread) and the line that replaces its
 ///   buttons ([`closing_line`]).
@@ -146,6 +147,9 @@ pub fn member(message: &Message) -> Value {
         .filter(|a| message.actions_enabled && a.token.chars().count() <= BUTTON_VALUE_MAX)
     {
         member["approvalToken"] = json!(approval.token);
+        member["approvalExpiresAt"] = json!(approval
+            .expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     }
     if let Some(closing) = &message.closes {
         let mut closes = json!({"line": closing_line(closing)});
@@ -155,6 +159,14 @@ pub fn member(message: &Message) -> Value {
         member["closes"] = closes;
     }
     member
+}
+
+/// The key the Slack notifier remembers an offer by: the first 32 hex digits of the SHA-256 of
+/// its token. Never the token itself, so reading the ledger does not give anyone an approval
+/// (the token is a bearer credential until it is used or expires).
+pub fn offer_key(token: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(&Sha256::digest(token.as_bytes())[..16])
 }
 
 /// The line that replaces an offer's buttons when `closing` closes it: [`decided_line`] for a

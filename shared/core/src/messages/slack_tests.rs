@@ -280,3 +280,16 @@ fn the_pressed_line_says_who_pressed_what_and_that_the_result_is_pending() {
     assert!(pressed_line(ApprovalAction::Snooze, &ana, at).starts_with("*Snooze 2h* pressed"));
     assert!(pressed_line(ApprovalAction::Deny, &ana, at).starts_with("*Deny* pressed"));
 }
+
+#[test]
+fn an_offer_is_keyed_by_a_digest_of_its_token_never_the_token() {
+    let (_, token) = stale_alert("runner");
+    let key = offer_key(&token);
+    assert_eq!(key.len(), 32);
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(!token.contains(&key) && !key.contains(&token));
+    assert_eq!(key, offer_key(&token));
+    assert_ne!(key, offer_key(&format!("{token}x")));
+    // sha256("abc") = ba7816bf8f01cfea414140de5dae2223…
+    assert_eq!(offer_key("abc"), "ba7816bf8f01cfea414140de5dae2223");
+}
