@@ -16,7 +16,7 @@
 //!    recorded against the `MessageId` (conditional put);
 //! 3. the first message of a thread starts it (conditional put of its `ts`);
 //! 4. an offer (`approvalToken`) is remembered by a digest of its token, with its channel, `ts`
-//!    and original blocks;
+//!    and blocks (the token withheld: the ledger never holds a usable approval);
 //! 5. a message that closes an offer (`closes`: a final result for a token, or the lock released
 //!    on its own, which closes the thread's open offer) replaces the offer's buttons with the
 //!    line (`chat.update` with `replace_buttons`), once: the offer is then marked closed
@@ -37,7 +37,7 @@ use lockreaper_aws::slack::{SlackApiError, SlackWebApi, SLACK_API_BASE_URL};
 use lockreaper_aws::slack_threads::SlackThreads;
 use lockreaper_aws::{Aws, AwsError, AwsErrorKind};
 use lockreaper_core::config::{check_arn, ConfigError, ConfigErrors, Env};
-use lockreaper_core::messages::slack::{offer_key, replace_buttons};
+use lockreaper_core::messages::slack::{offer_key, replace_buttons, withhold_token};
 use lockreaper_core::messages::SLACK_MEMBER;
 use serde_json::{json, Value};
 
@@ -427,7 +427,7 @@ impl SlackNotifier {
                     &self.channel,
                     &ts,
                     &form.text,
-                    &form.blocks,
+                    &withhold_token(&form.blocks, token),
                     offer_expiry(&form.member, now),
                 )
                 .await?;

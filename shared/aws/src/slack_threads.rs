@@ -5,9 +5,10 @@
 //! - `slack#thread#<thread key>`: the first message's `ts` (later messages about the lock are
 //!   posted with it as `thread_ts`) and the last offer posted in the thread (`open_offer`, the
 //!   offer a lock released on its own closes).
-//! - `slack#offer#<token digest>`: the offer's channel, `ts`, `text` and original `blocks` (with
-//!   the buttons), and `closed_at` once a result replaced them. Keyed by a digest of the token
-//!   (`messages::slack::offer_key`), never the token.
+//! - `slack#offer#<token digest>`: the offer's channel, `ts`, `text` and `blocks` (as posted,
+//!   with the buttons, but the token withheld: `messages::slack::withhold_token`), and
+//!   `closed_at` once a result replaced them. Keyed by a digest of the token
+//!   (`messages::slack::offer_key`); the ledger never holds the token.
 //! - `slack#delivery#<SNS MessageId>`: the `ts` an SNS message was posted as, so a retried
 //!   delivery is not posted twice.
 //!

@@ -169,6 +169,32 @@ pub fn offer_key(token: &str) -> String {
     hex::encode(&Sha256::digest(token.as_bytes())[..16])
 }
 
+/// What stands where an offer's token was in [`withhold_token`]'s blocks.
+pub const TOKEN_WITHHELD: &str = "(approval closed)";
+
+/// `blocks` with every occurrence of `token` (the buttons' values, the approve command in the
+/// steps) replaced by [`TOKEN_WITHHELD`]: what the notifier keeps of an offer, so that its ledger
+/// never holds a usable approval; the buttons are replaced by the result before anyone sees these
+/// blocks again.
+pub fn withhold_token(blocks: &[Value], token: &str) -> Vec<Value> {
+    fn walk(value: &Value, token: &str) -> Value {
+        match value {
+            Value::String(s) => Value::String(s.replace(token, TOKEN_WITHHELD)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(v, token)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), walk(v, token)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    if token.is_empty() {
+        return blocks.to_vec();
+    }
+    blocks.iter().map(|b| walk(b, token)).collect()
+}
+
 /// The line that replaces an offer's buttons when `closing` closes it: [`decided_line`] for a
 /// decision, and for a lock released on its own "Lock released before anyone decided — nothing
 /// to unlock".

@@ -293,3 +293,24 @@ fn an_offer_is_keyed_by_a_digest_of_its_token_never_the_token() {
     // sha256("abc") = ba7816bf8f01cfea414140de5dae2223…
     assert_eq!(offer_key("abc"), "ba7816bf8f01cfea414140de5dae2223");
 }
+
+#[test]
+fn the_kept_blocks_withhold_the_token_and_still_lose_their_buttons() {
+    let (slack, token) = stale_alert("runner");
+    let blocks = slack["blocks"].as_array().unwrap();
+    assert!(slack.to_string().contains(&token));
+    let kept = withhold_token(blocks, &token);
+    let text = Value::Array(kept.clone()).to_string();
+    assert!(!text.contains(&token), "{text}");
+    assert!(
+        text.contains(&format!("--message {TOKEN_WITHHELD}")),
+        "{text}"
+    );
+    assert_eq!(kept.len(), blocks.len());
+    // The result still replaces the buttons where they were.
+    let line = "Denied via a chat button at 14:02 UTC — the unlock will not be offered again";
+    let closed = replace_buttons(&kept, line);
+    assert_eq!(closed.len(), blocks.len());
+    assert!(closed.iter().all(|b| b["type"] != "actions"));
+    assert_eq!(withhold_token(blocks, ""), blocks.to_vec());
+}
