@@ -1,7 +1,7 @@
 //! The ledger's schema, in one place: lockreaper's own DynamoDB table (what the functions remember
 //! between runs), every item kind's keys, how long each kind lives, and the time format. The
 //! modules that read and write the items (`ledger.rs`, `proposals.rs`, `alert_state.rs`,
-//! `unlock.rs`) build every key and every `expires_at` from here, never by hand.
+//! `unlock.rs`, `slack_threads.rs`) build every key and every `expires_at` from here, never by hand.
 //!
 //! One table, partition key `pk` (S), sort key `sk` (S), Time to Live on `expires_at` (N, epoch
 //! seconds). Times are RFC 3339 UTC strings with milliseconds and a `Z`
