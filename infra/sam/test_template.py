@@ -267,6 +267,7 @@ LEDGER_MODULES = {
     "Proposals": "shared/aws/src/proposals.rs",
     "AlertStates": "shared/aws/src/alert_state.rs",
     "Unlocker": "shared/aws/src/unlock.rs",
+    "SlackThreads": "shared/aws/src/slack_threads.rs",
 }
 DYNAMODB_WRITES = {
     "put_item": "dynamodb:PutItem",

@@ -1007,6 +1007,7 @@ fn decision_of(parsed: &ParsedApproval, now: DateTime<Utc>) -> Decision<'_> {
         source: Some(parsed.source),
         approver: parsed.message.approver(),
         reason: parsed.message.reason(),
+        token: Some(parsed.message.token()),
         at: now,
     }
 }

@@ -1,7 +1,7 @@
 //! The ledger's schema, in one place: lockreaper's own DynamoDB table (what the functions remember
 //! between runs), every item kind's keys, how long each kind lives, and the time format. The
 //! modules that read and write the items (`ledger.rs`, `proposals.rs`, `alert_state.rs`,
-//! `unlock.rs`) build every key and every `expires_at` from here, never by hand.
+//! `unlock.rs`, `slack_threads.rs`) build every key and every `expires_at` from here, never by hand.
 //!
 //! One table, partition key `pk` (S), sort key `sk` (S), Time to Live on `expires_at` (N, epoch
 //! seconds). Times are RFC 3339 UTC strings with milliseconds and a `Z`
@@ -20,6 +20,9 @@
 //! | `alerts#<table or bucket>` ([`alerts_pk`]) | `<ledger key>` | see `alert_state.rs` | the reaper: what it last reported for a lock | [`ALERT_STATE_TTL`]: 30 days after the last message |
 //! | `unparseable` ([`UNPARSEABLE_PK`]) | `<location>` | `reported_at` | the reaper: an unparseable lock already reported | [`UNPARSEABLE_TTL`]: 30 days |
 //! | `proposal#<proposal id>` ([`proposal_pk`]) | `proposal` ([`PROPOSAL_SK`]) | see `proposals.rs` | the reaper (new, withdrawn) and force-unlock (claimed, completed, denied, withdrawn) | [`PROPOSAL_RETENTION`]: the proposal's expiry + 7 days |
+//! | `slack#thread#<thread key>` ([`slack_thread_pk`]) | `thread` ([`SLACK_THREAD_SK`]) | `channel`, `ts`, `open_offer` | slack-notifier: where a lock's Slack thread starts (the first message's `ts`), and the last offer posted in it | [`SLACK_THREAD_TTL`]: 30 days after the thread started |
+//! | `slack#offer#<token digest>` ([`slack_offer_pk`]) | `offer` ([`SLACK_OFFER_SK`]) | `channel`, `ts`, `text`, `blocks`, `closed_at` | slack-notifier: where an offer with buttons was posted, keyed by a digest of its token (`messages::slack::offer_key`), so the result can replace its buttons | [`SLACK_OFFER_RETENTION`]: the approval's expiry + 7 days |
+//! | `slack#delivery#<SNS MessageId>` ([`slack_delivery_pk`]) | `posted` ([`SLACK_DELIVERY_SK`]) | `ts` | slack-notifier: an SNS message already posted (idempotency for retried deliveries) | [`SLACK_DELIVERY_TTL`]: 2 days |
 //! | `audit#<state path>` ([`audit_pk`]) | `<time>#<audit id>` ([`audit_sk`]) | `record`, `lock_id` | the `Unlocker` (force-unlock, and the reaper when auto-expiring), before it deletes; never updated or deleted by lockreaper | [`AUDIT_TTL`]: 366 days |
 //!
 //! Each function's IAM role may write only the partition keys of its rows here (`template.yaml`,
@@ -45,6 +48,12 @@ pub const LAST_WRITE_SK: &str = "last-write";
 pub const PROPOSAL_SK: &str = "proposal";
 /// Sort key of a lock's snooze item.
 pub const SNOOZE_SK: &str = "snooze";
+/// Sort key of a Slack thread item.
+pub const SLACK_THREAD_SK: &str = "thread";
+/// Sort key of a Slack offer item.
+pub const SLACK_OFFER_SK: &str = "offer";
+/// Sort key of a Slack delivery item.
+pub const SLACK_DELIVERY_SK: &str = "posted";
 /// Partition key of the unparseable locks already reported (sort key: the location).
 pub const UNPARSEABLE_PK: &str = "unparseable";
 
@@ -74,6 +83,15 @@ pub const UNPARSEABLE_TTL: Duration = Duration::days(30);
 pub const PROPOSAL_RETENTION: Duration = Duration::days(7);
 /// How long a snooze item outlives its end (TTL deletion is lazy; readers compare `until`).
 pub const SNOOZE_RETENTION: Duration = Duration::days(1);
+/// How long a lock's Slack thread is remembered: a lock still alerted on 30 days after its first
+/// alert starts a new thread (its older messages stay in Slack).
+pub const SLACK_THREAD_TTL: Duration = Duration::days(30);
+/// How long an offer's Slack message is remembered after the approval expires: results arrive
+/// before the expiry; the margin covers a late retry.
+pub const SLACK_OFFER_RETENTION: Duration = Duration::days(7);
+/// How long "this SNS message was posted" is remembered: Lambda retries an asynchronous
+/// invocation for at most 6 hours (its maximum event age), so 2 days outlive every redelivery.
+pub const SLACK_DELIVERY_TTL: Duration = Duration::days(2);
 /// How long audit records live: a year.
 pub const AUDIT_TTL: Duration = Duration::days(366);
 
@@ -128,6 +146,21 @@ pub fn alerts_pk(container: &str) -> String {
 /// `proposal#<proposal id>`.
 pub fn proposal_pk(proposal_id: &str) -> String {
     format!("proposal#{proposal_id}")
+}
+
+/// `slack#thread#<thread key>`: a lock's thread in the Slack channel (`Message::thread`).
+pub fn slack_thread_pk(thread: &str) -> String {
+    format!("slack#thread#{thread}")
+}
+
+/// `slack#offer#<token digest>`: an offer's Slack message.
+pub fn slack_offer_pk(offer_key: &str) -> String {
+    format!("slack#offer#{offer_key}")
+}
+
+/// `slack#delivery#<SNS MessageId>`: one SNS message the notifier posted.
+pub fn slack_delivery_pk(message_id: &str) -> String {
+    format!("slack#delivery#{message_id}")
 }
 
 /// `audit#<state path>`.
@@ -201,6 +234,9 @@ mod tests {
         assert_eq!(alerts_pk("tf-locks"), "alerts#tf-locks");
         assert_eq!(proposal_pk("AAECAwQFBgcICQoL"), "proposal#AAECAwQFBgcICQoL");
         assert_eq!(audit_pk("b/k"), "audit#b/k");
+        assert_eq!(slack_thread_pk("0a1b"), "slack#thread#0a1b");
+        assert_eq!(slack_offer_pk("ba78"), "slack#offer#ba78");
+        assert_eq!(slack_delivery_pk("9f-2"), "slack#delivery#9f-2");
         let t = Utc.with_ymd_and_hms(2026, 11, 26, 0, 3, 30).unwrap();
         assert_eq!(format_time(t), "2026-11-26T00:03:30.000Z");
         assert_eq!(audit_sk(t, "a1"), "2026-11-26T00:03:30.000Z#a1");

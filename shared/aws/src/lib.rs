@@ -23,6 +23,7 @@ pub mod proposals;
 pub mod random;
 pub mod secrets;
 pub mod slack;
+pub mod slack_threads;
 pub mod state;
 pub mod unlock;
 

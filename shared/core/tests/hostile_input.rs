@@ -2235,3 +2235,48 @@ proptest! {
         }
     }
 }
+
+/// The Slack app mode's member rides in the envelope's `lambda` and `sqs` forms, and Slack's
+/// escaping makes `<`, `>` and `&` four or five bytes each: the largest alert a real lock can
+/// produce (the longest state path, every free-form field at its cap and made of characters
+/// Slack escapes, an approval offered) still fits in one SNS message.
+#[test]
+fn the_slack_member_keeps_the_largest_alert_within_sns() {
+    let context = lockreaper_core::alert::AlertContext::new("<&>".repeat(40));
+    let mut info: Value = serde_json::from_str(LOCKFILE_BODY).expect("fixture is JSON");
+    for field in ["Who", "Operation", "Info", "Version"] {
+        info[field] = Value::String("<&>".repeat(400));
+    }
+    // The longest state path a lock may name (63-character bucket, 1,024-byte key).
+    let key = format!("{}/{}", "b".repeat(63), "<".repeat(1024));
+    info["Path"] = Value::String(key.clone());
+    let mut item = fixture_item(LOCK_ITEM);
+    item.insert("Info".to_owned(), AttributeValue::S(info.to_string()));
+    item.insert("LockID".to_owned(), AttributeValue::S(key));
+    let lock = match parse_table_item(TABLE, &item) {
+        Ok(TableEntry::Lock(lock)) => lock,
+        other => panic!("the lock parses: {other:?}"),
+    };
+    let now = lock.created.at().expect("created") + chrono::Duration::hours(30);
+    let verdict = StaleLockPolicy::default().evaluate(
+        &lock,
+        &lockreaper_core::policy::Liveness::default(),
+        &[],
+        now,
+    );
+    let offer = lockreaper_core::alert::ApprovalOffer {
+        token: "lr1.".to_owned() + &"A".repeat(54),
+        approval_topic_arn: format!("arn:aws:sns:us-east-1:123456789012:{}", "t".repeat(256)),
+        expires_at: now + chrono::Duration::hours(6),
+    };
+    for kind in [
+        lockreaper_core::policy::AlertKind::New,
+        lockreaper_core::policy::AlertKind::Reminder,
+    ] {
+        let alert =
+            lockreaper_core::alert::lock_alert(&lock, &verdict, kind, Some(&offer), &context);
+        assert!(alert.slack.get("approvalToken").is_some());
+        let size = alert.sns_message().len();
+        assert!(size <= SNS_MESSAGE_MAX, "{size} bytes");
+    }
+}

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::reasons::evidence_lines;
 use super::text::{clip, md_safe, one_line, printable_ascii, shell_word, subject};
-use super::{fmt_time, Approval, Fact, Message, RenderedMessage, Section, Step, Style};
+use super::{fmt_time, Approval, Closing, Fact, Message, RenderedMessage, Section, Step, Style};
 use crate::config::format_duration;
 use crate::model::{LockCreated, LockLocation, LockRecord};
 use crate::parse::LockParseError;
@@ -250,6 +250,7 @@ pub fn lock_alert(
         context: machine,
         approval: approval.map(ApprovalOffer::approval),
         actions_enabled: true,
+        closes: None,
     })
 }
 
@@ -309,6 +310,8 @@ pub fn resolved_alert(
         context: machine,
         approval: None,
         actions_enabled: false,
+        // An offer still open in the thread has nothing left to decide.
+        closes: (!previous.open_proposals.is_empty()).then_some(Closing::Released),
     })
 }
 
@@ -359,6 +362,7 @@ pub fn unparseable_alert(error: &LockParseError, context: &AlertContext) -> Aler
         context: machine,
         approval: None,
         actions_enabled: false,
+        closes: None,
     })
 }
 

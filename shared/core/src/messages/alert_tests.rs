@@ -326,9 +326,17 @@ fn envelope_is_sns_message_structure_json() {
         assert_eq!(obj["default"], m.email.as_str());
         assert_eq!(obj["email"], m.email.as_str());
         assert_eq!(obj["sms"], m.subject.as_str());
-        for key in ["https", "http", "sqs", "lambda", "email-json", "firehose"] {
+        for key in ["https", "http", "email-json", "firehose"] {
             let chat: Value = serde_json::from_str(obj[key].as_str().unwrap()).unwrap();
             assert_eq!(chat, m.chat, "{key}");
+        }
+        // `lambda` and `sqs`: the chat notification with the Slack app mode's member added.
+        for key in ["sqs", "lambda"] {
+            let mut program: Value = serde_json::from_str(obj[key].as_str().unwrap()).unwrap();
+            let slack = program.as_object_mut().unwrap().remove("slack").unwrap();
+            assert_eq!(program, m.chat, "{key}");
+            assert_eq!(slack, m.slack, "{key}");
+            assert_eq!(slack["thread"], m.chat["metadata"]["threadId"], "{key}");
         }
         assert!(m.sns_message().len() < 256 * 1024);
         assert_chatbot_notification(&m.chat);
@@ -972,4 +980,45 @@ fn every_alert_names_the_version_that_sent_it() {
             message.email
         );
     }
+}
+
+/// The Slack member: the thread key, the offered token only where the buttons show, and a lock
+/// released on its own closes the thread's open offer (only when one was open).
+#[test]
+fn the_slack_member_threads_offers_and_closes() {
+    let lock = tf_lock();
+    let offered = stale(&lock, Some(&offer()));
+    assert_eq!(offered.slack["thread"], thread(&offered));
+    assert_eq!(offered.slack["approvalToken"], TOKEN);
+    assert_eq!(
+        offered.slack["approvalExpiresAt"],
+        offer()
+            .expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    assert!(offered.slack.get("closes").is_none());
+    assert!(offered.slack["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["block_id"] == crate::messages::slack::ACTIONS_BLOCK_ID));
+    let warned = warn(&lock);
+    assert!(warned.slack.get("approvalToken").is_none());
+    assert_eq!(warned.slack["thread"], thread(&warned));
+
+    // Released with no offer open: nothing to close.
+    assert!(resolved(&lock).slack.get("closes").is_none());
+    let mut state = AlertState::after_send(None, &lock.lock_id, Level::ProposeUnlock, mins(312));
+    state.open_proposals.push(crate::decision::OpenProposal {
+        proposal_id: "AAECAwQFBgcICQoL".to_owned(),
+        lock_id: lock.lock_id.clone(),
+        proposed_at: mins(312),
+        expires_at: mins(312 + 360),
+    });
+    let released = resolved_alert(&state, &lock.location, &lock.state_path, &ctx());
+    assert_eq!(
+        released.slack["closes"],
+        serde_json::json!({"line": "Lock released before anyone decided — nothing to unlock"})
+    );
+    assert_eq!(released.slack["thread"], thread(&offered));
 }

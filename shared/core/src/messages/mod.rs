@@ -35,6 +35,10 @@ pub use text::{fmt_time, SUBJECT_MAX};
 /// carries it ([`Message::version`]), so an operator reading an alert knows which release sent it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The member of the programs' form ([`RenderedMessage::program_form`]) holding the Slack app
+/// mode's rendering.
+pub const SLACK_MEMBER: &str = "slack";
+
 /// One message, whatever channel carries it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -88,6 +92,10 @@ pub struct Message {
     /// Whether the channel may offer its actions (chat buttons) on this message at all; each
     /// action still applies only when its criteria match (an approval token is present).
     pub actions_enabled: bool,
+    /// The offered approval this message closes, if any: force-unlock's final result for a token,
+    /// or a lock released on its own while an offer was open. Channels that can edit the offer
+    /// (the Slack app mode) replace its buttons with [`Closing::line`](slack::closing_line).
+    pub closes: Option<Closing>,
 }
 
 impl Message {
@@ -170,6 +178,44 @@ impl Step {
     }
 }
 
+/// What closes an offered approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closing {
+    /// Someone decided on the offer of `token` and force-unlock is done with it: approved
+    /// (unlocked or not), denied, snoozed, or refused for good (already used, expired, withdrawn).
+    Decided {
+        /// The token the decision named: the offer it closes.
+        token: String,
+        action: crate::approval::ApprovalAction,
+        by: Decider,
+        at: DateTime<Utc>,
+        /// force-unlock's short result (`unlocked`, `the lock changed: not unlocked`, …).
+        outcome: String,
+    },
+    /// The lock went away (released by its holder, or by hand) while an offer was open: the
+    /// thread's open offer has nothing left to decide.
+    Released,
+}
+
+/// Who decided, as far as lockreaper can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decider {
+    /// A Slack user whose identity the interactivity endpoint verified and attested.
+    Slack(crate::approval::SlackIdentity),
+    /// A name the message gave (CLI, JSON or text command): the publisher's word, not verified.
+    Named(String),
+    /// A Chatbot button: the message carries no identity.
+    ChatButton,
+    /// Nobody named (a text command or JSON without an approver).
+    Unnamed,
+}
+
+impl From<&crate::approval::SlackIdentity> for Decider {
+    fn from(identity: &crate::approval::SlackIdentity) -> Decider {
+        Decider::Slack(identity.clone())
+    }
+}
+
 /// A signed approval offered with a message: the token, the topic that takes it, and the
 /// command that publishes it by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,8 +236,12 @@ pub struct RenderedMessage {
     pub chat: Value,
     /// Plain text for email, wrapped near 72 columns.
     pub email: String,
-    /// The Slack app mode's `chat.postMessage` fields: `text` (notification fallback) and
-    /// Block Kit `blocks` ([`slack::render`]). Not part of the SNS envelope.
+    /// The Slack app mode's form ([`slack::member`]): the `chat.postMessage` fields `text`
+    /// (notification fallback) and Block Kit `blocks` ([`slack::render`]), and what the notifier
+    /// needs to thread and edit: `thread`, `approvalToken` (the offer the buttons act on) and
+    /// `closes` (`{token, line}`: the offer this message closes and the line replacing its
+    /// buttons). Carried as the member `"slack"` of the chat notification in the envelope's
+    /// `lambda` and `sqs` forms ([`RenderedMessage::program_form`]).
     pub slack: Value,
 }
 
@@ -202,14 +252,26 @@ impl RenderedMessage {
             subject: message.subject.clone(),
             chat: chatbot::render(message),
             email: email::render(message),
-            slack: slack::render(message),
+            slack: slack::member(message),
         }
     }
 
     /// The SNS `Message` for `Publish` with `MessageStructure=json` (see [`sns::envelope`] for
     /// which protocol reads which form).
     pub fn sns_message(&self) -> String {
-        sns::envelope(&self.subject, &self.chat, &self.email)
+        sns::envelope(&self.subject, &self.chat, &self.program_form(), &self.email)
+    }
+
+    /// The form programs read (the envelope's `lambda` and `sqs` keys): the chat notification
+    /// with one added member, [`SLACK_MEMBER`], holding [`RenderedMessage::slack`]. One JSON for
+    /// the Slack notifier (a Lambda subscriber) and for tests reading an SQS subscription, so both
+    /// see the same bytes; the Chatbot form (`https`) stays the schema's own.
+    pub fn program_form(&self) -> Value {
+        let mut form = self.chat.clone();
+        if let Some(object) = form.as_object_mut() {
+            object.insert(SLACK_MEMBER.to_owned(), self.slack.clone());
+        }
+        form
     }
 
     /// The chat thread this message is posted in, if any.
@@ -260,6 +322,7 @@ mod tests {
             context: serde_json::Map::new(),
             approval: None,
             actions_enabled: false,
+            closes: None,
         }
     }
 

@@ -25,7 +25,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::chatbot::{styled, APPROVE_BUTTON, DENY_BUTTON, SNOOZE_BUTTON};
-use super::{fmt_time, Message, Step};
+use super::text::{clip, md_text};
+use super::{fmt_time, Closing, Decider, Message, Step};
 use crate::approval::{ApprovalAction, SlackIdentity};
 
 /// Most blocks in one message.
@@ -124,12 +125,103 @@ pub fn render(message: &Message) -> Value {
     })
 }
 
-/// The line that replaces the buttons once `by` pressed one at `at`:
+/// The Slack member of the programs' form ([`super::RenderedMessage::program_form`]): what the
+/// Slack notifier posts and how it threads and edits it.
+///
+/// - `text`, `blocks`: [`render`];
+/// - `thread`: the lock's thread key ([`Message::thread`]), absent for a message on its own;
+/// - `approvalToken`, `approvalExpiresAt`: the token the message's buttons carry, when it shows
+///   them, and its expiry (the notifier remembers where it posted this offer, keyed by a digest
+///   of the token, until a while after the expiry);
+/// - `closes`: `{"token", "line"}` when the message closes an offer ([`Message::closes`]): the
+///   offer's token (absent: whatever offer is open in the thread) and the line that replaces its
+///   buttons ([`closing_line`]).
+pub fn member(message: &Message) -> Value {
+    let mut member = render(message);
+    if let Some(thread) = &message.thread {
+        member["thread"] = json!(thread);
+    }
+    if let Some(approval) = message
+        .approval
+        .as_ref()
+        .filter(|a| message.actions_enabled && a.token.chars().count() <= BUTTON_VALUE_MAX)
+    {
+        member["approvalToken"] = json!(approval.token);
+        member["approvalExpiresAt"] = json!(approval
+            .expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    if let Some(closing) = &message.closes {
+        let mut closes = json!({"line": closing_line(closing)});
+        if let Closing::Decided { token, .. } = closing {
+            closes["token"] = json!(token);
+        }
+        member["closes"] = closes;
+    }
+    member
+}
+
+/// The key the Slack notifier remembers an offer by: the first 32 hex digits of the SHA-256 of
+/// its token. Never the token itself, so reading the ledger does not give anyone an approval
+/// (the token is a bearer credential until it is used or expires).
+pub fn offer_key(token: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(&Sha256::digest(token.as_bytes())[..16])
+}
+
+/// What stands where an offer's token was in [`withhold_token`]'s blocks.
+pub const TOKEN_WITHHELD: &str = "(approval closed)";
+
+/// `blocks` with every occurrence of `token` (the buttons' values, the approve command in the
+/// steps) replaced by [`TOKEN_WITHHELD`]: what the notifier keeps of an offer, so that its ledger
+/// never holds a usable approval; the buttons are replaced by the result before anyone sees these
+/// blocks again.
+pub fn withhold_token(blocks: &[Value], token: &str) -> Vec<Value> {
+    fn walk(value: &Value, token: &str) -> Value {
+        match value {
+            Value::String(s) => Value::String(s.replace(token, TOKEN_WITHHELD)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(v, token)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), walk(v, token)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    if token.is_empty() {
+        return blocks.to_vec();
+    }
+    blocks.iter().map(|b| walk(b, token)).collect()
+}
+
+/// The line that replaces an offer's buttons when `closing` closes it: [`decided_line`] for a
+/// decision, and for a lock released on its own "Lock released before anyone decided — nothing
+/// to unlock".
+pub fn closing_line(closing: &Closing) -> String {
+    match closing {
+        Closing::Decided {
+            action,
+            by,
+            at,
+            outcome,
+            ..
+        } => decided_line(*action, by.clone(), *at, outcome),
+        Closing::Released => "Lock released before anyone decided — nothing to unlock".to_owned(),
+    }
+}
+
+/// The line that replaces the buttons once `by` decided at `at`:
 /// `Approved by <@U0456EFGH> at 14:02 UTC — unlocked`. `outcome` is force-unlock's short result
 /// (`unlocked`, `lock changed: not unlocked`, …), escaped.
+///
+/// Only a verified Slack identity ([`Decider::Slack`]) becomes a mention; a name from a CLI or
+/// JSON approval is the publisher's own word and is shown as escaped text (`Approved by
+/// ana@example.com at …`), a Chatbot button carries no identity (`Approved via a chat button
+/// at …`).
 pub fn decided_line(
     action: ApprovalAction,
-    by: &SlackIdentity,
+    by: impl Into<Decider>,
     at: DateTime<Utc>,
     outcome: &str,
 ) -> String {
@@ -138,10 +230,15 @@ pub fn decided_line(
         ApprovalAction::Deny => "Denied",
         ApprovalAction::Snooze => "Snoozed for two hours",
     };
-    // The user ID is A-Z/0-9 only (`SlackIdentity::new`), so the mention cannot be bent.
+    let who = match by.into() {
+        // The user ID is A-Z/0-9 only (`SlackIdentity::new`), so the mention cannot be bent.
+        Decider::Slack(identity) => format!("by <@{}>", identity.user_id),
+        Decider::Named(name) => format!("by {}", escape(&md_text(&clip(&name)))),
+        Decider::ChatButton => "via a chat button".to_owned(),
+        Decider::Unnamed => "by an unnamed approver".to_owned(),
+    };
     format!(
-        "{verb} by <@{}> at {} — {}",
-        by.user_id,
+        "{verb} {who} at {} — {}",
         at.format("%H:%M UTC"),
         escape(outcome.trim())
     )

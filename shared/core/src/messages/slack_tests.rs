@@ -100,6 +100,7 @@ fn message_with_approval() -> Message {
             command: "aws sns publish --message lr1.token".to_owned(),
         }),
         actions_enabled: true,
+        closes: None,
     }
 }
 
@@ -278,4 +279,38 @@ fn the_pressed_line_says_who_pressed_what_and_that_the_result_is_pending() {
     );
     assert!(pressed_line(ApprovalAction::Snooze, &ana, at).starts_with("*Snooze 2h* pressed"));
     assert!(pressed_line(ApprovalAction::Deny, &ana, at).starts_with("*Deny* pressed"));
+}
+
+#[test]
+fn an_offer_is_keyed_by_a_digest_of_its_token_never_the_token() {
+    let (_, token) = stale_alert("runner");
+    let key = offer_key(&token);
+    assert_eq!(key.len(), 32);
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(!token.contains(&key) && !key.contains(&token));
+    assert_eq!(key, offer_key(&token));
+    assert_ne!(key, offer_key(&format!("{token}x")));
+    // sha256("abc") = ba7816bf8f01cfea414140de5dae2223…
+    assert_eq!(offer_key("abc"), "ba7816bf8f01cfea414140de5dae2223");
+}
+
+#[test]
+fn the_kept_blocks_withhold_the_token_and_still_lose_their_buttons() {
+    let (slack, token) = stale_alert("runner");
+    let blocks = slack["blocks"].as_array().unwrap();
+    assert!(slack.to_string().contains(&token));
+    let kept = withhold_token(blocks, &token);
+    let text = Value::Array(kept.clone()).to_string();
+    assert!(!text.contains(&token), "{text}");
+    assert!(
+        text.contains(&format!("--message {TOKEN_WITHHELD}")),
+        "{text}"
+    );
+    assert_eq!(kept.len(), blocks.len());
+    // The result still replaces the buttons where they were.
+    let line = "Denied via a chat button at 14:02 UTC — the unlock will not be offered again";
+    let closed = replace_buttons(&kept, line);
+    assert_eq!(closed.len(), blocks.len());
+    assert!(closed.iter().all(|b| b["type"] != "actions"));
+    assert_eq!(withhold_token(blocks, ""), blocks.to_vec());
 }

@@ -6,18 +6,26 @@
 /// - `default`, `email`: the plain text (email subscriptions; anything not listed).
 /// - `https`: the chat notification JSON. Amazon Q Developer in chat applications (AWS
 ///   Chatbot) subscribes to the topic over HTTPS and reads this key.
-/// - `sqs`, `lambda`, `http`, `email-json`, `firehose`: the chat notification JSON too, the
-///   structured form for programs (the end-to-end tests read it from an SQS subscription).
+/// - `http`, `email-json`, `firehose`: the chat notification JSON too.
+/// - `lambda`, `sqs`: `program`, the chat notification JSON with the Slack app mode's member
+///   `slack` added (the Slack notifier subscribes over `lambda`; the end-to-end tests read the
+///   same form from an SQS subscription).
 /// - `sms`: the subject alone (an SMS carries 140 bytes).
-pub fn envelope(subject: &str, chat: &serde_json::Value, email: &str) -> String {
+pub fn envelope(
+    subject: &str,
+    chat: &serde_json::Value,
+    program: &serde_json::Value,
+    email: &str,
+) -> String {
     let chat = chat.to_string();
+    let program = program.to_string();
     serde_json::json!({
         "default": email,
         "email": email,
         "https": chat,
         "http": chat,
-        "sqs": chat,
-        "lambda": chat,
+        "sqs": program,
+        "lambda": program,
         "email-json": chat,
         "firehose": chat,
         "sms": subject,

@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::text::{clip, md_code, md_safe, md_text, one_line, shell_word, subject};
-use super::{fmt_time, Fact, Message, RenderedMessage, Section, Step, Style};
-use crate::approval::ApprovalSource;
+use super::{fmt_time, Closing, Decider, Fact, Message, RenderedMessage, Section, Step, Style};
+use crate::approval::{ApprovalAction, ApprovalSource, SlackIdentity};
 use crate::model::LockRecord;
 use crate::proposal::{ArtefactOutcome, Proposal};
 
@@ -52,6 +52,9 @@ pub struct Decision<'a> {
     /// As given in the message; chat buttons carry none.
     pub approver: Option<&'a str>,
     pub reason: Option<&'a str>,
+    /// The approval token the message named, when it named one: the offer a final result closes
+    /// ([`Message::closes`]).
+    pub token: Option<&'a str>,
     pub at: DateTime<Utc>,
 }
 
@@ -64,6 +67,7 @@ impl Decision<'_> {
             source: None,
             approver: None,
             reason: None,
+            token: None,
             at,
         }
     }
@@ -373,6 +377,7 @@ pub fn result_message(
         // Results never carry an approval token: no buttons.
         approval: None,
         actions_enabled: false,
+        closes: proposal.and_then(|_| closing(decision, outcome)),
     })
 }
 
@@ -746,6 +751,57 @@ fn outcome_errors(outcome: &Outcome) -> Vec<String> {
             out
         }
         _ => Vec::new(),
+    }
+}
+
+/// The offer a result closes: a decision on a token whose outcome is final (the proposal is used,
+/// denied, snoozed, withdrawn or expired; an unlock failed). Refusals that leave the offer open for
+/// someone else (approver not allowed, unlocks paused) and messages that never reached a proposal
+/// close nothing.
+fn closing(decision: &Decision<'_>, outcome: &Outcome) -> Option<Closing> {
+    let outcome_words = match outcome {
+        Outcome::Unlocked { .. } => "unlocked".to_owned(),
+        Outcome::LockChanged { .. } => "the lock changed: not unlocked".to_owned(),
+        Outcome::AlreadyReleased { .. } => "the lock was already released".to_owned(),
+        Outcome::Failed { .. } => "the unlock failed: see the thread".to_owned(),
+        Outcome::AlreadyUsed(_) => "the approval was already used".to_owned(),
+        Outcome::Denied => "the unlock will not be offered again for this lock".to_owned(),
+        Outcome::AlreadyDenied(_) => "the proposal was already denied".to_owned(),
+        Outcome::Snoozed { until } => format!("no alerts until {}", fmt_time(*until)),
+        Outcome::Withdrawn { .. } => {
+            "withdrawn: the lock showed signs of life, not unlocked".to_owned()
+        }
+        Outcome::TokenExpired { .. } => "the approval had expired: not unlocked".to_owned(),
+        Outcome::UnlocksPaused { .. }
+        | Outcome::ApproverNotAllowed { .. }
+        | Outcome::TokenRejected { .. }
+        | Outcome::UnknownProposal { .. }
+        | Outcome::WrongLock
+        | Outcome::BadMessage { .. } => return None,
+    };
+    Some(Closing::Decided {
+        token: decision.token?.to_owned(),
+        action: ApprovalAction::parse(decision.action?)?,
+        by: decider(decision),
+        at: decision.at,
+        outcome: outcome_words,
+    })
+}
+
+/// Who decided: a verified Slack identity only when force-unlock verified it (an approver named
+/// `slack:…` in a CLI message is just a name).
+fn decider(decision: &Decision<'_>) -> Decider {
+    let verified_slack = (decision.source == Some(ApprovalSource::SlackVerified))
+        .then_some(decision.approver)
+        .flatten()
+        .and_then(|a| a.strip_prefix(crate::approval::SLACK_PREFIX))
+        .and_then(|ids| ids.split_once('/'))
+        .and_then(|(team, user)| SlackIdentity::new(team, user).ok());
+    match (verified_slack, decision.approver, decision.source) {
+        (Some(identity), _, _) => Decider::Slack(identity),
+        (None, Some(name), _) => Decider::Named(name.to_owned()),
+        (None, None, Some(ApprovalSource::ChatButton)) => Decider::ChatButton,
+        (None, None, _) => Decider::Unnamed,
     }
 }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 const TF_PATH: &str = "acme-tfstate/env:/prod/network.tfstate";
 const LOCK_ID: &str = "f3c2a4d8-6b1e-9c07-2a5d-8e41b9f0c3a7";
 const THREAD: &str = "0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "lr1.BwcHBwcHBwcHBwcHZ8cZD7wLM_p-NWO4m3eb7Ci-0NYCA33vbggFrQ";
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 4, 9, 15, 27).unwrap()
@@ -76,6 +77,7 @@ fn decision() -> Decision<'static> {
         source: Some(ApprovalSource::Json),
         approver: Some("ana@example.com"),
         reason: Some("CI runner was killed"),
+        token: Some(TOKEN),
         at: t0() + chrono::Duration::hours(4),
     }
 }
@@ -201,9 +203,18 @@ fn every_outcome_fits_sns_and_chat() {
                 "{what}: the same protocols as alerts, which share the topic"
             );
             assert_eq!(envelope["default"], envelope["email"]);
-            for key in ["http", "sqs", "lambda", "email-json", "firehose"] {
+            for key in ["http", "email-json", "firehose"] {
                 assert_eq!(envelope["https"], envelope[key], "{what}: {key}");
             }
+            // Programs (the Slack notifier over `lambda`, tests over `sqs`) read one form: the
+            // chat notification plus the `slack` member.
+            assert_eq!(envelope["sqs"], envelope["lambda"], "{what}");
+            let program: Value =
+                serde_json::from_str(envelope["lambda"].as_str().unwrap()).unwrap();
+            let mut without_slack = program.clone();
+            without_slack.as_object_mut().unwrap().remove("slack");
+            assert_eq!(without_slack, m.chat, "{what}");
+            assert_eq!(program["slack"], m.slack, "{what}");
             assert_eq!(envelope["sms"].as_str(), Some(m.subject.as_str()));
             assert_eq!(envelope["email"].as_str(), Some(m.email.as_str()));
 
@@ -454,4 +465,105 @@ fn unlocks_paused_names_the_parameter_and_keeps_the_approval() {
     assert!(m.email.contains("UnlocksPaused=false"), "{}", m.email);
     assert!(m.subject.contains("unlocks paused"), "{}", m.subject);
     assert!(!outcome.unlocked());
+}
+
+/// A final result names the offer it closes (by the token the decision named) and the line that
+/// replaces its buttons: a verified Slack user is a mention; a CLI name is escaped text, never a
+/// mention, even when it claims to be a Slack user; a Chatbot button says so.
+#[test]
+fn a_final_result_closes_the_offer_with_who_decided() {
+    let proposal = proposal_of(vec![tf_lock(TF_PATH)]);
+    let closes = |d: &Decision<'_>, outcome: &Outcome| {
+        result_message(Some(&proposal), d, outcome).slack["closes"].clone()
+    };
+
+    let slack_verified = Decision {
+        source: Some(ApprovalSource::SlackVerified),
+        approver: Some("slack:T0123ABCD/U0456EFGH"),
+        ..decision()
+    };
+    let c = closes(&slack_verified, &unlocked(None));
+    assert_eq!(c["token"], TOKEN);
+    assert_eq!(
+        c["line"],
+        "Approved by <@U0456EFGH> at 13:15 UTC — unlocked"
+    );
+
+    // The same name from a CLI message is the publisher's word: no mention.
+    let claimed = Decision {
+        source: Some(ApprovalSource::Json),
+        approver: Some("slack:T0123ABCD/U0456EFGH"),
+        ..decision()
+    };
+    let line = closes(&claimed, &unlocked(None))["line"].clone();
+    assert_eq!(
+        line,
+        "Approved by slack:T0123ABCD/U0456EFGH at 13:15 UTC — unlocked"
+    );
+    let hostile = Decision {
+        approver: Some("<!channel> & <@U999>"),
+        action: Some("deny"),
+        ..decision()
+    };
+    let line = closes(&hostile, &Outcome::Denied)["line"].clone();
+    assert_eq!(
+        line,
+        "Denied by ‹!channel› &amp; ‹@U999› at 13:15 UTC — the unlock will not be offered again for this lock"
+    );
+    assert!(!line.as_str().unwrap().contains('<'));
+
+    let button = Decision {
+        source: Some(ApprovalSource::ChatButton),
+        approver: None,
+        action: Some("snooze"),
+        ..decision()
+    };
+    let until = t0() + chrono::Duration::hours(6);
+    assert_eq!(
+        closes(&button, &Outcome::Snoozed { until })["line"],
+        "Snoozed for two hours via a chat button at 13:15 UTC — no alerts until 2025-03-04 15:15:27 UTC"
+    );
+    let unnamed = Decision {
+        source: Some(ApprovalSource::Text),
+        approver: None,
+        ..decision()
+    };
+    assert!(
+        closes(&unnamed, &Outcome::AlreadyUsed(PriorUse::default()))["line"]
+            .as_str()
+            .unwrap()
+            .starts_with(
+                "Approved by an unnamed approver at 13:15 UTC — the approval was already used"
+            )
+    );
+}
+
+/// Refusals that leave the offer open for someone else, and messages that reached no proposal,
+/// close nothing; neither does a decision that named no token.
+#[test]
+fn refusals_that_leave_the_offer_open_close_nothing() {
+    let proposal = proposal_of(vec![tf_lock(TF_PATH)]);
+    for outcome in [
+        Outcome::ApproverNotAllowed {
+            problem: "not on the list".to_owned(),
+        },
+        Outcome::UnlocksPaused {
+            usable_until: t0() + chrono::Duration::hours(6),
+        },
+        Outcome::WrongLock,
+    ] {
+        let m = result_message(Some(&proposal), &decision(), &outcome);
+        assert!(m.slack.get("closes").is_none(), "{}", outcome.as_str());
+        // Still threaded with the lock, so the notifier posts it in the thread.
+        assert_eq!(m.slack["thread"], THREAD);
+    }
+    let m = result_message(None, &decision(), &Outcome::Denied);
+    assert!(m.slack.get("closes").is_none());
+    assert!(m.slack.get("thread").is_none());
+    let no_token = Decision {
+        token: None,
+        ..decision()
+    };
+    let m = result_message(Some(&proposal), &no_token, &Outcome::Denied);
+    assert!(m.slack.get("closes").is_none());
 }
