@@ -60,7 +60,12 @@ pub const PARAMETER_VARIABLES: &[(&str, &str, &str, &[&str])] = &[
         &["force-unlock", "slack-interactions"],
     ),
     // The Slack app mode (issue 13): its two functions exist only with SlackAppChannelId.
-    ("SlackAppChannelId", "SLACK_CHANNEL_ID", "", &["slack-notifier"]),
+    (
+        "SlackAppChannelId",
+        "SLACK_CHANNEL_ID",
+        "",
+        &["slack-notifier"],
+    ),
     (
         "SlackBotTokenSecretArn",
         "SLACK_BOT_TOKEN_SECRET_ARN",
@@ -946,7 +951,8 @@ parameter_overrides = "LockTables=tf-locks AlertEmail=ops@example.com Note=a\\ b
     #[test]
     fn the_slack_app_mode_needs_all_three_and_alerts_somebody() {
         let token = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper/slack-bot-token-AbCdEf";
-        let signing = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper/slack-signing-GhIjKl";
+        let signing =
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper/slack-signing-GhIjKl";
         let app = [
             ("LockTables", "tf-locks"),
             ("SlackAppChannelId", "C0123ABCDEF"),
@@ -958,7 +964,10 @@ parameter_overrides = "LockTables=tf-locks AlertEmail=ops@example.com Note=a\\ b
         let half = values(&app[..3]);
         let problems = check(&half);
         assert_eq!(
-            problems.iter().map(|p| p.parameter.as_str()).collect::<Vec<_>>(),
+            problems
+                .iter()
+                .map(|p| p.parameter.as_str())
+                .collect::<Vec<_>>(),
             ["SlackAppChannelId/SlackBotTokenSecretArn/SlackSigningSecretArn"],
             "{problems:#?}"
         );
@@ -970,12 +979,21 @@ parameter_overrides = "LockTables=tf-locks AlertEmail=ops@example.com Note=a\\ b
             ("SlackSigningSecretArn", signing),
         ]);
         let parameters: Vec<String> = check(&named).into_iter().map(|p| p.parameter).collect();
-        assert!(parameters.contains(&"SlackAppChannelId".to_owned()), "{parameters:?}");
-        assert!(parameters.contains(&"SlackBotTokenSecretArn".to_owned()), "{parameters:?}");
+        assert!(
+            parameters.contains(&"SlackAppChannelId".to_owned()),
+            "{parameters:?}"
+        );
+        assert!(
+            parameters.contains(&"SlackBotTokenSecretArn".to_owned()),
+            "{parameters:?}"
+        );
         let v = with_defaults(&values(&app));
         let notifier = function_env(&v, "slack-notifier");
         assert!(notifier.contains(&("SLACK_CHANNEL_ID".to_owned(), "C0123ABCDEF".to_owned())));
-        assert!(notifier.contains(&("SLACK_API_BASE_URL".to_owned(), "https://slack.com".to_owned())));
+        assert!(notifier.contains(&(
+            "SLACK_API_BASE_URL".to_owned(),
+            "https://slack.com".to_owned()
+        )));
     }
 
     #[test]
