@@ -100,7 +100,7 @@ validate: deploy-tools ## template.yaml: current with its source, cfn-lint, sam 
 	$(PYTHON) infra/sam/template_gen.py --check
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
 	$(DEPLOY_VENV)/bin/sam validate --lint --region us-east-1
-	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py infra/sam/test_effective_permissions.py infra/sam/test_guardrails.py infra/sam/test_template_gen.py infra/sam/test_emf_reader.py infra/sam/test_local_build.py infra/scripts/test_package.py
+	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py infra/sam/test_effective_permissions.py infra/sam/test_guardrails.py infra/sam/test_template_gen.py infra/sam/test_emf_reader.py infra/sam/test_local_build.py infra/scripts/test_package.py infra/slack/test_manifest.py
 	$(DEPLOY_VENV)/bin/zizmor --offline --no-progress .github/workflows/
 
 deploy-local: tools deploy-tools ## Deploy template.yaml to ministack and prove every resource is wired and fires
