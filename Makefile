@@ -82,10 +82,10 @@ test: tools deploy-tools lint ## Everything CI runs: lint, unit + emulator tests
 	  echo "==> SKIPPED: make build-arm64 (the arm64 deployment packages). The aarch64-unknown-linux-gnu Rust target is not installed and rustup could not download it here; everything else passed. Run make build-arm64 where static.rust-lang.org is reachable." >&2; \
 	fi
 
-build-arm64: deploy-tools ## sam build as for AWS (arm64, cargo-lambda + zig): the three deployment packages
+build-arm64: deploy-tools ## sam build as for AWS (arm64, cargo-lambda + zig): every function's deployment package
 	$(AARCH64_TARGET)
 	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam build --parameter-overrides Architecture=arm64
-	@for f in ReaperFunction LockMetricsFunction ForceUnlockFunction; do \
+	@for f in $$($(PYTHON) -c 'import sys; sys.path.insert(0, "infra/sam"); import local_build; print(*local_build.FUNCTIONS)'); do \
 	  file=.aws-sam/build/$$f/bootstrap; \
 	  test -x $$file || { echo "missing $$file" >&2; exit 1; }; \
 	  python3 -c "import sys; b=open(sys.argv[1],'rb').read(20); sys.exit(0 if b[:4]==b'\x7fELF' and int.from_bytes(b[18:20],'little')==183 else 1)" $$file \
@@ -100,7 +100,7 @@ validate: deploy-tools ## template.yaml: current with its source, cfn-lint, sam 
 	$(PYTHON) infra/sam/template_gen.py --check
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
 	$(DEPLOY_VENV)/bin/sam validate --lint --region us-east-1
-	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py infra/sam/test_effective_permissions.py infra/sam/test_guardrails.py infra/sam/test_template_gen.py infra/sam/test_emf_reader.py infra/sam/test_local_build.py infra/scripts/test_package.py
+	$(DEPLOY_VENV)/bin/python -m unittest infra/sam/test_template.py infra/sam/test_effective_permissions.py infra/sam/test_guardrails.py infra/sam/test_template_gen.py infra/sam/test_emf_reader.py infra/sam/test_local_build.py infra/scripts/test_package.py infra/slack/test_manifest.py
 	$(DEPLOY_VENV)/bin/zizmor --offline --no-progress .github/workflows/
 
 deploy-local: tools deploy-tools ## Deploy template.yaml to ministack and prove every resource is wired and fires
@@ -121,7 +121,7 @@ demo: ## The main job locally: the deployed stack on an emulator, real Terraform
 	echo "==> tools installed and everything built in $${prep}s"; \
 	DEMO_PREP_SECONDS=$$prep $(VENV)/bin/python infra/scripts/demo.py
 
-build-local: ## One release build of the three functions and the CLI, laid out as sam build's output (for ministack)
+build-local: ## One release build of the functions and the CLI, laid out as sam build's output (for ministack)
 	$(PYTHON) infra/sam/local_build.py >/dev/null
 
 package: deploy-tools ## Release artefacts in dist/: function zips + CLI for arm64 and x86_64, packaged templates, SHA256SUMS (deploy with no Rust toolchain)

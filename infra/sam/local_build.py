@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """`make build-local`: every binary the local stack and the demo run, in one release build.
 
-One `cargo build --release --locked` of the three functions and the `lockreaper` CLI (one dependency
-graph, features unified once, so the AWS SDK crates compile once for all four), then the function
+One `cargo build --release --locked` of the functions and the `lockreaper` CLI (one dependency
+graph, features unified once, so the AWS SDK crates compile once for all of them), then the function
 binaries laid out exactly as `sam build` lays out its output: `<build dir>/<LogicalId>/bootstrap`
 and `<build dir>/template.yaml`, the production template with each function's `CodeUri` pointing
 at its directory there. `sam deploy --template-file <build dir>/template.yaml` deploys that as it
@@ -39,11 +39,16 @@ FUNCTIONS = {
     "ReaperFunction": ("functions/reaper", "reaper"),
     "LockMetricsFunction": ("functions/lock-metrics", "lock-metrics"),
     "ForceUnlockFunction": ("functions/force-unlock", "force-unlock"),
+    # The Slack app mode's (Condition HasSlackApp): built and packaged always, since `sam deploy`
+    # packages every function's CodeUri whatever its condition.
+    "SlackNotifierFunction": ("functions/slack-notifier", "slack-notifier"),
+    "SlackInteractionsFunction": ("functions/slack-interactions", "slack-interactions"),
 }
 CLI_PACKAGE, CLI_BINARY = "lockreaper-cli", "lockreaper"
 # Files the template's metadata (AWS::ServerlessRepo::Application LicenseUrl, ReadmeUrl) names.
 METADATA_FILES = ("LICENSE", "README.md")
-PACKAGES = ["reaper", "lock-metrics", "force-unlock", CLI_PACKAGE]
+# Each function's package is named as its binary; one build of them all and the CLI.
+PACKAGES = [binary for _uri, binary in FUNCTIONS.values()] + [CLI_PACKAGE]
 # Built here too, never packaged: the local stand-in of the Slack Web API that the demo runs as a
 # process for the Slack app mode (a small crate: tokio and serde_json, already in the graph).
 STANDIN_PACKAGE, STANDIN_BINARY = "lockreaper-slack-standin", "slack-standin"

@@ -50,6 +50,13 @@ def stream(table: str) -> str:
     return f"arn:aws:dynamodb:eu-west-1:123456789012:table/{table}/stream/2026-11-23T19:38:34.588"
 
 
+# The Slack app mode on (its channel and the two secrets the deployer creates).
+SLACK_APP = {
+    "SlackAppChannelId": "C0123ABCDEF",
+    "SlackBotTokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:lockreaper/slack-bot-token-AbCdEf",
+    "SlackSigningSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:lockreaper/slack-signing-secret-GhIjKl",
+}
+
 TABLES = ["tf-locks", "gyro.locks", "team_a-locks", "team-b", "legacy"]
 BUCKETS = ["acme-tfstate", "acme.gyro", "team-a-state", "team-b-state", "legacy-state"]
 
@@ -62,7 +69,7 @@ PARAMETER_SETS = {
         "LockTableStreamArns": stream("tf-locks"),
         "StateBuckets": "acme-tfstate",
     },
-    "five of each, prefix, auto-expire, Slack, publishers": {
+    "five of each, prefix, auto-expire, Slack, Slack app, publishers": {
         "LockTables": ",".join(TABLES),
         "LockTableStreamArns": ",".join(stream(t) for t in TABLES),
         "StateBuckets": ",".join(BUCKETS),
@@ -71,7 +78,15 @@ PARAMETER_SETS = {
         "AutoExpire": "true",
         "SlackWorkspaceId": "T0123ABCDEF",
         "SlackChannelId": "C0123ABCDEF",
+        **SLACK_APP,
         "ApprovalPublisherArns": "arn:aws:iam::123456789012:role/on-call,arn:aws:iam::123456789012:user/alice",
+    },
+    # issue 13: the Slack app mode alone (no e-mail, no Chatbot); test_guardrails adds the keys
+    "Slack app mode alone": {
+        "LockTables": "tf-locks",
+        "StateBuckets": "acme-tfstate",
+        "AlertEmail": "",
+        **SLACK_APP,
     },
     "tables only, auto-expire": {
         "LockTables": "tf-locks,gyro.locks",
@@ -239,7 +254,8 @@ def effective(template: dict, overrides: dict[str, str]) -> dict:
     reaper_env = r.value(res["ReaperFunction"]["Properties"]["Environment"]["Variables"])
     environments = {
         f"{function}Role": r.value(res[f"{function}Function"]["Properties"]["Environment"]["Variables"])
-        for function in ("Reaper", "LockMetrics", "ForceUnlock")
+        for function in ("Reaper", "LockMetrics", "ForceUnlock", "SlackNotifier", "SlackInteractions")
+        if f"{function}Function" in res
     }
     return {
         "environments": environments,
@@ -284,7 +300,7 @@ class EffectivePermissions(unittest.TestCase):
     def test_the_resolver_sees_the_slots(self):
         # guards the comparison itself: a resolver that dropped every slot would compare equal to a
         # snapshot recorded by the same resolver
-        five = self.now["five of each, prefix, auto-expire, Slack, publishers"]
+        five = self.now["five of each, prefix, auto-expire, Slack, Slack app, publishers"]
         self.assertEqual(len(five["stream_mappings"]), 5)
         deletes = [g for g in five["roles"]["ForceUnlockRole"] if " dynamodb:DeleteItem " in g and "table/" in g]
         self.assertEqual(len(deletes), 5, deletes)
@@ -368,7 +384,7 @@ class StackResolver(Resolver):
 
 
 def physical_names_and_alarm_selectors(template: dict, stack: str) -> dict[str, object]:
-    r = StackResolver(template, PARAMETER_SETS["five of each, prefix, auto-expire, Slack, publishers"], stack)
+    r = StackResolver(template, PARAMETER_SETS["five of each, prefix, auto-expire, Slack, Slack app, publishers"], stack)
     out: dict[str, object] = {}
     for logical, v in template["Resources"].items():
         if not r.present(logical):

@@ -32,9 +32,10 @@ VPC_ENI_ACTIONS = (
 BOUNDARY = "arn:aws:iam::123456789012:policy/org/lambda-boundary"
 SUBNETS = "subnet-0a1b2c3d4e5f60718,subnet-0f1e2d3c4b5a69788"
 SECURITY_GROUPS = "sg-0123456789abcdef0"
-WITH_SLACK = PARAMETER_SETS["five of each, prefix, auto-expire, Slack, publishers"]
+WITH_SLACK = PARAMETER_SETS["five of each, prefix, auto-expire, Slack, Slack app, publishers"]
 DEFAULTS = PARAMETER_SETS["one table, one bucket, defaults"]
 FUNCTIONS = ("ReaperFunction", "LockMetricsFunction", "ForceUnlockFunction")
+SLACK_APP_FUNCTIONS = ("SlackNotifierFunction", "SlackInteractionsFunction")
 
 
 def roles_of(template: dict, r: Resolver) -> dict[str, dict]:
@@ -94,7 +95,7 @@ class Guardrails(unittest.TestCase):
         for name, base in PARAMETER_SETS.items():
             with self.subTest(parameters=name, vpc=True):
                 r = self.resolver(base, SubnetIds=SUBNETS, SecurityGroupIds=SECURITY_GROUPS)
-                for fn in FUNCTIONS:
+                for fn in [f for f in FUNCTIONS + SLACK_APP_FUNCTIONS if r.present(f)]:
                     props = r.value(self.t["Resources"][fn]["Properties"])
                     self.assertEqual(
                         props["VpcConfig"],
@@ -102,13 +103,13 @@ class Guardrails(unittest.TestCase):
                         fn,
                     )
                 roles = effective(self.t, {**base, "SubnetIds": SUBNETS, "SecurityGroupIds": SECURITY_GROUPS})["roles"]
-                for logical in ("ReaperRole", "LockMetricsRole", "ForceUnlockRole"):
+                for logical in [k for k in roles if k != "ChatRole"]:
                     ec2 = sorted(g for g in roles[logical] if " ec2:" in g)
                     self.assertEqual(ec2, sorted(f"Allow {a} * {{}}" for a in VPC_ENI_ACTIONS), logical)
                 self.assertFalse([g for g in roles.get("ChatRole", []) if " ec2:" in g])
             with self.subTest(parameters=name, vpc=False):
                 r = self.resolver(base)
-                for fn in FUNCTIONS:
+                for fn in [f for f in FUNCTIONS + SLACK_APP_FUNCTIONS if r.present(f)]:
                     self.assertNotIn("VpcConfig", r.value(self.t["Resources"][fn]["Properties"]), fn)
                 for logical, grants in effective(self.t, base)["roles"].items():
                     self.assertFalse([g for g in grants if " ec2:" in g], logical)
@@ -149,6 +150,8 @@ class Guardrails(unittest.TestCase):
                 "LockMetricsRole": f"{prefix}-lock-metrics",
                 "ForceUnlockRole": f"{prefix}-force-unlock",
                 "ChatRole": f"{prefix}-chat",
+                "SlackNotifierRole": f"{prefix}-slack-notify",
+                "SlackInteractionsRole": f"{prefix}-slack-press",
             },
         )
         for name in names.values():
@@ -200,6 +203,9 @@ EXPECTED_KMS = {
     "ForceUnlockRole": decrypt(LOCK_KEYS, "dynamodb") | decrypt([BUCKET_KEY], "s3") | decrypt([LEDGER_KEY], "dynamodb") | PUBLISH,
     "LockMetricsRole": decrypt(LOCK_KEYS, "dynamodb") | decrypt([LEDGER_KEY], "dynamodb"),
     "ChatRole": PUBLISH,
+    # the Slack app mode: the notifier reads and writes the ledger; the endpoint publishes approvals
+    "SlackNotifierRole": decrypt([LEDGER_KEY], "dynamodb"),
+    "SlackInteractionsRole": PUBLISH,
 }
 
 
@@ -539,11 +545,11 @@ class DeployerPolicy(unittest.TestCase):
         named = {
             "Functions": [
                 f"arn:aws:lambda:{region}:{account}:function:{r.value(self.t['Resources'][f]['Properties']['FunctionName'])}"
-                for f in ("ReaperFunction", "LockMetricsFunction", "ForceUnlockFunction")
+                for f in ("ReaperFunction", "LockMetricsFunction", "ForceUnlockFunction", "SlackNotifierFunction", "SlackInteractionsFunction")
             ],
             "LogGroups": [
                 f"arn:aws:logs:{region}:{account}:log-group:{r.value(self.t['Resources'][g]['Properties']['LogGroupName'])}"
-                for g in ("ReaperLogGroup", "LockMetricsLogGroup", "ForceUnlockLogGroup")
+                for g in ("ReaperLogGroup", "LockMetricsLogGroup", "ForceUnlockLogGroup", "SlackNotifierLogGroup", "SlackInteractionsLogGroup")
             ],
             "TopicsAndSubscriptions": [f"arn:aws:sns:{region}:{account}:{r.value(self.t['Resources']['ApprovalTopic']['Properties']['TopicName'])}"],
             "AlarmsAndDashboard": [

@@ -53,15 +53,49 @@ UNSET_ON_PURPOSE = {
     "S3_FORCE_PATH_STYLE",  # emulators only; false (the default) in AWS
     "AWS_LAMBDA_LOG_LEVEL",  # set by Lambda from LoggingConfig.ApplicationLogLevel
     "RUST_LOG",  # fallback when AWS_LAMBDA_LOG_LEVEL is absent
-    # Slack app mode (issue 13) is not wired into the template yet; unset, force-unlock refuses any
-    # approval claiming a Slack-verified approver (the safe side).
-    "SLACK_ATTESTATION_SECRET_ARN",
 }
+# The functions every stack has.
 FUNCTIONS = {
     "ReaperFunction": "reaper",
     "LockMetricsFunction": "lock-metrics",
     "ForceUnlockFunction": "force-unlock",
 }
+# The Slack app mode's functions (Condition HasSlackApp).
+SLACK_APP_FUNCTIONS = {
+    "SlackNotifierFunction": "slack-notifier",
+    "SlackInteractionsFunction": "slack-interactions",
+}
+ALL_FUNCTIONS = {**FUNCTIONS, **SLACK_APP_FUNCTIONS}
+# Variables of the deploy contract (issue 13) the template sets before the code that reads them is
+# merged from a parallel branch: (crate, variable). Each entry fails the test once the crate reads
+# the variable (then delete the entry), so the list cannot outlive its reason.
+# The Slack app mode on (test_every_rule_passes_and_fails_as_documented, test_effective_permissions).
+SLACK_APP = {
+    "SlackAppChannelId": "C0123ABCDEF",
+    "SlackBotTokenSecretArn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper/slack-bot-token-AbCdEf",
+    "SlackSigningSecretArn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper/slack-signing-secret-GhIjKl",
+}
+
+
+def sam_transform(template: dict) -> dict:
+    """SAM's own transform of the template (the SAM translator `sam build`/`sam deploy` use), for what
+    it writes from a function's properties (FunctionUrlConfig: the URL and its permissions)."""
+    import os
+
+    from samtranslator.translator.transform import transform
+
+    doc = json.loads(json.dumps(template, default=str))
+    for r in doc["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            # `sam package` puts the built code in S3; the translator accepts only that form
+            r["Properties"]["CodeUri"] = "s3://lockreaper-artifacts/" + r["Properties"]["CodeUri"]
+
+    class NoManagedPolicies:  # the template names no SAM policy templates or managed policy names
+        def load(self):
+            return {}
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+    return transform(doc, {}, NoManagedPolicies())
 
 
 def load_template() -> dict:
@@ -79,8 +113,10 @@ def rust_sources(*dirs: str) -> list[Path]:
 
 
 CONST = re.compile(r'const\s+([A-Z][A-Z0-9_]*)\s*:\s*&(?:\'static\s+)?str\s*=\s*"([A-Z][A-Z0-9_]{2,})"')
+# A read is `Env`'s methods, `std::env::var`, or a crate's own helper given the `Env` first
+# (`duration_var(env, NAME)`, slack-interactions' `arn(&mut env, Self::NAME, …)`).
 READ = re.compile(
-    r'(?:\.required|\.parsed|\.list|\.get|env::var|duration_var\(\s*env,)\s*\(?\s*'
+    r'(?:\.required|\.parsed|\.list|\.get|env::var|duration_var\(\s*env,|\b[a-z_]+\(\s*&mut\s+env\s*,)\s*\(?\s*'
     r'(?:"([A-Z][A-Z0-9_]{2,})"|(?:Self::|[A-Za-z_]+::)?([A-Z][A-Z0-9_]{2,})\b)'
 )
 
@@ -375,7 +411,7 @@ class Template(unittest.TestCase):
 
     def test_every_variable_the_code_reads_is_set_or_unset_on_purpose(self):
         shared = ["shared/core/src", "shared/aws/src"]
-        for logical, crate in FUNCTIONS.items():
+        for logical, crate in ALL_FUNCTIONS.items():
             with self.subTest(function=crate):
                 own = env_reads(rust_sources(f"functions/{crate}/src"))
                 missing = own - set(self.env_of(logical)) - UNSET_ON_PURPOSE
@@ -388,16 +424,129 @@ class Template(unittest.TestCase):
 
     def test_every_variable_the_template_sets_is_read(self):
         everything = env_reads(rust_sources("functions", "shared/core/src", "shared/aws/src"))
-        for logical, crate in FUNCTIONS.items():
+        for logical, crate in ALL_FUNCTIONS.items():
             with self.subTest(function=crate):
                 own = env_reads(rust_sources(f"functions/{crate}/src"))
                 extra = set(self.env_of(logical)) - (own | (everything if crate == "reaper" else set()))
                 self.assertFalse(extra, f"template sets {sorted(extra)} for {crate}, which its code never reads")
 
+    def test_slack_app_mode_environment_is_the_deploy_contract(self):
+        # Issue 13's contract (fixed by the lead), independent of the code: what each function is
+        # given, and force-unlock's attestation key only with the Slack app mode.
+        ref = lambda name: {"Ref": name}  # noqa: E731
+        self.assertEqual(
+            self.env_of("SlackNotifierFunction"),
+            {
+                "SLACK_BOT_TOKEN_SECRET_ARN": ref("SlackBotTokenSecretArn"),
+                "SLACK_CHANNEL_ID": ref("SlackAppChannelId"),
+                "SLACK_API_BASE_URL": ref("SlackApiBaseUrl"),
+                "LEDGER_TABLE": ref("LedgerTable"),
+            },
+        )
+        self.assertEqual(
+            self.env_of("SlackInteractionsFunction"),
+            {
+                "SLACK_SIGNING_SECRET_ARN": ref("SlackSigningSecretArn"),
+                "SLACK_ATTESTATION_SECRET_ARN": {"Fn::GetAtt": ["SlackAttestationSecret", "Id"]},
+                "APPROVAL_TOPIC_ARN": ref("ApprovalTopic"),
+                "SLACK_BOT_TOKEN_SECRET_ARN": ref("SlackBotTokenSecretArn"),
+                "SLACK_API_BASE_URL": ref("SlackApiBaseUrl"),
+                "APPROVER_ALLOW_LIST": ref("ApproverAllowList"),
+            },
+        )
+        self.assertEqual(self.env_of("SlackInteractionsFunction")["APPROVER_ALLOW_LIST"], self.env_of("ForceUnlockFunction")["APPROVER_ALLOW_LIST"])
+        self.assertEqual(
+            self.env_of("ForceUnlockFunction")["SLACK_ATTESTATION_SECRET_ARN"],
+            {"Fn::If": ["HasSlackApp", {"Fn::GetAtt": ["SlackAttestationSecret", "Id"]}, ref("AWS::NoValue")]},
+        )
+        self.assertEqual(self.params["SlackApiBaseUrl"]["Default"], "https://slack.com")
+        secret = self.res["SlackAttestationSecret"]
+        self.assertEqual((secret["Type"], secret["Condition"]), ("AWS::SecretsManager::Secret", "HasSlackApp"))
+        self.assertEqual(secret["Properties"]["GenerateSecretString"], self.res["SigningSecret"]["Properties"]["GenerateSecretString"])
+        for logical, r in self.res.items():
+            if logical.startswith("Slack") and logical != "SlackChannel":
+                with self.subTest(resource=logical):
+                    self.assertEqual(r.get("Condition"), "HasSlackApp")
+        for output in ("SlackInteractionsUrl", "SlackNotifierRoleArn", "SlackInteractionsRoleArn"):
+            self.assertEqual(self.t["Outputs"][output]["Condition"], "HasSlackApp")
+        self.assertEqual(self.t["Outputs"]["SlackInteractionsUrl"]["Value"], {"Fn::GetAtt": ["SlackInteractionsFunctionUrl", "FunctionUrl"]})
+
+    def test_slack_notifier_is_subscribed_to_the_alert_topic_with_a_scoped_permission(self):
+        sub = self.res["SlackNotifierSubscription"]["Properties"]
+        self.assertEqual(sub, {"TopicArn": {"Ref": "AlertTopic"}, "Protocol": "lambda", "Endpoint": {"Fn::GetAtt": ["SlackNotifierFunction", "Arn"]}})
+        perm = self.res["SlackNotifierPermission"]
+        self.assertEqual(perm["Type"], "AWS::Lambda::Permission")
+        self.assertEqual(
+            perm["Properties"],
+            {"FunctionName": {"Ref": "SlackNotifierFunction"}, "Action": "lambda:InvokeFunction", "Principal": "sns.amazonaws.com", "SourceArn": {"Ref": "AlertTopic"}},
+        )
+        # an asynchronous path: bounded retries, then an alarmed queue (as force-unlock's approvals)
+        invoke = self.res["SlackNotifierFunction"]["Properties"]["EventInvokeConfig"]
+        self.assertEqual(invoke["DestinationConfig"]["OnFailure"], {"Type": "SQS", "Destination": {"Fn::GetAtt": ["SlackNotifierFailureQueue", "Arn"]}})
+        self.assertLessEqual(invoke["MaximumRetryAttempts"], 2)
+        self.assertIn(
+            {"Sid": "FailedDeliveries", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["SlackNotifierFailureQueue", "Arn"]}},
+            self.role_statements()["SlackNotifierRole"],
+        )
+
+    def test_slack_interactions_function_url_is_public_with_the_documented_permissions(self):
+        # "Control access to Lambda function URLs" (Lambda Developer Guide,
+        # docs.aws.amazon.com/lambda/latest/dg/urls-auth.html): with AuthType NONE, "your function's
+        # resource-based policy is always in effect and must grant public access before your
+        # function URL can receive requests" - lambda:InvokeFunctionUrl to Principal "*" with
+        # lambda:FunctionUrlAuthType NONE - and "Starting in October 2025, new function URLs will
+        # require both lambda:InvokeFunctionUrl and lambda:InvokeFunction permissions". The template
+        # says FunctionUrlConfig; SAM writes the URL and both permissions, so SAM's own transform
+        # (the one `sam build`/`sam deploy` run) is run here and its output checked.
+        fn = self.res["SlackInteractionsFunction"]["Properties"]
+        self.assertEqual(fn["FunctionUrlConfig"], {"AuthType": "NONE", "InvokeMode": "BUFFERED"})
+        out = sam_transform(self.t)["Resources"]
+        urls = {k: v for k, v in out.items() if v["Type"] == "AWS::Lambda::Url"}
+        self.assertEqual(set(urls), {"SlackInteractionsFunctionUrl"})  # the name SlackInteractionsUrl's GetAtt uses
+        self.assertEqual(urls["SlackInteractionsFunctionUrl"]["Properties"]["AuthType"], "NONE")
+        self.assertEqual(urls["SlackInteractionsFunctionUrl"]["Condition"], "HasSlackApp")
+        public = {
+            k: v["Properties"]
+            for k, v in out.items()
+            if v["Type"] == "AWS::Lambda::Permission" and v["Properties"].get("Principal") == "*"
+        }
+        for props in public.values():
+            self.assertEqual(props["FunctionName"], {"Ref": "SlackInteractionsFunction"})
+        by_action = {p["Action"]: p for p in public.values()}
+        self.assertEqual(set(by_action), {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"})
+        self.assertEqual(by_action["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"], "NONE")
+        # the public InvokeFunction only through the URL, never a direct Invoke by anyone
+        self.assertIs(by_action["lambda:InvokeFunction"]["InvokedViaFunctionUrl"], True)
+
+    def test_slack_interactions_reads_the_function_url_payload_format_2_0(self):
+        # "Request and response payloads" (docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html
+        # #urls-payloads): a function URL's request follows the API Gateway HTTP API payload format
+        # version 2.0 - `version: "2.0"`, `headers` with lower-case names, `body` (a string),
+        # `isBase64Encoded`, `requestContext.http.method`; the response is `statusCode`, `headers`,
+        # `body`. The endpoint's code must read exactly those fields, and its emulator test must
+        # drive it with a 2.0 event.
+        code = (ROOT / "functions/slack-interactions/src/lib.rs").read_text()
+        for field in ('request["headers"]', 'request["body"]', 'request["isBase64Encoded"]', 'request["requestContext"]["http"]["method"]', '"statusCode"'):
+            self.assertIn(field, code)
+        for v1_only in ("httpMethod", "multiValueHeaders"):  # payload format 1.0 names
+            self.assertNotIn(v1_only, code)
+        self.assertIn('"version": "2.0"', (ROOT / "functions/slack-interactions/tests/interactions.rs").read_text())
+
+    def test_slack_app_names_fit_the_name_limits(self):
+        # A Lambda function name and an IAM role name are at most 64 characters; the stack name is
+        # at most 51 (ReaperLogGroup's comment) and RoleNamePrefix at most 50 (its AllowedPattern).
+        stack, prefix = "s" * 51, "p" * 50
+        for logical in SLACK_APP_FUNCTIONS:
+            name = self.res[logical]["Properties"]["FunctionName"]["Fn::Sub"].replace("${AWS::StackName}", stack)
+            self.assertLessEqual(len(name), 64, logical)
+        for logical in ("SlackNotifierRole", "SlackInteractionsRole"):
+            name = self.res[logical]["Properties"]["RoleName"]["Fn::If"][1]["Fn::Sub"].replace("${RoleNamePrefix}", prefix)
+            self.assertLessEqual(len(name), 64, logical)
+
     def test_comment_block_lists_every_variable(self):
         text = TEMPLATE_PATH.read_text()
         header = text.split("Metadata:")[0]
-        for logical in FUNCTIONS:
+        for logical in ALL_FUNCTIONS:
             for name in self.env_of(logical):
                 self.assertRegex(header, rf"#\s+{name}\s", f"{name} missing from the comment block")
         for name in UNSET_ON_PURPOSE:
@@ -412,9 +561,10 @@ class Template(unittest.TestCase):
         self.assertEqual(globals_["Architectures"], [{"Ref": "Architecture"}])
         self.assertEqual(self.params["Architecture"]["Default"], "arm64")
         self.assertEqual(sorted(self.params["Architecture"]["AllowedValues"]), ["arm64", "x86_64"])
-        for logical, crate in FUNCTIONS.items():
+        for logical, crate in ALL_FUNCTIONS.items():
             with self.subTest(function=crate):
                 fn = self.res[logical]
+                self.assertEqual(fn.get("Condition"), "HasSlackApp" if logical in SLACK_APP_FUNCTIONS else None)
                 self.assertEqual(fn["Metadata"]["BuildMethod"], "rust-cargolambda")
                 self.assertEqual(fn["Metadata"]["BuildProperties"]["Binary"], crate)
                 props = fn["Properties"]
@@ -615,6 +765,8 @@ class Template(unittest.TestCase):
         text = json.dumps(deny[0]["Condition"]["ArnNotEquals"])
         self.assertIn("ChatRole", text)
         self.assertIn("ApprovalPublisherArns", text)
+        # the Slack app's interactivity endpoint publishes approvals too
+        self.assertIn('{"Fn::If": ["HasSlackApp", {"Fn::GetAtt": ["SlackInteractionsRole", "Arn"]}', text)
 
     # ---------------------------------------------------------------- IAM
 
@@ -672,7 +824,13 @@ class Template(unittest.TestCase):
                     self.assertFalse([a for a in self.actions(s) if a.startswith("cloudwatch:")], s)
 
     def test_each_role_logs_only_to_its_own_group(self):
-        for role, group in (("ReaperRole", "ReaperLogGroup"), ("LockMetricsRole", "LockMetricsLogGroup"), ("ForceUnlockRole", "ForceUnlockLogGroup")):
+        for role, group in (
+            ("ReaperRole", "ReaperLogGroup"),
+            ("LockMetricsRole", "LockMetricsLogGroup"),
+            ("ForceUnlockRole", "ForceUnlockLogGroup"),
+            ("SlackNotifierRole", "SlackNotifierLogGroup"),
+            ("SlackInteractionsRole", "SlackInteractionsLogGroup"),
+        ):
             logs = [s for s in self.role_statements()[role] if any(a.startswith("logs:") for a in self.actions(s))]
             self.assertEqual([s["Resource"] for s in logs], [{"Fn::GetAtt": [group, "Arn"]}])
             self.assertNotIn("logs:CreateLogGroup", [a for s in logs for a in self.actions(s)])
@@ -772,6 +930,38 @@ class Template(unittest.TestCase):
             else:
                 self.assertEqual(granted_keys, keys, role)
                 self.assertEqual(granted_actions, actions, role)
+
+    def test_slack_notifier_writes_only_slack_thread_items_and_interactions_no_ledger(self):
+        # Issue 13's contract: the notifier's ledger items live under `slack#` partition keys only
+        # (shared/aws/src/ledger_schema.rs, `slack_…_pk`), read with GetItem and written with
+        # PutItem/UpdateItem (conditional); the interactivity endpoint touches no ledger at all.
+        self.assertEqual(self.written_keys("SlackNotifierRole"), ({"slack#*"}, {"dynamodb:PutItem", "dynamodb:UpdateItem"}))
+        reads = [a for a, k in self.ledger_grants("SlackNotifierRole") if k is None]
+        self.assertEqual(reads, [{"dynamodb:GetItem"}])
+        self.assertEqual(self.ledger_grants("SlackInteractionsRole"), [])
+        # once the notifier's thread module is merged, its key builder must give `slack#` keys
+        schema = (ROOT / LEDGER_SCHEMA).read_text().split("#[cfg(test)]")[0]
+        slack_builders = [prefix for _, name, prefix in PK_BUILDER.findall(schema) if name.startswith("slack_")]
+        if not (ROOT / "shared/aws/src/slack_threads.rs").exists():
+            self.skipTest("shared/aws/src/slack_threads.rs is not in this tree yet (issue 13, the notifier's branch)")
+        self.assertTrue(slack_builders, "no slack_…_pk builder in ledger_schema.rs")
+        self.assertEqual(set(slack_builders), {"slack#"})
+
+    def test_slack_interactions_may_publish_approvals_and_read_its_secrets_only(self):
+        data = {}
+        for s in self.role_statements()["SlackInteractionsRole"]:
+            for a in self.actions(s):
+                if not a.startswith(("logs:", "ec2:", "kms:")):
+                    data.setdefault(a, []).append(s["Resource"])
+        self.assertEqual(
+            data,
+            {
+                "sns:Publish": [{"Ref": "ApprovalTopic"}],
+                "secretsmanager:GetSecretValue": [[{"Ref": "SlackSigningSecretArn"}, {"Fn::GetAtt": ["SlackAttestationSecret", "Id"]}, {"Ref": "SlackBotTokenSecretArn"}]],
+            },
+        )
+        fu = [s for s in self.role_statements()["ForceUnlockRole"] if s.get("Sid") == "SlackAttestationKey"]
+        self.assertEqual([(s["_if"], s["Resource"]) for s in fu], [("HasSlackApp", {"Fn::GetAtt": ["SlackAttestationSecret", "Id"]})])
 
     def test_audit_records_are_only_appended_and_only_by_their_writers(self):
         writers = {role for role, crate in self.ROLE_CRATES.items() if any("audit#*" in k for k, _ in crate_ledger_writes(crate).values())}
@@ -1039,6 +1229,10 @@ class Template(unittest.TestCase):
                 {"AlertEmail": "", "ApprovalPublisherArns": "arn:aws:iam::111122223333:role/on-call"},
                 {"AlertEmail": ""},
             ),
+            "SlackAppNeedsChannelTokenAndSigningSecret": (
+                SLACK_APP,
+                {**SLACK_APP, "SlackSigningSecretArn": ""},
+            ),
             "WarnAfterAtMostExpireAfter4h": ({"WarnAfter": "4h", "ExpireAfter": "4h"}, {"WarnAfter": "6h", "ExpireAfter": "4h"}),
             "WarnAfterAtMostExpireAfter30m": ({"WarnAfter": "30m", "ExpireAfter": "30m"}, {"ExpireAfter": "30m"}),
         }
@@ -1060,6 +1254,10 @@ class Template(unittest.TestCase):
         # Slack alone (both IDs) is somebody alerted too.
         slack = {"AlertEmail": "", "SlackWorkspaceId": "T0123ABCDEF", "SlackChannelId": "C0123ABCDEF"}
         self.assertEqual(self.rules_hold({**self.WATCHED, **slack}), [])
+        # ... and so is the Slack app mode alone; a channel without its secrets is refused
+        self.assertEqual(self.rules_hold({**self.WATCHED, "AlertEmail": "", **SLACK_APP}), [])
+        for missing in ("SlackBotTokenSecretArn", "SlackAppChannelId"):
+            self.assertEqual(self.rules_hold({**self.WATCHED, **SLACK_APP, missing: ""}), ["SlackAppNeedsChannelTokenAndSigningSecret"], missing)
 
     def test_warn_after_rules_follow_the_durations(self):
         # Every WarnAfter x ExpireAfter pair the parameters allow: refused exactly when the reaper
@@ -1149,7 +1347,7 @@ class Template(unittest.TestCase):
             self.assertEqual(default, str(self.params[parameter].get("Default", "")), parameter)
             for crate in re.findall(r'"([a-z-]+)"', functions):
                 from_rust.setdefault(crate, set()).add((parameter, variable))
-        for logical, crate in FUNCTIONS.items():
+        for logical, crate in ALL_FUNCTIONS.items():
             with self.subTest(function=crate):
                 from_template = {
                     (v["Ref"], name)
@@ -1199,9 +1397,16 @@ class Template(unittest.TestCase):
         self.assertIn('OLDEST_LOCK_AGE_SECONDS: &str = "OldestLockAgeSeconds"', reaper_rs)
         self.assertIn('SWEEP_ERRORS: &str = "SweepErrors"', reaper_rs)
         errors = {r["Properties"]["Dimensions"][0]["Value"]["Ref"] for r in self.res.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "Errors"}
-        self.assertEqual(errors, set(FUNCTIONS))
+        self.assertEqual(errors, set(ALL_FUNCTIONS))
         queues = {r["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for r in self.res.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "AWS/SQS"}
-        self.assertEqual(queues, {"StreamFailureQueue", "UnlockFailureQueue", "S3EventFailureQueue"})
+        self.assertEqual(queues, {"StreamFailureQueue", "UnlockFailureQueue", "S3EventFailureQueue", "SlackNotifierFailureQueue"})
+        # every queue a function fails into is alarmed
+        destinations = {
+            r["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+            for r in self.res.values()
+            if r["Type"] == "AWS::Serverless::Function" and "DestinationConfig" in r["Properties"].get("EventInvokeConfig", {})
+        }
+        self.assertLessEqual(destinations, queues)
 
     def test_s3_events_rule(self):
         # S3EventsEnabled=true: one rule for the StateBuckets' S3 events under StateKeyPrefix, to
@@ -1263,11 +1468,12 @@ class Template(unittest.TestCase):
         # Throttles: "the number of invocation requests that are throttled", a count per FunctionName
         # (docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html): any throttle alarms.
         throttles = self.lambda_alarms("Throttles")
-        self.assertEqual(set(throttles), set(FUNCTIONS))
+        self.assertEqual(set(throttles), set(ALL_FUNCTIONS))
         for function, r in throttles.items():
             with self.subTest(function=function):
                 p = r["Properties"]
-                self.assertNotIn("Condition", r)  # every function always exists
+                # exactly when its function exists
+                self.assertEqual(r.get("Condition"), self.res[function].get("Condition"))
                 self.assertEqual((p["Statistic"], p["ComparisonOperator"], p["Threshold"]), ("Sum", "GreaterThanThreshold", 0))
                 self.assertEqual(p["TreatMissingData"], "notBreaching")  # no invocations, no throttles
 

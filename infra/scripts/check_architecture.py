@@ -52,7 +52,12 @@ SDK_CRATE = re.compile(r"^(aws-sdk-.*|aws-smithy-.*|aws-config|aws-types)$")
 SDK_TYPES_ALLOWED = {
     "shared/cli/src/doctor.rs": "doctor's own AWS probes, not yet behind shared/aws",
 }
-FUNCTION_PACKAGES = ("reaper", "lock-metrics", "force-unlock")
+
+
+def function_packages(metadata: dict) -> list[str]:
+    """The workspace's function crates: every package under functions/ (a new function is checked
+    as soon as it is a workspace member; no list to forget)."""
+    return sorted(p["name"] for p in metadata["packages"] if "/functions/" in p["manifest_path"].replace("\\", "/"))
 
 
 def code_lines(text: str, *, skip_tests: bool) -> list[tuple[int, str]]:
@@ -103,7 +108,7 @@ def dependency_violations(core_tree: list[str], metadata: dict) -> list[str]:
         if CORE_FORBIDDEN_CRATES.match(name)
     ]
     packages = {p["name"]: p for p in metadata["packages"]}
-    for function in FUNCTION_PACKAGES:
+    for function in function_packages(metadata):
         for dep in packages[function]["dependencies"]:
             if dep["kind"] is None and SDK_CRATE.match(dep["name"]):
                 problems.append(

@@ -33,9 +33,15 @@ mod tests {
 def metadata(function_deps: dict[str, list[tuple[str, str | None]]]) -> dict:
     return {
         "packages": [
-            {"name": name, "dependencies": [{"name": dep, "kind": kind} for dep, kind in deps]}
+            {
+                "name": name,
+                "manifest_path": f"/repo/functions/{name}/Cargo.toml",
+                "dependencies": [{"name": dep, "kind": kind} for dep, kind in deps],
+            }
             for name, deps in function_deps.items()
         ]
+        # not a function: its SDK dependencies are its own business (doctor)
+        + [{"name": "lockreaper-cli", "manifest_path": "/repo/shared/cli/Cargo.toml", "dependencies": [{"name": "aws-sdk-iam", "kind": None}]}]
     }
 
 
@@ -111,6 +117,13 @@ class CheckArchitecture(unittest.TestCase):
             problems,
         )
         self.assertIn("`aws-sdk-s3`", problems[-1])
+
+    def test_every_function_crate_is_checked_without_a_list(self):
+        # a function added under functions/ (the Slack app mode's two, issue 13) is checked as soon as
+        # it is a workspace member
+        deps = dict(CLEAN_DEPS, **{"slack-new": [("aws-sdk-secretsmanager", None)]})
+        problems = check.violations(self.tree(), CLEAN_TREE, metadata(deps))
+        self.assertEqual([p.split(":")[0] for p in problems], ["functions/slack-new/Cargo.toml"], problems)
 
     def test_this_repository_passes(self):
         import json

@@ -23,6 +23,11 @@ pub const REAPER_ROLE_ARN: &str = "REAPER_ROLE_ARN";
 pub const LOCK_METRICS_ROLE_ARN: &str = "LOCK_METRICS_ROLE_ARN";
 pub const FORCE_UNLOCK_ROLE_ARN: &str = "FORCE_UNLOCK_ROLE_ARN";
 pub const APPROVAL_SECRET_ARN: &str = "APPROVAL_SECRET_ARN";
+pub const SLACK_NOTIFIER_ROLE_ARN: &str = "SLACK_NOTIFIER_ROLE_ARN";
+pub const SLACK_INTERACTIONS_ROLE_ARN: &str = "SLACK_INTERACTIONS_ROLE_ARN";
+pub const SLACK_BOT_TOKEN_SECRET_ARN: &str = "SLACK_BOT_TOKEN_SECRET_ARN";
+pub const SLACK_SIGNING_SECRET_ARN: &str = "SLACK_SIGNING_SECRET_ARN";
+pub const SLACK_ATTESTATION_SECRET_ARN: &str = "SLACK_ATTESTATION_SECRET_ARN";
 
 /// Every setting, as a flag with its environment variable. Global: valid before or after the
 /// subcommand.
@@ -131,6 +136,61 @@ pub struct Settings {
     )]
     pub approval_secret_arn: Option<String>,
 
+    /// The Slack app mode's notifier role (the stack's SlackNotifierRoleArn output): `doctor`
+    /// simulates its policies
+    #[arg(
+        long,
+        global = true,
+        env = "SLACK_NOTIFIER_ROLE_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub slack_notifier_role_arn: Option<String>,
+
+    /// The Slack app mode's interactivity endpoint role (the stack's SlackInteractionsRoleArn
+    /// output): `doctor` simulates its policies
+    #[arg(
+        long,
+        global = true,
+        env = "SLACK_INTERACTIONS_ROLE_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub slack_interactions_role_arn: Option<String>,
+
+    /// The Slack app's bot token secret (the stack's SlackBotTokenSecretArn parameter), for
+    /// `doctor`'s role checks of secretsmanager:GetSecretValue
+    #[arg(
+        long,
+        global = true,
+        env = "SLACK_BOT_TOKEN_SECRET_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub slack_bot_token_secret_arn: Option<String>,
+
+    /// The Slack app's signing secret (the stack's SlackSigningSecretArn parameter), for `doctor`'s
+    /// role check of the interactivity endpoint
+    #[arg(
+        long,
+        global = true,
+        env = "SLACK_SIGNING_SECRET_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub slack_signing_secret_arn: Option<String>,
+
+    /// The Slack attestation key's secret (the stack's SlackAttestationSecret), for `doctor`'s
+    /// role checks of force-unlock and the interactivity endpoint
+    #[arg(
+        long,
+        global = true,
+        env = "SLACK_ATTESTATION_SECRET_ARN",
+        value_name = "ARN",
+        help_heading = "Deployment"
+    )]
+    pub slack_attestation_secret_arn: Option<String>,
+
     /// Age from which a lock is worth an alert, e.g. `90m` [default: 1h]
     #[arg(
         long,
@@ -232,6 +292,14 @@ const FLAGS: &[(&str, &str)] = &[
     (LOCK_METRICS_ROLE_ARN, "--lock-metrics-role-arn"),
     (FORCE_UNLOCK_ROLE_ARN, "--force-unlock-role-arn"),
     (APPROVAL_SECRET_ARN, "--approval-secret-arn"),
+    (SLACK_NOTIFIER_ROLE_ARN, "--slack-notifier-role-arn"),
+    (SLACK_INTERACTIONS_ROLE_ARN, "--slack-interactions-role-arn"),
+    (SLACK_BOT_TOKEN_SECRET_ARN, "--slack-bot-token-secret-arn"),
+    (SLACK_SIGNING_SECRET_ARN, "--slack-signing-secret-arn"),
+    (
+        SLACK_ATTESTATION_SECRET_ARN,
+        "--slack-attestation-secret-arn",
+    ),
     (StaleLockPolicy::WARN_AFTER, "--warn-after"),
     (StaleLockPolicy::EXPIRE_AFTER, "--expire-after"),
     (StaleLockPolicy::AUTO_EXPIRE, "--auto-expire"),
@@ -272,6 +340,17 @@ impl Settings {
             (LOCK_METRICS_ROLE_ARN, &self.lock_metrics_role_arn),
             (FORCE_UNLOCK_ROLE_ARN, &self.force_unlock_role_arn),
             (APPROVAL_SECRET_ARN, &self.approval_secret_arn),
+            (SLACK_NOTIFIER_ROLE_ARN, &self.slack_notifier_role_arn),
+            (
+                SLACK_INTERACTIONS_ROLE_ARN,
+                &self.slack_interactions_role_arn,
+            ),
+            (SLACK_BOT_TOKEN_SECRET_ARN, &self.slack_bot_token_secret_arn),
+            (SLACK_SIGNING_SECRET_ARN, &self.slack_signing_secret_arn),
+            (
+                SLACK_ATTESTATION_SECRET_ARN,
+                &self.slack_attestation_secret_arn,
+            ),
             (StaleLockPolicy::WARN_AFTER, &self.warn_after),
             (StaleLockPolicy::EXPIRE_AFTER, &self.expire_after),
             (StaleLockPolicy::AUTO_EXPIRE, &self.auto_expire),

@@ -57,7 +57,32 @@ pub const PARAMETER_VARIABLES: &[(&str, &str, &str, &[&str])] = &[
         "ApproverAllowList",
         "APPROVER_ALLOW_LIST",
         "",
-        &["force-unlock"],
+        &["force-unlock", "slack-interactions"],
+    ),
+    // The Slack app mode (issue 13): its two functions exist only with SlackAppChannelId.
+    (
+        "SlackAppChannelId",
+        "SLACK_CHANNEL_ID",
+        "",
+        &["slack-notifier"],
+    ),
+    (
+        "SlackBotTokenSecretArn",
+        "SLACK_BOT_TOKEN_SECRET_ARN",
+        "",
+        &["slack-notifier", "slack-interactions"],
+    ),
+    (
+        "SlackSigningSecretArn",
+        "SLACK_SIGNING_SECRET_ARN",
+        "",
+        &["slack-interactions"],
+    ),
+    (
+        "SlackApiBaseUrl",
+        "SLACK_API_BASE_URL",
+        "https://slack.com",
+        &["slack-notifier", "slack-interactions"],
     ),
 ];
 
@@ -368,6 +393,38 @@ pub const PARAMETER_CONSTRAINTS: &[ParameterConstraint] = &[
         None,
     ),
     ("ApproverAllowList", "String", &[], r"", None, None),
+    (
+        "SlackAppChannelId",
+        "String",
+        &[],
+        r"^$|^[A-Z0-9]{9,12}$",
+        None,
+        None,
+    ),
+    (
+        "SlackBotTokenSecretArn",
+        "String",
+        &[],
+        r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$",
+        None,
+        None,
+    ),
+    (
+        "SlackSigningSecretArn",
+        "String",
+        &[],
+        r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$",
+        None,
+        None,
+    ),
+    (
+        "SlackApiBaseUrl",
+        "String",
+        &[],
+        r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        None,
+        None,
+    ),
     (
         "MetricsNamespace",
         "String",
@@ -775,11 +832,25 @@ fn rules(values: &BTreeMap<&str, String>) -> Vec<Problem> {
         "only one of the two VPC lists is set (template Rule VpcNeedsSubnetsAndSecurityGroups)",
         "set both SubnetIds and SecurityGroupIds, or neither",
     );
+    let slack_app = [
+        "SlackAppChannelId",
+        "SlackBotTokenSecretArn",
+        "SlackSigningSecretArn",
+    ];
     rule(
-        set("AlertEmail") || set("SlackChannelId") || set("ApprovalPublisherArns"),
+        slack_app.iter().all(|p| set(p)) || !slack_app.iter().any(|p| set(p)),
+        "SlackAppChannelId/SlackBotTokenSecretArn/SlackSigningSecretArn",
+        "the Slack app mode is half configured (template Rule SlackAppNeedsChannelTokenAndSigningSecret)",
+        "set all of SlackAppChannelId, SlackBotTokenSecretArn and SlackSigningSecretArn, or none",
+    );
+    rule(
+        set("AlertEmail")
+            || set("SlackChannelId")
+            || set("SlackAppChannelId")
+            || set("ApprovalPublisherArns"),
         "AlertEmail",
         "nobody would hear of a stale lock or be able to approve an unlock (template Rule SomebodyIsAlerted)",
-        "set AlertEmail, or SlackWorkspaceId and SlackChannelId, or ApprovalPublisherArns",
+        "set AlertEmail, or SlackWorkspaceId and SlackChannelId, or the Slack app mode (SlackAppChannelId and its two secrets), or ApprovalPublisherArns",
     );
     problems
 }
@@ -875,6 +946,54 @@ parameter_overrides = "LockTables=tf-locks AlertEmail=ops@example.com Note=a\\ b
         for p in &problems {
             assert!(!p.fix.is_empty(), "{p:?}");
         }
+    }
+
+    #[test]
+    fn the_slack_app_mode_needs_all_three_and_alerts_somebody() {
+        let token = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper/slack-bot-token-AbCdEf";
+        let signing =
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:lockreaper/slack-signing-GhIjKl";
+        let app = [
+            ("LockTables", "tf-locks"),
+            ("SlackAppChannelId", "C0123ABCDEF"),
+            ("SlackBotTokenSecretArn", token),
+            ("SlackSigningSecretArn", signing),
+        ];
+        // the Slack app mode alone is somebody alerted (no AlertEmail, no Chatbot)
+        assert_eq!(check(&values(&app)), []);
+        let half = values(&app[..3]);
+        let problems = check(&half);
+        assert_eq!(
+            problems
+                .iter()
+                .map(|p| p.parameter.as_str())
+                .collect::<Vec<_>>(),
+            ["SlackAppChannelId/SlackBotTokenSecretArn/SlackSigningSecretArn"],
+            "{problems:#?}"
+        );
+        // an alias or a name is not a secret ARN, and the channel is an ID, not a name
+        let named = values(&[
+            ("LockTables", "tf-locks"),
+            ("SlackAppChannelId", "#ops"),
+            ("SlackBotTokenSecretArn", "lockreaper/slack-bot-token"),
+            ("SlackSigningSecretArn", signing),
+        ]);
+        let parameters: Vec<String> = check(&named).into_iter().map(|p| p.parameter).collect();
+        assert!(
+            parameters.contains(&"SlackAppChannelId".to_owned()),
+            "{parameters:?}"
+        );
+        assert!(
+            parameters.contains(&"SlackBotTokenSecretArn".to_owned()),
+            "{parameters:?}"
+        );
+        let v = with_defaults(&values(&app));
+        let notifier = function_env(&v, "slack-notifier");
+        assert!(notifier.contains(&("SLACK_CHANNEL_ID".to_owned(), "C0123ABCDEF".to_owned())));
+        assert!(notifier.contains(&(
+            "SLACK_API_BASE_URL".to_owned(),
+            "https://slack.com".to_owned()
+        )));
     }
 
     #[test]

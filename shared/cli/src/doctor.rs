@@ -29,7 +29,9 @@ use lockreaper_core::StatePath;
 
 use crate::config::{
     self, setting_name, Settings, ALERT_TOPIC_ARN, APPROVAL_SECRET_ARN, APPROVAL_TOPIC_ARN,
-    FORCE_UNLOCK_ROLE_ARN, LOCK_METRICS_ROLE_ARN, REAPER_ROLE_ARN, STATE_BUCKETS,
+    FORCE_UNLOCK_ROLE_ARN, LOCK_METRICS_ROLE_ARN, REAPER_ROLE_ARN, SLACK_ATTESTATION_SECRET_ARN,
+    SLACK_BOT_TOKEN_SECRET_ARN, SLACK_INTERACTIONS_ROLE_ARN, SLACK_NOTIFIER_ROLE_ARN,
+    SLACK_SIGNING_SECRET_ARN, STATE_BUCKETS,
 };
 use crate::doctor_roles::{role_check, roles_section, simulate_role, RoleReport};
 use crate::failure::{concise, Failure, EXIT_OK, EXIT_PROBLEMS};
@@ -153,6 +155,10 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     // The policy is checked as the reaper checks it, so a bad WARN_AFTER is found here too.
     let policy = config::policy(&mut env);
     let approval_secret = env.get(APPROVAL_SECRET_ARN).map(str::to_owned);
+    let get = |env: &lockreaper_core::config::Env, name: &str| env.get(name).map(str::to_owned);
+    let slack_bot_token_secret = get(&env, SLACK_BOT_TOKEN_SECRET_ARN);
+    let slack_signing_secret = get(&env, SLACK_SIGNING_SECRET_ARN);
+    let slack_attestation_secret = get(&env, SLACK_ATTESTATION_SECRET_ARN);
     let roles = role_arns(&mut env);
     config::finish(env, ())?;
     let aws = config::aws(settings, path_style).await?;
@@ -212,6 +218,10 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
         ledger_table: ledger.clone(),
         alert_topic_arn: alert_topic.clone(),
         approval_secret_arn: approval_secret,
+        approval_topic_arn: approval_topic.clone(),
+        slack_bot_token_secret_arn: slack_bot_token_secret,
+        slack_signing_secret_arn: slack_signing_secret,
+        slack_attestation_secret_arn: slack_attestation_secret,
         auto_expire: policy.auto_expire,
     };
     let role_checks = check_roles(&aws, &dynamodb, &roles, deployment);
@@ -256,14 +266,17 @@ pub async fn run(settings: &Settings, args: &Args) -> Result<u8, Failure> {
     Ok(if failed { EXIT_PROBLEMS } else { EXIT_OK })
 }
 
-/// The role ARNs set (`REAPER_ROLE_ARN`, `LOCK_METRICS_ROLE_ARN`, `FORCE_UNLOCK_ROLE_ARN`), each
-/// checked to be an IAM role ARN.
+/// The role ARNs set (`REAPER_ROLE_ARN`, `LOCK_METRICS_ROLE_ARN`, `FORCE_UNLOCK_ROLE_ARN`, and in
+/// the Slack app mode `SLACK_NOTIFIER_ROLE_ARN`, `SLACK_INTERACTIONS_ROLE_ARN`), each checked to be
+/// an IAM role ARN.
 fn role_arns(env: &mut lockreaper_core::config::Env) -> Vec<(Function, String)> {
     let mut out = Vec::new();
     for (function, variable) in [
         (Function::Reaper, REAPER_ROLE_ARN),
         (Function::LockMetrics, LOCK_METRICS_ROLE_ARN),
         (Function::ForceUnlock, FORCE_UNLOCK_ROLE_ARN),
+        (Function::SlackNotifier, SLACK_NOTIFIER_ROLE_ARN),
+        (Function::SlackInteractions, SLACK_INTERACTIONS_ROLE_ARN),
     ] {
         let Some(arn) = env.get(variable).map(str::to_owned) else {
             continue;

@@ -24,21 +24,29 @@ pub enum Function {
     Reaper,
     LockMetrics,
     ForceUnlock,
+    /// The Slack app mode's notifier (only with the template's `SlackAppChannelId`).
+    SlackNotifier,
+    /// The Slack app mode's interactivity endpoint (only with `SlackAppChannelId`).
+    SlackInteractions,
 }
 
 impl Function {
-    pub const ALL: [Function; 3] = [
+    pub const ALL: [Function; 5] = [
         Function::Reaper,
         Function::LockMetrics,
         Function::ForceUnlock,
+        Function::SlackNotifier,
+        Function::SlackInteractions,
     ];
 
-    /// `reaper`, `lock-metrics`, `force-unlock`.
+    /// `reaper`, `lock-metrics`, `force-unlock`, `slack-notifier`, `slack-interactions`.
     pub fn name(self) -> &'static str {
         match self {
             Function::Reaper => "reaper",
             Function::LockMetrics => "lock-metrics",
             Function::ForceUnlock => "force-unlock",
+            Function::SlackNotifier => "slack-notifier",
+            Function::SlackInteractions => "slack-interactions",
         }
     }
 
@@ -48,6 +56,8 @@ impl Function {
             Function::Reaper => "ReaperRoleArn",
             Function::LockMetrics => "LockMetricsRoleArn",
             Function::ForceUnlock => "ForceUnlockRoleArn",
+            Function::SlackNotifier => "SlackNotifierRoleArn",
+            Function::SlackInteractions => "SlackInteractionsRoleArn",
         }
     }
 
@@ -57,6 +67,8 @@ impl Function {
             Function::Reaper => "ReaperRole",
             Function::LockMetrics => "LockMetricsRole",
             Function::ForceUnlock => "ForceUnlockRole",
+            Function::SlackNotifier => "SlackNotifierRole",
+            Function::SlackInteractions => "SlackInteractionsRole",
         }
     }
 }
@@ -82,6 +94,15 @@ pub struct Deployment {
     pub alert_topic_arn: Option<String>,
     /// `APPROVAL_SECRET_ARN`: the approval token signing key.
     pub approval_secret_arn: Option<String>,
+    /// `APPROVAL_TOPIC_ARN`: where the Slack app's endpoint publishes approvals.
+    pub approval_topic_arn: Option<String>,
+    /// `SLACK_BOT_TOKEN_SECRET_ARN` (Slack app mode): the app's bot token.
+    pub slack_bot_token_secret_arn: Option<String>,
+    /// `SLACK_SIGNING_SECRET_ARN` (Slack app mode): the app's signing secret.
+    pub slack_signing_secret_arn: Option<String>,
+    /// `SLACK_ATTESTATION_SECRET_ARN` (Slack app mode): the key verified approvals are attested
+    /// with (the endpoint signs, force-unlock verifies).
+    pub slack_attestation_secret_arn: Option<String>,
     /// `AUTO_EXPIRE`: the reaper deletes locks itself (the template grants its deletes only then).
     pub auto_expire: bool,
 }
@@ -107,8 +128,12 @@ const WRITE_UPDATE_DELETE: &[&str] = &[
 /// ... and of one whose items are only put and deleted.
 const WRITE_DELETE: &[&str] = &["dynamodb:PutItem", "dynamodb:DeleteItem"];
 
+/// ... and of one whose items are put and updated, never deleted.
+const WRITE_UPDATE: &[&str] = &["dynamodb:PutItem", "dynamodb:UpdateItem"];
+
 /// A partition key of each kind each function writes in the ledger (`shared/aws/src/ledger.rs`,
-/// `alert_state.rs`, `proposals.rs`, `unlock.rs`), with the actions it writes them with.
+/// `alert_state.rs`, `proposals.rs`, `unlock.rs`, `slack_threads.rs`), with the actions it writes
+/// them with.
 fn ledger_writes(function: Function) -> &'static [(&'static str, &'static [&'static str])] {
     match function {
         // alert_state.rs (alerts#, unparseable), proposals.rs (proposal#), ledger.rs (lock#:
@@ -131,6 +156,11 @@ fn ledger_writes(function: Function) -> &'static [(&'static str, &'static [&'sta
             ("lock#lockreaper-doctor", WRITE_UPDATE_DELETE),
             ("proposal#lockreaper-doctor", WRITE_UPDATE_DELETE),
         ],
+        // slack_threads.rs: each lock's channel message (its thread), written conditionally
+        // (issue 13's contract: `slack#` partition keys only)
+        Function::SlackNotifier => &[("slack#lockreaper-doctor", WRITE_UPDATE)],
+        // the endpoint keeps no ledger items
+        Function::SlackInteractions => &[],
     }
 }
 
@@ -213,7 +243,7 @@ pub fn needed(function: Function, deployment: &Deployment) -> Vec<Needed> {
                     "delete the approved lock (conditionally)",
                 );
             }
-            Function::LockMetrics => {}
+            Function::LockMetrics | Function::SlackNotifier | Function::SlackInteractions => {}
         }
     }
     // Lock table streams (lock-metrics' event source mappings read them on its behalf).
@@ -271,9 +301,9 @@ pub fn needed(function: Function, deployment: &Deployment) -> Vec<Needed> {
     let unlocks = match function {
         Function::Reaper => d.auto_expire,
         Function::ForceUnlock => true,
-        Function::LockMetrics => false,
+        Function::LockMetrics | Function::SlackNotifier | Function::SlackInteractions => false,
     };
-    if function != Function::LockMetrics {
+    if matches!(function, Function::Reaper | Function::ForceUnlock) {
         for scope in &d.state_locations {
             let bucket = bucket_arn(&scope.bucket);
             push(
@@ -312,11 +342,17 @@ pub fn needed(function: Function, deployment: &Deployment) -> Vec<Needed> {
             }
         }
     }
-    // The ledger.
-    if let Some(ledger) = &d.ledger_table {
+    // The ledger (the Slack app's endpoint keeps none; the notifier reads its items by key only).
+    if let Some(ledger) = d
+        .ledger_table
+        .as_ref()
+        .filter(|_| function != Function::SlackInteractions)
+    {
         let arn = table_arn(ledger);
         push(&mut out, "dynamodb:GetItem", &arn, "read ledger items");
-        push(&mut out, "dynamodb:Query", &arn, "read ledger partitions");
+        if function != Function::SlackNotifier {
+            push(&mut out, "dynamodb:Query", &arn, "read ledger partitions");
+        }
         if function == Function::LockMetrics {
             push(
                 &mut out,
@@ -337,7 +373,7 @@ pub fn needed(function: Function, deployment: &Deployment) -> Vec<Needed> {
         }
     }
     // Alerts (notify.rs) and the approval signing key (secrets.rs).
-    if function != Function::LockMetrics {
+    if matches!(function, Function::Reaper | Function::ForceUnlock) {
         if let Some(topic) = &d.alert_topic_arn {
             push(&mut out, "sns:Publish", topic, "publish alerts and results");
         }
@@ -349,6 +385,50 @@ pub fn needed(function: Function, deployment: &Deployment) -> Vec<Needed> {
                 "sign and verify approval tokens",
             );
         }
+    }
+    // The Slack app mode (issue 13): the app's secrets, and the endpoint's approvals.
+    let secret = |out: &mut Vec<Needed>, arn: &Option<String>, why: &'static str| {
+        if let Some(arn) = arn {
+            push(out, "secretsmanager:GetSecretValue", arn, why);
+        }
+    };
+    match function {
+        Function::ForceUnlock => secret(
+            &mut out,
+            &d.slack_attestation_secret_arn,
+            "verify the attestation of a Slack-verified approval",
+        ),
+        Function::SlackNotifier => secret(
+            &mut out,
+            &d.slack_bot_token_secret_arn,
+            "post and update Slack messages (bot token)",
+        ),
+        Function::SlackInteractions => {
+            secret(
+                &mut out,
+                &d.slack_signing_secret_arn,
+                "verify Slack's request signature",
+            );
+            secret(
+                &mut out,
+                &d.slack_attestation_secret_arn,
+                "attest a verified approval",
+            );
+            secret(
+                &mut out,
+                &d.slack_bot_token_secret_arn,
+                "replace a pressed message's buttons (bot token)",
+            );
+            if let Some(topic) = &d.approval_topic_arn {
+                push(
+                    &mut out,
+                    "sns:Publish",
+                    topic,
+                    "publish a verified, attested approval",
+                );
+            }
+        }
+        Function::Reaper | Function::LockMetrics => {}
     }
     out
 }
@@ -390,6 +470,16 @@ mod tests {
             alert_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:alerts".into()),
             approval_secret_arn: Some(
                 "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s".into(),
+            ),
+            approval_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:ok".into()),
+            slack_bot_token_secret_arn: Some(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bot".into(),
+            ),
+            slack_signing_secret_arn: Some(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing".into(),
+            ),
+            slack_attestation_secret_arn: Some(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:attest".into(),
             ),
             auto_expire,
         }
@@ -471,6 +561,59 @@ mod tests {
             "secretsmanager:GetSecretValue",
             "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s"
         ));
+    }
+
+    #[test]
+    fn the_slack_app_functions_need_only_their_secrets_topic_and_thread_items() {
+        let d = deployment(true);
+        let notifier = needed(Function::SlackNotifier, &d);
+        let actions = |list: &[Needed]| {
+            let mut a: Vec<&str> = list.iter().map(|n| n.action).collect();
+            a.sort_unstable();
+            a.dedup();
+            a
+        };
+        assert_eq!(
+            actions(&notifier),
+            [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "secretsmanager:GetSecretValue"
+            ]
+        );
+        assert!(notifier
+            .iter()
+            .filter_map(|n| n.leading_key.as_deref())
+            .all(|k| k.starts_with("slack#")));
+        assert!(has(
+            &notifier,
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bot"
+        ));
+        let endpoint = needed(Function::SlackInteractions, &d);
+        assert_eq!(
+            actions(&endpoint),
+            ["secretsmanager:GetSecretValue", "sns:Publish"]
+        );
+        assert!(has(
+            &endpoint,
+            "sns:Publish",
+            "arn:aws:sns:eu-west-1:123456789012:ok"
+        ));
+        for secret in ["bot", "signing", "attest"] {
+            let arn = format!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:{secret}");
+            assert!(has(&endpoint, "secretsmanager:GetSecretValue", &arn));
+        }
+        // force-unlock verifies the attestation; the reaper is told nothing of Slack
+        assert!(has(
+            &needed(Function::ForceUnlock, &d),
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:attest"
+        ));
+        assert!(!needed(Function::Reaper, &d)
+            .iter()
+            .any(|n| n.resource.contains("secret:attest") || n.resource.ends_with(":ok")));
     }
 
     #[test]

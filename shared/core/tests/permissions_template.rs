@@ -149,6 +149,10 @@ fn deployment(set: &Value, function: Function) -> Deployment {
         ledger_table,
         alert_topic_arn: get("ALERT_TOPIC_ARN"),
         approval_secret_arn: get("APPROVAL_SECRET_ARN"),
+        approval_topic_arn: get("APPROVAL_TOPIC_ARN"),
+        slack_bot_token_secret_arn: get("SLACK_BOT_TOKEN_SECRET_ARN"),
+        slack_signing_secret_arn: get("SLACK_SIGNING_SECRET_ARN"),
+        slack_attestation_secret_arn: get("SLACK_ATTESTATION_SECRET_ARN"),
         auto_expire: vars("ReaperRole").get("AUTO_EXPIRE").map(String::as_str) == Some("true"),
     }
 }
@@ -170,8 +174,24 @@ fn every_needed_permission_is_granted_and_every_data_plane_grant_is_needed() {
     let sets = fixture.as_object().expect("parameter sets");
     assert!(sets.len() >= 5, "{}", sets.len());
     let mut checked = 0;
+    let mut slack_app_sets = 0;
     for (name, set) in sets {
         for function in Function::ALL {
+            if set["roles"].get(function.role_logical_id()).is_none() {
+                // the Slack app mode's functions exist only with SlackAppChannelId
+                assert!(
+                    matches!(
+                        function,
+                        Function::SlackNotifier | Function::SlackInteractions
+                    ),
+                    "{name}: no {} in the fixture",
+                    function.role_logical_id()
+                );
+                continue;
+            }
+            if function == Function::SlackInteractions {
+                slack_app_sets += 1;
+            }
             let d = deployment(set, function);
             let list = needed(function, &d);
             let granted = role_grants(set, function);
@@ -205,6 +225,10 @@ fn every_needed_permission_is_granted_and_every_data_plane_grant_is_needed() {
         }
     }
     assert!(checked > 300, "only {checked} permissions checked");
+    assert!(
+        slack_app_sets >= 2,
+        "the fixture has {slack_app_sets} parameter sets with the Slack app mode"
+    );
 }
 
 #[test]
