@@ -706,6 +706,38 @@ async fn doctor_never_passes_a_role_it_could_not_simulate() {
             .contains("FORCE_UNLOCK_ROLE_ARN (--force-unlock-role-arn): \"force-unlock\" is not an IAM role ARN"),
         "{bad:?}"
     );
+    // The Slack app mode's roles (issue 13) are checked the same way, by their own variables.
+    let slack = lockreaper(
+        &env,
+        &[
+            ("LOCK_TABLES", table.as_str()),
+            (
+                "SLACK_INTERACTIONS_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/lockreaper-slack-press",
+            ),
+        ],
+        &["doctor", "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&slack.stdout).expect("JSON");
+    let roles = report["roles"].as_array().expect("roles");
+    assert_eq!(roles.len(), 1, "{report:#}");
+    assert_eq!(roles[0]["function"], "slack-interactions", "{report:#}");
+    assert_eq!(roles[0]["simulated"], 0, "{report:#}");
+    let bad = lockreaper(
+        &env,
+        &[
+            ("LOCK_TABLES", table.as_str()),
+            ("SLACK_NOTIFIER_ROLE_ARN", "slack-notifier"),
+        ],
+        &["doctor"],
+    );
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(
+        bad.stderr.contains(
+            "SLACK_NOTIFIER_ROLE_ARN (--slack-notifier-role-arn): \"slack-notifier\" is not an IAM role ARN"
+        ),
+        "{bad:?}"
+    );
 }
 
 /// Issue 15: a section per configured bucket (once, whatever its prefixes) saying whether it
