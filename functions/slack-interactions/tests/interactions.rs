@@ -19,7 +19,7 @@ use lockreaper_testkit::notifications::TopicWithQueue;
 use lockreaper_testkit::slack_api::SlackApi;
 use lockreaper_testkit::TestEnv;
 use serde_json::{json, Value};
-use slack_interactions::{Config, SlackInteractions, GROUP_LOOKUP_TIMEOUT};
+use slack_interactions::{Config, SlackInteractions};
 
 const TOKEN: &str = "lr1.BwcHBwcHBwcHBwcHZ8cZD7wLM_p-NWO4m3eb7Ci-0NYCA33vbggFrQ";
 
@@ -358,6 +358,9 @@ const GROUPS_BOT_TOKEN: &str = "xoxb-0000000000-0000000000000-groupsgroupsgroups
 
 /// The allow-list of the user-group tests: a name, two groups of Ana's workspace (one she is in,
 /// one she is not), one that does not exist (`no_such_subteam`), and another workspace's group.
+/// How late the slow Slack answers: far past any bound the endpoint sets on a lookup.
+const SLOW_SLACK: Duration = Duration::from_secs(10);
+
 const GROUP_ALLOW_LIST: &str = "ops@example.com, slack:S0OPS0001, slack:T0123ABCD/S0SRE0001, \
                                 slack:S0GONE0001, slack:T0ELSE000/S0DEV0001";
 
@@ -487,11 +490,13 @@ async fn a_failed_or_slow_group_lookup_is_cannot_tell_never_membership() {
         Ok(())
     );
 
-    // Slack answering too late: the lookups are cut off, the answer still comes within 3 s. The
-    // three lookups run at once: one lookup's bound, not three, is what they add.
+    // Slack answering far too late: the lookups are cut off (the press does not wait for Slack's
+    // answer), and they run at once. Both are told without timing the machine (speed targets live
+    // in benchmarks): the press returns long before Slack would have answered one lookup, and the
+    // stand-in counts how many lookups it was answering at the same time.
     let slow = SlackApi::start(GROUPS_BOT_TOKEN, &["C0LOCKS01"]).await;
     slow.set_usergroup("S0OPS0001", &["U0456EFGH"]);
-    slow.set_delay(Duration::from_secs(4));
+    slow.set_delay(SLOW_SLACK);
     let world = World::with_allow_list(
         "slackgrpslow",
         Some((&slow.base_url, GROUPS_BOT_TOKEN)),
@@ -500,8 +505,14 @@ async fn a_failed_or_slow_group_lookup_is_cannot_tell_never_membership() {
     .await;
     let (late, took) = press_and_verify(&world, "U0456EFGH").await;
     assert!(
-        took >= GROUP_LOOKUP_TIMEOUT && took < GROUP_LOOKUP_TIMEOUT * 2,
-        "the lookups took {took:?}: not bounded, or not concurrent"
+        took < SLOW_SLACK,
+        "the press took {took:?}: it waited for Slack's answer instead of cutting the lookups off"
+    );
+    // this workspace's three group entries (S0OPS0001, S0SRE0001, S0GONE0001), all in flight at once
+    assert_eq!(
+        slow.most_concurrent_calls("usergroups.users.list"),
+        3,
+        "the lookups did not run at once"
     );
     assert_eq!(
         late.slack.as_ref().unwrap().verified_groups(),

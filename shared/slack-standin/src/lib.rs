@@ -57,6 +57,8 @@ struct State {
     failing: BTreeMap<String, String>,
     /// How long every answer waits, set by [`SlackApi::set_delay`].
     delay: Duration,
+    /// Method → requests being answered now, and the most there ever were at once.
+    in_flight: BTreeMap<String, (usize, usize)>,
 }
 
 /// The running stand-in; stops when dropped.
@@ -144,6 +146,14 @@ impl SlackApi {
     pub fn calls(&self) -> Vec<(String, Option<String>)> {
         self.state.lock().expect("state").calls.clone()
     }
+
+    /// The most calls of `method` that were being answered at the same time: with a
+    /// [`SlackApi::set_delay`], how a test tells concurrent calls from sequential ones without
+    /// timing them.
+    pub fn most_concurrent_calls(&self, method: &str) -> usize {
+        let state = self.state.lock().expect("state");
+        state.in_flight.get(method).map_or(0, |&(_, most)| most)
+    }
 }
 
 /// A request as read off the socket.
@@ -220,13 +230,25 @@ async fn serve(
         .split_once('?')
         .map_or(&request.path[..], |(p, _)| p);
     let api_method = path.strip_prefix("/api/").unwrap_or(path).to_owned();
-    let delay = state.lock().expect("state").delay;
+    let delay = {
+        let mut state = state.lock().expect("state");
+        let (now, most) = state.in_flight.entry(api_method.clone()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        state.delay
+    };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let answer = answer(&request, &api_method, state, token, channels);
     let error = answer["error"].as_str().map(str::to_owned);
-    state.lock().expect("state").calls.push((api_method, error));
+    {
+        let mut state = state.lock().expect("state");
+        if let Some((now, _)) = state.in_flight.get_mut(&api_method) {
+            *now -= 1;
+        }
+        state.calls.push((api_method, error));
+    }
     let body = answer.to_string();
     let response = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
