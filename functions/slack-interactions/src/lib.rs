@@ -15,15 +15,19 @@
 //!    [`GROUP_LOOKUP_TIMEOUT`]. A lookup that fails or times out is "cannot tell": that group is
 //!    attested as unchecked, never as membership, and the press still goes on (force-unlock then
 //!    refuses it unless another entry allows the presser, and says why);
-//! 5. the press becomes an approval, denial or snooze attested with the presser's Slack identity
+//! 5. when the bot token is configured (`SLACK_BOT_TOKEN_SECRET_ARN`), the pressed message's
+//!    buttons are replaced at once with who pressed what ([`pressed_line`], `chat.update` at
+//!    `SLACK_API_BASE_URL`), so nobody presses twice; a failure there is logged and the press
+//!    still goes on. This comes *before* the publish: once the approval is published,
+//!    force-unlock and the notifier may replace the buttons with the outcome ("Approved by … —
+//!    unlocked"), and a "pressed" update landing after that would overwrite it;
+//! 6. the press becomes an approval, denial or snooze attested with the presser's Slack identity
 //!    and group membership ([`ButtonPress::approval_message`], signed with the key in
 //!    `SLACK_ATTESTATION_SECRET_ARN` that only this function and force-unlock can read) and is
 //!    published to the approvals topic; **200**. force-unlock does the rest, as for every approval
-//!    (single use, the final check, the allow-list, the audit);
-//! 6. when the bot token is configured (`SLACK_BOT_TOKEN_SECRET_ARN`), the pressed message's
-//!    buttons are replaced at once with who pressed what ([`pressed_line`], `chat.update` at
-//!    `SLACK_API_BASE_URL`), so nobody presses twice; a failure there is logged and the press
-//!    still stands.
+//!    (single use, the final check, the allow-list, the audit). If the publish fails, the
+//!    buttons are put back (the blocks Slack sent with the press) and Slack is answered **500**,
+//!    so the person can press again.
 //!
 //! Nothing here touches a lock or the ledger, so the answer is the group lookups (concurrent,
 //! [`GROUP_LOOKUP_TIMEOUT`]), one SNS publish and at most one Slack update (bounded by
@@ -175,7 +179,7 @@ pub struct SlackInteractions {
     allow_list: Vec<String>,
 }
 
-/// The longest the button replacement may take; the press is already published by then.
+/// The longest the button replacement may take.
 pub const UPDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// The longest one user group's member lookup may take before its membership is "cannot tell".
@@ -187,6 +191,10 @@ pub const GROUP_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// button replacement only uses what is left of this, keeping a margin for the function URL and
 /// the network.
 pub const RESPONSE_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// What the button replacement leaves of [`RESPONSE_BUDGET`] for the publish after it (one SNS
+/// call, tens of milliseconds when SNS is well).
+pub const PUBLISH_RESERVE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl SlackInteractions {
     pub fn new(
@@ -333,6 +341,18 @@ impl SlackInteractions {
     ) -> Value {
         let message = press.approval_message(&self.attestation_key, groups, now);
         let approver = press.identity.approver_name();
+        let left = RESPONSE_BUDGET
+            .saturating_sub(started.elapsed())
+            .saturating_sub(PUBLISH_RESERVE);
+        let line = pressed_line(press.action, &press.identity, now);
+        let replaced = self
+            .update_message(
+                press,
+                &replace_buttons(&press.blocks, &line),
+                left.min(UPDATE_TIMEOUT),
+                "the press goes on, but its message still shows the buttons",
+            )
+            .await;
         match self.approvals.publish_text(&message).await {
             Ok(message_id) => {
                 tracing::info!(
@@ -345,9 +365,6 @@ impl SlackInteractions {
                     groups_unchecked = ?groups.map(|g| &g.unchecked),
                     "button press verified and published to the approvals topic"
                 );
-                let left = RESPONSE_BUDGET.saturating_sub(started.elapsed());
-                self.replace_buttons(press, now, left.min(UPDATE_TIMEOUT))
-                    .await;
                 response(200, "")
             }
             Err(e) => {
@@ -359,6 +376,19 @@ impl SlackInteractions {
                     reason = %e,
                     "could not publish the verified press; Slack shows the user an error, press again"
                 );
+                if replaced {
+                    // Nothing was published, so the buttons come back for the next press.
+                    let left = RESPONSE_BUDGET
+                        .saturating_sub(started.elapsed())
+                        .max(RESTORE_TIMEOUT_FLOOR);
+                    self.update_message(
+                        press,
+                        &press.blocks,
+                        left.min(UPDATE_TIMEOUT),
+                        "the press was not recorded and its message still shows who pressed; the CLI command in the alert still works",
+                    )
+                    .await;
+                }
                 response(
                     500,
                     "lockreaper could not record this press; please press again",
@@ -368,40 +398,49 @@ impl SlackInteractions {
     }
 }
 
+/// However late a failed publish is noticed, putting the buttons back gets at least this long.
+const RESTORE_TIMEOUT_FLOOR: std::time::Duration = std::time::Duration::from_millis(300);
+
 impl SlackInteractions {
-    /// Replaces the pressed message's buttons with who pressed what, when a bot token is
-    /// configured and the press came from a message; failures are logged, never answered.
-    async fn replace_buttons(
+    /// Shows `blocks` in place of the pressed message, when a bot token is configured and the
+    /// press came from a message; `true` when Slack took it. Failures are logged (`if_failed`
+    /// says what that leaves), never answered.
+    async fn update_message(
         &self,
         press: &ButtonPress,
-        now: DateTime<Utc>,
+        blocks: &[Value],
         timeout: std::time::Duration,
-    ) {
+        if_failed: &str,
+    ) -> bool {
         let (Some(slack), Some(channel), Some(ts)) =
             (&self.slack, &press.channel_id, &press.message_ts)
         else {
-            return;
+            return false;
         };
         if press.blocks.is_empty() {
-            return;
+            return false;
         }
-        let line = pressed_line(press.action, &press.identity, now);
-        let blocks = replace_buttons(&press.blocks, &line);
         let text = press.text.as_deref().unwrap_or("lockreaper");
-        match tokio::time::timeout(timeout, slack.update(channel, ts, text, &blocks)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(
-                event = "slack-interaction",
-                outcome = "buttons-not-replaced",
-                reason = %e,
-                "the press is published, but its message still shows the buttons"
-            ),
-            Err(_) => tracing::warn!(
-                event = "slack-interaction",
-                outcome = "buttons-not-replaced",
-                reason = "chat.update took longer than the time left to answer Slack",
-                "the press is published, but its message still shows the buttons"
-            ),
+        match tokio::time::timeout(timeout, slack.update(channel, ts, text, blocks)).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    event = "slack-interaction",
+                    outcome = "message-not-updated",
+                    reason = %e,
+                    "{if_failed}"
+                );
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    event = "slack-interaction",
+                    outcome = "message-not-updated",
+                    reason = "chat.update took longer than the time left to answer Slack",
+                    "{if_failed}"
+                );
+                false
+            }
         }
     }
 }

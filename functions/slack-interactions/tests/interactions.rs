@@ -27,6 +27,7 @@ struct World {
     env: TestEnv,
     approvals: TopicWithQueue,
     endpoint: SlackInteractions,
+    config: Config,
     signing_secret: SlackSigningSecret,
     attestation_key: SigningKey,
 }
@@ -77,6 +78,7 @@ impl World {
             env,
             approvals,
             endpoint,
+            config,
             signing_secret: SlackSigningSecret::from_secret(&signing).unwrap(),
             attestation_key: SigningKey::from_secret(&attestation).unwrap(),
         }
@@ -395,6 +397,70 @@ fn entries(list: &[&str]) -> Vec<String> {
 /// A member of an allow-listed user group is attested as one; a non-member is not; a group that
 /// could not be looked up is attested as unchecked (never as membership). Only the groups of the
 /// presser's workspace are asked for, with `usergroups.users.list` on the stand-in.
+/// The buttons are replaced before the approval is published (after it, force-unlock and the
+/// notifier may already have written the outcome there, which a late "pressed" line would
+/// overwrite); so when the publish fails, the buttons are put back and Slack is told to let the
+/// person press again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_press_that_cannot_be_published_gives_the_buttons_back() {
+    const BOT_TOKEN: &str = "xoxb-0000000000-0000000000000-standinstandinstandin";
+    let slack = SlackApi::start(BOT_TOKEN, &["C0LOCKS01"]).await;
+    let world = World::with_slack("slackpubfail", Some((&slack.base_url, BOT_TOKEN))).await;
+    // The same endpoint, publishing to a topic that does not exist: every publish fails.
+    let mut config = world.config.clone();
+    config.approval_topic_arn = format!("{}-gone", config.approval_topic_arn);
+    let endpoint = SlackInteractions::from_config(&world.env.aws, &config)
+        .await
+        .unwrap();
+    let blocks = json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*Stale lock*"}},
+        {"type": "actions", "block_id": "lockreaper-approval", "elements": [
+            {"type": "button", "action_id": "lockreaper-approve", "text": {"type": "plain_text", "text": "Approve unlock"}, "value": TOKEN}
+        ]}
+    ]);
+    let posted = lockreaper_aws::slack::SlackWebApi::new(&slack.base_url, BOT_TOKEN)
+        .post_message(
+            "C0LOCKS01",
+            None,
+            &json!({"text": "Stale lock", "blocks": blocks}),
+        )
+        .await
+        .unwrap();
+    let mut payload = block_actions("lockreaper-approve", "U0456EFGH");
+    payload["container"]["message_ts"] = posted.ts.clone().into();
+    payload["message"]["ts"] = posted.ts.clone().into();
+    payload["message"]["blocks"] = blocks.clone();
+    let now = Utc::now();
+    let response = endpoint
+        .handle_request(&signed(&world, &form(&payload), now), now)
+        .await;
+    assert_eq!(status(&response), 500, "{response}");
+    assert!(world.published(Duration::from_secs(2)).await.is_empty());
+    // Two updates: the "pressed" line first, then the buttons back as they were.
+    let updates: Vec<_> = slack
+        .calls()
+        .into_iter()
+        .filter(|(method, _)| method == "chat.update")
+        .collect();
+    assert_eq!(updates, vec![("chat.update".to_owned(), None); 2]);
+    assert_eq!(
+        slack.messages()[0].blocks,
+        blocks.as_array().unwrap().clone()
+    );
+
+    // With the real topic, the "pressed" line is already there when the approval is published.
+    let response = world
+        .endpoint
+        .handle_request(&signed(&world, &form(&payload), now), now)
+        .await;
+    assert_eq!(status(&response), 200, "{response}");
+    assert_eq!(world.published(Duration::from_secs(10)).await.len(), 1);
+    assert!(slack.messages()[0]
+        .blocks
+        .iter()
+        .all(|b| b["type"] != "actions"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn user_group_membership_is_looked_up_and_attested_at_press_time() {
     let slack = SlackApi::start(GROUPS_BOT_TOKEN, &["C0LOCKS01"]).await;
