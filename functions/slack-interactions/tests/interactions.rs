@@ -288,14 +288,9 @@ async fn forged_stale_replayed_and_malformed_requests_publish_nothing() {
     assert_eq!(world.published(Duration::from_secs(10)).await.len(), 1);
 }
 
-/// With the bot token configured, the pressed message's buttons give way at once to who pressed
-/// what (`chat.update` on the stand-in of Slack's Web API), and the press is published as ever.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_press_replaces_the_buttons_at_once() {
-    const BOT_TOKEN: &str = "xoxb-0000000000-0000000000000-standinstandinstandin";
-    let slack = SlackApi::start(BOT_TOKEN, &["C0LOCKS01"]).await;
-    let world = World::with_slack("slackupd", Some((&slack.base_url, BOT_TOKEN))).await;
-    // The alert as posted: a section and the approval buttons.
+/// An alert with the approval buttons, posted to the stand-in's channel `C0LOCKS01` as the bot;
+/// its blocks and the `block_actions` payload of Ana pressing Approve under it.
+async fn posted_offer(slack: &SlackApi, bot_token: &str) -> (Value, Value) {
     let blocks = json!([
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Stale lock*"}},
         {"type": "actions", "block_id": "lockreaper-approval", "elements": [
@@ -303,7 +298,7 @@ async fn a_press_replaces_the_buttons_at_once() {
         ]},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "Sent by lockreaper"}]}
     ]);
-    let posted = lockreaper_aws::slack::SlackWebApi::new(&slack.base_url, BOT_TOKEN)
+    let posted = lockreaper_aws::slack::SlackWebApi::new(&slack.base_url, bot_token)
         .post_message(
             "C0LOCKS01",
             None,
@@ -311,11 +306,21 @@ async fn a_press_replaces_the_buttons_at_once() {
         )
         .await
         .unwrap();
-
     let mut payload = block_actions("lockreaper-approve", "U0456EFGH");
     payload["container"]["message_ts"] = posted.ts.clone().into();
-    payload["message"]["ts"] = posted.ts.clone().into();
+    payload["message"]["ts"] = posted.ts.into();
     payload["message"]["blocks"] = blocks.clone();
+    (blocks, payload)
+}
+
+/// With the bot token configured, the pressed message's buttons give way at once to who pressed
+/// what (`chat.update` on the stand-in of Slack's Web API), and the press is published as ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_press_replaces_the_buttons_at_once() {
+    const BOT_TOKEN: &str = "xoxb-0000000000-0000000000000-standinstandinstandin";
+    let slack = SlackApi::start(BOT_TOKEN, &["C0LOCKS01"]).await;
+    let world = World::with_slack("slackupd", Some((&slack.base_url, BOT_TOKEN))).await;
+    let (blocks, mut payload) = posted_offer(&slack, BOT_TOKEN).await;
     let now = Utc::now();
     let started = Instant::now();
     let response = world
@@ -412,24 +417,7 @@ async fn a_press_that_cannot_be_published_gives_the_buttons_back() {
     let endpoint = SlackInteractions::from_config(&world.env.aws, &config)
         .await
         .unwrap();
-    let blocks = json!([
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*Stale lock*"}},
-        {"type": "actions", "block_id": "lockreaper-approval", "elements": [
-            {"type": "button", "action_id": "lockreaper-approve", "text": {"type": "plain_text", "text": "Approve unlock"}, "value": TOKEN}
-        ]}
-    ]);
-    let posted = lockreaper_aws::slack::SlackWebApi::new(&slack.base_url, BOT_TOKEN)
-        .post_message(
-            "C0LOCKS01",
-            None,
-            &json!({"text": "Stale lock", "blocks": blocks}),
-        )
-        .await
-        .unwrap();
-    let mut payload = block_actions("lockreaper-approve", "U0456EFGH");
-    payload["container"]["message_ts"] = posted.ts.clone().into();
-    payload["message"]["ts"] = posted.ts.clone().into();
-    payload["message"]["blocks"] = blocks.clone();
+    let (blocks, payload) = posted_offer(&slack, BOT_TOKEN).await;
     let now = Utc::now();
     let response = endpoint
         .handle_request(&signed(&world, &form(&payload), now), now)
